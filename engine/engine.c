@@ -1,0 +1,91 @@
+/* engine.c - the shared run context (see engine.h). */
+#include "engine/engine.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/registry.h"
+#include "engine/version.h"
+
+int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err)
+{
+    memset(e, 0, sizeof *e);
+    e->opts = *opts;
+    if (e->opts.retry.max_attempts <= 0)
+        oc_retry_policy_default(&e->opts.retry);
+    if (e->opts.stall_seconds <= 0)
+        e->opts.stall_seconds = 30;
+    e->loop = malloc(sizeof *e->loop);
+    if (!e->loop || uv_loop_init(e->loop) != 0) {
+        free(e->loop);
+        e->loop = NULL;
+        oc_error_set(err, OC_E_NOMEM, "cannot create the event loop");
+        return -1;
+    }
+    char ua[64];
+    snprintf(ua, sizeof ua, "occystrap/%s", oc_version());
+    oc_http_opts hopts = {
+        .max_host_connections = e->opts.per_registry ? e->opts.per_registry : 8,
+        .max_total_connections = e->opts.jobs ? e->opts.jobs : 32,
+        .user_agent = ua,
+        .verbose = e->opts.verbose > 1,
+    };
+    e->http = oc_http_new(e->loop, &hopts, err);
+    e->limiter = oc_limiter_new(e->opts.jobs ? e->opts.jobs : 32,
+                                e->opts.per_registry ? e->opts.per_registry : 8);
+    if (!e->http || !e->limiter) {
+        if (err && err->code == OC_OK)
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+        oc_engine_destroy(e);
+        return -1;
+    }
+    return 0;
+}
+
+void oc_engine_destroy(oc_engine *e)
+{
+    if (e->http)
+        oc_http_close(e->http);
+    if (e->loop) {
+        uv_run(e->loop, UV_RUN_DEFAULT);
+        uv_loop_close(e->loop);
+        free(e->loop);
+    }
+    for (int i = 0; i < e->n_registries; i++)
+        oc_registry_free(e->registries[i]);
+    free(e->registries);
+    oc_limiter_free(e->limiter);
+    memset(e, 0, sizeof *e);
+}
+
+oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err)
+{
+    for (int i = 0; i < e->n_registries; i++)
+        if (strcmp(oc_registry_host(e->registries[i]), host) == 0)
+            return e->registries[i];
+    oc_registry **grown = realloc(e->registries, sizeof *grown * (size_t)(e->n_registries + 1));
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    e->registries = grown;
+    oc_registry *r = oc_registry_new(e, host, err);
+    if (!r)
+        return NULL;
+    e->registries[e->n_registries++] = r;
+    return r;
+}
+
+void oc_engine_log(const oc_engine *e, const char *fmt, ...)
+{
+    if (!e->opts.verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("occystrap: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

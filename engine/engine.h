@@ -1,0 +1,45 @@
+/* engine.h - the context every asynchronous part of a run shares: the libuv
+ * loop, the HTTP engine on it, the concurrency limiter, the retry policy and
+ * the per-host registry clients. One per process run. */
+#ifndef OC_ENGINE_ENGINE_H
+#define OC_ENGINE_ENGINE_H
+
+#include <uv.h>
+
+#include "io/error.h"
+#include "io/http.h"
+#include "sched/limits.h"
+#include "sched/retry.h"
+
+typedef struct oc_registry oc_registry;
+
+typedef struct oc_engine_opts {
+    const char *ca_file;  /* extra CA bundle for TLS registries */
+    int insecure;         /* talk plain HTTP (and skip TLS verification if https forced) */
+    const char *username; /* explicit credentials, else ~/.docker/config.json */
+    const char *password;
+    unsigned jobs;          /* global cap on requests in flight; 0 = 32 */
+    unsigned per_registry;  /* cap per registry host; 0 = 8 */
+    long stall_seconds;     /* abort and retry a transfer idle this long; 0 = 30 */
+    int verbose;
+    oc_retry_policy retry;
+} oc_engine_opts;
+
+typedef struct oc_engine {
+    uv_loop_t *loop;
+    oc_http *http;
+    oc_limiter *limiter;
+    oc_engine_opts opts;
+    oc_registry **registries;
+    int n_registries;
+} oc_engine;
+
+int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err);
+/* Closes the HTTP engine and runs the loop until every handle is closed. */
+void oc_engine_destroy(oc_engine *e);
+/* The client for a registry host, created on first use. */
+oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err);
+/* Debug line to stderr when verbose. */
+void oc_engine_log(const oc_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

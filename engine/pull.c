@@ -1,0 +1,505 @@
+/* pull.c - one image into verified local files (see pull.h).
+ *
+ * A pull_job lives from oc_pull_start until its done callback returns. It
+ * owns a layer_fetch per distinct layer digest; each layer_fetch owns one
+ * layer sink (hash, inflate, hash, write) and at most one registry call at
+ * a time. */
+#include "engine/pull.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/registry.h"
+#include "io/inflate.h"
+#include "io/layersink.h"
+
+#define MANIFEST_MAX (4u * 1024 * 1024)
+#define CONFIG_MAX (64u * 1024 * 1024)
+
+typedef struct pull_job pull_job;
+
+typedef struct layer_fetch {
+    pull_job *job;
+    const oc_descriptor *desc; /* first occurrence in the manifest */
+    const char *diff_id;
+    oc_layer_sink *sink;
+    int tries;
+    int finished;
+    char *path;
+    uint64_t tar_size;
+} layer_fetch;
+
+struct pull_job {
+    oc_engine *e;
+    oc_registry *r;
+    char *repo;
+    char *reference;
+    char *label;
+    oc_platform want;
+    char *work_dir;
+    uint64_t max_layer;
+    oc_pull_done done;
+    void *opaque;
+
+    oc_manifest manifest;
+    oc_image_config config;
+    oc_pulled_image img;
+
+    layer_fetch *fetches;
+    size_t n_fetches;
+    size_t pending;
+    int failed;
+    oc_error first_err;
+};
+
+static void job_free(pull_job *j)
+{
+    for (size_t i = 0; i < j->n_fetches; i++) {
+        oc_layer_sink_free(j->fetches[i].sink);
+        if (j->fetches[i].path)
+            unlink(j->fetches[i].path);
+        free(j->fetches[i].path);
+    }
+    free(j->fetches);
+    for (size_t i = 0; i < j->img.n_layers; i++) {
+        free(j->img.layers[i].digest);
+        free(j->img.layers[i].diff_id);
+    }
+    free(j->img.layers);
+    free(j->img.manifest_digest);
+    free(j->img.index_digest);
+    free(j->img.manifest_media_type);
+    free(j->img.manifest_body);
+    free(j->img.config_digest);
+    free(j->img.config_body);
+    free(j->img.platform);
+    oc_manifest_free(&j->manifest);
+    oc_image_config_free(&j->config);
+    oc_platform_free(&j->want);
+    free(j->repo);
+    free(j->reference);
+    free(j->label);
+    free(j->work_dir);
+    free(j);
+}
+
+static void job_complete(pull_job *j)
+{
+    if (j->failed) {
+        j->done(j->opaque, NULL, &j->first_err);
+    } else {
+        /* layer paths point at the fetch that holds each digest's file */
+        for (size_t i = 0; i < j->img.n_layers; i++) {
+            for (size_t k = 0; k < j->n_fetches; k++) {
+                if (strcmp(j->fetches[k].desc->digest, j->img.layers[i].digest) == 0) {
+                    j->img.layers[i].path = j->fetches[k].path;
+                    j->img.layers[i].tar_size = j->fetches[k].tar_size;
+                }
+            }
+        }
+        j->done(j->opaque, &j->img, NULL);
+        /* an emitter may have moved files; forget paths it cleared */
+        for (size_t k = 0; k < j->n_fetches; k++) {
+            int still = 0;
+            for (size_t i = 0; i < j->img.n_layers; i++)
+                if (j->img.layers[i].path == j->fetches[k].path)
+                    still = 1;
+            if (!still) {
+                free(j->fetches[k].path);
+                j->fetches[k].path = NULL;
+            }
+        }
+    }
+    job_free(j);
+}
+
+static void job_fail(pull_job *j, const oc_error *err)
+{
+    if (!j->failed) {
+        j->failed = 1;
+        j->first_err = *err;
+        oc_error_prefix(&j->first_err, "%s", j->label);
+    }
+}
+
+/* ---- layers ---- */
+
+static void layer_start(layer_fetch *f);
+
+static int layer_on_begin(void *opaque, uint64_t offset, const oc_reg_info *info, oc_error *err)
+{
+    layer_fetch *f = opaque;
+    int64_t expect = f->desc->size;
+    if (info->content_length >= 0 && info->content_length != expect) {
+        oc_error_set(err, OC_E_DIGEST,
+                     "layer %s: registry sends %" PRId64 " bytes, the manifest says %" PRId64,
+                     f->desc->digest, info->content_length, expect);
+        return -1;
+    }
+    return oc_layer_sink_restart(f->sink, offset, err);
+}
+
+static int layer_on_body(void *opaque, const char *data, size_t len, oc_error *err)
+{
+    layer_fetch *f = opaque;
+    if (f->job->failed) {
+        oc_error_set(err, OC_E_CANCELLED, "layer %s: stopped, another part of the image failed",
+                     f->desc->digest);
+        return -1;
+    }
+    if (oc_layer_sink_received(f->sink) + len > (uint64_t)f->desc->size) {
+        oc_error_set(err, OC_E_DIGEST, "layer %s: more than the %" PRId64 " bytes the manifest says",
+                     f->desc->digest, f->desc->size);
+        return -1;
+    }
+    return oc_layer_sink_write(f->sink, data, len, err);
+}
+
+static int layer_verify(layer_fetch *f, oc_error *err)
+{
+    oc_layer_result res;
+    if (oc_layer_sink_finish(f->sink, &res, err) != 0)
+        return -1;
+    char want_hex[OC_SHA256_HEX_LEN + 1];
+    if (oc_digest_parse(f->desc->digest, want_hex, err) != 0)
+        return -1;
+    if (res.compressed_size != (uint64_t)f->desc->size) {
+        oc_error_set(err, OC_E_DIGEST, "layer %s: size mismatch: manifest %" PRId64 ", got %" PRIu64,
+                     f->desc->digest, f->desc->size, res.compressed_size);
+        return -1;
+    }
+    if (strcmp(res.compressed_hex, want_hex) != 0) {
+        oc_error_set(err, OC_E_DIGEST, "layer %s: digest mismatch: content hashes to sha256:%s",
+                     f->desc->digest, res.compressed_hex);
+        return -1;
+    }
+    char diff_hex[OC_SHA256_HEX_LEN + 1];
+    if (oc_digest_parse(f->diff_id, diff_hex, err) != 0)
+        return -1;
+    if (strcmp(res.diff_hex, diff_hex) != 0) {
+        oc_error_set(err, OC_E_DIGEST,
+                     "layer %s: diff_id mismatch: config says %s, uncompressed %s tar hashes to "
+                     "sha256:%s",
+                     f->desc->digest, f->diff_id, oc_comp_name(res.comp), res.diff_hex);
+        return -1;
+    }
+    f->tar_size = res.diff_size;
+    return 0;
+}
+
+static void layer_on_done(void *opaque, const oc_reg_info *info, const oc_error *call_err)
+{
+    layer_fetch *f = opaque;
+    pull_job *j = f->job;
+    j->img.bytes_fetched += info->bytes_received;
+    oc_error err;
+    oc_error_clear(&err);
+    if (call_err) {
+        err = *call_err;
+        if (err.code != OC_E_DIGEST && strstr(err.msg, f->desc->digest) == NULL)
+            oc_error_prefix(&err, "layer %s", f->desc->digest);
+    } else if (layer_verify(f, &err) == 0) {
+        f->path = oc_layer_sink_take_file(f->sink);
+        oc_layer_sink_free(f->sink);
+        f->sink = NULL;
+        f->finished = 1;
+        oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
+                      f->desc->digest, f->tar_size);
+    }
+    if (err.code == OC_E_DIGEST && f->tries < 2 && !j->failed) {
+        /* DESIGN 6: a blob that fails verification is fetched once more from scratch */
+        oc_engine_log(j->e, "%s: %s; fetching it again", j->label, err.msg);
+        oc_error restart_err;
+        if (oc_layer_sink_restart(f->sink, 0, &restart_err) == 0) {
+            layer_start(f);
+            return;
+        }
+    }
+    if (err.code != OC_OK)
+        job_fail(j, &err);
+    if (--j->pending == 0)
+        job_complete(j);
+}
+
+static void layer_start(layer_fetch *f)
+{
+    pull_job *j = f->job;
+    f->tries++;
+    oc_reg_call_opts opts = {.resumable = 1};
+    oc_reg_consumer consumer = {
+        .on_begin = layer_on_begin,
+        .on_body = layer_on_body,
+        .on_done = layer_on_done,
+        .opaque = f,
+    };
+    oc_error err;
+    oc_error_clear(&err);
+    if (oc_registry_call(j->r, j->repo, "blobs", f->desc->digest, &opts, &consumer, &err) != 0) {
+        job_fail(j, &err);
+        if (--j->pending == 0)
+            job_complete(j);
+    }
+}
+
+static void start_layers(pull_job *j)
+{
+    const oc_manifest *m = &j->manifest;
+    j->fetches = calloc(m->n_layers ? m->n_layers : 1, sizeof *j->fetches);
+    j->img.layers = calloc(m->n_layers ? m->n_layers : 1, sizeof *j->img.layers);
+    oc_error err;
+    oc_error_clear(&err);
+    if (!j->fetches || !j->img.layers) {
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        job_fail(j, &err);
+        job_complete(j);
+        return;
+    }
+    j->img.n_layers = m->n_layers;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        oc_pulled_layer *pl = &j->img.layers[i];
+        pl->digest = strdup(m->layers[i].digest);
+        pl->diff_id = strdup(j->config.diff_ids[i]);
+        pl->blob_size = (uint64_t)m->layers[i].size;
+        if (!pl->digest || !pl->diff_id || oc_digest_parse(pl->digest, pl->hex, &err) != 0) {
+            if (err.code == OC_OK)
+                oc_error_set(&err, OC_E_NOMEM, "out of memory");
+            job_fail(j, &err);
+            job_complete(j);
+            return;
+        }
+        int seen = 0;
+        for (size_t k = 0; k < j->n_fetches; k++) {
+            if (strcmp(j->fetches[k].desc->digest, pl->digest) == 0) {
+                seen = 1;
+                if (strcmp(j->fetches[k].diff_id, pl->diff_id) != 0) {
+                    oc_error_set(&err, OC_E_FORMAT,
+                                 "layer %s is listed twice with different diff_ids (%s, %s)",
+                                 pl->digest, j->fetches[k].diff_id, pl->diff_id);
+                    job_fail(j, &err);
+                    job_complete(j);
+                    return;
+                }
+            }
+        }
+        if (seen)
+            continue;
+        layer_fetch *f = &j->fetches[j->n_fetches];
+        f->job = j;
+        f->desc = &m->layers[i];
+        f->diff_id = j->config.diff_ids[i];
+        char label[256];
+        snprintf(label, sizeof label, "layer %s", f->desc->digest);
+        f->sink = oc_layer_sink_new(j->work_dir, label, oc_comp_from_media_type(f->desc->media_type),
+                                    j->max_layer, &err);
+        if (!f->sink) {
+            job_fail(j, &err);
+            job_complete(j);
+            return;
+        }
+        j->n_fetches++;
+    }
+    if (j->n_fetches == 0) {
+        job_complete(j);
+        return;
+    }
+    j->pending = j->n_fetches;
+    for (size_t k = 0; k < j->n_fetches; k++)
+        layer_start(&j->fetches[k]);
+}
+
+/* ---- config ---- */
+
+static void on_config(void *opaque, const char *body, size_t len, const oc_reg_info *info,
+                      const oc_error *call_err)
+{
+    pull_job *j = opaque;
+    (void)info;
+    oc_error err;
+    oc_error_clear(&err);
+    const oc_descriptor *cd = &j->manifest.config;
+    if (call_err) {
+        err = *call_err;
+        oc_error_prefix(&err, "config %s", cd->digest);
+        goto fail;
+    }
+    char got[OC_SHA256_HEX_LEN + 1], want[OC_SHA256_HEX_LEN + 1];
+    oc_sha256_buf_hex(body, len, got);
+    if (oc_digest_parse(cd->digest, want, &err) != 0)
+        goto fail;
+    if (strcmp(got, want) != 0 || len != (size_t)cd->size) {
+        oc_error_set(&err, OC_E_DIGEST,
+                     "config %s: digest mismatch: content (%zu bytes) hashes to sha256:%s", cd->digest,
+                     len, got);
+        goto fail;
+    }
+    if (oc_image_config_parse(&j->config, body, len, &err) != 0) {
+        oc_error_prefix(&err, "config %s", cd->digest);
+        goto fail;
+    }
+    if (j->config.n_diff_ids != j->manifest.n_layers) {
+        oc_error_set(&err, OC_E_FORMAT, "config %s lists %zu diff_ids for %zu layers", cd->digest,
+                     j->config.n_diff_ids, j->manifest.n_layers);
+        goto fail;
+    }
+    j->img.config_body = malloc(len + 1);
+    j->img.config_digest = strdup(cd->digest);
+    if (!j->img.config_body || !j->img.config_digest) {
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    memcpy(j->img.config_body, body, len);
+    j->img.config_body[len] = '\0';
+    j->img.config_len = len;
+    memcpy(j->img.config_hex, want, sizeof want);
+    if (j->config.platform.os && j->config.platform.arch)
+        j->img.platform = oc_platform_string(&j->config.platform);
+    start_layers(j);
+    return;
+fail:
+    job_fail(j, &err);
+    job_complete(j);
+}
+
+/* ---- manifest ---- */
+
+static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg_info *info,
+                        const oc_error *call_err);
+
+static int fetch_manifest(pull_job *j, const char *reference, oc_error *err)
+{
+    free(j->reference);
+    j->reference = strdup(reference);
+    if (!j->reference) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    return oc_registry_fetch_small(j->r, j->repo, "manifests", reference, OC_MANIFEST_ACCEPT,
+                                   MANIFEST_MAX, on_manifest, j, err);
+}
+
+static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg_info *info,
+                        const oc_error *call_err)
+{
+    pull_job *j = opaque;
+    oc_error err;
+    oc_error_clear(&err);
+    if (call_err) {
+        err = *call_err;
+        if (err.code == OC_E_NOTFOUND)
+            oc_error_set(&err, OC_E_NOTFOUND, "manifest %s not found in %s/%s%s", j->reference,
+                         oc_registry_host(j->r), j->repo,
+                         strstr(call_err->msg, "NAME_UNKNOWN") ? " (repository unknown)" : "");
+        goto fail;
+    }
+    char got[OC_SHA256_HEX_LEN + 1];
+    oc_sha256_buf_hex(body, len, got);
+    char want[OC_SHA256_HEX_LEN + 1];
+    const char *expected = NULL;
+    if (strncmp(j->reference, "sha256:", 7) == 0)
+        expected = j->reference; /* by digest: always checked */
+    else if (info->docker_content_digest && strncmp(info->docker_content_digest, "sha256:", 7) == 0)
+        expected = info->docker_content_digest;
+    if (expected) {
+        if (oc_digest_parse(expected, want, &err) != 0)
+            goto fail;
+        if (strcmp(want, got) != 0) {
+            oc_error_set(&err, OC_E_DIGEST,
+                         "manifest %s: digest mismatch: expected %s, content hashes to sha256:%s",
+                         j->reference, expected, got);
+            goto fail;
+        }
+    }
+    oc_manifest m;
+    if (oc_manifest_parse(&m, info->content_type, body, len, &err) != 0) {
+        oc_error_prefix(&err, "manifest %s", j->reference);
+        goto fail;
+    }
+    char digest[8 + OC_SHA256_HEX_LEN];
+    snprintf(digest, sizeof digest, "sha256:%s", got);
+    if (m.kind == OC_MANIFEST_INDEX) {
+        if (j->img.index_digest) {
+            oc_manifest_free(&m);
+            oc_error_set(&err, OC_E_FORMAT, "index %s points at another index", digest);
+            goto fail;
+        }
+        int pick = oc_manifest_select_platform(&m, &j->want, &err);
+        if (pick < 0) {
+            oc_manifest_free(&m);
+            goto fail;
+        }
+        j->img.index_digest = strdup(digest);
+        char *child = strdup(m.manifests[pick].digest);
+        oc_manifest_free(&m);
+        if (!child || fetch_manifest(j, child, &err) != 0) {
+            free(child);
+            if (err.code == OC_OK)
+                oc_error_set(&err, OC_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        free(child);
+        return;
+    }
+    j->manifest = m;
+    j->img.manifest_digest = strdup(digest);
+    j->img.manifest_media_type = strdup(m.media_type ? m.media_type : OC_MT_DOCKER_MANIFEST);
+    j->img.manifest_body = malloc(len + 1);
+    if (!j->img.manifest_digest || !j->img.manifest_media_type || !j->img.manifest_body) {
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    memcpy(j->img.manifest_body, body, len);
+    j->img.manifest_body[len] = '\0';
+    j->img.manifest_len = len;
+    if (j->manifest.config.size > (int64_t)CONFIG_MAX) {
+        oc_error_set(&err, OC_E_LIMIT, "config %s is %" PRId64 " bytes, more than %u allowed",
+                     j->manifest.config.digest, j->manifest.config.size, CONFIG_MAX);
+        goto fail;
+    }
+    if (oc_registry_fetch_small(j->r, j->repo, "blobs", j->manifest.config.digest, NULL,
+                                CONFIG_MAX, on_config, j, &err) != 0)
+        goto fail;
+    return;
+fail:
+    job_fail(j, &err);
+    job_complete(j);
+}
+
+int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_pull_done done,
+                  void *opaque, oc_error *err)
+{
+    oc_registry *r = oc_engine_registry(e, ref->registry, err);
+    if (!r)
+        return -1;
+    pull_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    j->e = e;
+    j->r = r;
+    j->done = done;
+    j->opaque = opaque;
+    j->max_layer = opts->max_layer_bytes;
+    j->repo = strdup(ref->repository);
+    j->work_dir = strdup(opts->work_dir);
+    j->label = oc_ref_string(ref);
+    const oc_platform *p = opts->platform;
+    j->want.os = strdup(p && p->os ? p->os : "linux");
+    j->want.arch = strdup(p && p->arch ? p->arch : "amd64");
+    j->want.variant = p && p->variant ? strdup(p->variant) : NULL;
+    if (!j->repo || !j->work_dir || !j->label || !j->want.os || !j->want.arch) {
+        job_free(j);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    const char *reference = ref->digest ? ref->digest : ref->tag;
+    if (fetch_manifest(j, reference, err) != 0) {
+        oc_error_prefix(err, "%s", j->label);
+        job_free(j);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* pull.h - one image from a registry into verified local files.
+ *
+ * The job graph of one image: manifest (by tag or digest) -> for an index,
+ * the platform's manifest by digest -> config blob -> every distinct layer
+ * blob in parallel. Each document is checked against its digest (the
+ * manifest against Docker-Content-Digest when sent and always when fetched
+ * by digest), each layer's compressed bytes against the manifest's digest
+ * and size, and its uncompressed tar against the config's diff_id. Layers
+ * land as uncompressed tar files in work_dir; nothing is reported done
+ * until all of it verified. */
+#ifndef OC_ENGINE_PULL_H
+#define OC_ENGINE_PULL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "engine/manifest.h"
+#include "engine/ref.h"
+#include "io/digest.h"
+
+typedef struct oc_pulled_layer {
+    char *digest;                       /* "sha256:..." of the blob */
+    char hex[OC_SHA256_HEX_LEN + 1];    /* its hex part: the member directory name */
+    char *diff_id;                      /* "sha256:..." of the tar */
+    char *path;                         /* the verified uncompressed tar (shared by duplicates) */
+    uint64_t tar_size;
+    uint64_t blob_size;
+} oc_pulled_layer;
+
+typedef struct oc_pulled_image {
+    char *manifest_digest; /* of the image manifest (not the index) */
+    char *index_digest;    /* when the tag pointed at an index, else NULL */
+    char *manifest_media_type;
+    char *manifest_body;
+    size_t manifest_len;
+    char *config_digest;
+    char config_hex[OC_SHA256_HEX_LEN + 1];
+    char *config_body; /* the registry's exact bytes */
+    size_t config_len;
+    oc_pulled_layer *layers; /* manifest order; a repeated digest repeats here */
+    size_t n_layers;
+    char *platform; /* "os/arch[/variant]" from the config, or NULL */
+    uint64_t bytes_fetched;
+} oc_pulled_image;
+
+typedef struct oc_pull_opts {
+    const oc_platform *platform; /* wanted platform for an index */
+    const char *work_dir;        /* where layer tars are written; must exist */
+    uint64_t max_layer_bytes;    /* bound on one uncompressed layer; 0 = none */
+} oc_pull_opts;
+
+typedef void (*oc_pull_done)(void *opaque, oc_pulled_image *img, const oc_error *err);
+
+/* Start pulling ref. done runs once, from the loop, with the image or with
+ * an error naming the image, the blob and the cause. The image and its layer
+ * files live until done returns: an emitter uses them inside done, and may
+ * move a layer file away (then it sets that layer's path to NULL). */
+int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_pull_done done,
+                  void *opaque, oc_error *err);
+
+#endif

@@ -1,0 +1,472 @@
+/* http.c - libcurl's multi interface on a libuv loop (see http.h).
+ *
+ * Handles and their lifetimes:
+ *   oc_http        owns the CURLM, one uv_timer for curl's timeout and one
+ *                  uv_timer that completes cancellations outside curl's
+ *                  callbacks. Freed from the close callback of the last of
+ *                  its uv handles.
+ *   sock_watch     one per socket curl wants watched: a uv_poll created on
+ *                  CURL_POLL_IN/OUT/INOUT, closed on CURL_POLL_REMOVE, freed
+ *                  in its close callback.
+ *   oc_http_transfer  one CURL easy handle and its copied header list;
+ *                  freed right after its on_done returns.
+ */
+#include "io/http.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+struct oc_http {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timeout;
+    uv_timer_t cancel_timer;
+    int handles_open;
+    int closing;
+    oc_http_transfer *cancelled; /* transfers waiting to be completed as cancelled */
+    oc_http_stats stats;
+    char user_agent[128];
+    int verbose;
+};
+
+typedef struct sock_watch {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    oc_http *http;
+} sock_watch;
+
+struct oc_http_transfer {
+    oc_http *http;
+    CURL *easy;
+    struct curl_slist *headers;
+    oc_http_request req;
+    long status;        /* status of the response whose headers are being read */
+    uint64_t body_bytes;
+    int cancel_pending;
+    int aborted;        /* on_data asked to stop */
+    oc_http_transfer *next_cancelled;
+    oc_error err;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static void check_multi_info(oc_http *http);
+
+/* ---- teardown ---- */
+
+static void http_handle_closed(uv_handle_t *h)
+{
+    oc_http *http = h->data;
+    if (--http->handles_open == 0)
+        free(http);
+}
+
+static void sock_watch_closed(uv_handle_t *h)
+{
+    sock_watch *w = h->data;
+    oc_http *http = w->http;
+    free(w);
+    if (--http->handles_open == 0 && http->closing)
+        free(http);
+}
+
+/* ---- curl -> uv ---- */
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+    sock_watch *w = poll->data;
+    oc_http *http = w->http;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running = 0;
+    curl_multi_socket_action(http->multi, w->fd, flags, &running);
+    check_multi_info(http);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    oc_http *http = userp;
+    sock_watch *w = socketp;
+
+    if (what == CURL_POLL_REMOVE) {
+        if (w) {
+            uv_poll_stop(&w->poll);
+            curl_multi_assign(http->multi, fd, NULL);
+            uv_close((uv_handle_t *)&w->poll, sock_watch_closed);
+        }
+        return 0;
+    }
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w)
+            return -1;
+        w->fd = fd;
+        w->http = http;
+        if (uv_poll_init_socket(http->loop, &w->poll, fd) != 0) {
+            free(w);
+            return -1;
+        }
+        w->poll.data = w;
+        http->handles_open++;
+        curl_multi_assign(http->multi, fd, w);
+    }
+    int events = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        events |= UV_READABLE;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        events |= UV_WRITABLE;
+    uv_poll_start(&w->poll, events, on_poll);
+    return 0;
+}
+
+static void on_timeout(uv_timer_t *timer)
+{
+    oc_http *http = timer->data;
+    int running = 0;
+    curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(http);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    oc_http *http = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&http->timeout);
+    else
+        uv_timer_start(&http->timeout, on_timeout, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---- per-transfer callbacks ---- */
+
+static size_t on_curl_header(char *buf, size_t size, size_t n, void *userp)
+{
+    oc_http_transfer *t = userp;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        /* status line of a (possibly intermediate) response */
+        const char *sp = memchr(buf, ' ', len);
+        t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        return len;
+    }
+    const char *colon = memchr(buf, ':', len);
+    if (!colon || !t->req.on_header)
+        return len;
+    char name[128];
+    size_t nlen = (size_t)(colon - buf);
+    if (nlen == 0 || nlen >= sizeof name)
+        return len;
+    for (size_t i = 0; i < nlen; i++)
+        name[i] = (char)tolower((unsigned char)buf[i]);
+    name[nlen] = '\0';
+    const char *v = colon + 1;
+    const char *end = buf + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    char *value = strndup(v, (size_t)(end - v));
+    if (!value)
+        return 0;
+    t->req.on_header(t->req.opaque, t->status, name, value);
+    free(value);
+    return len;
+}
+
+static size_t on_curl_write(char *buf, size_t size, size_t n, void *userp)
+{
+    oc_http_transfer *t = userp;
+    size_t len = size * n;
+    if (t->cancel_pending)
+        return 0;
+    if (!t->req.on_data) {
+        t->body_bytes += len;
+        return len;
+    }
+    long status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    int rc = t->req.on_data(t->req.opaque, status, buf, len, &t->err);
+    if (rc == OC_HTTP_DATA_PAUSE)
+        return CURL_WRITEFUNC_PAUSE;
+    if (rc != OC_HTTP_DATA_OK) {
+        t->aborted = 1;
+        if (t->err.code == OC_OK)
+            oc_error_set(&t->err, OC_E_IO, "transfer stopped by its consumer");
+        return 0;
+    }
+    t->body_bytes += len;
+    return len;
+}
+
+/* ---- completion ---- */
+
+static void transfer_free(oc_http_transfer *t)
+{
+    curl_slist_free_all(t->headers);
+    curl_easy_cleanup(t->easy);
+    free(t);
+}
+
+static void transfer_finish(oc_http_transfer *t, CURLcode code)
+{
+    oc_http *http = t->http;
+    oc_http_result res;
+    memset(&res, 0, sizeof res);
+    res.curl_code = (int)code;
+    res.body_bytes = t->body_bytes;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &res.status);
+    long ver = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &ver);
+    res.http_version = ver == CURL_HTTP_VERSION_2_0 ? 2 : ver ? 1 : 0;
+    curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &res.num_connects);
+    curl_easy_getinfo(t->easy, CURLINFO_LOCAL_PORT, &res.local_port);
+    curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &res.seconds);
+    http->stats.transfers++;
+    http->stats.connects += (uint64_t)(res.num_connects > 0 ? res.num_connects : 0);
+    http->stats.bytes += t->body_bytes;
+
+    if (t->cancel_pending) {
+        oc_error_set(&t->err, OC_E_CANCELLED, "transfer cancelled");
+        res.err = &t->err;
+    } else if (t->aborted) {
+        res.err = &t->err;
+    } else if (code != CURLE_OK) {
+        const char *msg = t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
+        res.curl_msg = msg;
+        oc_error_set(&t->err, OC_E_NET, "%s (curl error %d)", msg, (int)code);
+        res.err = &t->err;
+    } else {
+        res.ok = 1;
+    }
+    if (t->req.on_done)
+        t->req.on_done(t->req.opaque, &res);
+    transfer_free(t);
+}
+
+static void unlink_cancelled(oc_http *http, oc_http_transfer *t)
+{
+    for (oc_http_transfer **p = &http->cancelled; *p; p = &(*p)->next_cancelled) {
+        if (*p == t) {
+            *p = t->next_cancelled;
+            return;
+        }
+    }
+}
+
+static void check_multi_info(oc_http *http)
+{
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(http->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode code = msg->data.result;
+        oc_http_transfer *t = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+        curl_multi_remove_handle(http->multi, easy);
+        unlink_cancelled(http, t);
+        transfer_finish(t, code);
+    }
+}
+
+static void on_cancel_timer(uv_timer_t *timer)
+{
+    oc_http *http = timer->data;
+    while (http->cancelled) {
+        oc_http_transfer *t = http->cancelled;
+        http->cancelled = t->next_cancelled;
+        curl_multi_remove_handle(http->multi, t->easy);
+        transfer_finish(t, CURLE_ABORTED_BY_CALLBACK);
+    }
+}
+
+/* ---- public API ---- */
+
+int oc_http_global_init(oc_error *err)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        oc_error_set(err, OC_E_NET, "libcurl global initialisation failed");
+        return -1;
+    }
+    return 0;
+}
+
+void oc_http_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+oc_http *oc_http_new(uv_loop_t *loop, const oc_http_opts *opts, oc_error *err)
+{
+    oc_http *http = calloc(1, sizeof *http);
+    if (!http) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory creating the HTTP engine");
+        return NULL;
+    }
+    http->loop = loop;
+    http->multi = curl_multi_init();
+    if (!http->multi) {
+        free(http);
+        oc_error_set(err, OC_E_NET, "curl_multi_init failed");
+        return NULL;
+    }
+    long per_host = opts && opts->max_host_connections > 0 ? opts->max_host_connections : 8;
+    long total = opts && opts->max_total_connections > 0 ? opts->max_total_connections : 64;
+    snprintf(http->user_agent, sizeof http->user_agent, "%s",
+             opts && opts->user_agent ? opts->user_agent : "occystrap");
+    http->verbose = opts ? opts->verbose : 0;
+
+    curl_multi_setopt(http->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
+    curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
+    curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
+    curl_multi_setopt(http->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
+
+    uv_timer_init(loop, &http->timeout);
+    http->timeout.data = http;
+    uv_timer_init(loop, &http->cancel_timer);
+    http->cancel_timer.data = http;
+    http->handles_open = 2;
+    return http;
+}
+
+void oc_http_close(oc_http *http)
+{
+    if (!http || http->closing)
+        return;
+    http->closing = 1;
+    /* Closes cached connections; curl reports each socket with
+     * CURL_POLL_REMOVE, which closes its watcher. */
+    curl_multi_cleanup(http->multi);
+    http->multi = NULL;
+    uv_close((uv_handle_t *)&http->timeout, http_handle_closed);
+    uv_close((uv_handle_t *)&http->cancel_timer, http_handle_closed);
+}
+
+static int set_headers(oc_http_transfer *t, const oc_http_request *req)
+{
+    struct curl_slist *list = NULL;
+    /* no Expect: 100-continue, no implicit Accept */
+    const char *fixed[] = {"Expect:", NULL};
+    for (const char *const *h = fixed; *h; h++) {
+        struct curl_slist *n = curl_slist_append(list, *h);
+        if (!n)
+            goto oom;
+        list = n;
+    }
+    for (const char *const *h = req->headers; h && *h; h++) {
+        struct curl_slist *n = curl_slist_append(list, *h);
+        if (!n)
+            goto oom;
+        list = n;
+    }
+    t->headers = list;
+    return 0;
+oom:
+    curl_slist_free_all(list);
+    return -1;
+}
+
+oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_error *err)
+{
+    oc_http_transfer *t = calloc(1, sizeof *t);
+    if (!t || !(t->easy = curl_easy_init())) {
+        free(t);
+        oc_error_set(err, OC_E_NOMEM, "out of memory starting a transfer to %s", req->url);
+        return NULL;
+    }
+    t->http = http;
+    t->req = *req;
+    t->req.headers = NULL; /* copied below; the caller's array need not outlive this call */
+    t->req.url = NULL;
+    if (set_headers(t, req) != 0) {
+        transfer_free(t);
+        oc_error_set(err, OC_E_NOMEM, "out of memory building headers for %s", req->url);
+        return NULL;
+    }
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url); /* curl copies the string */
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, http->user_agent);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
+                     req->connect_timeout_s > 0 ? req->connect_timeout_s : 30L);
+    if (req->method && strcmp(req->method, "HEAD") == 0)
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    if (req->follow_redirects) {
+        /* libcurl >= 7.58 never sends a custom Authorization header to a
+         * host other than the original one; UNRESTRICTED_AUTH stays 0. */
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+        curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    }
+    if (req->stall_seconds > 0) {
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, req->stall_seconds);
+    }
+    if (req->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
+    if (!req->tls_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (req->range_from > 0) {
+        char range[48];
+        snprintf(range, sizeof range, "%llu-", (unsigned long long)req->range_from);
+        curl_easy_setopt(e, CURLOPT_RANGE, range);
+    }
+    if (http->verbose)
+        curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+
+    CURLMcode mc = curl_multi_add_handle(http->multi, e);
+    if (mc != CURLM_OK) {
+        oc_error_set(err, OC_E_NET, "cannot start transfer to %s: %s", req->url,
+                     curl_multi_strerror(mc));
+        transfer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void oc_http_unpause(oc_http_transfer *t)
+{
+    curl_easy_pause(t->easy, CURLPAUSE_CONT);
+}
+
+void oc_http_cancel(oc_http_transfer *t)
+{
+    if (t->cancel_pending)
+        return;
+    t->cancel_pending = 1;
+    t->next_cancelled = t->http->cancelled;
+    t->http->cancelled = t;
+    uv_timer_start(&t->http->cancel_timer, on_cancel_timer, 0, 0);
+}
+
+void oc_http_get_stats(const oc_http *http, oc_http_stats *out)
+{
+    *out = http->stats;
+}

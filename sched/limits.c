@@ -1,0 +1,167 @@
+/* limits.c - global and per-key concurrency caps with FIFO waiters (see
+ * limits.h). Keys are few (one per registry), so they live in a small array
+ * searched linearly. */
+#include "sched/limits.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct key_slot {
+    char *key;
+    unsigned max;
+    unsigned active;
+} key_slot;
+
+struct oc_limiter {
+    unsigned global_max;
+    unsigned global_active;
+    unsigned default_key_max;
+    key_slot *keys;
+    int n_keys;
+    oc_slot_wait *head; /* FIFO of waiters over all keys */
+    oc_slot_wait *tail;
+};
+
+oc_limiter *oc_limiter_new(unsigned global_max, unsigned default_key_max)
+{
+    oc_limiter *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->global_max = global_max;
+    l->default_key_max = default_key_max ? default_key_max : 8;
+    return l;
+}
+
+void oc_limiter_free(oc_limiter *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < l->n_keys; i++)
+        free(l->keys[i].key);
+    free(l->keys);
+    free(l);
+}
+
+static int key_find(oc_limiter *l, const char *key, int create)
+{
+    for (int i = 0; i < l->n_keys; i++)
+        if (strcmp(l->keys[i].key, key) == 0)
+            return i;
+    if (!create)
+        return -1;
+    key_slot *grown = realloc(l->keys, sizeof *grown * (size_t)(l->n_keys + 1));
+    if (!grown)
+        return -1;
+    l->keys = grown;
+    char *copy = strdup(key);
+    if (!copy)
+        return -1;
+    l->keys[l->n_keys] = (key_slot){.key = copy, .max = l->default_key_max, .active = 0};
+    return l->n_keys++;
+}
+
+void oc_limiter_set_key_max(oc_limiter *l, const char *key, unsigned max)
+{
+    int i = key_find(l, key, 1);
+    if (i >= 0 && max > 0)
+        l->keys[i].max = max;
+}
+
+static int fits(const oc_limiter *l, int key_index)
+{
+    if (l->global_max && l->global_active >= l->global_max)
+        return 0;
+    return l->keys[key_index].active < l->keys[key_index].max;
+}
+
+static void take(oc_limiter *l, int key_index)
+{
+    l->global_active++;
+    l->keys[key_index].active++;
+}
+
+int oc_limiter_acquire(oc_limiter *l, const char *key, oc_slot_wait *w)
+{
+    int i = key_find(l, key, 1);
+    if (i < 0)
+        return -1;
+    w->key_index = i;
+    w->next = NULL;
+    /* Nobody overtakes a waiter of the same key. */
+    int queued_same_key = 0;
+    for (oc_slot_wait *q = l->head; q; q = q->next)
+        if (q->key_index == i)
+            queued_same_key = 1;
+    if (!queued_same_key && fits(l, i)) {
+        w->waiting = 0;
+        take(l, i);
+        w->granted(w);
+        return 0;
+    }
+    w->waiting = 1;
+    if (l->tail)
+        l->tail->next = w;
+    else
+        l->head = w;
+    l->tail = w;
+    return 0;
+}
+
+static void unlink_waiter(oc_limiter *l, oc_slot_wait *w)
+{
+    oc_slot_wait *prev = NULL;
+    for (oc_slot_wait *q = l->head; q; prev = q, q = q->next) {
+        if (q != w)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            l->head = q->next;
+        if (l->tail == q)
+            l->tail = prev;
+        w->next = NULL;
+        w->waiting = 0;
+        return;
+    }
+}
+
+static void grant_waiters(oc_limiter *l)
+{
+    for (;;) {
+        oc_slot_wait *pick = NULL;
+        for (oc_slot_wait *q = l->head; q; q = q->next) {
+            if (fits(l, q->key_index)) {
+                pick = q;
+                break;
+            }
+        }
+        if (!pick)
+            return;
+        unlink_waiter(l, pick);
+        take(l, pick->key_index);
+        pick->granted(pick);
+    }
+}
+
+void oc_limiter_release(oc_limiter *l, oc_slot_wait *w)
+{
+    if (l->global_active > 0)
+        l->global_active--;
+    if (l->keys[w->key_index].active > 0)
+        l->keys[w->key_index].active--;
+    grant_waiters(l);
+}
+
+void oc_limiter_withdraw(oc_limiter *l, oc_slot_wait *w)
+{
+    if (w->waiting)
+        unlink_waiter(l, w);
+}
+
+unsigned oc_limiter_active(const oc_limiter *l, const char *key)
+{
+    for (int i = 0; i < l->n_keys; i++)
+        if (strcmp(l->keys[i].key, key) == 0)
+            return l->keys[i].active;
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* limits.h - concurrency caps: a global number of requests in flight and a
+ * number per key (a registry host). Callers that find no free slot wait in
+ * FIFO order and are granted the slot when another request releases it. */
+#ifndef OC_SCHED_LIMITS_H
+#define OC_SCHED_LIMITS_H
+
+typedef struct oc_limiter oc_limiter;
+
+typedef struct oc_slot_wait oc_slot_wait;
+struct oc_slot_wait {
+    /* set by the caller */
+    void (*granted)(oc_slot_wait *w);
+    void *opaque;
+    /* private */
+    oc_slot_wait *next;
+    int key_index;
+    int waiting;
+};
+
+/* global_max 0 = unlimited; default_key_max used for keys never configured. */
+oc_limiter *oc_limiter_new(unsigned global_max, unsigned default_key_max);
+void oc_limiter_free(oc_limiter *l);
+void oc_limiter_set_key_max(oc_limiter *l, const char *key, unsigned max);
+
+/* Ask for a slot under key. w->granted runs when it is free: immediately
+ * (before this returns) when a slot is free now. Returns -1 on allocation
+ * failure. */
+int oc_limiter_acquire(oc_limiter *l, const char *key, oc_slot_wait *w);
+/* Give a granted slot back; the next waiter that fits is granted. */
+void oc_limiter_release(oc_limiter *l, oc_slot_wait *w);
+/* Withdraw a waiter that has not been granted yet. */
+void oc_limiter_withdraw(oc_limiter *l, oc_slot_wait *w);
+
+unsigned oc_limiter_active(const oc_limiter *l, const char *key);
+
+#endif
