@@ -1,6 +1,7 @@
 /* engine.c - the shared run context (see engine.h). */
 #include "engine/engine.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,14 @@ int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err)
 
 void oc_engine_destroy(oc_engine *e)
 {
-    if (e->http)
+    if (e->http) {
+        oc_http_stats st;
+        oc_http_get_stats(e->http, &st);
+        oc_engine_log(e, "http: %" PRIu64 " transfers, %" PRIu64 " new connections, %" PRIu64
+                      " body bytes",
+                      st.transfers, st.connects, st.bytes);
         oc_http_close(e->http);
+    }
     if (e->loop) {
         uv_run(e->loop, UV_RUN_DEFAULT);
         uv_loop_close(e->loop);

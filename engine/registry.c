@@ -570,6 +570,10 @@ static void call_on_done(void *opaque, const oc_http_result *res)
     oc_limiter_release(c->r->e->limiter, &c->slot);
     c->info.http_version = res->http_version;
     c->info.local_port = res->local_port;
+    oc_engine_log(c->r->e, "done %s %s: HTTP/%ld status %ld, %" PRIu64
+                  " bytes, local port %ld, %ld new connection(s)",
+                  c->method, c->url, res->http_version, res->status, res->body_bytes,
+                  res->local_port, res->num_connects);
     oc_error err;
     oc_error_clear(&err);
     char detail[512];
