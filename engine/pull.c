@@ -176,6 +176,10 @@ static int layer_verify(layer_fetch *f, oc_error *err)
                      f->desc->digest, res.compressed_hex);
         return -1;
     }
+    if (!res.stream_ok) {
+        *err = res.stream_err; /* the registry's bytes are right: the image is broken */
+        return -1;
+    }
     char diff_hex[OC_SHA256_HEX_LEN + 1];
     if (oc_digest_parse(f->diff_id, diff_hex, err) != 0)
         return -1;

@@ -22,6 +22,8 @@ struct oc_layer_sink {
     oc_inflater *inflater;
     uint64_t received;
     uint64_t written;
+    int stream_failed; /* inflater refused the stream: only hash from now on */
+    oc_error stream_err;
 };
 
 static int sink_out(void *opaque, const void *data, size_t len, oc_error *err)
@@ -84,6 +86,8 @@ int oc_layer_sink_restart(oc_layer_sink *s, uint64_t offset, oc_error *err)
     oc_inflater_reset(s->inflater);
     s->received = 0;
     s->written = 0;
+    s->stream_failed = 0;
+    oc_error_clear(&s->stream_err);
     return 0;
 }
 
@@ -91,9 +95,16 @@ int oc_layer_sink_write(oc_layer_sink *s, const void *data, size_t len, oc_error
 {
     oc_sha256_update(s->compressed, data, len);
     s->received += len;
-    if (oc_inflater_feed(s->inflater, data, len, err) != 0) {
-        oc_error_prefix(err, "%s", s->label);
-        return -1;
+    if (s->stream_failed)
+        return 0;
+    if (oc_inflater_feed(s->inflater, data, len, &s->stream_err) != 0) {
+        if (s->stream_err.code == OC_E_IO || s->stream_err.code == OC_E_NOSPACE ||
+            s->stream_err.code == OC_E_NOMEM) {
+            *err = s->stream_err; /* local trouble: stop now */
+            oc_error_prefix(err, "%s", s->label);
+            return -1;
+        }
+        s->stream_failed = 1;
     }
     return 0;
 }
@@ -105,10 +116,12 @@ uint64_t oc_layer_sink_received(const oc_layer_sink *s)
 
 int oc_layer_sink_finish(oc_layer_sink *s, oc_layer_result *res, oc_error *err)
 {
-    if (oc_inflater_finish(s->inflater, err) != 0) {
-        oc_error_prefix(err, "%s", s->label);
-        return -1;
-    }
+    if (!s->stream_failed && oc_inflater_finish(s->inflater, &s->stream_err) != 0)
+        s->stream_failed = 1;
+    res->stream_ok = !s->stream_failed;
+    res->stream_err = s->stream_err;
+    if (s->stream_failed)
+        oc_error_prefix(&res->stream_err, "%s", s->label);
     if (fsync(s->fd) != 0) {
         oc_error_errno(err, errno, "%s: fsync %s", s->label, s->path);
         return -1;

@@ -24,6 +24,12 @@ typedef struct oc_layer_result {
     char diff_hex[OC_SHA256_HEX_LEN + 1];
     uint64_t diff_size;
     oc_comp comp; /* what the stream turned out to be */
+    /* The compressed bytes are always hashed to the end; a stream that could
+     * not be decompressed (or exceeded max_out) is reported here, so the
+     * caller can check the digest first: a digest mismatch explains a broken
+     * stream, a matching digest makes it the publisher's fault. */
+    int stream_ok;
+    oc_error stream_err;
 } oc_layer_result;
 
 /* The temporary file is created in tmp_dir; label names the layer in errors.
@@ -34,8 +40,9 @@ oc_layer_sink *oc_layer_sink_new(const char *tmp_dir, const char *label, oc_comp
 int oc_layer_sink_restart(oc_layer_sink *s, uint64_t offset, oc_error *err);
 int oc_layer_sink_write(oc_layer_sink *s, const void *data, size_t len, oc_error *err);
 uint64_t oc_layer_sink_received(const oc_layer_sink *s);
-/* End of stream: checks the stream is complete, fsyncs the file and fills
- * res. The file stays until oc_layer_sink_free. */
+/* End of stream: fills res (both hashes, sizes, whether the stream was
+ * sound and complete) and fsyncs the file. Returns -1 only for local
+ * failures (fsync). The file stays until oc_layer_sink_free. */
 int oc_layer_sink_finish(oc_layer_sink *s, oc_layer_result *res, oc_error *err);
 const char *oc_layer_sink_path(const oc_layer_sink *s);
 /* Hand the file over: the sink will not unlink it. Returns its path

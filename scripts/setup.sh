@@ -10,7 +10,7 @@ PACKAGES=(
   libisal-dev libzstd-dev libssl-dev libcmocka-dev
   # test lab and oracles
   docker-registry skopeo umoci openssl curl ca-certificates python3 python3-cryptography
-  apache2-utils zstd isal procps iproute2 time util-linux
+  apache2-utils zstd isal procps iproute2 time util-linux jq
   # fuzzing and benchmarks
   clang libclang-rt-14-dev gnuplot-nox hyperfine
 )

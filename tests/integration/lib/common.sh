@@ -51,3 +51,32 @@ fixture_keys() {
 finish() {
   echo "$CHECKS passed, 0 failed"
 }
+
+# start_proxy NAME RULE...: a fault proxy (tests/lab/faultproxy.py) in front
+# of the plain instance; sets PROXY (host:port) and PROXY_LOG. Stopped by pid
+# when the test exits.
+PROXY_PIDS=()
+stop_proxies() {
+  local p
+  for p in "${PROXY_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PROXY_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap stop_proxies EXIT
+start_proxy() {
+  local name=$1
+  shift
+  local args=() r
+  for r in "$@"; do args+=(--rule "$r"); done
+  PROXY_LOG="$WORK_DIR/proxy-$name.log"
+  rm -f "$WORK_DIR/proxy-$name.port"
+  $PY "$TESTS_DIR/lab/faultproxy.py" --upstream "$LAB_PLAIN" --port-file "$WORK_DIR/proxy-$name.port" \
+    --log "$PROXY_LOG" "${args[@]+"${args[@]}"}" &
+  PROXY_PIDS+=($!)
+  local i
+  for i in $(seq 100); do
+    [ -s "$WORK_DIR/proxy-$name.port" ] && break
+    sleep 0.05
+  done
+  [ -s "$WORK_DIR/proxy-$name.port" ] || fail "fault proxy $name did not start"
+  PROXY="127.0.0.1:$(cat "$WORK_DIR/proxy-$name.port")"
+}

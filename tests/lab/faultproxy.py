@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""faultproxy.py - a loopback HTTP/1.1 proxy in front of a real registry that
+injects the faults a real server will not produce on demand.
+
+usage: faultproxy.py --upstream HOST:PORT --port-file FILE [--log FILE]
+                     [--rule 'REGEX|ACTION|COUNT' ...]
+
+Each request (one per connection: the proxy answers with Connection: close)
+is matched against the rules in order; the first rule whose REGEX matches
+the request path and that has been applied fewer than COUNT times applies.
+Actions:
+  cut=K            forward, then close the connection after K body bytes
+  status=N         answer status N without forwarding (N=429 may add
+                   ,retry-after=S to send a Retry-After header)
+  corrupt=K        forward, flipping the body byte at offset K
+  stall=S          forward the headers, then send nothing for S seconds
+  full200          drop the client's Range header (a 200 answer to a Range request)
+  badlength=D      forward with Content-Length increased by D and close early
+  slow=BPS         forward the body at BPS bytes per second
+  pass             forward unchanged
+The log gets one line per request: method, path, Range header, action.
+Binds 127.0.0.1 only; stops on SIGTERM.
+"""
+import argparse
+import re
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+
+LOCK = threading.Lock()
+
+
+class Rule:
+    def __init__(self, text):
+        parts = text.split("|")
+        if len(parts) != 3:
+            raise SystemExit("faultproxy: rule must be REGEX|ACTION|COUNT: %r" % text)
+        self.regex = re.compile(parts[0])
+        self.count = int(parts[2])
+        self.used = 0
+        self.action = {}
+        for item in parts[1].split(","):
+            k, _, v = item.partition("=")
+            self.action[k] = v
+
+
+RULES = []
+LOG = None
+UPSTREAM = None
+
+
+def log(line):
+    with LOCK:
+        if LOG:
+            LOG.write(line + "\n")
+            LOG.flush()
+
+
+def pick_rule(path):
+    with LOCK:
+        for r in RULES:
+            if r.regex.search(path) and r.used < r.count:
+                r.used += 1
+                return r.action
+    return {"pass": ""}
+
+
+def read_head(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None, b""
+        data += chunk
+        if len(data) > 1 << 20:
+            return None, b""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), rest
+
+
+class Handler(socketserver.BaseRequestHandler):
+    def handle(self):
+        client = self.request
+        head, rest = read_head(client)
+        if head is None:
+            return
+        lines = head.split("\r\n")
+        method, path, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
+        headers = [l for l in lines[1:] if l]
+        rng = next((l.split(":", 1)[1].strip() for l in headers if l.lower().startswith("range:")), "-")
+        action = pick_rule(path)
+        log("%s %s range=%s action=%s" % (method, path, rng,
+                                           ",".join("%s=%s" % kv if kv[1] else kv[0] for kv in action.items())))
+        if "status" in action:
+            status = int(action["status"])
+            extra = "Retry-After: %s\r\n" % action["retry-after"] if action.get("retry-after") else ""
+            body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected by faultproxy"}]}'
+            client.sendall(("HTTP/1.1 %d Injected\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %d\r\n%sConnection: close\r\n\r\n" % (status, len(body), extra)).encode() + body)
+            return
+        keep = [l for l in headers if not l.lower().startswith(("connection:", "proxy-connection:", "keep-alive:"))]
+        if "full200" in action:
+            keep = [l for l in keep if not l.lower().startswith("range:")]
+        up = socket.create_connection(UPSTREAM)
+        up.sendall(("%s\r\n%s\r\nConnection: close\r\n\r\n" % (lines[0], "\r\n".join(keep))).encode("latin-1") + rest)
+        rhead, body_start = read_head(up)
+        if rhead is None:
+            up.close()
+            return
+        rlines = rhead.split("\r\n")
+        rh = [l for l in rlines[1:] if not l.lower().startswith(("connection:", "keep-alive:"))]
+        if "badlength" in action:
+            d = int(action["badlength"])
+            rh = [("Content-Length: %d" % (int(l.split(":", 1)[1]) + d)) if l.lower().startswith("content-length:") else l for l in rh]
+        client.sendall(("%s\r\n%s\r\nConnection: close\r\n\r\n" % (rlines[0], "\r\n".join(rh))).encode("latin-1"))
+        if "stall" in action:
+            time.sleep(float(action["stall"]))
+        limit = int(action["cut"]) if "cut" in action else None
+        corrupt = int(action["corrupt"]) if "corrupt" in action else None
+        rate = float(action["slow"]) if "slow" in action else None
+        sent = 0
+        chunk = body_start
+        try:
+            while True:
+                if not chunk:
+                    chunk = up.recv(65536)
+                    if not chunk:
+                        break
+                if corrupt is not None and sent <= corrupt < sent + len(chunk):
+                    i = corrupt - sent
+                    chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1:]
+                if limit is not None and sent + len(chunk) >= limit:
+                    client.sendall(chunk[: limit - sent])
+                    log("  cut after %d body bytes" % limit)
+                    client.shutdown(socket.SHUT_RDWR)
+                    break
+                if rate:
+                    for i in range(0, len(chunk), 1024):
+                        client.sendall(chunk[i:i + 1024])
+                        time.sleep(1024 / rate)
+                else:
+                    client.sendall(chunk)
+                sent += len(chunk)
+                chunk = b""
+        except OSError:
+            pass
+        up.close()
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    global LOG, UPSTREAM
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--upstream", required=True)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--log")
+    ap.add_argument("--rule", action="append", default=[])
+    a = ap.parse_args()
+    host, port = a.upstream.rsplit(":", 1)
+    UPSTREAM = (host, int(port))
+    RULES.extend(Rule(r) for r in a.rule)
+    LOG = open(a.log, "a") if a.log else None
+    srv = Server(("127.0.0.1", 0), Handler)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
+    with open(a.port_file + ".tmp", "w") as f:
+        f.write(str(srv.server_address[1]))
+    import os
+    os.rename(a.port_file + ".tmp", a.port_file)
+    srv.serve_forever()
+
+
+main()
