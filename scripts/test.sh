@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# test.sh - the whole test suite from a fresh clone: installs the Debian
+# packages (scripts/setup.sh), builds the normal (Release, -Werror) and the
+# sanitizer (ASan+UBSan) trees, and runs every ctest test (unit and
+# integration, against the loopback lab) in both. Safe to rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+JOBS=$(nproc)
+
+run_tree() { # DIR CMAKE_ARGS...
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$JOBS"
+  (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900)
+}
+
+echo "== build and test: Release"
+run_tree build -DCMAKE_BUILD_TYPE=Release
+echo "== build and test: ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON
+echo "== all tests passed in both builds"
