@@ -70,7 +70,7 @@ static int place_layer(oc_pulled_image *img, size_t i, const char *dir, oc_error
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         goto out;
     }
-    if (!l->path) { /* an earlier occurrence of the same digest moved it */
+    if (!l->path || l->reused) { /* moved by an earlier occurrence, or already in place */
         rc = 0;
         goto out;
     }

@@ -28,6 +28,7 @@ typedef struct layer_fetch {
     oc_layer_sink *sink;
     int tries;
     int finished;
+    int reused; /* path belongs to the caller (have_layer): never unlinked here */
     char *path;
     uint64_t tar_size;
 } layer_fetch;
@@ -41,6 +42,8 @@ struct pull_job {
     oc_platform want;
     char *work_dir;
     uint64_t max_layer;
+    int (*have_layer)(void *, const char *, const char *, char **, uint64_t *);
+    void *have_layer_opaque;
     oc_pull_done done;
     void *opaque;
 
@@ -59,7 +62,7 @@ static void job_free(pull_job *j)
 {
     for (size_t i = 0; i < j->n_fetches; i++) {
         oc_layer_sink_free(j->fetches[i].sink);
-        if (j->fetches[i].path)
+        if (j->fetches[i].path && !j->fetches[i].reused)
             unlink(j->fetches[i].path);
         free(j->fetches[i].path);
     }
@@ -97,6 +100,7 @@ static void job_complete(pull_job *j)
                 if (strcmp(j->fetches[k].desc->digest, j->img.layers[i].digest) == 0) {
                     j->img.layers[i].path = j->fetches[k].path;
                     j->img.layers[i].tar_size = j->fetches[k].tar_size;
+                    j->img.layers[i].reused = j->fetches[k].reused;
                 }
             }
         }
@@ -294,6 +298,13 @@ static void start_layers(pull_job *j)
         f->job = j;
         f->desc = &m->layers[i];
         f->diff_id = j->config.diff_ids[i];
+        if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id,
+                                           &f->path, &f->tar_size) == 1) {
+            f->reused = 1;
+            f->finished = 1;
+            j->n_fetches++;
+            continue;
+        }
         char label[256];
         snprintf(label, sizeof label, "layer %s", f->desc->digest);
         f->sink = oc_layer_sink_new(j->work_dir, label, oc_comp_from_media_type(f->desc->media_type),
@@ -305,13 +316,16 @@ static void start_layers(pull_job *j)
         }
         j->n_fetches++;
     }
-    if (j->n_fetches == 0) {
+    for (size_t k = 0; k < j->n_fetches; k++)
+        if (!j->fetches[k].finished)
+            j->pending++;
+    if (j->pending == 0) {
         job_complete(j);
         return;
     }
-    j->pending = j->n_fetches;
     for (size_t k = 0; k < j->n_fetches; k++)
-        layer_start(&j->fetches[k]);
+        if (!j->fetches[k].finished)
+            layer_start(&j->fetches[k]);
 }
 
 /* ---- config ---- */
@@ -487,6 +501,8 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->done = done;
     j->opaque = opaque;
     j->max_layer = opts->max_layer_bytes;
+    j->have_layer = opts->have_layer;
+    j->have_layer_opaque = opts->have_layer_opaque;
     j->repo = strdup(ref->repository);
     j->work_dir = strdup(opts->work_dir);
     j->label = oc_ref_string(ref);

@@ -24,6 +24,7 @@ typedef struct oc_pulled_layer {
     char hex[OC_SHA256_HEX_LEN + 1];    /* its hex part: the member directory name */
     char *diff_id;                      /* "sha256:..." of the tar */
     char *path;                         /* the verified uncompressed tar (shared by duplicates) */
+    int reused;                         /* path is the caller's copy (have_layer), not fetched */
     uint64_t tar_size;
     uint64_t blob_size;
 } oc_pulled_layer;
@@ -48,6 +49,12 @@ typedef struct oc_pull_opts {
     const oc_platform *platform; /* wanted platform for an index */
     const char *work_dir;        /* where layer tars are written; must exist */
     uint64_t max_layer_bytes;    /* bound on one uncompressed layer; 0 = none */
+    /* Optional: a verified copy of a layer the caller already holds (a store).
+     * Return 1 with *path (malloc'd; the file is never deleted by the pull)
+     * and *tar_size to reuse it, 0 to fetch the layer. */
+    int (*have_layer)(void *opaque, const char *digest, const char *diff_id, char **path,
+                      uint64_t *tar_size);
+    void *have_layer_opaque;
 } oc_pull_opts;
 
 typedef void (*oc_pull_done)(void *opaque, oc_pulled_image *img, const oc_error *err);
