@@ -36,7 +36,8 @@ int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err)
     e->http = oc_http_new(e->loop, &hopts, err);
     e->limiter = oc_limiter_new(e->opts.jobs ? e->opts.jobs : 32,
                                 e->opts.per_registry ? e->opts.per_registry : 8);
-    if (!e->http || !e->limiter) {
+    e->pipes = oc_blobpipe_ctx_new(e->loop, &e->opts.pipe, err);
+    if (!e->http || !e->limiter || !e->pipes) {
         if (err && err->code == OC_OK)
             oc_error_set(err, OC_E_NOMEM, "out of memory");
         oc_engine_destroy(e);
@@ -55,6 +56,8 @@ void oc_engine_destroy(oc_engine *e)
                       st.transfers, st.connects, st.bytes);
         oc_http_close(e->http);
     }
+    if (e->pipes)
+        oc_blobpipe_ctx_close(e->pipes);
     if (e->loop) {
         uv_run(e->loop, UV_RUN_DEFAULT);
         uv_loop_close(e->loop);

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "io/error.h"
+#include "io/blobpipe.h"
 #include "io/http.h"
 #include "sched/limits.h"
 #include "sched/retry.h"
@@ -23,12 +24,14 @@ typedef struct oc_engine_opts {
     long stall_seconds;     /* abort and retry a transfer idle this long; 0 = 30 */
     int verbose;
     oc_retry_policy retry;
+    oc_blobpipe_opts pipe; /* buffer sizes and threads of the layer pipeline */
 } oc_engine_opts;
 
 typedef struct oc_engine {
     uv_loop_t *loop;
     oc_http *http;
     oc_limiter *limiter;
+    oc_blobpipe_ctx *pipes;
     oc_engine_opts opts;
     oc_registry **registries;
     int n_registries;

@@ -2,8 +2,10 @@
  *
  * A pull_job lives from oc_pull_start until its done callback returns. It
  * owns a layer_fetch per distinct layer digest; each layer_fetch owns one
- * layer sink (hash, inflate, hash, write) and at most one registry call at
- * a time. */
+ * blob pipeline (hash, inflate, hash, write on worker threads) and at most
+ * one registry call at a time. A layer is done when its call has ended and
+ * its pipeline has reported the hashes (or failed); pipelines of failed
+ * layers are released and drain by themselves. */
 #include "engine/pull.h"
 
 #include <inttypes.h>
@@ -14,7 +16,7 @@
 
 #include "engine/registry.h"
 #include "io/inflate.h"
-#include "io/layersink.h"
+#include "io/blobpipe.h"
 
 #define MANIFEST_MAX (4u * 1024 * 1024)
 #define CONFIG_MAX (64u * 1024 * 1024)
@@ -25,7 +27,8 @@ typedef struct layer_fetch {
     pull_job *job;
     const oc_descriptor *desc; /* first occurrence in the manifest */
     const char *diff_id;
-    oc_layer_sink *sink;
+    oc_blobpipe *pipe;
+    oc_reg_call *call; /* while a call streams into the pipe */
     int tries;
     int finished;
     int reused; /* path belongs to the caller (have_layer): never unlinked here */
@@ -61,7 +64,7 @@ struct pull_job {
 static void job_free(pull_job *j)
 {
     for (size_t i = 0; i < j->n_fetches; i++) {
-        oc_layer_sink_free(j->fetches[i].sink);
+        oc_blobpipe_release(j->fetches[i].pipe);
         if (j->fetches[i].path && !j->fetches[i].reused)
             unlink(j->fetches[i].path);
         free(j->fetches[i].path);
@@ -143,7 +146,8 @@ static int layer_on_begin(void *opaque, uint64_t offset, const oc_reg_info *info
                      f->desc->digest, info->content_length, expect);
         return -1;
     }
-    return oc_layer_sink_restart(f->sink, offset, err);
+    f->call = info->call;
+    return oc_blobpipe_restart(f->pipe, offset, err);
 }
 
 static int layer_on_body(void *opaque, const char *data, size_t len, oc_error *err)
@@ -154,19 +158,23 @@ static int layer_on_body(void *opaque, const char *data, size_t len, oc_error *e
                      f->desc->digest);
         return -1;
     }
-    if (oc_layer_sink_received(f->sink) + len > (uint64_t)f->desc->size) {
+    if (oc_blobpipe_received(f->pipe) + len > (uint64_t)f->desc->size) {
         oc_error_set(err, OC_E_DIGEST, "layer %s: more than the %" PRId64 " bytes the manifest says",
                      f->desc->digest, f->desc->size);
         return -1;
     }
-    return oc_layer_sink_write(f->sink, data, len, err);
+    return oc_blobpipe_write(f->pipe, data, len, err);
 }
 
-static int layer_verify(layer_fetch *f, oc_error *err)
+static void layer_on_writable(void *opaque)
 {
-    oc_layer_result res;
-    if (oc_layer_sink_finish(f->sink, &res, err) != 0)
-        return -1;
+    layer_fetch *f = opaque;
+    oc_reg_call_unpause(f->call);
+}
+
+static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
+{
+    const oc_blob_result res = *r;
     char want_hex[OC_SHA256_HEX_LEN + 1];
     if (oc_digest_parse(f->desc->digest, want_hex, err) != 0)
         return -1;
@@ -198,38 +206,75 @@ static int layer_verify(layer_fetch *f, oc_error *err)
     return 0;
 }
 
+/* The layer is over: success, or a failure that is not retried. */
+static void layer_settle(layer_fetch *f, const oc_error *err)
+{
+    pull_job *j = f->job;
+    if (err && err->code != OC_OK)
+        job_fail(j, err);
+    if (--j->pending == 0)
+        job_complete(j);
+}
+
+/* DESIGN 6: a blob that fails verification is fetched once more from
+ * scratch. Returns 1 when a new attempt started. */
+static int layer_retry(layer_fetch *f, const oc_error *err)
+{
+    pull_job *j = f->job;
+    if (err->code != OC_E_DIGEST || f->tries >= 2 || j->failed)
+        return 0;
+    oc_engine_log(j->e, "%s: %s; fetching it again", j->label, err->msg);
+    oc_error restart_err;
+    if (oc_blobpipe_restart(f->pipe, 0, &restart_err) != 0)
+        return 0;
+    layer_start(f);
+    return 1;
+}
+
+static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_error *local)
+{
+    layer_fetch *f = opaque;
+    pull_job *j = f->job;
+    oc_error err;
+    oc_error_clear(&err);
+    if (local) {
+        err = *local;
+    } else if (layer_verify(f, res, &err) == 0) {
+        f->path = oc_blobpipe_take_file(f->pipe);
+        f->tar_size = res->diff_size;
+        f->finished = 1;
+        oc_blobpipe_release(f->pipe);
+        f->pipe = NULL;
+        oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
+                      f->desc->digest, f->tar_size);
+        layer_settle(f, NULL);
+        return;
+    }
+    if (layer_retry(f, &err))
+        return;
+    oc_blobpipe_release(f->pipe);
+    f->pipe = NULL;
+    layer_settle(f, &err);
+}
+
 static void layer_on_done(void *opaque, const oc_reg_info *info, const oc_error *call_err)
 {
     layer_fetch *f = opaque;
     pull_job *j = f->job;
+    f->call = NULL;
     j->img.bytes_fetched += info->bytes_received;
-    oc_error err;
-    oc_error_clear(&err);
-    if (call_err) {
-        err = *call_err;
-        if (err.code != OC_E_DIGEST && strstr(err.msg, f->desc->digest) == NULL)
-            oc_error_prefix(&err, "layer %s", f->desc->digest);
-    } else if (layer_verify(f, &err) == 0) {
-        f->path = oc_layer_sink_take_file(f->sink);
-        oc_layer_sink_free(f->sink);
-        f->sink = NULL;
-        f->finished = 1;
-        oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
-                      f->desc->digest, f->tar_size);
+    if (!call_err) {
+        oc_blobpipe_finish(f->pipe); /* layer_on_finished follows */
+        return;
     }
-    if (err.code == OC_E_DIGEST && f->tries < 2 && !j->failed) {
-        /* DESIGN 6: a blob that fails verification is fetched once more from scratch */
-        oc_engine_log(j->e, "%s: %s; fetching it again", j->label, err.msg);
-        oc_error restart_err;
-        if (oc_layer_sink_restart(f->sink, 0, &restart_err) == 0) {
-            layer_start(f);
-            return;
-        }
-    }
-    if (err.code != OC_OK)
-        job_fail(j, &err);
-    if (--j->pending == 0)
-        job_complete(j);
+    oc_error err = *call_err;
+    if (err.code != OC_E_DIGEST && strstr(err.msg, f->desc->digest) == NULL)
+        oc_error_prefix(&err, "layer %s", f->desc->digest);
+    if (layer_retry(f, &err))
+        return;
+    oc_blobpipe_release(f->pipe);
+    f->pipe = NULL;
+    layer_settle(f, &err);
 }
 
 static void layer_start(layer_fetch *f)
@@ -246,9 +291,9 @@ static void layer_start(layer_fetch *f)
     oc_error err;
     oc_error_clear(&err);
     if (oc_registry_call(j->r, j->repo, "blobs", f->desc->digest, &opts, &consumer, &err) != 0) {
-        job_fail(j, &err);
-        if (--j->pending == 0)
-            job_complete(j);
+        oc_blobpipe_release(f->pipe);
+        f->pipe = NULL;
+        layer_settle(f, &err);
     }
 }
 
@@ -307,9 +352,12 @@ static void start_layers(pull_job *j)
         }
         char label[256];
         snprintf(label, sizeof label, "layer %s", f->desc->digest);
-        f->sink = oc_layer_sink_new(j->work_dir, label, oc_comp_from_media_type(f->desc->media_type),
-                                    j->max_layer, &err);
-        if (!f->sink) {
+        oc_blobpipe_cbs cbs = {
+            .on_writable = layer_on_writable, .on_finished = layer_on_finished, .opaque = f};
+        f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
+                                  oc_comp_from_media_type(f->desc->media_type),
+                                  (uint64_t)f->desc->size, j->max_layer, &cbs, &err);
+        if (!f->pipe) {
             job_fail(j, &err);
             job_complete(j);
             return;

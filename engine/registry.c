@@ -63,6 +63,7 @@ struct reg_call {
     int attempt;    /* sends that counted against the retry budget */
     int auth_tries; /* tokens fetched for this call */
     oc_reg_info info;
+    oc_http_transfer *transfer; /* the send in flight, or NULL */
     /* per send */
     char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after;
     int64_t h_content_length;
@@ -472,9 +473,14 @@ static int call_on_data(void *opaque, long status, const char *data, size_t len,
         c->begun = 1;
         c->consumed = offset;
     }
-    if (c->consumer.on_body && c->consumer.on_body(c->consumer.opaque, data, len, err) != 0) {
-        c->consumer_failed = 1;
-        return OC_HTTP_DATA_ABORT;
+    if (c->consumer.on_body) {
+        int rc = c->consumer.on_body(c->consumer.opaque, data, len, err);
+        if (rc == 1)
+            return OC_HTTP_DATA_PAUSE;
+        if (rc != 0) {
+            c->consumer_failed = 1;
+            return OC_HTTP_DATA_ABORT;
+        }
     }
     c->consumed += len;
     c->info.bytes_received += len;
@@ -567,6 +573,7 @@ static void call_on_401(reg_call *c)
 static void call_on_done(void *opaque, const oc_http_result *res)
 {
     reg_call *c = opaque;
+    c->transfer = NULL;
     oc_limiter_release(c->r->e->limiter, &c->slot);
     c->info.http_version = res->http_version;
     c->info.local_port = res->local_port;
@@ -672,6 +679,7 @@ static void call_send(oc_slot_wait *w)
     oc_error err;
     oc_error_clear(&err);
     oc_http_transfer *t = oc_http_start(r->e->http, &req, &err);
+    c->transfer = t;
     free(accept_line);
     free(auth_line);
     if (!t) {
@@ -708,6 +716,7 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     c->consumer = *consumer;
     c->h_content_length = -1;
     c->info.content_length = -1;
+    c->info.call = c;
     if (asprintf(&c->url, "%s/v2/%s/%s/%s", r->base_url, repo, kind, reference) < 0)
         c->url = NULL;
     if (asprintf(&c->scope, "repository:%s:pull", repo) < 0)
@@ -728,6 +737,12 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     c->timer.data = c;
     call_attempt(c);
     return 0;
+}
+
+void oc_reg_call_unpause(oc_reg_call *call)
+{
+    if (call && call->transfer)
+        oc_http_unpause(call->transfer);
 }
 
 /* ---- small documents in memory ---- */

@@ -18,7 +18,10 @@
 
 #include "engine/engine.h"
 
+typedef struct reg_call oc_reg_call;
+
 typedef struct oc_reg_info {
+    oc_reg_call *call; /* the call this is about: for oc_reg_call_unpause */
     long status;
     char *content_type;
     char *docker_content_digest;
@@ -35,6 +38,8 @@ typedef struct oc_reg_consumer {
      * asked for with Range). The consumer must drop anything it holds past
      * offset. Return -1 with err set to refuse. */
     int (*on_begin)(void *opaque, uint64_t offset, const oc_reg_info *info, oc_error *err);
+    /* 0: taken; 1: none taken, pause the transfer until oc_reg_call_unpause;
+     * -1 with err set: refuse (the call ends with that error, no retry). */
     int (*on_body)(void *opaque, const char *data, size_t len, oc_error *err);
     /* Final outcome; err is NULL on success. */
     void (*on_done)(void *opaque, const oc_reg_info *info, const oc_error *err);
@@ -67,5 +72,9 @@ int oc_registry_fetch_small(oc_registry *r, const char *repo, const char *kind,
                             oc_reg_small_done done, void *opaque, oc_error *err);
 
 void oc_reg_info_free(oc_reg_info *info);
+
+/* Resume a body paused by on_body returning 1. Harmless when the transfer
+ * has ended meanwhile. */
+void oc_reg_call_unpause(oc_reg_call *call);
 
 #endif

@@ -1,0 +1,86 @@
+/* blobpipe.h - a layer blob's bytes processed off the loop thread, as they
+ * arrive, in bounded memory.
+ *
+ *   loop thread        copies curl's bytes into an input chunk (the only copy)
+ *   strand "digest"    SHA-256 of the compressed stream
+ *   strand "inflate"   gzip (ISA-L) / zstd / plain -> output buffers
+ *   strand "write"     SHA-256 of the tar (the diff_id) and write(2) to a temp file
+ *
+ * "digest" and "inflate" read the same input chunk in parallel; "write" runs
+ * in a second thread pool so "inflate" may wait for a free output buffer
+ * without ever blocking the work it waits for. At most in_chunks input
+ * chunks and out_bufs output buffers exist per blob: when the input chunks
+ * are all in use, write() answers "pause" without taking any byte, the
+ * transfer is paused, and on_writable runs on the loop thread when there is
+ * room again. Results and notifications reach the loop through one
+ * uv_async; the loop thread never hashes, inflates or touches the disk. */
+#ifndef OC_IO_BLOBPIPE_H
+#define OC_IO_BLOBPIPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "io/digest.h"
+#include "io/error.h"
+#include "io/inflate.h"
+
+typedef struct oc_blobpipe_ctx oc_blobpipe_ctx;
+typedef struct oc_blobpipe oc_blobpipe;
+
+typedef struct oc_blobpipe_opts {
+    int threads;        /* per pool; 0 = one per CPU */
+    size_t chunk_size;  /* input chunk and output buffer size; 0 = 1 MiB */
+    int in_chunks;      /* input chunks per blob; 0 = 4 */
+    int out_bufs;       /* output buffers per blob; 0 = 2 */
+} oc_blobpipe_opts;
+
+oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts,
+                                     oc_error *err);
+/* Waits for all work, frees released pipes and closes the async handle; the
+ * loop must run afterwards so the handle's close completes. */
+void oc_blobpipe_ctx_close(oc_blobpipe_ctx *ctx);
+
+typedef struct oc_blob_result {
+    char compressed_hex[OC_SHA256_HEX_LEN + 1];
+    uint64_t compressed_size;
+    char diff_hex[OC_SHA256_HEX_LEN + 1];
+    uint64_t diff_size;
+    oc_comp comp;       /* what the stream turned out to be */
+    int stream_ok;      /* decompressed cleanly and completely (else stream_err) */
+    oc_error stream_err;
+} oc_blob_result;
+
+typedef struct oc_blobpipe_cbs {
+    /* Loop thread: there is room again after write() answered pause. */
+    void (*on_writable)(void *opaque);
+    /* Loop thread: finish() completed. err is a local failure (disk full,
+     * I/O); otherwise res tells what the bytes were. */
+    void (*on_finished)(void *opaque, const oc_blob_result *res, const oc_error *err);
+    void *opaque;
+} oc_blobpipe_cbs;
+
+/* size_hint (the manifest's size) sizes the buffers of small blobs; max_out
+ * bounds the uncompressed size (0 = none). */
+oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const char *label,
+                             oc_comp comp, uint64_t size_hint, uint64_t max_out,
+                             const oc_blobpipe_cbs *cbs, oc_error *err);
+
+/* Loop thread. offset is 0 (start over: file truncated, hashes and inflater
+ * reset, in order behind the work in flight) or the bytes received so far. */
+int oc_blobpipe_restart(oc_blobpipe *p, uint64_t offset, oc_error *err);
+/* Loop thread. 0: all bytes taken; 1: none taken, pause (on_writable will
+ * follow); -1: a local failure happened earlier (err says which). */
+int oc_blobpipe_write(oc_blobpipe *p, const void *data, size_t len, oc_error *err);
+uint64_t oc_blobpipe_received(const oc_blobpipe *p);
+/* Loop thread: end of the stream; on_finished follows. */
+void oc_blobpipe_finish(oc_blobpipe *p);
+/* After on_finished: the temp file's path, which the pipe will not delete
+ * any more (malloc'd). */
+char *oc_blobpipe_take_file(oc_blobpipe *p);
+/* Loop thread: no more calls or callbacks; memory and the temp file (unless
+ * taken) go once the work in flight has drained. */
+void oc_blobpipe_release(oc_blobpipe *p);
+
+#endif

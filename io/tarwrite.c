@@ -1,0 +1,295 @@
+/* tarwrite.c - writing a POSIX tar archive with libarchive (see tarwrite.h).
+ *
+ * The format is "pax restricted": plain ustar headers, with a pax extended
+ * header only for an entry ustar cannot express (long names). Entries are
+ * deterministic: files 0644, directories 0755, uid/gid 0 without user or
+ * group names, mtime 0 (the epoch), so the same inputs give the same bytes.
+ * Close writes the two zero blocks that end a tar archive and nothing after
+ * them (no padding to a 10 KiB record; readers do not need it).
+ *
+ * Blocking is off (bytes_per_block = 0): libarchive's default of 10240 would
+ * cut every 1 MiB chunk of file data into 10 KiB write(2) calls; unblocked,
+ * each archive_write_data call reaches the file as one write, and only
+ * headers and padding are small writes.
+ *
+ * libarchive writes through our own callback with oc_write_all, so a failed
+ * write keeps its errno (ENOSPC -> OC_E_NOSPACE) and names the archive. After
+ * any error the writer refuses more work; free it with oc_tar_writer_free.
+ * That one closes the archive with the callback refusing every write, so no
+ * end blocks reach the file and libarchive still releases its client state
+ * (libarchive 3.6 frees it only in close, which archive_write_fail would
+ * skip, leaking it). */
+#include "io/tarwrite.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "io/atomicfile.h"
+
+#define COPY_CHUNK ((size_t)1024 * 1024)
+
+struct oc_tar_writer {
+    struct archive *a;
+    int fd;
+    char *what;
+    int failed;
+    oc_error io_err; /* set by the write callback */
+    int discard;     /* being freed: the callback refuses all writes */
+    unsigned char *buf;
+};
+
+static la_ssize_t tar_write_cb(struct archive *a, void *client, const void *buf, size_t len)
+{
+    oc_tar_writer *w = client;
+    if (w->discard) {
+        archive_set_error(a, ECANCELED, "archive abandoned");
+        return -1;
+    }
+    if (oc_write_all(w->fd, buf, len, w->what, &w->io_err) != 0) {
+        archive_set_error(a, EIO, "%s", w->io_err.msg);
+        return -1;
+    }
+    return (la_ssize_t)len;
+}
+
+/* Report the current libarchive (or write) failure for member name. */
+static int tar_fail(oc_tar_writer *w, const char *action, const char *name, oc_error *err)
+{
+    w->failed = 1;
+    if (w->io_err.code != OC_OK) {
+        oc_error_set(err, w->io_err.code, "%s (%s %s)", w->io_err.msg, action, name);
+        return -1;
+    }
+    int e = archive_errno(w->a);
+    const char *msg = archive_error_string(w->a);
+    oc_error_set(err, e == ENOMEM ? OC_E_NOMEM : OC_E_IO, "%s: %s %s: %s", w->what, action, name,
+                 msg ? msg : "libarchive error");
+    return -1;
+}
+
+static int check_usable(const oc_tar_writer *w, const char *name, oc_error *err)
+{
+    if (w->failed) {
+        oc_error_set(err, OC_E_USAGE, "%s: cannot add %s after an earlier error", w->what, name);
+        return -1;
+    }
+    if (!name || !*name) {
+        oc_error_set(err, OC_E_USAGE, "%s: tar member without a name", w->what);
+        return -1;
+    }
+    return 0;
+}
+
+oc_tar_writer *oc_tar_writer_open_fd(int fd, const char *what, oc_error *err)
+{
+    if (!what)
+        what = "tar archive";
+    oc_tar_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->what = strdup(what))) {
+        free(w);
+        oc_error_set(err, OC_E_NOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    w->fd = fd;
+    w->a = archive_write_new();
+    if (!w->a) {
+        free(w->what);
+        free(w);
+        oc_error_set(err, OC_E_NOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
+        archive_write_open2(w->a, w, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK) {
+        tar_fail(w, "open", "archive", err);
+        oc_tar_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static int write_header(oc_tar_writer *w, const char *name, mode_t type, mode_t perm, int64_t size,
+                        oc_error *err)
+{
+    struct archive_entry *e = archive_entry_new2(w->a);
+    if (!e) {
+        w->failed = 1;
+        oc_error_set(err, OC_E_NOMEM, "%s: add %s: out of memory", w->what, name);
+        return -1;
+    }
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, type);
+    archive_entry_set_perm(e, perm);
+    archive_entry_set_size(e, size);
+    archive_entry_set_mtime(e, 0, 0);
+    archive_entry_set_uid(e, 0);
+    archive_entry_set_gid(e, 0);
+    int r = archive_write_header(w->a, e);
+    archive_entry_free(e);
+    if (r < ARCHIVE_WARN)
+        return tar_fail(w, "add", name, err);
+    return 0;
+}
+
+static int write_data(oc_tar_writer *w, const char *name, const void *data, size_t len,
+                      oc_error *err)
+{
+    const unsigned char *p = data;
+    while (len > 0) {
+        la_ssize_t n = archive_write_data(w->a, p, len);
+        if (n <= 0) {
+            if (n == 0)
+                archive_set_error(w->a, EINVAL, "more data than the entry size");
+            return tar_fail(w, "write", name, err);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int finish_entry(oc_tar_writer *w, const char *name, oc_error *err)
+{
+    if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
+        return tar_fail(w, "finish", name, err);
+    return 0;
+}
+
+int oc_tar_add_dir(oc_tar_writer *w, const char *name, oc_error *err)
+{
+    if (check_usable(w, name, err) != 0)
+        return -1;
+    if (write_header(w, name, AE_IFDIR, 0755, 0, err) != 0)
+        return -1;
+    return finish_entry(w, name, err);
+}
+
+int oc_tar_add_buffer(oc_tar_writer *w, const char *name, const void *data, size_t len,
+                      oc_error *err)
+{
+    if (check_usable(w, name, err) != 0)
+        return -1;
+    if (write_header(w, name, AE_IFREG, 0644, (int64_t)len, err) != 0 ||
+        write_data(w, name, data, len, err) != 0)
+        return -1;
+    return finish_entry(w, name, err);
+}
+
+/* Copy exactly size bytes of src into the current entry; the file must
+ * neither shrink nor grow meanwhile. */
+static int copy_file_data(oc_tar_writer *w, const char *name, int src, const char *src_path,
+                          uint64_t size, oc_error *err)
+{
+    uint64_t done = 0;
+    while (done < size) {
+        size_t want = size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK;
+        ssize_t n = read(src, w->buf, want);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            w->failed = 1;
+            oc_error_errno(err, errno, "read %s (adding %s to %s)", src_path, name, w->what);
+            return -1;
+        }
+        if (n == 0) {
+            w->failed = 1;
+            oc_error_set(err, OC_E_IO,
+                         "%s shrank while it was copied into %s as %s: %" PRIu64 " of %" PRIu64
+                         " bytes",
+                         src_path, w->what, name, done, size);
+            return -1;
+        }
+        if (write_data(w, name, w->buf, (size_t)n, err) != 0)
+            return -1;
+        done += (uint64_t)n;
+    }
+    unsigned char extra;
+    ssize_t n;
+    do {
+        n = read(src, &extra, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 0) {
+        w->failed = 1;
+        if (n < 0)
+            oc_error_errno(err, errno, "read %s (adding %s to %s)", src_path, name, w->what);
+        else
+            oc_error_set(err, OC_E_IO,
+                         "%s grew while it was copied into %s as %s: more than %" PRIu64 " bytes",
+                         src_path, w->what, name, size);
+        return -1;
+    }
+    return 0;
+}
+
+int oc_tar_add_file(oc_tar_writer *w, const char *name, const char *src_path, oc_error *err)
+{
+    if (check_usable(w, name, err) != 0)
+        return -1;
+    if (!w->buf && !(w->buf = malloc(COPY_CHUNK))) {
+        oc_error_set(err, OC_E_NOMEM, "%s: add %s: out of memory", w->what, name);
+        return -1;
+    }
+    int src = open(src_path, O_RDONLY | O_CLOEXEC);
+    if (src < 0) {
+        oc_error_errno(err, errno, "open %s (to add %s to %s)", src_path, name, w->what);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(src, &st) != 0) {
+        oc_error_errno(err, errno, "stat %s", src_path);
+        close(src);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        oc_error_set(err, OC_E_USAGE, "add %s to %s: %s is not a regular file", name, w->what,
+                     src_path);
+        close(src);
+        return -1;
+    }
+    (void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
+    int rc = write_header(w, name, AE_IFREG, 0644, (int64_t)st.st_size, err);
+    if (rc == 0)
+        rc = copy_file_data(w, name, src, src_path, (uint64_t)st.st_size, err);
+    if (rc == 0)
+        rc = finish_entry(w, name, err);
+    close(src);
+    return rc;
+}
+
+int oc_tar_writer_close(oc_tar_writer *w, oc_error *err)
+{
+    if (!w)
+        return 0;
+    if (w->failed) {
+        oc_error_set(err, OC_E_USAGE, "%s: not finished after an earlier error", w->what);
+        oc_tar_writer_free(w);
+        return -1;
+    }
+    int rc = 0;
+    if (archive_write_close(w->a) != ARCHIVE_OK)
+        rc = tar_fail(w, "finish", "archive", err);
+    oc_tar_writer_free(w);
+    return rc;
+}
+
+void oc_tar_writer_free(oc_tar_writer *w)
+{
+    if (!w)
+        return;
+    if (w->a) {
+        w->discard = 1;
+        (void)archive_write_close(w->a); /* a no-op after a successful close */
+        archive_write_free(w->a);
+    }
+    free(w->buf);
+    free(w->what);
+    free(w);
+}

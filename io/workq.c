@@ -1,0 +1,166 @@
+/* workq.c - worker threads running ordered strands of tasks (see workq.h).
+ *
+ * One mutex guards the ready list and every strand of the pool; tasks are
+ * coarse (hundreds of KiB of hashing or inflating each), so the lock is
+ * taken a few thousand times per GiB. A worker runs one task of a strand,
+ * then puts the strand back at the tail of the ready list if it has more,
+ * so a long stream does not starve short ones. */
+#include "io/workq.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct oc_workq {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_cond_t idle;
+    pthread_cond_t strand_idle;
+    oc_strand *ready_head, *ready_tail;
+    int busy; /* tasks posted and not finished */
+    int stopping;
+    int n_threads;
+    pthread_t *threads;
+};
+
+static void ready_push(oc_workq *q, oc_strand *s)
+{
+    s->next_ready = NULL;
+    if (q->ready_tail)
+        q->ready_tail->next_ready = s;
+    else
+        q->ready_head = s;
+    q->ready_tail = s;
+    s->queued = 1;
+}
+
+static oc_strand *ready_pop(oc_workq *q)
+{
+    oc_strand *s = q->ready_head;
+    if (!s)
+        return NULL;
+    q->ready_head = s->next_ready;
+    if (!q->ready_head)
+        q->ready_tail = NULL;
+    s->queued = 0;
+    return s;
+}
+
+static void *worker_main(void *arg)
+{
+    oc_workq *q = arg;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        oc_strand *s;
+        while (!(s = ready_pop(q)) && !q->stopping)
+            pthread_cond_wait(&q->wake, &q->lock);
+        if (!s)
+            break;
+        oc_task *t = s->head;
+        s->head = t->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->running = 1;
+        pthread_mutex_unlock(&q->lock);
+        t->run(t);
+        pthread_mutex_lock(&q->lock);
+        s->running = 0;
+        if (s->head)
+            ready_push(q, s);
+        else
+            pthread_cond_broadcast(&q->strand_idle);
+        if (--q->busy == 0)
+            pthread_cond_broadcast(&q->idle);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+oc_workq *oc_workq_new(int threads, const char *name)
+{
+    (void)name;
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 2;
+    }
+    oc_workq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->threads = calloc((size_t)threads, sizeof *q->threads);
+    if (!q->threads) {
+        free(q);
+        return NULL;
+    }
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->wake, NULL);
+    pthread_cond_init(&q->idle, NULL);
+    pthread_cond_init(&q->strand_idle, NULL);
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&q->threads[i], NULL, worker_main, q) != 0)
+            break;
+        q->n_threads++;
+    }
+    if (q->n_threads == 0) {
+        oc_workq_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void oc_workq_free(oc_workq *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    while (q->busy > 0)
+        pthread_cond_wait(&q->idle, &q->lock);
+    q->stopping = 1;
+    pthread_cond_broadcast(&q->wake);
+    pthread_mutex_unlock(&q->lock);
+    for (int i = 0; i < q->n_threads; i++)
+        pthread_join(q->threads[i], NULL);
+    pthread_cond_destroy(&q->idle);
+    pthread_cond_destroy(&q->strand_idle);
+    pthread_cond_destroy(&q->wake);
+    pthread_mutex_destroy(&q->lock);
+    free(q->threads);
+    free(q);
+}
+
+int oc_workq_threads(const oc_workq *q)
+{
+    return q->n_threads;
+}
+
+void oc_strand_init(oc_strand *s, oc_workq *q)
+{
+    memset(s, 0, sizeof *s);
+    s->q = q;
+}
+
+void oc_strand_post(oc_strand *s, oc_task *task)
+{
+    oc_workq *q = s->q;
+    task->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (s->tail)
+        s->tail->next = task;
+    else
+        s->head = task;
+    s->tail = task;
+    q->busy++;
+    if (!s->queued && !s->running) {
+        ready_push(q, s);
+        pthread_cond_signal(&q->wake);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void oc_strand_wait_idle(oc_strand *s)
+{
+    oc_workq *q = s->q;
+    pthread_mutex_lock(&q->lock);
+    while (s->head || s->running || s->queued)
+        pthread_cond_wait(&q->strand_idle, &q->lock);
+    pthread_mutex_unlock(&q->lock);
+}

@@ -1,0 +1,47 @@
+/* workq.h - a fixed pool of worker threads that runs tasks in strands.
+ *
+ * A strand is an ordered queue: its tasks run one at a time, in the order
+ * they were posted, on whichever worker is free; different strands run in
+ * parallel. A blob's pipeline is a few strands (hash the compressed bytes,
+ * inflate, hash and write the tar), so one blob's stages overlap on
+ * different cores and many blobs share the same threads.
+ *
+ * Tasks are intrusive (the caller embeds an oc_task in its own struct), so
+ * posting allocates nothing. A task may block only on work that runs in a
+ * different pool: that is how the pipeline bounds its buffers without
+ * deadlock. */
+#ifndef OC_IO_WORKQ_H
+#define OC_IO_WORKQ_H
+
+#include <pthread.h>
+
+typedef struct oc_task oc_task;
+struct oc_task {
+    void (*run)(oc_task *task);
+    oc_task *next; /* private */
+};
+
+typedef struct oc_workq oc_workq;
+
+typedef struct oc_strand {
+    /* private: protected by the pool's lock */
+    oc_workq *q;
+    oc_task *head, *tail;
+    int queued;  /* on the pool's ready list */
+    int running; /* a worker is running one of its tasks */
+    struct oc_strand *next_ready;
+} oc_strand;
+
+/* threads <= 0: one per online CPU. NULL if no thread could start. */
+oc_workq *oc_workq_new(int threads, const char *name);
+/* Waits for every posted task to finish, then joins the threads. */
+void oc_workq_free(oc_workq *q);
+int oc_workq_threads(const oc_workq *q);
+
+void oc_strand_init(oc_strand *s, oc_workq *q);
+void oc_strand_post(oc_strand *s, oc_task *task);
+/* Block until the strand has no task queued or running, so the memory that
+ * holds it may be freed (a worker touches the strand after its last task). */
+void oc_strand_wait_idle(oc_strand *s);
+
+#endif
