@@ -294,7 +294,7 @@ static int fail(oc_error *err, const char *what, const char *text, const char *w
 int oc_ref_from_parts(oc_ref *ref, const char *registry, const char *image,
                       const char *tag_or_digest, oc_error *err)
 {
-    const char *why;
+    const char *why = NULL;
     if (!ref) {
         oc_error_set(err, OC_E_USAGE, "oc_ref_from_parts: no reference to fill");
         return -1;
@@ -327,7 +327,7 @@ int oc_ref_from_parts(oc_ref *ref, const char *registry, const char *image,
 int oc_ref_parse(oc_ref *ref, const char *text, const char *default_registry, oc_error *err)
 {
     static const char what[] = "image reference";
-    const char *why;
+    const char *why = NULL;
     if (!ref) {
         oc_error_set(err, OC_E_USAGE, "oc_ref_parse: no reference to fill");
         return -1;
