@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include "engine/config.h"
 #include "io/error.h"
 #include "io/blobpipe.h"
 #include "io/http.h"
@@ -25,6 +26,7 @@ typedef struct oc_engine_opts {
     int verbose;
     oc_retry_policy retry;
     oc_blobpipe_opts pipe; /* buffer sizes and threads of the layer pipeline */
+    const oc_config *config; /* per-registry settings (--config), or NULL */
 } oc_engine_opts;
 
 typedef struct oc_engine {
@@ -40,7 +42,8 @@ typedef struct oc_engine {
 int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err);
 /* Closes the HTTP engine and runs the loop until every handle is closed. */
 void oc_engine_destroy(oc_engine *e);
-/* The client for a registry host, created on first use. */
+/* The client for a registry (as named in references: endpoint rewrites,
+ * TLS, credentials and caps come from the config), created on first use. */
 oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err);
 /* Debug line to stderr when verbose. */
 void oc_engine_log(const oc_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -39,8 +39,10 @@ typedef struct token_fetch {
 
 struct oc_registry {
     oc_engine *e;
-    char *host;
+    char *host;     /* the registry as references name it */
+    char *endpoint; /* the host[:port] contacted (config "endpoint", else host) */
     char *base_url;
+    const char *ca_file;
     char *user;
     char *pass;
     int basic_mode; /* registry asked for Basic: send it on every request */
@@ -131,22 +133,32 @@ oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err)
         return NULL;
     }
     r->e = e;
+    const oc_registry_config *rc = oc_config_registry(e->opts.config, host);
     r->host = strdup(host);
-    size_t n = strlen(host) + 16;
-    r->base_url = malloc(n);
-    if (!r->host || !r->base_url) {
+    r->endpoint = strdup(rc && rc->endpoint ? rc->endpoint : host);
+    int insecure = rc && rc->insecure >= 0 ? rc->insecure : e->opts.insecure;
+    r->ca_file = rc && rc->ca_cert ? rc->ca_cert : e->opts.ca_file;
+    if (!r->host || !r->endpoint ||
+        asprintf(&r->base_url, "%s://%s", insecure ? "http" : "https", r->endpoint) < 0) {
+        r->base_url = NULL;
         oc_registry_free(r);
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         return NULL;
     }
-    snprintf(r->base_url, n, "%s://%s", e->opts.insecure ? "http" : "https", host);
-    if (e->opts.username) {
-        r->user = strdup(e->opts.username);
-        r->pass = strdup(e->opts.password ? e->opts.password : "");
+    if (rc && rc->concurrency)
+        oc_limiter_set_key_max(e->limiter, r->host, rc->concurrency);
+    const char *user = rc && rc->username ? rc->username : e->opts.username;
+    const char *pass = rc && rc->username ? rc->password : e->opts.password;
+    if (user) {
+        r->user = strdup(user);
+        r->pass = strdup(pass ? pass : "");
     } else {
         oc_error cfg_err;
         oc_error_clear(&cfg_err);
-        if (oc_auth_docker_config_lookup(host, &r->user, &r->pass, &cfg_err) < 0) {
+        int found = oc_auth_docker_config_lookup(r->endpoint, &r->user, &r->pass, &cfg_err);
+        if (found == 0 && strcmp(r->endpoint, host) != 0)
+            found = oc_auth_docker_config_lookup(host, &r->user, &r->pass, &cfg_err);
+        if (found < 0) {
             oc_registry_free(r);
             if (err)
                 *err = cfg_err;
@@ -166,6 +178,7 @@ void oc_registry_free(oc_registry *r)
     }
     free(r->tokens);
     free(r->host);
+    free(r->endpoint);
     free(r->base_url);
     free(r->user);
     free(r->pass);
@@ -356,7 +369,7 @@ static void token_request(reg_call *c, const oc_auth_challenge *ch)
     oc_http_request req = {
         .url = url,
         .headers = auth_line ? headers : NULL,
-        .ca_file = r->e->opts.ca_file,
+        .ca_file = r->ca_file,
         .tls_verify = 1,
         .follow_redirects = 1,
         .stall_seconds = r->e->opts.stall_seconds,
@@ -664,7 +677,7 @@ static void call_send(oc_slot_wait *w)
         .method = c->method,
         .url = c->url,
         .headers = headers,
-        .ca_file = r->e->opts.ca_file,
+        .ca_file = r->ca_file,
         .tls_verify = 1,
         .follow_redirects = 1,
         .stall_seconds = r->e->opts.stall_seconds,
