@@ -32,6 +32,8 @@ typedef struct layer_fetch {
     int tries;
     int finished;
     int reused; /* path belongs to the caller (have_layer): never unlinked here */
+    int owner;  /* claimed in the run's in-flight table: must complete it */
+    oc_once_waiter waiter;
     char *path;
     uint64_t tar_size;
 } layer_fetch;
@@ -47,6 +49,12 @@ struct pull_job {
     uint64_t max_layer;
     int (*have_layer)(void *, const char *, const char *, char **, uint64_t *);
     void *have_layer_opaque;
+    oc_once *in_flight;
+    int (*layer_placed)(void *, const oc_pulled_layer *, const char *, char **, oc_error *);
+    void *layer_placed_opaque;
+    void (*on_bytes)(void *, uint64_t);
+    void (*on_layer)(void *, int);
+    void *progress_opaque;
     oc_pull_done done;
     void *opaque;
 
@@ -163,7 +171,10 @@ static int layer_on_body(void *opaque, const char *data, size_t len, oc_error *e
                      f->desc->digest, f->desc->size);
         return -1;
     }
-    return oc_blobpipe_write(f->pipe, data, len, err);
+    int rc = oc_blobpipe_write(f->pipe, data, len, err);
+    if (rc == 0 && f->job->on_bytes)
+        f->job->on_bytes(f->job->progress_opaque, len);
+    return rc;
 }
 
 static void layer_on_writable(void *opaque)
@@ -210,7 +221,18 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
 static void layer_settle(layer_fetch *f, const oc_error *err)
 {
     pull_job *j = f->job;
-    if (err && err->code != OC_OK)
+    int failed = err && err->code != OC_OK;
+    if (f->owner) {
+        /* wake the other pulls waiting for this digest: with the placed file,
+         * or with the failure so one of them takes over */
+        f->owner = 0;
+        char *value = NULL;
+        if (!failed && asprintf(&value, "%" PRIu64 " %s", f->tar_size, f->path) < 0)
+            value = NULL;
+        oc_once_complete(j->in_flight, f->desc->digest, !failed && value, value, err);
+        free(value);
+    }
+    if (failed)
         job_fail(j, err);
     if (--j->pending == 0)
         job_complete(j);
@@ -247,9 +269,28 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
         f->pipe = NULL;
         oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
                       f->desc->digest, f->tar_size);
+        if (j->on_layer)
+            j->on_layer(j->progress_opaque, 0);
+        if (j->layer_placed && f->path) {
+            oc_pulled_layer pl = {.digest = (char *)f->desc->digest,
+                                  .diff_id = (char *)f->diff_id,
+                                  .tar_size = f->tar_size,
+                                  .blob_size = (uint64_t)f->desc->size};
+            oc_digest_parse(f->desc->digest, pl.hex, NULL);
+            char *placed = NULL;
+            if (j->layer_placed(j->layer_placed_opaque, &pl, f->path, &placed, &err) != 0) {
+                layer_settle(f, &err);
+                return;
+            }
+            free(f->path);
+            f->path = placed;
+            f->reused = 1;
+        }
         layer_settle(f, NULL);
         return;
     }
+    if (j->on_layer)
+        j->on_layer(j->progress_opaque, 0);
     if (layer_retry(f, &err))
         return;
     oc_blobpipe_release(f->pipe);
@@ -272,6 +313,8 @@ static void layer_on_done(void *opaque, const oc_reg_info *info, const oc_error 
         oc_error_prefix(&err, "layer %s", f->desc->digest);
     if (layer_retry(f, &err))
         return;
+    if (j->on_layer)
+        j->on_layer(j->progress_opaque, 0);
     oc_blobpipe_release(f->pipe);
     f->pipe = NULL;
     layer_settle(f, &err);
@@ -295,6 +338,103 @@ static void layer_start(layer_fetch *f)
         f->pipe = NULL;
         layer_settle(f, &err);
     }
+}
+
+/* "<tar_size> <path>" remembered by the in-flight table. */
+static int parse_placed(const char *value, char **path, uint64_t *tar_size)
+{
+    char *end = NULL;
+    unsigned long long n = value ? strtoull(value, &end, 10) : 0;
+    if (!value || !end || *end != ' ' || !(*path = strdup(end + 1)))
+        return -1;
+    *tar_size = n;
+    return 0;
+}
+
+static int layer_make_pipe(layer_fetch *f, oc_error *err)
+{
+    pull_job *j = f->job;
+    char label[256];
+    snprintf(label, sizeof label, "layer %s", f->desc->digest);
+    oc_blobpipe_cbs cbs = {
+        .on_writable = layer_on_writable, .on_finished = layer_on_finished, .opaque = f};
+    f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
+                              oc_comp_from_media_type(f->desc->media_type),
+                              (uint64_t)f->desc->size, j->max_layer, &cbs, err);
+    return f->pipe ? 0 : -1;
+}
+
+static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const oc_error *err);
+
+/* Decide where layer f comes from: the caller's store, another pull of this
+ * run (wait for it), or a fetch of our own (a pipe is made; layer_start
+ * follows). Sets f->finished when nothing is left to do. */
+static int layer_claim(layer_fetch *f, oc_error *err)
+{
+    pull_job *j = f->job;
+    if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id,
+                                       &f->path, &f->tar_size) == 1) {
+        f->reused = 1;
+        f->finished = 1;
+        return 0;
+    }
+    if (j->in_flight) {
+        const char *value = NULL;
+        f->waiter.ready = layer_on_shared;
+        f->waiter.opaque = f;
+        int r = oc_once_claim(j->in_flight, f->desc->digest, &f->waiter, &value);
+        if (r < 0) {
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return -1;
+        }
+        if (r == OC_ONCE_DONE) {
+            if (parse_placed(value, &f->path, &f->tar_size) != 0) {
+                oc_error_set(err, OC_E_NOMEM, "out of memory");
+                return -1;
+            }
+            f->reused = 1;
+            f->finished = 1;
+            return 0;
+        }
+        if (r == OC_ONCE_WAIT) {
+            oc_engine_log(j->e, "%s: layer %s is being fetched for another image; waiting",
+                          j->label, f->desc->digest);
+            return 0; /* layer_on_shared follows */
+        }
+        f->owner = 1;
+    }
+    if (j->on_layer)
+        j->on_layer(j->progress_opaque, 1);
+    return layer_make_pipe(f, err);
+}
+
+/* Another pull finished (or gave up) the layer we waited for. */
+static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const oc_error *why)
+{
+    layer_fetch *f = w->opaque;
+    (void)why;
+    oc_error err;
+    oc_error_clear(&err);
+    if (ok) {
+        if (parse_placed(value, &f->path, &f->tar_size) != 0) {
+            oc_error_set(&err, OC_E_NOMEM, "out of memory");
+            layer_settle(f, &err);
+            return;
+        }
+        f->reused = 1;
+        f->finished = 1;
+        layer_settle(f, NULL);
+        return;
+    }
+    /* the other pull failed: claim again; we may now be the one to fetch */
+    if (layer_claim(f, &err) != 0) {
+        layer_settle(f, &err);
+        return;
+    }
+    if (f->finished)
+        layer_settle(f, NULL);
+    else if (f->pipe)
+        layer_start(f);
 }
 
 static void start_layers(pull_job *j)
@@ -343,21 +483,7 @@ static void start_layers(pull_job *j)
         f->job = j;
         f->desc = &m->layers[i];
         f->diff_id = j->config.diff_ids[i];
-        if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id,
-                                           &f->path, &f->tar_size) == 1) {
-            f->reused = 1;
-            f->finished = 1;
-            j->n_fetches++;
-            continue;
-        }
-        char label[256];
-        snprintf(label, sizeof label, "layer %s", f->desc->digest);
-        oc_blobpipe_cbs cbs = {
-            .on_writable = layer_on_writable, .on_finished = layer_on_finished, .opaque = f};
-        f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
-                                  oc_comp_from_media_type(f->desc->media_type),
-                                  (uint64_t)f->desc->size, j->max_layer, &cbs, &err);
-        if (!f->pipe) {
+        if (layer_claim(f, &err) != 0) {
             job_fail(j, &err);
             job_complete(j);
             return;
@@ -372,7 +498,7 @@ static void start_layers(pull_job *j)
         return;
     }
     for (size_t k = 0; k < j->n_fetches; k++)
-        if (!j->fetches[k].finished)
+        if (!j->fetches[k].finished && j->fetches[k].pipe)
             layer_start(&j->fetches[k]);
 }
 
@@ -551,6 +677,12 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->max_layer = opts->max_layer_bytes;
     j->have_layer = opts->have_layer;
     j->have_layer_opaque = opts->have_layer_opaque;
+    j->in_flight = opts->in_flight;
+    j->layer_placed = opts->layer_placed;
+    j->layer_placed_opaque = opts->layer_placed_opaque;
+    j->on_bytes = opts->on_bytes;
+    j->on_layer = opts->on_layer;
+    j->progress_opaque = opts->progress_opaque;
     j->repo = strdup(ref->repository);
     j->work_dir = strdup(opts->work_dir);
     j->label = oc_ref_string(ref);

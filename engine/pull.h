@@ -18,6 +18,7 @@
 #include "engine/manifest.h"
 #include "engine/ref.h"
 #include "io/digest.h"
+#include "sched/once.h"
 
 typedef struct oc_pulled_layer {
     char *digest;                       /* "sha256:..." of the blob */
@@ -55,6 +56,22 @@ typedef struct oc_pull_opts {
     int (*have_layer)(void *opaque, const char *digest, const char *diff_id, char **path,
                       uint64_t *tar_size);
     void *have_layer_opaque;
+    /* Optional: layers in flight across pulls of one run (sched/once.h), so
+     * a layer shared by images pulled at the same time is fetched once. The
+     * value remembered per digest is "<tar_size> <path>" of the placed file,
+     * so layer_placed must be set too. */
+    struct oc_once *in_flight;
+    /* Optional: called on the loop thread as soon as a fetched layer has
+     * verified: move the file at tmp_path into its final place and return
+     * that path (malloc'd) in *final_path, or -1 with err. The pull will not
+     * delete the placed file. */
+    int (*layer_placed)(void *opaque, const oc_pulled_layer *layer, const char *tmp_path,
+                        char **final_path, oc_error *err);
+    void *layer_placed_opaque;
+    /* Optional: bytes of layer blobs as they arrive, for progress. */
+    void (*on_bytes)(void *opaque, uint64_t n);
+    void (*on_layer)(void *opaque, int started); /* 1 started, 0 ended */
+    void *progress_opaque;
 } oc_pull_opts;
 
 typedef void (*oc_pull_done)(void *opaque, oc_pulled_image *img, const oc_error *err);
