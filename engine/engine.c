@@ -25,6 +25,7 @@ int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err)
         oc_error_set(err, OC_E_NOMEM, "cannot create the event loop");
         return -1;
     }
+    e->started_ms = uv_now(e->loop);
     char ua[64];
     snprintf(ua, sizeof ua, "occystrap/%s", oc_version());
     oc_http_opts hopts = {
@@ -94,7 +95,8 @@ void oc_engine_log(const oc_engine *e, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fputs("occystrap: ", stderr);
+    uv_update_time(e->loop);
+    fprintf(stderr, "occystrap: [%6.3f] ", (double)(uv_now(e->loop) - e->started_ms) / 1000.0);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

@@ -37,6 +37,7 @@ typedef struct oc_engine {
     oc_engine_opts opts;
     oc_registry **registries;
     int n_registries;
+    uint64_t started_ms; /* loop time at init, for log timestamps */
 } oc_engine;
 
 int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err);

@@ -47,6 +47,7 @@ struct pull_job {
     oc_platform want;
     char *work_dir;
     uint64_t max_layer;
+    int no_sync_layers;
     int (*have_layer)(void *, const char *, const char *, char **, uint64_t *);
     void *have_layer_opaque;
     oc_once *in_flight;
@@ -361,6 +362,8 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
     f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
                               oc_comp_from_media_type(f->desc->media_type),
                               (uint64_t)f->desc->size, j->max_layer, &cbs, err);
+    if (f->pipe)
+        oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
     return f->pipe ? 0 : -1;
 }
 
@@ -675,6 +678,7 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->done = done;
     j->opaque = opaque;
     j->max_layer = opts->max_layer_bytes;
+    j->no_sync_layers = opts->no_sync_layers;
     j->have_layer = opts->have_layer;
     j->have_layer_opaque = opts->have_layer_opaque;
     j->in_flight = opts->in_flight;

@@ -50,6 +50,7 @@ typedef struct oc_pull_opts {
     const oc_platform *platform; /* wanted platform for an index */
     const char *work_dir;        /* where layer tars are written; must exist */
     uint64_t max_layer_bytes;    /* bound on one uncompressed layer; 0 = none */
+    int no_sync_layers;          /* layer files are copied and deleted: skip their fsync */
     /* Optional: a verified copy of a layer the caller already holds (a store).
      * Return 1 with *path (malloc'd; the file is never deleted by the pull)
      * and *tar_size to reuse it, 0 to fetch the layer. */

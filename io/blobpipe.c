@@ -71,6 +71,7 @@ struct oc_blobpipe {
     char *path;
     int fd;
     int taken;
+    int no_sync;
     oc_blobpipe_cbs cbs;
     oc_strand s_digest, s_inflate, s_write;
     size_t cap;
@@ -301,7 +302,7 @@ static void run_write(oc_task *t)
         p->written = 0;
         break;
     case MSG_FINISH:
-        if (!has_local_failure(p) && fsync(p->fd) != 0) {
+        if (!p->no_sync && !has_local_failure(p) && fsync(p->fd) != 0) {
             oc_error_errno(&err, errno, "fsync %s", p->path);
             local_fail(p, &err);
         }
@@ -601,6 +602,11 @@ void oc_blobpipe_finish(oc_blobpipe *p)
         local_fail(p, &err);
         notify(p, EV_FINISHED);
     }
+}
+
+void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync)
+{
+    p->no_sync = no_sync;
 }
 
 char *oc_blobpipe_take_file(oc_blobpipe *p)

@@ -67,6 +67,11 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
                              oc_comp comp, uint64_t size_hint, uint64_t max_out,
                              const oc_blobpipe_cbs *cbs, oc_error *err);
 
+/* Skip the fsync of the temp file at finish (its content is copied
+ * elsewhere and the file deleted, e.g. into a tarball that is fsynced
+ * itself). Default: fsync. */
+void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync);
+
 /* Loop thread. offset is 0 (start over: file truncated, hashes and inflater
  * reset, in order behind the work in flight) or the bytes received so far. */
 int oc_blobpipe_restart(oc_blobpipe *p, uint64_t offset, oc_error *err);

@@ -12,6 +12,14 @@
  * each archive_write_data call reaches the file as one write, and only
  * headers and padding are small writes.
  *
+ * File members are copied by the kernel (copy_file_range(2): no user-space
+ * copy, and a reflink where the file system offers one) when source and
+ * archive allow it, else read/written in 1 MiB chunks. libarchive still
+ * writes the header and the padding: after copying the data ourselves we
+ * let it "finish" the entry, which emits zeros for the bytes it believes
+ * are missing plus the padding, and the write callback swallows exactly as
+ * many zeros as we copied, so only the padding reaches the file.
+ *
  * libarchive writes through our own callback with oc_write_all, so a failed
  * write keeps its errno (ENOSPC -> OC_E_NOSPACE) and names the archive. After
  * any error the writer refuses more work; free it with oc_tar_writer_free.
@@ -44,6 +52,9 @@ struct oc_tar_writer {
     oc_error io_err; /* set by the write callback */
     int discard;     /* being freed: the callback refuses all writes */
     unsigned char *buf;
+    uint64_t swallow; /* entry bytes copied by the kernel: drop as many of
+                         libarchive's filler zeros */
+    int no_kernel_copy; /* copy_file_range refused once: don't retry */
 };
 
 static la_ssize_t tar_write_cb(struct archive *a, void *client, const void *buf, size_t len)
@@ -53,7 +64,11 @@ static la_ssize_t tar_write_cb(struct archive *a, void *client, const void *buf,
         archive_set_error(a, ECANCELED, "archive abandoned");
         return -1;
     }
-    if (oc_write_all(w->fd, buf, len, w->what, &w->io_err) != 0) {
+    size_t skip = w->swallow < len ? (size_t)w->swallow : len;
+    w->swallow -= skip;
+    if (skip == len)
+        return (la_ssize_t)len;
+    if (oc_write_all(w->fd, (const char *)buf + skip, len - skip, w->what, &w->io_err) != 0) {
         archive_set_error(a, EIO, "%s", w->io_err.msg);
         return -1;
     }
@@ -229,6 +244,51 @@ static int copy_file_data(oc_tar_writer *w, const char *name, int src, const cha
     return 0;
 }
 
+/* copy_file_range the whole of src into the archive. 1: done; 0: not
+ * possible here, nothing was copied (use read/write); -1: failed. */
+static int kernel_copy(oc_tar_writer *w, const char *name, int src, const char *src_path,
+                       uint64_t size, oc_error *err)
+{
+    if (w->no_kernel_copy)
+        return 0;
+    uint64_t done = 0;
+    while (done < size) {
+        size_t want = size - done > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)(size - done);
+        ssize_t n = copy_file_range(src, NULL, w->fd, NULL, want, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && done == 0 &&
+            (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
+             errno == EBADF)) {
+            w->no_kernel_copy = 1;
+            return 0;
+        }
+        if (n < 0) {
+            w->failed = 1;
+            oc_error_errno(err, errno, "copy %s into %s as %s", src_path, w->what, name);
+            return -1;
+        }
+        if (n == 0) {
+            w->failed = 1;
+            oc_error_set(err, OC_E_IO,
+                         "%s shrank while it was copied into %s as %s: %" PRIu64 " of %" PRIu64
+                         " bytes",
+                         src_path, w->what, name, done, size);
+            return -1;
+        }
+        done += (uint64_t)n;
+    }
+    unsigned char extra;
+    if (pread(src, &extra, 1, (off_t)size) != 0) {
+        w->failed = 1;
+        oc_error_set(err, OC_E_IO, "%s grew while it was copied into %s as %s", src_path,
+                     w->what, name);
+        return -1;
+    }
+    w->swallow = size;
+    return 1;
+}
+
 int oc_tar_add_file(oc_tar_writer *w, const char *name, const char *src_path, oc_error *err)
 {
     if (check_usable(w, name, err) != 0)
@@ -256,10 +316,21 @@ int oc_tar_add_file(oc_tar_writer *w, const char *name, const char *src_path, oc
     }
     (void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
     int rc = write_header(w, name, AE_IFREG, 0644, (int64_t)st.st_size, err);
-    if (rc == 0)
-        rc = copy_file_data(w, name, src, src_path, (uint64_t)st.st_size, err);
+    if (rc == 0) {
+        int k = kernel_copy(w, name, src, src_path, (uint64_t)st.st_size, err);
+        if (k < 0)
+            rc = -1;
+        else if (k == 0)
+            rc = copy_file_data(w, name, src, src_path, (uint64_t)st.st_size, err);
+    }
     if (rc == 0)
         rc = finish_entry(w, name, err);
+    if (rc == 0 && w->swallow != 0) {
+        w->failed = 1;
+        oc_error_set(err, OC_E_IO, "%s: %s: libarchive did not finish the entry as expected",
+                     w->what, name);
+        rc = -1;
+    }
     close(src);
     return rc;
 }
