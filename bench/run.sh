@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# run.sh - the occystrap benchmark, one command (bench/README.md explains it).
+#
+#   bash bench/run.sh [--reps N] [--quick]
+#
+# 1. builds occystrap (Release) in build-bench/, or reuses that build
+# 2. starts its own loopback lab registry in bench/out/lab (stopped again at exit)
+# 3. builds the corpus once (bench/corpus.py, cached in bench/out/corpus) and pushes it to
+#    the lab, unless the lab's storage (kept in bench/out/lab/storage) already serves it
+# 4. one warm-up pass, then N passes (default 3); each pass runs, for every image, our
+#    fetch-to-tarfile, skopeo's copy to docker-archive, and the limit commands on the
+#    image's blob files in the registry's storage, each under /usr/bin/time
+# 5. bench/report.py prints the table (medians) and writes bench/out/results.{csv,md}
+#    and bench/out/ratios.png
+#
+# --quick: 1 pass and no warm-up pass (to check the harness, not to quote numbers).
+# Environment: OCCYSTRAP=/path/to/occystrap benches that binary instead of building one;
+# OCCY_BENCH_BUILD=DIR builds in DIR instead of build-bench/; OCCY_BENCH_TIMEOUT=S kills a
+# run after S seconds (default 60; an image+tool that timed out is not run again).
+# Every byte it writes is under bench/out/ (and the build dir). Targets are reported, never
+# asserted: the exit status is 0 unless the harness itself fails.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+OUT=$HERE/out
+PY=/usr/bin/python3
+REPS=3
+QUICK=0
+RUN_TIMEOUT=${OCCY_BENCH_TIMEOUT:-60}
+IMAGES=(realistic big many shared-1)
+TOOLS=(occystrap skopeo limit-pipe igzip sha-gz)
+
+usage() {
+  echo "usage: bash bench/run.sh [--reps N] [--quick]" >&2
+  exit 2
+}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --reps) [ $# -ge 2 ] || usage; REPS=$2; shift 2 ;;
+    --reps=*) REPS=${1#--reps=}; shift ;;
+    --quick) QUICK=1; REPS=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) usage ;;
+  esac
+done
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || usage
+
+say() { echo "bench: $*"; }
+die() { echo "bench: ERROR: $*" >&2; exit 1; }
+
+T_START=$(date +%s)
+mkdir -p "$OUT"
+
+# --- tools and disk -------------------------------------------------------------------
+for t in skopeo igzip openssl gnuplot gzip cmake timeout /usr/bin/time "$PY"; do
+  command -v "$t" >/dev/null || die "$t is missing; run: bash scripts/setup.sh"
+done
+avail_kb=$(df -Pk "$OUT" | awk 'NR==2 {print $4}')
+need_gb=3
+[ -s "$OUT/corpus/corpus.json" ] || need_gb=5
+if [ "$avail_kb" -lt $((need_gb * 1024 * 1024)) ]; then
+  die "only $((avail_kb / 1024)) MB free under $OUT; the bench needs about $need_gb GB"
+fi
+
+# --- 1. build -----------------------------------------------------------------------------
+if [ -n "${OCCYSTRAP:-}" ]; then
+  OCCY=$OCCYSTRAP
+  [ -x "$OCCY" ] || die "OCCYSTRAP=$OCCY is not an executable"
+  say "benching $OCCY (OCCYSTRAP)"
+else
+  BUILD=${OCCY_BENCH_BUILD:-$ROOT/build-bench}
+  OCCY=$BUILD/occystrap
+  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    say "configuring a Release build in $BUILD"
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$OUT/build.log" 2>&1 \
+      || { tail -n 30 "$OUT/build.log" >&2; die "cmake configure failed ($OUT/build.log)"; }
+  fi
+  bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+  [ "$bt" = Release ] || say "WARNING: $BUILD is a '$bt' build, not Release"
+  say "building occystrap in $BUILD"
+  cmake --build "$BUILD" -j"$(nproc)" --target occystrap >>"$OUT/build.log" 2>&1 \
+    || { tail -n 30 "$OUT/build.log" >&2; die "build failed ($OUT/build.log)"; }
+fi
+
+# --- 2. lab ---------------------------------------------------------------------------------
+LAB=$OUT/lab
+TMP=$OUT/tmp
+LOGS=$OUT/logs
+lab_started=0
+cleanup() {
+  rm -rf "$TMP"
+  if [ "$lab_started" = 1 ]; then
+    bash "$ROOT/tests/lab/lab.sh" stop "$LAB" >>"$OUT/lab.log" 2>&1 \
+      || echo "bench: WARNING: stopping the lab failed, see $OUT/lab.log" >&2
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting the lab in $LAB"
+lab_started=1
+bash "$ROOT/tests/lab/lab.sh" start "$LAB" >"$OUT/lab.log" 2>&1 \
+  || { tail -n 20 "$OUT/lab.log" >&2; die "lab start failed ($OUT/lab.log)"; }
+# shellcheck disable=SC1091
+source "$LAB/env.sh"
+
+# --- 3. corpus --------------------------------------------------------------------------------
+t0=$(date +%s)
+"$PY" "$HERE/corpus.py" build "$OUT/corpus"
+"$PY" "$HERE/corpus.py" push "$OUT/corpus" "$LAB_PLAIN"
+say "corpus ready in $(($(date +%s) - t0))s"
+
+POLICY=$OUT/corpus/policy.json   # written by corpus.py push: insecureAcceptAnything
+IMAGES_JSON=$OUT/corpus/images.json
+
+# image_field NAME FIELD: repo, tag, gz_bytes, tar_bytes, nlayers, or files (the layer blobs
+# in the registry's storage, one per line, each once)
+image_field() {
+  "$PY" - "$IMAGES_JSON" "$1" "$2" "$LAB_STORAGE" <<'EOF'
+import json, sys
+im = json.load(open(sys.argv[1]))[sys.argv[2]]
+f = sys.argv[3]
+if f == "nlayers":
+    print(len(im["layers"]))
+elif f == "files":
+    seen = []
+    for l in im["layers"]:
+        if l["digest"] not in seen:
+            seen.append(l["digest"])
+    for d in seen:
+        h = d.split(":", 1)[1]
+        print(f"{sys.argv[4]}/docker/registry/v2/blobs/sha256/{h[:2]}/{h}/data")
+else:
+    print(im[f])
+EOF
+}
+
+declare -A REPO TAG FILES
+for im in "${IMAGES[@]}"; do
+  REPO[$im]=$(image_field "$im" repo)
+  TAG[$im]=$(image_field "$im" tag)
+  FILES[$im]=$(image_field "$im" files)
+  while IFS= read -r f; do
+    [ -f "$f" ] || die "blob file $f of $im is not in the lab storage"
+  done <<<"${FILES[$im]}"
+done
+
+# --- 4. measure -----------------------------------------------------------------------------------
+RAW=$OUT/raw.partial.csv     # renamed to raw.csv when every pass is done
+rm -rf "$LOGS" "$TMP"
+mkdir -p "$LOGS" "$TMP"
+echo "image,tool,rep,rc,wall_s,user_s,sys_s,maxrss_kb" >"$RAW"
+
+# TIMED CMD...: run CMD under /usr/bin/time (into $tf) and timeout; time's figures include
+# the command's children (wait4 rusage), so a pipeline in `bash -c` is measured whole.
+TIMED() {
+  /usr/bin/time -f '%e %U %S %M' -o "$tf" timeout -k 5 "$RUN_TIMEOUT" "$@"
+}
+
+declare -A TIMED_OUT
+# run_one IMAGE TOOL REP: one timed run (REP 0 is the warm-up, not recorded)
+run_one() {
+  local im=$1 tool=$2 rep=$3 rc=0 tf=$TMP/time.txt log=$LOGS/$1.$2.$3.log
+  local -a files
+  if [ -n "${TIMED_OUT[$im.$tool]:-}" ]; then
+    [ "$rep" = 0 ] || echo "$im,$tool,$rep,124,,,," >>"$RAW"
+    return 0
+  fi
+  mapfile -t files <<<"${FILES[$im]}"
+  rm -rf "$TMP/work" "$tf"
+  mkdir -p "$TMP/work/skopeo-tmp"
+  case "$tool" in
+    occystrap)
+      TIMED "$OCCY" --insecure -q fetch-to-tarfile "$LAB_PLAIN" "${REPO[$im]}" "${TAG[$im]}" \
+        "$TMP/work/ours.tar" >"$log" 2>&1 || rc=$?
+      [ $rc != 0 ] || [ -s "$TMP/work/ours.tar" ] || { echo "no output tar" >>"$log"; rc=99; } ;;
+    skopeo)
+      TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" \
+        copy -q --src-tls-verify=false --src-no-creds \
+        "docker://$LAB_PLAIN/${REPO[$im]}:${TAG[$im]}" \
+        "docker-archive:$TMP/work/skopeo.tar:${REPO[$im]}:${TAG[$im]}" >"$log" 2>&1 || rc=$?
+      [ $rc != 0 ] || [ -s "$TMP/work/skopeo.tar" ] || { echo "no output tar" >>"$log"; rc=99; } ;;
+    limit-pipe)
+      TIMED bash -c 'set -o pipefail; igzip -dc "$@" | openssl dgst -sha256' _ "${files[@]}" \
+        >"$log" 2>&1 || rc=$? ;;
+    igzip)
+      TIMED igzip -dc "${files[@]}" >/dev/null 2>"$log" || rc=$? ;;
+    sha-gz)
+      TIMED openssl dgst -sha256 "${files[@]}" >"$log" 2>&1 || rc=$? ;;
+  esac
+  rm -rf "$TMP/work"
+  # time writes "Command exited with non-zero status N" first when rc != 0
+  local wall user sys rss
+  read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
+  if [ $rc != 0 ] || [ -z "${rss:-}" ]; then
+    [ $rc != 0 ] || rc=98
+    if [ $rc = 124 ] || [ $rc = 137 ]; then
+      rc=124
+      TIMED_OUT[$im.$tool]=1
+      echo "timed out after ${RUN_TIMEOUT}s; not run again in this bench" >>"$log"
+    fi
+    printf 'bench: %-9s %-10s %-6s FAILED (exit %s), log %s:\n' "$im" "$tool" \
+      "${rep/#0/warm}" "$rc" "$log" >&2
+    tail -n 5 "$log" | sed 's/^/    /' >&2
+    wall=${wall:-} user=${user:-} sys=${sys:-} rss=${rss:-}
+  else
+    rm -f "$log"
+  fi
+  if [ "$rep" != 0 ]; then
+    echo "$im,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
+  fi
+  if [ $rc = 0 ]; then
+    awk -v im="$im" -v tool="$tool" -v rep="$([ "$rep" = 0 ] && echo warm || echo "$rep/$REPS")" \
+      -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
+        printf "bench: %-9s %-10s %-5s %7.2f s wall %7.2f s cpu %7.1f MB peak RSS\n",
+               im, tool, rep, w, u + s, m / 1024 }'
+  fi
+}
+
+# machine and versions, for the report
+{
+  echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+  echo "mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+  echo "kernel=$(uname -r)"
+  echo "occystrap=$("$OCCY" --version 2>&1 | head -n 1)"
+  echo "skopeo=$(skopeo --version 2>&1 | head -n 1)"
+  echo "igzip=$(igzip --version 2>&1 | head -n 1)"
+  echo "openssl=$(openssl version 2>&1 | head -n 1)"
+  echo "reps=$REPS"
+  echo "warmup=$((1 - QUICK))"
+  echo "push_format=v2s2"
+  echo "load_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/meta.partial.txt"
+
+first=0              # pass 0 is the warm-up
+if [ "$QUICK" = 1 ]; then first=1; fi
+say "measuring: ${IMAGES[*]} x ${TOOLS[*]}; $([ "$QUICK" = 1 ] || echo "1 warm-up pass + ")$REPS pass(es)"
+t0=$(date +%s)
+for rep in $(seq "$first" "$REPS"); do
+  for im in "${IMAGES[@]}"; do
+    for tool in "${TOOLS[@]}"; do
+      run_one "$im" "$tool" "$rep"
+    done
+  done
+done
+{
+  echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "measure_seconds=$(($(date +%s) - t0))"
+  echo "total_seconds=$(($(date +%s) - T_START))"
+} >>"$OUT/meta.partial.txt"
+say "measured in $(($(date +%s) - t0))s"
+mv -f "$RAW" "$OUT/raw.csv"
+mv -f "$OUT/meta.partial.txt" "$OUT/meta.txt"
+
+# --- 5. report ------------------------------------------------------------------------------------
+"$PY" "$HERE/report.py" "$OUT"
+say "done in $(($(date +%s) - T_START))s: $OUT/results.csv, $OUT/results.md, $OUT/ratios.png"
