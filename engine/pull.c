@@ -54,7 +54,7 @@ struct pull_job {
     int (*layer_placed)(void *, const oc_pulled_layer *, const char *, char **, oc_error *);
     void *layer_placed_opaque;
     void (*on_bytes)(void *, uint64_t);
-    void (*on_layer)(void *, int);
+    void (*on_layer)(void *, int, uint64_t);
     void *progress_opaque;
     oc_pull_done done;
     void *opaque;
@@ -271,7 +271,7 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
         oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
                       f->desc->digest, f->tar_size);
         if (j->on_layer)
-            j->on_layer(j->progress_opaque, 0);
+            j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
         if (j->layer_placed && f->path) {
             oc_pulled_layer pl = {.digest = (char *)f->desc->digest,
                                   .diff_id = (char *)f->diff_id,
@@ -291,7 +291,7 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
         return;
     }
     if (j->on_layer)
-        j->on_layer(j->progress_opaque, 0);
+        j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
     if (layer_retry(f, &err))
         return;
     oc_blobpipe_release(f->pipe);
@@ -315,7 +315,7 @@ static void layer_on_done(void *opaque, const oc_reg_info *info, const oc_error 
     if (layer_retry(f, &err))
         return;
     if (j->on_layer)
-        j->on_layer(j->progress_opaque, 0);
+        j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
     oc_blobpipe_release(f->pipe);
     f->pipe = NULL;
     layer_settle(f, &err);
@@ -407,7 +407,7 @@ static int layer_claim(layer_fetch *f, oc_error *err)
         f->owner = 1;
     }
     if (j->on_layer)
-        j->on_layer(j->progress_opaque, 1);
+        j->on_layer(j->progress_opaque, 1, (uint64_t)f->desc->size);
     return layer_make_pipe(f, err);
 }
 

@@ -71,7 +71,7 @@ typedef struct oc_pull_opts {
     void *layer_placed_opaque;
     /* Optional: bytes of layer blobs as they arrive, for progress. */
     void (*on_bytes)(void *opaque, uint64_t n);
-    void (*on_layer)(void *opaque, int started); /* 1 started, 0 ended */
+    void (*on_layer)(void *opaque, int started, uint64_t blob_size); /* 1 started, 0 ended */
     void *progress_opaque;
 } oc_pull_opts;
 

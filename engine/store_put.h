@@ -1,0 +1,16 @@
+/* store_put.h - moving one verified layer into a store the moment it has
+ * verified (mirror): rename into <hex>/layer.tar, fsync the directories,
+ * then write its known-good marker. A layer already in place is replaced
+ * by the new, verified copy (same digest, so the same bytes). */
+#ifndef OC_ENGINE_STORE_PUT_H
+#define OC_ENGINE_STORE_PUT_H
+
+#include "engine/pull.h"
+#include "engine/store.h"
+
+/* tmp_path must be on the store's file system (its run directory).
+ * *final_path (malloc'd) is the layer's path in the store. */
+int oc_store_put_layer(oc_store *s, const oc_pulled_layer *l, const char *tmp_path,
+                       char **final_path, oc_error *err);
+
+#endif
