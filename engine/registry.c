@@ -46,6 +46,15 @@ struct oc_registry {
     char *user;
     char *pass;
     int basic_mode; /* registry asked for Basic: send it on every request */
+    char *bearer_realm;   /* from the first Bearer challenge: later scopes get */
+    char *bearer_service; /* their token before the request, saving a 401 */
+    /* Until one answer told us how this registry authenticates, only one
+     * call (the probe) goes out; the others wait at the gate, so a burst of
+     * calls costs one 401, not one each. */
+    int auth_known;
+    reg_call *probe;
+    reg_call **gate;
+    size_t n_gate;
     token_entry *tokens;
     int n_tokens;
     token_fetch *fetching;
@@ -177,6 +186,9 @@ void oc_registry_free(oc_registry *r)
         free(r->tokens[i].token);
     }
     free(r->tokens);
+    free(r->gate);
+    free(r->bearer_realm);
+    free(r->bearer_service);
     free(r->host);
     free(r->endpoint);
     free(r->base_url);
@@ -564,6 +576,8 @@ static void call_on_401(reg_call *c)
     }
     if (ch.scheme == OC_AUTH_BEARER && c->auth_tries < 2) {
         c->auth_tries++;
+        set_str(&r->bearer_realm, ch.realm);
+        set_str(&r->bearer_service, ch.service);
         token_forget(r, c->scope);
         token_request(c, &ch);
     } else if (ch.scheme == OC_AUTH_BASIC && r->user && !r->basic_mode) {
@@ -583,9 +597,36 @@ static void call_on_401(reg_call *c)
     oc_auth_challenge_free(&ch);
 }
 
+static void call_on_done_inner(reg_call *c, const oc_http_result *res);
+
+/* Let the calls waiting for the first answer go. */
+static void gate_release(oc_registry *r)
+{
+    reg_call **waiting = r->gate;
+    size_t n = r->n_gate;
+    r->gate = NULL;
+    r->n_gate = 0;
+    for (size_t i = 0; i < n; i++)
+        call_attempt(waiting[i]);
+    free(waiting);
+}
+
 static void call_on_done(void *opaque, const oc_http_result *res)
 {
     reg_call *c = opaque;
+    oc_registry *r = c->r;
+    int was_probe = r->probe == c;
+    if (was_probe) {
+        r->probe = NULL;
+        r->auth_known = res->ok;
+    }
+    call_on_done_inner(c, res);
+    if (was_probe)
+        gate_release(r);
+}
+
+static void call_on_done_inner(reg_call *c, const oc_http_result *res)
+{
     c->transfer = NULL;
     oc_limiter_release(c->r->e->limiter, &c->slot);
     c->info.http_version = res->http_version;
@@ -703,6 +744,27 @@ static void call_send(oc_slot_wait *w)
 
 static void call_attempt(reg_call *c)
 {
+    oc_registry *r = c->r;
+    if (!r->auth_known) {
+        if (r->probe && r->probe != c) {
+            reg_call **grown = realloc(r->gate, sizeof *grown * (r->n_gate + 1));
+            if (grown) {
+                r->gate = grown;
+                r->gate[r->n_gate++] = c;
+                return;
+            }
+        } else {
+            r->probe = c;
+        }
+    }
+    if (r->bearer_realm && c->auth_tries == 0 && !token_valid(r, c->scope)) {
+        /* the registry wants bearer tokens: get this scope's before asking */
+        c->auth_tries++;
+        oc_auth_challenge ch = {
+            .scheme = OC_AUTH_BEARER, .realm = r->bearer_realm, .service = r->bearer_service};
+        token_request(c, &ch);
+        return;
+    }
     if (oc_limiter_acquire(c->r->e->limiter, c->r->host, &c->slot) != 0) {
         oc_error err;
         oc_error_set(&err, OC_E_NOMEM, "out of memory");
