@@ -76,6 +76,9 @@ struct entry_job {
     plat_pull *pulls;
     size_t n_pulls;
     size_t pulls_pending;
+    char *manifest; /* the manifest or index the digest names, for the pulls */
+    size_t manifest_len;
+    char *manifest_type;
     char **stored; /* platform strings stored, for the report */
     size_t n_stored;
     int finished;
@@ -295,6 +298,9 @@ static void start_pulls(entry_job *j)
             .on_bytes = on_bytes,
             .on_layer = on_layer,
             .progress_opaque = pp,
+            .manifest_body = j->manifest,
+            .manifest_len = j->manifest_len,
+            .manifest_type = j->manifest_type,
         };
         if (oc_pull_start(run->e, &ref, &po, on_pulled, pp, &err) != 0) {
             entry_fail(j, &err);
@@ -408,6 +414,13 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
         entry_fail(j, &err);
         entry_finish(j);
         return;
+    }
+    j->manifest = malloc(len + 1);
+    j->manifest_type = info->content_type ? strdup(info->content_type) : NULL;
+    if (j->manifest) {
+        memcpy(j->manifest, body, len);
+        j->manifest[len] = '\0';
+        j->manifest_len = len;
     }
     if (run->o->dry_run) {
         j->status = ST_DRYRUN;
@@ -740,6 +753,8 @@ out:
         free(j->stored);
         free(j->name);
         free(j->digest);
+        free(j->manifest);
+        free(j->manifest_type);
     }
     free(run.jobs);
     oc_once_free(run.in_flight);

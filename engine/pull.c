@@ -700,6 +700,18 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
         return -1;
     }
     const char *reference = ref->digest ? ref->digest : ref->tag;
+    if (opts->manifest_body && ref->digest) {
+        /* the caller holds the manifest: take it as if just fetched */
+        j->reference = strdup(ref->digest);
+        if (!j->reference) {
+            job_free(j);
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return -1;
+        }
+        oc_reg_info info = {.content_type = (char *)opts->manifest_type, .content_length = -1};
+        on_manifest(j, opts->manifest_body, opts->manifest_len, &info, NULL);
+        return 0;
+    }
     if (fetch_manifest(j, reference, err) != 0) {
         oc_error_prefix(err, "%s", j->label);
         job_free(j);

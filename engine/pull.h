@@ -51,6 +51,11 @@ typedef struct oc_pull_opts {
     const char *work_dir;        /* where layer tars are written; must exist */
     uint64_t max_layer_bytes;    /* bound on one uncompressed layer; 0 = none */
     int no_sync_layers;          /* layer files are copied and deleted: skip their fsync */
+    /* Optional: the manifest (or index) the reference's digest names, already
+     * fetched by the caller: used instead of a GET (its digest is checked). */
+    const char *manifest_body;
+    size_t manifest_len;
+    const char *manifest_type; /* its Content-Type */
     /* Optional: a verified copy of a layer the caller already holds (a store).
      * Return 1 with *path (malloc'd; the file is never deleted by the pull)
      * and *tar_size to reuse it, 0 to fetch the layer. */
