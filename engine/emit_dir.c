@@ -1,179 +1,174 @@
-/* emit_dir.c - a pulled image as files in a directory (see emit_dir.h). */
+/* emit_dir.c - write a pulled image into a store directory (see
+ * emit_dir.h). */
 #include "engine/emit_dir.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
+#include "engine/catalog.h"
 #include "engine/emit_tar.h"
+#include "engine/store_put.h"
 #include "io/atomicfile.h"
 
-#define CATALOG_MAX (64u * 1024 * 1024)
+#define CONFIG_MAX (64u * 1024 * 1024)
 
-char *oc_emit_dir_workdir(const char *dir, oc_error *err)
+static int oom(oc_error *err)
 {
-    char *tmp = NULL;
-    if (asprintf(&tmp, "%s/.tmp", dir) < 0) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (oc_mkdirs(tmp, err) != 0) {
-        free(tmp);
-        return NULL;
-    }
-    return tmp;
+    oc_error_set(err, OC_E_NOMEM, "out of memory");
+    return -1;
 }
 
-char *oc_emit_manifest_filename(const char *image, const char *tag)
+/* Is path already a file with exactly these bytes? */
+static int same_content(const char *path, const char *data, size_t len)
 {
-    char *name = NULL;
-    if (asprintf(&name, "manifest-%s-%s.json", image, tag) < 0)
-        return NULL;
-    for (char *p = name + strlen("manifest-"); *p; p++)
-        if (*p == '/')
-            *p = '_';
-    return name;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != len)
+        return 0;
+    oc_error ignored;
+    size_t got = 0;
+    char *text = oc_read_file(path, CONFIG_MAX, &got, &ignored);
+    int same = text && got == len && memcmp(text, data, len) == 0;
+    free(text);
+    return same;
 }
 
-static int write_json(const char *tmp, const char *path, json_t *doc, oc_error *err)
+static int write_config(oc_store *s, const oc_pulled_image *img, oc_error *err)
 {
-    char *text = json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS);
-    if (!text) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory serialising %s", path);
+    char name[OC_SHA256_HEX_LEN + 8];
+    snprintf(name, sizeof name, "%s.json", img->config_hex);
+    char *path = oc_store_path(s, name);
+    if (!path)
+        return oom(err);
+    int rc = 0;
+    /* A 0.2.0 store holds a re-serialised config: replace it by the
+     * registry's bytes. */
+    if (!same_content(path, img->config_body, img->config_len))
+        rc =
+            oc_atomic_write_file(oc_store_run_dir(s), path, img->config_body, img->config_len, err);
+    free(path);
+    if (rc != 0)
         return -1;
-    }
-    size_t len = strlen(text);
-    char *with_nl = realloc(text, len + 2);
-    if (!with_nl) {
-        free(text);
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        return -1;
-    }
-    with_nl[len] = '\n';
-    with_nl[len + 1] = '\0';
-    int rc = oc_atomic_write_file(tmp, path, with_nl, len + 1, err);
-    free(with_nl);
-    return rc;
+    oc_blob_mark m;
+    oc_error ignored;
+    if (oc_store_mark_read(s, img->config_hex, &m, &ignored) == 1 && !m.is_layer)
+        return 0;
+    memset(&m, 0, sizeof m);
+    snprintf(m.digest, sizeof m.digest, "sha256:%s", img->config_hex);
+    m.size = img->config_len;
+    return oc_store_mark_write(s, img->config_hex, &m, err);
 }
 
-static int place_layer(oc_pulled_image *img, size_t i, const char *dir, oc_error *err)
+/* A fetched layer into <hex>/layer.tar with its marker (store_put.c);
+ * every occurrence of the moved file then forgets its path. */
+static int place_layer(oc_store *s, oc_pulled_image *img, size_t i, oc_error *err)
 {
     oc_pulled_layer *l = &img->layers[i];
-    char *ldir = NULL, *final = NULL;
-    int rc = -1;
-    if (asprintf(&ldir, "%s/%s", dir, l->hex) < 0 || asprintf(&final, "%s/layer.tar", ldir) < 0) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if (!l->path || l->reused) { /* moved by an earlier occurrence, or already in place */
-        rc = 0;
-        goto out;
-    }
-    if (oc_mkdirs(ldir, err) != 0)
-        goto out;
-    if (rename(l->path, final) != 0) {
-        oc_error_errno(err, errno, "cannot move layer into %s", final);
-        goto out;
-    }
-    if (oc_fsync_dir(ldir, err) != 0)
-        goto out;
+    if (!l->path || l->reused) /* moved by an earlier occurrence, or already in the store */
+        return 0;
+    char *final = NULL;
+    if (oc_store_put_layer(s, l, l->path, &final, err) != 0)
+        return -1;
+    free(final);
     const char *moved = l->path;
     for (size_t k = 0; k < img->n_layers; k++)
-        if (img->layers[k].path == moved)
+        if (img->layers[k].path == moved && k != i)
             img->layers[k].path = NULL;
-    rc = 0;
-out:
-    free(ldir);
-    free(final);
-    return rc;
+    l->path = NULL;
+    return 0;
 }
 
-static int merge_catalog(const char *dir, const char *tmp, const char *image, const char *tag,
-                         const char *manifest_name, oc_error *err)
+static void set_str(json_t *obj, const char *key, const char *value)
 {
-    char *path = NULL;
-    if (asprintf(&path, "%s/catalog.json", dir) < 0) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        return -1;
+    if (value)
+        json_object_set_new(obj, key, json_string(value));
+}
+
+static json_t *manifest_doc(const oc_pulled_image *img, const oc_emit_dir_opts *o)
+{
+    json_t *entry = oc_emit_manifest_entry(img, o->repo_tag);
+    json_t *doc = json_array();
+    if (!entry || !doc) {
+        json_decref(entry);
+        json_decref(doc);
+        return NULL;
     }
-    json_t *catalog = NULL;
-    struct stat st;
-    if (stat(path, &st) == 0) {
-        size_t len = 0;
-        char *text = oc_read_file(path, CATALOG_MAX, &len, err);
-        if (!text) {
-            free(path);
-            return -1;
-        }
-        json_error_t jerr;
-        catalog = json_loadb(text, len, 0, &jerr);
-        free(text);
-        if (!json_is_object(catalog)) {
-            oc_error_set(err, OC_E_FORMAT, "%s is not a JSON object: %s", path,
-                         catalog ? "wrong type" : jerr.text);
-            json_decref(catalog);
-            free(path);
-            return -1;
-        }
+    if (o->unique_names) {
+        char now[32];
+        oc_store_now(now);
+        json_t *ours = json_object();
+        set_str(ours, "registry", o->registry);
+        set_str(ours, "repository", o->repository);
+        set_str(ours, "tag", o->tag);
+        set_str(ours, "manifest_digest", img->manifest_digest);
+        set_str(ours, "index_digest", img->index_digest);
+        set_str(ours, "platform", img->platform);
+        set_str(ours, "media_type", img->manifest_media_type);
+        set_str(ours, "fetched_at", now);
+        json_object_set_new(entry, "ImageName", json_string(o->image));
+        json_object_set_new(entry, "Occystrap", ours);
+    }
+    json_array_append_new(doc, entry);
+    return doc;
+}
+
+static int write_manifest_file(oc_store *s, const oc_pulled_image *img, const oc_emit_dir_opts *o,
+                               const char *name, oc_error *err)
+{
+    json_t *doc = manifest_doc(img, o);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
+    json_decref(doc);
+    char *path = oc_store_path(s, name);
+    int rc = -1;
+    if (!text || !path) {
+        oom(err);
     } else {
-        catalog = json_object();
+        size_t len = strlen(text);
+        char *nl = realloc(text, len + 2);
+        if (!nl) {
+            oom(err);
+        } else {
+            text = nl;
+            text[len] = '\n';
+            text[len + 1] = '\0';
+            rc = oc_atomic_write_file(oc_store_run_dir(s), path, text, len + 1, err);
+        }
     }
-    json_t *tags = json_object_get(catalog, image);
-    if (!json_is_object(tags)) {
-        tags = json_object();
-        json_object_set_new(catalog, image, tags);
-    }
-    json_object_set_new(tags, tag, json_string(manifest_name));
-    int rc = write_json(tmp, path, catalog, err);
-    json_decref(catalog);
+    free(text);
     free(path);
     return rc;
 }
 
-int oc_emit_dir(oc_pulled_image *img, const char *dir, const char *image, const char *tag,
-                const char *repo_tag, int unique_names, oc_error *err)
+int oc_emit_dir(oc_store *s, oc_pulled_image *img, const oc_emit_dir_opts *o, oc_error *err)
 {
-    char *tmp = oc_emit_dir_workdir(dir, err);
-    char *config_path = NULL, *manifest_name = NULL, *manifest_path = NULL;
-    json_t *doc = NULL;
+    char *name =
+        o->unique_names ? oc_catalog_manifest_name(o->image, o->tag) : strdup("manifest.json");
     int rc = -1;
-    if (!tmp)
-        return -1;
+    if (!name) {
+        oom(err);
+        goto out;
+    }
+    if (!oc_catalog_file_name_ok(name)) {
+        oc_error_set(err, OC_E_USAGE, "\"%s\" cannot be a file name", name);
+        goto out;
+    }
+    if (write_config(s, img, err) != 0)
+        goto out;
     for (size_t i = 0; i < img->n_layers; i++)
-        if (place_layer(img, i, dir, err) != 0)
+        if (place_layer(s, img, i, err) != 0)
             goto out;
-    if (asprintf(&config_path, "%s/%s.json", dir, img->config_hex) < 0)
-        goto oom;
-    if (oc_atomic_write_file(tmp, config_path, img->config_body, img->config_len, err) != 0)
+    if (write_manifest_file(s, img, o, name, err) != 0)
         goto out;
-    manifest_name = unique_names ? oc_emit_manifest_filename(image, tag) : strdup("manifest.json");
-    if (!manifest_name || asprintf(&manifest_path, "%s/%s", dir, manifest_name) < 0)
-        goto oom;
-    json_t *entry = oc_emit_manifest_entry(img, repo_tag);
-    if (unique_names)
-        json_object_set_new(entry, "ImageName", json_string(image));
-    doc = json_array();
-    json_array_append_new(doc, entry);
-    if (write_json(tmp, manifest_path, doc, err) != 0)
-        goto out;
-    if (merge_catalog(dir, tmp, image, tag, manifest_name, err) != 0)
+    oc_store_crash_point("manifest-written");
+    if (oc_store_catalog_add(s, o->image, o->tag, name, err) != 0)
         goto out;
     rc = 0;
-    goto out;
-oom:
-    oc_error_set(err, OC_E_NOMEM, "out of memory");
 out:
     if (rc != 0)
-        oc_error_prefix(err, "writing into %s", dir);
-    json_decref(doc);
-    free(tmp);
-    free(config_path);
-    free(manifest_name);
-    free(manifest_path);
+        oc_error_prefix(err, "writing %s:%s into %s", o->image, o->tag, oc_store_dir(s));
+    free(name);
     return rc;
 }

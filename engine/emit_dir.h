@@ -1,24 +1,33 @@
-/* emit_dir.h - a pulled image as files in a directory (DESIGN 5.2 and 5.3):
- * <config-hex>.json, <layer-hex>/layer.tar, the manifest file and
- * catalog.json. With unique names the manifest file is
- * manifest-<image with / as _>-<tag with / as _>.json carrying "ImageName",
- * layers already present are kept, and catalog.json is merged. Every file
- * appears atomically (temporary in DIR/.tmp, fsync, rename). */
+/* emit_dir.h - a pulled image written into a store directory (DESIGN 5.2
+ * and 5.3): <config-hex>.json, <layer-hex>/layer.tar, the manifest file
+ * and the catalog entry.
+ *
+ * Order, so that a crash at any point leaves a store that verifies: the
+ * config and its marker; each fetched layer renamed from the run directory
+ * into <hex>/layer.tar, the directories fsynced, then its marker; the
+ * manifest file (atomically); last the catalog entry (merged under the
+ * catalog lock). A layer the store already held (have_layer) is left as it
+ * is. With unique names the manifest file is manifest-<image>-<tag>.json
+ * with "ImageName" and our "Occystrap" keys (store_image.h); without, it is
+ * a plain docker manifest.json. */
 #ifndef OC_ENGINE_EMIT_DIR_H
 #define OC_ENGINE_EMIT_DIR_H
 
 #include "engine/pull.h"
+#include "engine/store.h"
 #include "io/error.h"
 
-/* DIR/.tmp, created if needed: the work directory for pulls into dir. */
-char *oc_emit_dir_workdir(const char *dir, oc_error *err);
+typedef struct oc_emit_dir_opts {
+    const char *image;    /* the catalog's name: IMAGE as given */
+    const char *tag;      /* TAG as given (a tag or a digest) */
+    const char *repo_tag; /* RepoTags value, or NULL for none */
+    int unique_names;
+    const char *registry;   /* recorded in our keys */
+    const char *repository; /* recorded in our keys */
+} oc_emit_dir_opts;
 
-/* image and tag are the names the catalog records (IMAGE and TAG as given);
- * repo_tag is the RepoTags value. Layer files are moved into place. */
-int oc_emit_dir(oc_pulled_image *img, const char *dir, const char *image, const char *tag,
-                const char *repo_tag, int unique_names, oc_error *err);
-
-/* "manifest-<image/->_>-<tag/->_>.json"; malloc'd. */
-char *oc_emit_manifest_filename(const char *image, const char *tag);
+/* img's layer files must be in the store's run directory (same file
+ * system); they are moved into place and their paths set to NULL. */
+int oc_emit_dir(oc_store *s, oc_pulled_image *img, const oc_emit_dir_opts *o, oc_error *err);
 
 #endif
