@@ -532,7 +532,12 @@ int oc_blobpipe_write(oc_blobpipe *p, const void *data, size_t len, oc_error *er
     }
     if (len > room) {
         size_t need = (len - room + p->cap - 1) / p->cap;
-        size_t have = (size_t)(p->in_max - p->in_alloc);
+        /* a write larger than the whole pool waits only until the pool is
+         * idle, then grows it for this once (curl hands over at most its
+         * buffer size at a time, so this stays bounded) */
+        if (need > (size_t)p->in_max)
+            need = (size_t)p->in_max;
+        size_t have = p->in_alloc < p->in_max ? (size_t)(p->in_max - p->in_alloc) : 0;
         for (in_chunk *c = p->free_in; c && have < need; c = c->next_free)
             have++;
         if (have < need) {

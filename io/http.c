@@ -1,10 +1,13 @@
 /* http.c - libcurl's multi interface on a libuv loop (see http.h).
  *
  * Handles and their lifetimes:
- *   oc_http        owns the CURLM, one uv_timer for curl's timeout and one
+ *   oc_http        owns the CURLM, one uv_timer for curl's timeout, one
  *                  uv_timer that completes cancellations outside curl's
- *                  callbacks. Freed from the close callback of the last of
- *                  its uv handles.
+ *                  callbacks, and a one-second uv_timer that aborts
+ *                  transfers that received nothing for their stall_seconds
+ *                  (curl's own low-speed check averages over 5 s windows, so
+ *                  it fires seconds late). Freed from the close callback of
+ *                  the last of its uv handles.
  *   sock_watch     one per socket curl wants watched: a uv_poll created on
  *                  CURL_POLL_IN/OUT/INOUT, closed on CURL_POLL_REMOVE, freed
  *                  in its close callback.
@@ -24,6 +27,8 @@ struct oc_http {
     CURLM *multi;
     uv_timer_t timeout;
     uv_timer_t cancel_timer;
+    uv_timer_t stall_timer;
+    oc_http_transfer *active; /* every started transfer, for the stall check */
     int handles_open;
     int closing;
     oc_http_transfer *cancelled; /* transfers waiting to be completed as cancelled */
@@ -47,7 +52,11 @@ struct oc_http_transfer {
     uint64_t body_bytes;
     int cancel_pending;
     int aborted;        /* on_data asked to stop */
+    int paused;         /* on_data asked to pause: not a stall */
+    int stalled;        /* aborted by the stall check */
+    uint64_t last_activity_ms;
     oc_http_transfer *next_cancelled;
+    oc_http_transfer *prev_active, *next_active;
     oc_error err;
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -152,6 +161,7 @@ static size_t on_curl_header(char *buf, size_t size, size_t n, void *userp)
 {
     oc_http_transfer *t = userp;
     size_t len = size * n;
+    t->last_activity_ms = uv_now(t->http->loop);
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         /* status line of a (possibly intermediate) response */
         const char *sp = memchr(buf, ' ', len);
@@ -186,6 +196,7 @@ static size_t on_curl_write(char *buf, size_t size, size_t n, void *userp)
 {
     oc_http_transfer *t = userp;
     size_t len = size * n;
+    t->last_activity_ms = uv_now(t->http->loop);
     if (t->cancel_pending)
         return 0;
     if (!t->req.on_data) {
@@ -195,8 +206,10 @@ static size_t on_curl_write(char *buf, size_t size, size_t n, void *userp)
     long status = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     int rc = t->req.on_data(t->req.opaque, status, buf, len, &t->err);
-    if (rc == OC_HTTP_DATA_PAUSE)
+    if (rc == OC_HTTP_DATA_PAUSE) {
+        t->paused = 1;
         return CURL_WRITEFUNC_PAUSE;
+    }
     if (rc != OC_HTTP_DATA_OK) {
         t->aborted = 1;
         if (t->err.code == OC_OK)
@@ -211,6 +224,13 @@ static size_t on_curl_write(char *buf, size_t size, size_t n, void *userp)
 
 static void transfer_free(oc_http_transfer *t)
 {
+    oc_http *http = t->http;
+    if (t->prev_active)
+        t->prev_active->next_active = t->next_active;
+    else if (http->active == t)
+        http->active = t->next_active;
+    if (t->next_active)
+        t->next_active->prev_active = t->prev_active;
     curl_slist_free_all(t->headers);
     curl_easy_cleanup(t->easy);
     free(t);
@@ -234,7 +254,12 @@ static void transfer_finish(oc_http_transfer *t, CURLcode code)
     http->stats.connects += (uint64_t)(res.num_connects > 0 ? res.num_connects : 0);
     http->stats.bytes += t->body_bytes;
 
-    if (t->cancel_pending) {
+    if (t->stalled) {
+        res.curl_code = CURLE_OPERATION_TIMEDOUT;
+        oc_error_set(&t->err, OC_E_NET, "no data received for %ld s (stalled transfer)",
+                     t->req.stall_seconds);
+        res.err = &t->err;
+    } else if (t->cancel_pending) {
         oc_error_set(&t->err, OC_E_CANCELLED, "transfer cancelled");
         res.err = &t->err;
     } else if (t->aborted) {
@@ -276,6 +301,20 @@ static void check_multi_info(oc_http *http)
         curl_multi_remove_handle(http->multi, easy);
         unlink_cancelled(http, t);
         transfer_finish(t, code);
+    }
+}
+
+static void on_stall_timer(uv_timer_t *timer)
+{
+    oc_http *http = timer->data;
+    uint64_t now = uv_now(http->loop);
+    for (oc_http_transfer *t = http->active; t; t = t->next_active) {
+        if (t->req.stall_seconds <= 0 || t->paused || t->cancel_pending)
+            continue;
+        if (now - t->last_activity_ms >= (uint64_t)t->req.stall_seconds * 1000) {
+            t->stalled = 1;
+            oc_http_cancel(t);
+        }
     }
 }
 
@@ -338,7 +377,11 @@ oc_http *oc_http_new(uv_loop_t *loop, const oc_http_opts *opts, oc_error *err)
     http->timeout.data = http;
     uv_timer_init(loop, &http->cancel_timer);
     http->cancel_timer.data = http;
-    http->handles_open = 2;
+    uv_timer_init(loop, &http->stall_timer);
+    http->stall_timer.data = http;
+    uv_timer_start(&http->stall_timer, on_stall_timer, 250, 250);
+    uv_unref((uv_handle_t *)&http->stall_timer);
+    http->handles_open = 3;
     return http;
 }
 
@@ -353,6 +396,7 @@ void oc_http_close(oc_http *http)
     http->multi = NULL;
     uv_close((uv_handle_t *)&http->timeout, http_handle_closed);
     uv_close((uv_handle_t *)&http->cancel_timer, http_handle_closed);
+    uv_close((uv_handle_t *)&http->stall_timer, http_handle_closed);
 }
 
 static int set_headers(oc_http_transfer *t, const oc_http_request *req)
@@ -423,10 +467,6 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
         curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
         curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
     }
-    if (req->stall_seconds > 0) {
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, req->stall_seconds);
-    }
     if (req->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
     if (!req->tls_verify) {
@@ -441,6 +481,11 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
     if (http->verbose)
         curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
 
+    t->last_activity_ms = uv_now(http->loop);
+    t->next_active = http->active;
+    if (http->active)
+        http->active->prev_active = t;
+    http->active = t;
     CURLMcode mc = curl_multi_add_handle(http->multi, e);
     if (mc != CURLM_OK) {
         oc_error_set(err, OC_E_NET, "cannot start transfer to %s: %s", req->url,
@@ -453,6 +498,8 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
 
 void oc_http_unpause(oc_http_transfer *t)
 {
+    t->paused = 0;
+    t->last_activity_ms = uv_now(t->http->loop);
     curl_easy_pause(t->easy, CURLPAUSE_CONT);
 }
 
