@@ -3,6 +3,7 @@
  * work failed, 2 usage or configuration error. The commands are thin: they
  * parse, call the engine, and print the engine's one-line errors. */
 #include "engine/cli.h"
+#include "engine/cmd_mirror.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -11,12 +12,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/catalog.h"
+#include "engine/cmd_expand.h"
 #include "engine/emit_dir.h"
 #include "engine/emit_tar.h"
 #include "engine/engine.h"
 #include "engine/manifest.h"
 #include "engine/pull.h"
+#include "engine/recreate.h"
 #include "engine/ref.h"
+#include "engine/store.h"
+#include "engine/store_gc.h"
+#include "engine/store_list.h"
+#include "engine/store_verify.h"
 #include "engine/version.h"
 #include "io/atomicfile.h"
 #include "io/fsutil.h"
@@ -29,7 +37,13 @@ typedef struct cli_opts {
     int use_unique_names;
     int expand;
     int quiet;
+    int json;
+    int dry_run;
     uint64_t max_layer_bytes;
+    oc_expand_opts expand_opts; /* --expand, expand */
+    const char *platforms[32];  /* every --platform, for mirror */
+    int n_platforms;
+    oc_mirror_cli mirror;       /* mirror's own options */
 } cli_opts;
 
 static void usage(FILE *out)
@@ -42,12 +56,14 @@ static void usage(FILE *out)
           "  fetch-to-extracted [--use-unique-names] [--expand] REGISTRY IMAGE TAG DIR\n"
           "      download an image into a directory (the tarball's files)\n"
           "  recreate-image DIR IMAGE TAG TARFILE\n"
-          "      write a tarball for one image of a merged directory (not implemented yet)\n"
+          "      write a tarball for one image of a merged directory (no network)\n"
+          "  export STORE TARFILE IMAGE:TAG [IMAGE:TAG...]\n"
+          "      one tarball with several images of a store, shared layers once\n"
           "  mirror LIST STORE      mirror every entry of LIST into STORE (not implemented yet)\n"
-          "  list STORE             what a store holds (not implemented yet)\n"
-          "  expand STORE IMAGE TAG DIR  merged root filesystem (not implemented yet)\n"
-          "  verify STORE           re-hash everything in a store (not implemented yet)\n"
-          "  gc STORE               drop unreferenced blobs (not implemented yet)\n"
+          "  list [--json] STORE    what a store holds\n"
+          "  expand STORE IMAGE TAG DIR  an image's merged root filesystem from a store\n"
+          "  verify STORE           re-hash everything in a store; exit 1 if damaged\n"
+          "  gc [--dry-run] STORE   drop layers and configs no image references\n"
           "\n"
           "TAG may be a digest (sha256:...). REGISTRY is host[:port]; docker.io means\n"
           "registry-1.docker.io and a one-part Docker Hub image gets library/.\n"
@@ -65,8 +81,12 @@ static void usage(FILE *out)
           "  --stall-timeout SECONDS       retry a transfer idle this long (default 30)\n"
           "  --max-layer-size BYTES        refuse a layer whose tar is larger\n"
           "  --use-unique-names            (fetch-to-extracted) merged-directory names\n"
-          "  --expand                      (fetch-to-extracted) expand layers (not implemented "
-          "yet)\n"
+          "  --expand                      (fetch-to-extracted) also each layer expanded in\n"
+          "                                <hex>/layer/ and the merged root filesystem\n"
+          "  --max-expand-size BYTES       (--expand, expand) refuse to write more than this\n"
+          "  --expand-strategy S           auto, oldest-first or write-once (default auto)\n"
+          "  --json                        (list) machine-readable output\n"
+          "  --dry-run                     (gc) report what would be removed\n"
           "  -v, --verbose                 log each request (twice: curl's trace too)\n"
           "  -q, --quiet                   only errors\n"
           "  --version                     versions of occystrap and its libraries\n"
@@ -88,6 +108,12 @@ typedef struct fetch_run {
     const char *tag;
     int unique_names;
     char *repo_tag;
+    const oc_ref *ref;
+    oc_store *store; /* fetch-to-extracted */
+    size_t reused;   /* layers the store already held */
+    int expand;      /* --expand */
+    int quiet;
+    const oc_expand_opts *xo;
     int ok;
     oc_error err;
 } fetch_run;
@@ -100,11 +126,22 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
         return;
     }
     int rc;
-    if (run->tarfile)
+    if (run->tarfile) {
         rc = oc_emit_tarball(img, run->repo_tag, run->tarfile, &run->err);
-    else
-        rc = oc_emit_dir(img, run->dir, run->image, run->tag, run->repo_tag, run->unique_names,
-                         &run->err);
+    } else {
+        oc_emit_dir_opts eo = {.image = run->image,
+                               .tag = run->tag,
+                               .repo_tag = run->repo_tag,
+                               .unique_names = run->unique_names,
+                               .registry = run->ref->registry,
+                               .repository = run->ref->repository};
+        for (size_t i = 0; i < img->n_layers; i++)
+            run->reused += img->layers[i].reused;
+        rc = oc_emit_dir(run->store, img, &eo, &run->err);
+        if (rc == 0 && run->expand)
+            rc = oc_fetch_expand(img, run->dir, run->image, run->tag, run->unique_names, run->xo,
+                                 run->quiet, &run->err);
+    }
     run->ok = rc == 0;
 }
 
@@ -116,8 +153,8 @@ static int cmd_fetch(cli_opts *o, int argc, char **argv, int to_tar)
                 to_tar ? "TARFILE" : "DIR", argc);
         return EXIT_USAGE;
     }
-    if (o->expand) {
-        fprintf(stderr, "occystrap: --expand is not implemented yet\n");
+    if (o->expand && to_tar) {
+        fprintf(stderr, "occystrap: --expand goes with fetch-to-extracted\n");
         return EXIT_USAGE;
     }
     oc_error err;
@@ -140,33 +177,45 @@ static int cmd_fetch(cli_opts *o, int argc, char **argv, int to_tar)
         .tag = argv[2],
         .unique_names = o->use_unique_names,
         .repo_tag = oc_ref_familiar(&ref),
+        .ref = &ref,
+        .expand = o->expand,
+        .quiet = o->quiet,
+        .xo = &o->expand_opts,
     };
     oc_error_clear(&run.err);
     int status = EXIT_FAILED;
-    char *work = NULL;
+    char *work = NULL; /* fetch-to-tarfile's scratch directory */
+    const char *work_dir = NULL;
     oc_engine engine;
     int engine_up = 0;
 
     if (to_tar) {
-        work = oc_scratch_dir_beside(run.tarfile, &err);
-    } else if (oc_mkdirs(run.dir, &err) == 0) {
-        char *tmp = oc_emit_dir_workdir(run.dir, &err);
-        work = tmp ? oc_scratch_dir_beside(tmp, &err) : NULL;
-        free(tmp);
+        work_dir = work = oc_scratch_dir_beside(run.tarfile, &err);
+    } else if ((run.store = oc_store_open(run.dir, OC_STORE_WRITE, &err))) {
+        work_dir = oc_store_run_dir(run.store);
     }
-    if (!work)
+    if (!work_dir)
         goto out;
     if (oc_engine_init(&engine, &o->engine, &err) != 0)
         goto out;
     engine_up = 1;
-    oc_pull_opts popts = {
-        .platform = &want, .work_dir = work, .max_layer_bytes = o->max_layer_bytes};
+    oc_pull_opts popts = {.platform = &want,
+                          .work_dir = work_dir,
+                          .max_layer_bytes = o->max_layer_bytes,
+                          .no_sync_layers = to_tar}; /* the tarball is fsynced instead */
+    if (run.store) {
+        popts.have_layer = oc_store_have_layer;
+        popts.have_layer_opaque = run.store;
+    }
     if (oc_pull_start(&engine, &ref, &popts, on_pulled, &run, &err) != 0)
         goto out;
     uv_run(engine.loop, UV_RUN_DEFAULT);
     if (run.ok) {
         status = EXIT_OK;
-        if (!o->quiet)
+        if (!o->quiet && run.reused)
+            fprintf(stderr, "occystrap: %s -> %s (%zu layers were already there)\n", run.repo_tag,
+                    run.dir, run.reused);
+        else if (!o->quiet)
             fprintf(stderr, "occystrap: %s -> %s\n", run.repo_tag, to_tar ? run.tarfile : run.dir);
     } else {
         err = run.err;
@@ -178,6 +227,7 @@ out:
         print_error(&err);
     if (engine_up)
         oc_engine_destroy(&engine);
+    oc_store_close(run.store);
     if (work) {
         oc_error rm_err;
         if (oc_remove_tree(work, &rm_err) != 0)
@@ -188,6 +238,250 @@ out:
     oc_platform_free(&want);
     oc_ref_free(&ref);
     return status;
+}
+
+/* ---- store commands: recreate-image, export, list, verify, gc ---- */
+
+static const char *human(uint64_t bytes, char buf[32])
+{
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, 32, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, 32, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+static int write_store_tarball(cli_opts *o, const char *dir, const oc_recreate_item *items,
+                               size_t n, const char *tarfile)
+{
+    oc_error err;
+    oc_error_clear(&err);
+    oc_store *s = oc_store_open(dir, OC_STORE_READ, &err);
+    if (!s) {
+        print_error(&err);
+        return EXIT_FAILED;
+    }
+    const char *method = getenv("OCCYSTRAP_COPY"); /* "readwrite": for measurements */
+    oc_recreate_opts ro = {.force_readwrite = method && strcmp(method, "readwrite") == 0};
+    oc_recreate_stats st;
+    int rc = oc_recreate(s, items, n, tarfile, &ro, &st, &err);
+    oc_store_close(s);
+    if (rc != 0) {
+        print_error(&err);
+        return EXIT_FAILED;
+    }
+    if (!o->quiet) {
+        char b[32];
+        fprintf(stderr,
+                "occystrap: %zu image%s -> %s (%zu layers, %zu shared references, %s; "
+                "copy_file_range %llu, sendfile %llu, read/write %llu bytes)\n",
+                st.images, st.images == 1 ? "" : "s", tarfile, st.layers, st.layers_dups,
+                human(st.copy.total_bytes, b), (unsigned long long)st.copy.copy_file_range_bytes,
+                (unsigned long long)st.copy.sendfile_bytes,
+                (unsigned long long)st.copy.readwrite_bytes);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_recreate(cli_opts *o, int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr,
+                "occystrap: recreate-image takes DIR IMAGE TAG TARFILE (got %d arguments)"
+                "; for several images use export STORE TARFILE IMAGE:TAG...\n",
+                argc);
+        return EXIT_USAGE;
+    }
+    oc_recreate_item item = {.image = argv[1], .tag = argv[2]};
+    return write_store_tarball(o, argv[0], &item, 1, argv[3]);
+}
+
+static int cmd_export(cli_opts *o, int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr,
+                "occystrap: export takes STORE TARFILE IMAGE:TAG [IMAGE:TAG...] (got %d "
+                "arguments)\n",
+                argc);
+        return EXIT_USAGE;
+    }
+    size_t n = (size_t)argc - 2;
+    oc_recreate_item *items = calloc(n, sizeof *items);
+    char **parts = calloc(2 * n, sizeof *parts);
+    int status = EXIT_USAGE;
+    oc_error err;
+    oc_error_clear(&err);
+    if (!items || !parts) {
+        fprintf(stderr, "occystrap: out of memory\n");
+        status = EXIT_FAILED;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (oc_catalog_split_ref(argv[2 + i], &parts[2 * i], &parts[2 * i + 1], &err) != 0) {
+            print_error(&err);
+            goto out;
+        }
+        items[i].image = parts[2 * i];
+        items[i].tag = parts[2 * i + 1];
+    }
+    status = write_store_tarball(o, argv[0], items, n, argv[1]);
+out:
+    for (size_t i = 0; parts && i < 2 * n; i++)
+        free(parts[i]);
+    free(parts);
+    free(items);
+    return status;
+}
+
+static const char *jstr(json_t *o, const char *key, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : dflt;
+}
+
+static void print_table(json_t *doc)
+{
+    json_t *images = json_object_get(doc, "images");
+    int wi = 5, wt = 3;
+    size_t i;
+    json_t *img;
+    json_array_foreach(images, i, img)
+    {
+        int a = (int)strlen(jstr(img, "image", "?")), b = (int)strlen(jstr(img, "tag", "?"));
+        wi = a > wi ? a : wi;
+        wt = b > wt ? b : wt;
+    }
+    printf("%-*s  %-*s  %6s  %10s  %-20s  %s\n", wi, "IMAGE", wt, "TAG", "LAYERS", "SIZE",
+           "FETCHED", "MANIFEST DIGEST");
+    json_array_foreach(images, i, img)
+    {
+        char b[32];
+        char digest[32];
+        snprintf(digest, sizeof digest, "%.19s", jstr(img, "manifest_digest", "-"));
+        printf("%-*s  %-*s  %6lld  %10s  %-20s  %s%s\n", wi, jstr(img, "image", "?"), wt,
+               jstr(img, "tag", "?"), (long long)json_integer_value(json_object_get(img, "layers")),
+               human((uint64_t)json_integer_value(json_object_get(img, "bytes")), b),
+               jstr(img, "fetched_at", "-"), digest,
+               json_is_true(json_object_get(img, "in_catalog")) ? "" : "  (not in catalog.json)");
+    }
+    char b1[32], b2[32];
+    printf("%zu image%s, %lld distinct layers, %s of layers (%s without sharing)\n",
+           json_array_size(images), json_array_size(images) == 1 ? "" : "s",
+           (long long)json_integer_value(json_object_get(doc, "distinct_layers")),
+           human((uint64_t)json_integer_value(json_object_get(doc, "layer_bytes")), b1),
+           human((uint64_t)json_integer_value(json_object_get(doc, "bytes_without_sharing")), b2));
+}
+
+static int cmd_list(cli_opts *o, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "occystrap: list takes STORE (got %d arguments)\n", argc);
+        return EXIT_USAGE;
+    }
+    oc_error err;
+    oc_error_clear(&err);
+    oc_store *s = oc_store_open(argv[0], OC_STORE_READ, &err);
+    json_t *doc = s ? oc_store_list(s, &err) : NULL;
+    oc_store_close(s);
+    if (!doc) {
+        print_error(&err);
+        return EXIT_FAILED;
+    }
+    if (o->json) {
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text)
+            puts(text);
+        free(text);
+    } else {
+        print_table(doc);
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(doc, "problems"), i, p)
+        {
+            fprintf(stderr, "occystrap: warning: %s\n", json_string_value(p));
+        }
+    }
+    json_decref(doc);
+    return EXIT_OK;
+}
+
+static void on_verify(void *opaque, oc_verify_kind kind, const char *file, const char *msg)
+{
+    const cli_opts *o = opaque;
+    if (kind == OC_VERIFY_DAMAGED)
+        printf("DAMAGED %s: %s\n", file, msg);
+    else if (!o->quiet)
+        printf("note    %s: %s\n", file, msg);
+}
+
+static int cmd_verify(cli_opts *o, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "occystrap: verify takes STORE (got %d arguments)\n", argc);
+        return EXIT_USAGE;
+    }
+    oc_error err;
+    oc_error_clear(&err);
+    oc_store *s = oc_store_open(argv[0], OC_STORE_READ, &err);
+    oc_verify_stats st;
+    int rc = s ? oc_store_verify(s, on_verify, o, &st, &err) : -1;
+    oc_store_close(s);
+    if (rc != 0) {
+        print_error(&err);
+        return EXIT_FAILED;
+    }
+    fflush(stdout);
+    char b[32];
+    fprintf(stderr,
+            "occystrap: verify %s: %zu manifest files, %zu configs, %zu layers, %zu markers, %s "
+            "hashed: %s\n",
+            argv[0], st.manifests, st.configs, st.layers, st.markers, human(st.bytes_hashed, b),
+            st.damaged ? "DAMAGED" : "all good");
+    if (st.damaged)
+        fprintf(stderr, "occystrap: %zu damaged file%s in %s\n", st.damaged,
+                st.damaged == 1 ? "" : "s", argv[0]);
+    return st.damaged ? EXIT_FAILED : EXIT_OK;
+}
+
+static void on_gc(void *opaque, const char *name, uint64_t bytes)
+{
+    const cli_opts *o = opaque;
+    char b[32];
+    if (!o->quiet)
+        printf("%s %s (%s)\n", o->dry_run ? "would remove" : "removed", name, human(bytes, b));
+}
+
+static int cmd_gc(cli_opts *o, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "occystrap: gc takes STORE (got %d arguments)\n", argc);
+        return EXIT_USAGE;
+    }
+    oc_error err;
+    oc_error_clear(&err);
+    oc_store *s = oc_store_open(argv[0], OC_STORE_GC, &err);
+    oc_gc_stats st;
+    int rc = s ? oc_store_gc(s, o->dry_run, on_gc, o, &st, &err) : -1;
+    oc_store_close(s);
+    if (rc != 0) {
+        print_error(&err);
+        return EXIT_FAILED;
+    }
+    fflush(stdout);
+    char b[32];
+    fprintf(stderr,
+            "occystrap: gc %s: %s %s (%zu layers, %zu configs, %zu markers); kept %zu layers, "
+            "%zu configs\n",
+            argv[0], o->dry_run ? "would free" : "freed", human(st.bytes, b), st.layers, st.configs,
+            st.markers, st.kept_layers, st.kept_configs);
+    return EXIT_OK;
 }
 
 /* ---- dispatch ---- */
@@ -205,6 +499,15 @@ enum {
     OPT_UNIQUE,
     OPT_EXPAND,
     OPT_VERSION,
+    OPT_JSON,
+    OPT_DRY_RUN,
+    OPT_MAX_EXPAND,
+    OPT_EXPAND_STRATEGY,
+    OPT_FAIL_FAST,
+    OPT_JSON_FILE,
+    OPT_PROGRESS,
+    OPT_LOCK_WAIT,
+    OPT_CONFIG,
 };
 
 static int parse_uint(const char *text, const char *what, unsigned long long max,
@@ -235,6 +538,15 @@ int oc_cli_main(int argc, char **argv)
         {"max-layer-size", required_argument, NULL, OPT_MAX_LAYER},
         {"use-unique-names", no_argument, NULL, OPT_UNIQUE},
         {"expand", no_argument, NULL, OPT_EXPAND},
+        {"max-expand-size", required_argument, NULL, OPT_MAX_EXPAND},
+        {"expand-strategy", required_argument, NULL, OPT_EXPAND_STRATEGY},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"fail-fast", no_argument, NULL, OPT_FAIL_FAST},
+        {"json-file", required_argument, NULL, OPT_JSON_FILE},
+        {"progress", required_argument, NULL, OPT_PROGRESS},
+        {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -248,7 +560,23 @@ int oc_cli_main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "j:vqh", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_PLATFORM: o.platform = optarg; break;
+        case OPT_PLATFORM:
+            o.platform = optarg;
+            if (o.n_platforms == (int)(sizeof o.platforms / sizeof o.platforms[0])) {
+                fputs("occystrap: too many --platform options\n", stderr);
+                return EXIT_USAGE;
+            }
+            o.platforms[o.n_platforms++] = optarg;
+            break;
+        case OPT_FAIL_FAST: o.mirror.fail_fast = 1; break;
+        case OPT_JSON_FILE: o.mirror.json_file = optarg; break;
+        case OPT_PROGRESS: o.mirror.progress = optarg; break;
+        case OPT_CONFIG: o.mirror.config_path = optarg; break;
+        case OPT_LOCK_WAIT:
+            if (parse_uint(optarg, "--lock-wait", 86400, &n) != 0)
+                return EXIT_USAGE;
+            o.mirror.lock_wait_s = (long)n;
+            break;
         case OPT_INSECURE: o.engine.insecure = 1; break;
         case OPT_CA_CERT: o.engine.ca_file = optarg; break;
         case OPT_USERNAME: o.engine.username = optarg; break;
@@ -280,6 +608,24 @@ int oc_cli_main(int argc, char **argv)
             break;
         case OPT_UNIQUE: o.use_unique_names = 1; break;
         case OPT_EXPAND: o.expand = 1; break;
+        case OPT_MAX_EXPAND:
+            if (parse_uint(optarg, "--max-expand-size", UINT64_MAX, &n) != 0)
+                return EXIT_USAGE;
+            o.expand_opts.max_bytes = n;
+            break;
+        case OPT_EXPAND_STRATEGY:
+            if (oc_expand_strategy_parse(optarg) < 0) {
+                fputs("occystrap: --expand-strategy: auto, oldest-first or write-once\n", stderr);
+                return EXIT_USAGE;
+            }
+            o.expand_opts.strategy = (oc_expand_strategy)oc_expand_strategy_parse(optarg);
+            break;
+        case OPT_JSON:
+            o.json = 1;
+            break;
+        case OPT_DRY_RUN:
+            o.dry_run = 1;
+            break;
         case 'v': o.engine.verbose++; break;
         case 'q': o.quiet = 1; break;
         case OPT_VERSION: oc_version_print(stdout); return EXIT_OK;
@@ -310,11 +656,25 @@ int oc_cli_main(int argc, char **argv)
         status = cmd_fetch(&o, nargs, args, 1);
     } else if (strcmp(cmd, "fetch-to-extracted") == 0) {
         status = cmd_fetch(&o, nargs, args, 0);
-    } else if (strcmp(cmd, "recreate-image") == 0 || strcmp(cmd, "mirror") == 0 ||
-               strcmp(cmd, "list") == 0 || strcmp(cmd, "expand") == 0 ||
-               strcmp(cmd, "verify") == 0 || strcmp(cmd, "gc") == 0) {
-        fprintf(stderr, "occystrap: %s: not implemented yet\n", cmd);
-        status = EXIT_USAGE;
+    } else if (strcmp(cmd, "recreate-image") == 0) {
+        status = cmd_recreate(&o, nargs, args);
+    } else if (strcmp(cmd, "export") == 0) {
+        status = cmd_export(&o, nargs, args);
+    } else if (strcmp(cmd, "list") == 0) {
+        status = cmd_list(&o, nargs, args);
+    } else if (strcmp(cmd, "verify") == 0) {
+        status = cmd_verify(&o, nargs, args);
+    } else if (strcmp(cmd, "gc") == 0) {
+        status = cmd_gc(&o, nargs, args);
+    } else if (strcmp(cmd, "expand") == 0) {
+        status = oc_cmd_expand(nargs, args, &o.expand_opts, o.quiet);
+    } else if (strcmp(cmd, "mirror") == 0) {
+        o.mirror.platforms = o.platforms;
+        o.mirror.n_platforms = o.n_platforms;
+        o.mirror.dry_run = o.dry_run;
+        o.mirror.json_stdout = o.json;
+        o.mirror.quiet = o.quiet;
+        status = oc_cmd_mirror(&o.engine, &o.mirror, nargs, args);
     } else {
         fprintf(stderr, "occystrap: unknown command '%s' (try --help)\n", cmd);
         status = EXIT_USAGE;

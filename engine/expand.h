@@ -1,0 +1,81 @@
+/* expand.h - layers expanded into directories (DESIGN 5.4): one layer as it
+ * is (whiteout files kept visible), or all layers of an image merged into
+ * its root filesystem with the OCI whiteout rules.
+ *
+ * Input is each layer's uncompressed tar on local disk (streamed with
+ * libarchive, never held in memory). Output is built in a scratch directory
+ * beside the target and renamed into place when complete, so a failed
+ * expand leaves nothing at the target. Safety: every name is normalised and
+ * an absolute or ".." name refused; directories are walked beneath the root
+ * without following symlinks; entries are written by libarchive with
+ * ARCHIVE_EXTRACT_SECURE_SYMLINKS, _SECURE_NODOTDOT and
+ * _SECURE_NOABSOLUTEPATHS on a thread whose working directory is the root
+ * (unshare(CLONE_FS): the process's own cwd never changes); hard-link
+ * targets and whiteout names are checked by us. A hostile entry fails the
+ * expand with an error naming the layer and the entry. Bytes written are
+ * bounded by max_bytes. No per-file fsync; one syncfs at the end.
+ *
+ * Two strategies give the same tree (tests compare them):
+ * - oldest-first: extract each layer in turn, deleting what its whiteouts
+ *   name before writing its entries;
+ * - write-once: read every layer's headers first, work the merged tree out
+ *   in memory (expand_plan.h), then write each final file once, in one
+ *   pass over each layer.
+ * AUTO is write-once, the faster one on the measured image (README). */
+#ifndef OC_ENGINE_EXPAND_H
+#define OC_ENGINE_EXPAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/error.h"
+
+typedef enum oc_expand_strategy {
+    OC_EXPAND_AUTO = 0,
+    OC_EXPAND_OLDEST_FIRST,
+    OC_EXPAND_WRITE_ONCE,
+} oc_expand_strategy;
+
+typedef struct oc_expand_opts {
+    oc_expand_strategy strategy;
+    uint64_t max_bytes; /* bound on file bytes written per expand; 0 = none */
+    int no_sync;        /* skip the final syncfs (tests, benchmarks) */
+} oc_expand_opts;
+
+typedef struct oc_expand_stats {
+    uint64_t entries; /* tar entries read */
+    uint64_t files, dirs, symlinks, hardlinks, others;
+    uint64_t bytes;           /* file bytes written */
+    uint64_t whiteouts;       /* whiteout and opaque markers applied */
+    uint64_t owners_skipped;  /* entries not owned by us whose owner we could not set */
+    uint64_t devices_skipped; /* device nodes not made (not root) */
+    uint64_t warnings;        /* other things libarchive could not restore */
+    char first_warning[256];
+    double seconds;
+} oc_expand_stats;
+
+typedef struct oc_expand_layer {
+    const char *tar_path; /* uncompressed layer tar */
+    const char *label;    /* names the layer in errors (its digest hex) */
+} oc_expand_layer;
+
+/* "oldest-first", "write-once" or "auto"; -1 if unknown. */
+int oc_expand_strategy_parse(const char *text);
+const char *oc_expand_strategy_name(oc_expand_strategy s);
+
+/* Merge layers (oldest first) into the root filesystem dir. dir must not
+ * exist, or be an empty directory, or (replace) be an earlier result,
+ * which is swapped out and removed. stats may be NULL. */
+int oc_expand_merge(const oc_expand_layer *layers, size_t n, const char *dir, int replace,
+                    const oc_expand_opts *opts, oc_expand_stats *stats, oc_error *err);
+
+/* One layer as it is into dir (same rules for dir), whiteout files kept as
+ * the empty files they are. */
+int oc_expand_as_is(const oc_expand_layer *layer, const char *dir, int replace,
+                    const oc_expand_opts *opts, oc_expand_stats *stats, oc_error *err);
+
+/* "N entries (...), M MB; owners of K entries not restored (not root)..."
+ * for a summary line. */
+void oc_expand_stats_format(const oc_expand_stats *s, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,316 @@
+/* expand_write.c - one tar entry onto disk (see expand_write.h). */
+#include "engine/expand_write.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+struct oc_xwriter {
+    struct archive *disk;
+    struct archive_entry *link_entry;
+    int rootfd;
+    int is_root;
+    uid_t uid;
+    gid_t gid;
+    uint64_t max_bytes;
+    oc_expand_stats *st;
+    char *cache_path; /* parent directory of the last entry, and its fd */
+    size_t cache_len, cache_cap;
+    int cache_fd;
+};
+
+static void warn(oc_xwriter *w, const char *path, const char *msg)
+{
+    if (w->st->warnings++ == 0)
+        snprintf(w->st->first_warning, sizeof w->st->first_warning, "%s: %s", path, msg);
+}
+
+oc_xwriter *oc_xwriter_new(int rootfd, uint64_t max_bytes, oc_expand_stats *stats, oc_error *err)
+{
+    oc_xwriter *w = calloc(1, sizeof *w);
+    if (!w) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    w->rootfd = rootfd;
+    w->uid = geteuid();
+    w->gid = getegid();
+    w->is_root = w->uid == 0;
+    w->max_bytes = max_bytes;
+    w->st = stats;
+    w->cache_fd = -1;
+    w->disk = archive_write_disk_new();
+    w->link_entry = archive_entry_new();
+    if (!w->disk || !w->link_entry) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        oc_xwriter_free(w);
+        return NULL;
+    }
+    int flags = ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_NO_AUTODIR |
+                ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR;
+    if (w->is_root)
+        flags |= ARCHIVE_EXTRACT_OWNER;
+    if (archive_write_disk_set_options(w->disk, flags) != ARCHIVE_OK) {
+        oc_error_set(err, OC_E_IO, "libarchive: %s", archive_error_string(w->disk));
+        oc_xwriter_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+int oc_xwriter_close(oc_xwriter *w, oc_error *err)
+{
+    oc_xwriter_forget(w);
+    if (archive_write_close(w->disk) < ARCHIVE_WARN) {
+        oc_error_set(err, OC_E_IO, "finishing the tree: %s", archive_error_string(w->disk));
+        return -1;
+    }
+    return 0;
+}
+
+void oc_xwriter_free(oc_xwriter *w)
+{
+    if (!w)
+        return;
+    oc_xwriter_forget(w);
+    if (w->disk)
+        archive_write_free(w->disk);
+    if (w->link_entry)
+        archive_entry_free(w->link_entry);
+    free(w->cache_path);
+    free(w);
+}
+
+void oc_xwriter_forget(oc_xwriter *w)
+{
+    if (w->cache_fd >= 0)
+        close(w->cache_fd);
+    w->cache_fd = -1;
+    w->cache_len = 0;
+}
+
+oc_beneath oc_xwriter_parent(oc_xwriter *w, const char *path, int flags, int *fd, const char **leaf,
+                             size_t *bad_len, oc_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    size_t plen = slash ? (size_t)(slash - path) : 0;
+    *leaf = slash ? slash + 1 : path;
+    if (w->cache_fd >= 0 && w->cache_len == plen && memcmp(w->cache_path, path, plen) == 0) {
+        *fd = w->cache_fd;
+        return OC_BENEATH_OK;
+    }
+    oc_xwriter_forget(w);
+    unsigned long made = 0;
+    int nfd = -1;
+    oc_beneath r = oc_beneath_open_dir(w->rootfd, path, plen, flags, &nfd, bad_len, &made, err);
+    if (r != OC_BENEATH_OK)
+        return r;
+    if (plen + 1 > w->cache_cap) {
+        char *np = realloc(w->cache_path, plen + 64);
+        if (!np) {
+            close(nfd);
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return OC_BENEATH_ERROR;
+        }
+        w->cache_path = np;
+        w->cache_cap = plen + 64;
+    }
+    memcpy(w->cache_path, path, plen);
+    w->cache_len = plen;
+    w->cache_fd = nfd;
+    *fd = nfd;
+    return OC_BENEATH_OK;
+}
+
+static int disk_error(oc_xwriter *w, const char *path, oc_error *err)
+{
+    int e = archive_errno(w->disk);
+    const char *msg = archive_error_string(w->disk);
+    oc_errcode code = e == ENOSPC || e == EDQUOT ? OC_E_NOSPACE : OC_E_IO;
+    if (e == EPERM || (msg && strstr(msg, "symlink")) || (msg && strstr(msg, "..")) ||
+        (msg && strstr(msg, "bsolute")))
+        code = OC_E_FORMAT;
+    oc_error_set(err, code, "cannot write %s: %s", path, msg ? msg : "unknown libarchive error");
+    return -1;
+}
+
+static int header(oc_xwriter *w, struct archive_entry *e, const char *path, oc_error *err)
+{
+    int r = archive_write_header(w->disk, e);
+    if (r == ARCHIVE_WARN) {
+        warn(w, path, archive_error_string(w->disk));
+        return 0;
+    }
+    return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
+}
+
+static int finish(oc_xwriter *w, const char *path, oc_error *err)
+{
+    int r = archive_write_finish_entry(w->disk);
+    if (r == ARCHIVE_WARN) {
+        warn(w, path, archive_error_string(w->disk));
+        return 0;
+    }
+    return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
+}
+
+int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, const char *path,
+                     oc_error *err)
+{
+    mode_t type = archive_entry_filetype(e);
+    if (!w->is_root && (type == AE_IFCHR || type == AE_IFBLK)) {
+        w->st->devices_skipped++;
+        return 1;
+    }
+    if (!w->is_root &&
+        ((uid_t)archive_entry_uid(e) != w->uid || (gid_t)archive_entry_gid(e) != w->gid))
+        w->st->owners_skipped++;
+    int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+    if (type == AE_IFREG && size > 0) {
+        if (w->max_bytes && (uint64_t)size > w->max_bytes - w->st->bytes) {
+            oc_error_set(err, OC_E_LIMIT,
+                         "%s (%" PRId64 " bytes) would take the tree beyond the limit of %" PRIu64
+                         " bytes (--max-expand-size)",
+                         path, size, w->max_bytes);
+            return -1;
+        }
+    }
+    archive_entry_set_pathname(e, path);
+    if (header(w, e, path, err) != 0)
+        return -1;
+    if (type == AE_IFREG && size > 0) {
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        uint64_t got = 0;
+        for (;;) {
+            int rr = archive_read_data_block(r, &buf, &len, &off);
+            if (rr == ARCHIVE_EOF)
+                break;
+            if (rr < ARCHIVE_WARN) {
+                oc_error_set(err, OC_E_FORMAT, "reading the data of %s: %s", path,
+                             archive_error_string(r));
+                return -1;
+            }
+            got += len;
+            if (got > (uint64_t)size) {
+                oc_error_set(err, OC_E_FORMAT, "%s: more data than its size", path);
+                return -1;
+            }
+            if (len && archive_write_data_block(w->disk, buf, len, off) < ARCHIVE_WARN)
+                return disk_error(w, path, err);
+        }
+        w->st->bytes += (uint64_t)size;
+    }
+    if (finish(w, path, err) != 0)
+        return -1;
+    if (type == AE_IFREG)
+        w->st->files++;
+    else if (type == AE_IFLNK)
+        w->st->symlinks++;
+    else
+        w->st->others++;
+    return 0;
+}
+
+int oc_xwriter_link(oc_xwriter *w, const char *path, const char *target, oc_error *err)
+{
+    struct archive_entry *e = w->link_entry;
+    archive_entry_clear(e);
+    archive_entry_set_pathname(e, path);
+    archive_entry_set_hardlink(e, target);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    if (header(w, e, path, err) != 0 || finish(w, path, err) != 0)
+        return -1;
+    w->st->hardlinks++;
+    return 0;
+}
+
+int oc_xwriter_mkdir(oc_xwriter *w, int parent_fd, const char *leaf, struct archive_entry *e,
+                     oc_error *err)
+{
+    if (mkdirat(parent_fd, leaf, 0755) != 0) {
+        struct stat st;
+        if (errno != EEXIST) {
+            oc_error_errno(err, errno, "cannot create directory %s", leaf);
+            return -1;
+        }
+        if (fstatat(parent_fd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            oc_error_errno(err, errno, "cannot stat %s", leaf);
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (oc_beneath_remove(parent_fd, leaf, err) != 0)
+                return -1;
+            if (mkdirat(parent_fd, leaf, 0755) != 0) {
+                oc_error_errno(err, errno, "cannot create directory %s", leaf);
+                return -1;
+            }
+        }
+    }
+    w->st->dirs++;
+    if (!e || archive_entry_xattr_count(e) == 0)
+        return 0;
+    int fd = openat(parent_fd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        oc_error_errno(err, errno, "cannot open directory %s", leaf);
+        return -1;
+    }
+    archive_entry_xattr_reset(e);
+    const char *name;
+    const void *value;
+    size_t size;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+        if (name && fsetxattr(fd, name, value, size, 0) != 0)
+            warn(w, leaf, "cannot restore an extended attribute");
+    close(fd);
+    return 0;
+}
+
+int oc_xwriter_dir_meta(oc_xwriter *w, const char *path, const oc_plan_dirmeta *m, oc_error *err)
+{
+    int fd = -1;
+    if (!*path) {
+        fd = openat(w->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    } else {
+        oc_beneath r = oc_beneath_open_dir(w->rootfd, path, strlen(path), 0, &fd, NULL, NULL, err);
+        if (r == OC_BENEATH_ERROR)
+            return -1;
+        if (r != OC_BENEATH_OK)
+            return 0;
+    }
+    if (fd < 0) {
+        oc_error_errno(err, errno, "cannot open %s", path);
+        return -1;
+    }
+    if (w->is_root && fchown(fd, (uid_t)m->uid, (gid_t)m->gid) != 0)
+        warn(w, path, "cannot set the owner");
+    else if (!w->is_root && ((uid_t)m->uid != w->uid || (gid_t)m->gid != w->gid))
+        w->st->owners_skipped++;
+    if (fchmod(fd, m->mode & 07777) != 0)
+        warn(w, path, "cannot set the mode");
+    struct timespec ts[2];
+    ts[0].tv_sec = ts[1].tv_sec = (time_t)m->mtime;
+    ts[0].tv_nsec = ts[1].tv_nsec = m->mtime_ns;
+    if (futimens(fd, ts) != 0)
+        warn(w, path, "cannot set the times");
+    close(fd);
+    return 0;
+}
+
+void oc_xwriter_meta_of(struct archive_entry *e, oc_plan_dirmeta *m)
+{
+    m->mode = archive_entry_perm(e) & 07777;
+    m->uid = archive_entry_uid(e);
+    m->gid = archive_entry_gid(e);
+    m->mtime = archive_entry_mtime_is_set(e) ? archive_entry_mtime(e) : 0;
+    m->mtime_ns = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+}
