@@ -93,6 +93,7 @@ struct mirror_run {
     size_t n_jobs;
     oc_once *in_flight;
     oc_progress *progress;
+    char *partial_dir; /* STORE/.occystrap/partial: broken downloads kept for the next run */
     size_t finished;
     size_t failed;
     int stop;
@@ -298,6 +299,7 @@ static void start_pulls(entry_job *j)
             .on_bytes = on_bytes,
             .on_layer = on_layer,
             .progress_opaque = pp,
+            .partial_dir = run->partial_dir,
             .manifest_body = j->manifest,
             .manifest_len = j->manifest_len,
             .manifest_type = j->manifest_type,
@@ -706,6 +708,9 @@ int oc_mirror_run(oc_engine *e, const oc_mirror_opts *o, oc_error *err)
         goto out;
     if (take_mirror_lock(&run, &lock_fd, err) != 0)
         goto out;
+    run.partial_dir = oc_store_path(run.store, ".occystrap/partial");
+    if (!run.partial_dir || oc_mkdirs(run.partial_dir, err) != 0)
+        goto out;
     run.in_flight = oc_once_new();
     run.jobs = calloc(run.list.n, sizeof *run.jobs);
     run.progress = oc_progress_new(e->loop, o->quiet ? OC_PROGRESS_NONE : o->progress, stderr,
@@ -758,6 +763,7 @@ out:
     }
     free(run.jobs);
     oc_once_free(run.in_flight);
+    free(run.partial_dir);
     oc_lock_close(lock_fd);
     oc_store_close(run.store);
     oc_list_free(&run.list);

@@ -20,6 +20,8 @@
 
 #define MANIFEST_MAX (4u * 1024 * 1024)
 #define CONFIG_MAX (64u * 1024 * 1024)
+/* Layers at least this large keep a partial copy when a partial_dir is set. */
+#define PARTIAL_MIN (4u * 1024 * 1024)
 
 typedef struct pull_job pull_job;
 
@@ -34,6 +36,7 @@ typedef struct layer_fetch {
     int reused; /* path belongs to the caller (have_layer): never unlinked here */
     int owner;  /* claimed in the run's in-flight table: must complete it */
     oc_once_waiter waiter;
+    uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
     char *path;
     uint64_t tar_size;
 } layer_fetch;
@@ -48,6 +51,7 @@ struct pull_job {
     char *work_dir;
     uint64_t max_layer;
     int no_sync_layers;
+    char *partial_dir;
     int (*have_layer)(void *, const char *, const char *, char **, uint64_t *);
     void *have_layer_opaque;
     oc_once *in_flight;
@@ -98,6 +102,7 @@ static void job_free(pull_job *j)
     free(j->reference);
     free(j->label);
     free(j->work_dir);
+    free(j->partial_dir);
     free(j);
 }
 
@@ -266,6 +271,7 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
         f->path = oc_blobpipe_take_file(f->pipe);
         f->tar_size = res->diff_size;
         f->finished = 1;
+        oc_blobpipe_drop_partial(f->pipe);
         oc_blobpipe_release(f->pipe);
         f->pipe = NULL;
         oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
@@ -294,6 +300,7 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
         j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
     if (layer_retry(f, &err))
         return;
+    oc_blobpipe_drop_partial(f->pipe); /* its bytes did not verify */
     oc_blobpipe_release(f->pipe);
     f->pipe = NULL;
     layer_settle(f, &err);
@@ -325,7 +332,8 @@ static void layer_start(layer_fetch *f)
 {
     pull_job *j = f->job;
     f->tries++;
-    oc_reg_call_opts opts = {.resumable = 1};
+    oc_reg_call_opts opts = {.resumable = 1, .resume_from = f->resume_from};
+    f->resume_from = 0; /* only the first send continues the partial file */
     oc_reg_consumer consumer = {
         .on_begin = layer_on_begin,
         .on_body = layer_on_body,
@@ -362,9 +370,22 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
     f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
                               oc_comp_from_media_type(f->desc->media_type),
                               (uint64_t)f->desc->size, j->max_layer, &cbs, err);
-    if (f->pipe)
-        oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
-    return f->pipe ? 0 : -1;
+    if (!f->pipe)
+        return -1;
+    oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
+    if (j->partial_dir && f->desc->size >= (int64_t)PARTIAL_MIN) {
+        char hex[OC_SHA256_HEX_LEN + 1], *path = NULL;
+        if (oc_digest_parse(f->desc->digest, hex, NULL) == 0 &&
+            asprintf(&path, "%s/%s", j->partial_dir, hex) >= 0) {
+            f->resume_from = oc_blobpipe_keep_partial(f->pipe, path, (uint64_t)f->desc->size);
+            if (f->resume_from)
+                oc_engine_log(j->e, "%s: layer %s: continuing from byte %" PRIu64
+                              " kept by an earlier run", j->label, f->desc->digest,
+                              f->resume_from);
+            free(path);
+        }
+    }
+    return 0;
 }
 
 static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const oc_error *err);
@@ -679,6 +700,7 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->opaque = opaque;
     j->max_layer = opts->max_layer_bytes;
     j->no_sync_layers = opts->no_sync_layers;
+    j->partial_dir = opts->partial_dir ? strdup(opts->partial_dir) : NULL;
     j->have_layer = opts->have_layer;
     j->have_layer_opaque = opts->have_layer_opaque;
     j->in_flight = opts->in_flight;

@@ -51,6 +51,10 @@ typedef struct oc_pull_opts {
     const char *work_dir;        /* where layer tars are written; must exist */
     uint64_t max_layer_bytes;    /* bound on one uncompressed layer; 0 = none */
     int no_sync_layers;          /* layer files are copied and deleted: skip their fsync */
+    /* Optional: keep the compressed bytes of large layers here as they
+     * arrive, so a later run continues a broken download with Range
+     * (io/blobpipe.h oc_blobpipe_keep_partial). */
+    const char *partial_dir;
     /* Optional: the manifest (or index) the reference's digest names, already
      * fetched by the caller: used instead of a GET (its digest is checked). */
     const char *manifest_body;

@@ -20,12 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/atomicfile.h"
 #include "io/workq.h"
 
-enum { MSG_DATA, MSG_RESET, MSG_FINISH };
+enum { MSG_DATA, MSG_RESET, MSG_FINISH, MSG_PRELOAD };
 enum { EV_WRITABLE = 1, EV_FINISHED = 2, EV_FREE = 4 };
 
 typedef struct in_chunk {
@@ -33,6 +34,7 @@ typedef struct in_chunk {
     oc_task t_inflate;
     oc_blobpipe *p;
     int kind;
+    uint64_t preload; /* MSG_PRELOAD: bytes of the partial file to replay */
     int refs; /* strands still reading it (p->lock) */
     int pooled;
     size_t len, cap;
@@ -102,6 +104,8 @@ struct oc_blobpipe {
     /* strands */
     oc_sha256 *h_comp;
     uint64_t comp_bytes;
+    int partial_fd; /* compressed bytes kept for a later run (digest strand), or -1 */
+    char *partial_path;
     oc_inflater *inf;
     int stream_failed;
     oc_sha256 *h_tar;
@@ -152,6 +156,9 @@ static void pipe_destroy(oc_blobpipe *p)
     }
     if (p->fd >= 0)
         close(p->fd);
+    if (p->partial_fd >= 0)
+        close(p->partial_fd);
+    free(p->partial_path);
     if (p->path && !p->taken)
         unlink(p->path);
     oc_sha256_free(p->h_comp);
@@ -336,6 +343,47 @@ static out_buf *control_out(oc_blobpipe *p, int kind)
     return o;
 }
 
+/* ---- replaying a partial file ---- */
+
+/* Feed the first n bytes of the partial file to the digest strand's hash
+ * (inflate = 0) or to the inflater (inflate = 1), as if they had just
+ * arrived. Each strand reads the file itself (the page cache serves both). */
+static void replay_partial(oc_blobpipe *p, uint64_t n, int inflate)
+{
+    int fd = open(p->partial_path, O_RDONLY | O_CLOEXEC);
+    unsigned char *buf = malloc(p->ctx->chunk_size);
+    uint64_t done = 0;
+    oc_error err;
+    oc_error_clear(&err);
+    while (fd >= 0 && buf && done < n) {
+        size_t want = n - done < p->ctx->chunk_size ? (size_t)(n - done) : p->ctx->chunk_size;
+        ssize_t got = pread(fd, buf, want, (off_t)done);
+        if (got <= 0)
+            break;
+        if (inflate) {
+            if (!p->stream_failed && oc_inflater_feed(p->inf, buf, (size_t)got, &p->res.stream_err) != 0)
+                p->stream_failed = 1;
+        } else {
+            oc_sha256_update(p->h_comp, buf, (size_t)got);
+        }
+        done += (uint64_t)got;
+    }
+    if (!inflate)
+        p->comp_bytes = done;
+    if (done < n) {
+        /* the file vanished or shrank under us: what follows will not match
+         * the digest, and the verification retries the blob from scratch */
+        if (inflate) {
+            p->stream_failed = 1;
+            oc_error_set(&p->res.stream_err, OC_E_IO, "%s: partial file %s shorter than recorded",
+                         p->label, p->partial_path);
+        }
+    }
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+}
+
 /* ---- inflate strand ---- */
 
 /* The inflater's output: copied into a free output buffer (waiting for the
@@ -401,6 +449,9 @@ static void run_inflate(oc_task *t)
             oc_inflater_feed(p->inf, c->buf, c->len, &p->res.stream_err) != 0)
             p->stream_failed = 1;
         break;
+    case MSG_PRELOAD:
+        replay_partial(p, c->preload, 1);
+        break;
     case MSG_RESET: {
         oc_inflater_reset(p->inf);
         p->stream_failed = 0;
@@ -447,11 +498,25 @@ static void run_digest(oc_task *t)
     switch (c->kind) {
     case MSG_DATA:
         oc_sha256_update(p->h_comp, c->buf, c->len);
+        if (p->partial_fd >= 0 &&
+            pwrite(p->partial_fd, c->buf, c->len, (off_t)p->comp_bytes) != (ssize_t)c->len) {
+            close(p->partial_fd); /* keeping a partial copy is best effort */
+            p->partial_fd = -1;
+            unlink(p->partial_path);
+        }
         p->comp_bytes += c->len;
         break;
     case MSG_RESET:
         oc_sha256_reset(p->h_comp);
         p->comp_bytes = 0;
+        if (p->partial_fd >= 0 && ftruncate(p->partial_fd, 0) != 0) {
+            close(p->partial_fd);
+            p->partial_fd = -1;
+            unlink(p->partial_path);
+        }
+        break;
+    case MSG_PRELOAD:
+        replay_partial(p, c->preload, 0);
         break;
     case MSG_FINISH:
         oc_sha256_final_hex(p->h_comp, p->res.compressed_hex);
@@ -609,6 +674,43 @@ void oc_blobpipe_finish(oc_blobpipe *p)
     }
 }
 
+uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max)
+{
+    free(p->partial_path);
+    p->partial_path = strdup(path);
+    if (!p->partial_path)
+        return 0;
+    p->partial_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (p->partial_fd < 0)
+        return 0;
+    struct stat st;
+    uint64_t have = fstat(p->partial_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    if (have == 0 || have >= max || p->received != 0) {
+        if (ftruncate(p->partial_fd, 0) != 0) {
+            close(p->partial_fd);
+            p->partial_fd = -1;
+        }
+        return 0;
+    }
+    in_chunk *c = calloc(1, sizeof *c);
+    if (!c) {
+        (void)ftruncate(p->partial_fd, 0);
+        return 0;
+    }
+    c->p = p;
+    c->kind = MSG_PRELOAD;
+    c->preload = have;
+    post_chunk(p, c);
+    p->received = have;
+    return have;
+}
+
+void oc_blobpipe_drop_partial(oc_blobpipe *p)
+{
+    if (p->partial_path)
+        unlink(p->partial_path);
+}
+
 void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync)
 {
     p->no_sync = no_sync;
@@ -644,6 +746,7 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
     }
     p->ctx = ctx;
     p->fd = -1;
+    p->partial_fd = -1;
     p->cbs = *cbs;
     if (ctx->live++ == 0)
         uv_ref((uv_handle_t *)&ctx->async);

@@ -72,6 +72,15 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
  * itself). Default: fsync. */
 void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync);
 
+/* Keep the compressed bytes in path as they are hashed, so a later run can
+ * continue a broken download. When path already holds a prefix shorter than
+ * max (the blob size), it is replayed through the pipeline (read by the
+ * worker strands, not the loop) and its length returned: the transfer then
+ * asks for the rest with Range. Call right after oc_blobpipe_new. */
+uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max);
+/* The blob verified (or is abandoned for good): remove the partial file. */
+void oc_blobpipe_drop_partial(oc_blobpipe *p);
+
 /* Loop thread. offset is 0 (start over: file truncated, hashes and inflater
  * reset, in order behind the work in flight) or the bytes received so far. */
 int oc_blobpipe_restart(oc_blobpipe *p, uint64_t offset, oc_error *err);
