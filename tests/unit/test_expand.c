@@ -176,7 +176,7 @@ static int list_one(const char *path, const struct stat *st, int flag, struct FT
         extra[n > 0 ? n : 0] = '\0';
     } else if (S_ISREG(st->st_mode)) {
         const char *c = slurp(path);
-        snprintf(extra, sizeof extra, "%s", c ? c : "?");
+        snprintf(extra, sizeof extra, "%.1000s", c ? c : "?");
         int g = -1;
         for (int i = 0; i < n_seen; i++)
             if (seen_ino[i] == st->st_ino)
