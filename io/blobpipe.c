@@ -171,19 +171,22 @@ static void pipe_destroy(oc_blobpipe *p)
     free(p);
 }
 
+/* Pipes are taken off the event list one at a time under the lock, so a
+ * callback that releases another pipe (or this one) never leaves a freed
+ * pipe on a list being walked: a release only sets EV_FREE, and the pipe is
+ * freed here when its turn comes. */
 static void on_async(uv_async_t *async)
 {
     oc_blobpipe_ctx *ctx = async->data;
-    pthread_mutex_lock(&ctx->lock);
-    oc_blobpipe *list = ctx->events;
-    ctx->events = NULL;
-    for (oc_blobpipe *p = list; p; p = p->next_event)
-        p->on_event_list = 0;
-    pthread_mutex_unlock(&ctx->lock);
-    while (list) {
-        oc_blobpipe *p = list;
-        list = p->next_event;
+    for (;;) {
         pthread_mutex_lock(&ctx->lock);
+        oc_blobpipe *p = ctx->events;
+        if (!p) {
+            pthread_mutex_unlock(&ctx->lock);
+            break;
+        }
+        ctx->events = p->next_event;
+        p->on_event_list = 0;
         int flags = p->ev_flags;
         p->ev_flags = 0;
         pthread_mutex_unlock(&ctx->lock);
@@ -600,8 +603,9 @@ int oc_blobpipe_write(oc_blobpipe *p, const void *data, size_t len, oc_error *er
         /* a write larger than the whole pool waits only until the pool is
          * idle, then grows it for this once (curl hands over at most its
          * buffer size at a time, so this stays bounded) */
-        if (need > (size_t)p->in_max)
-            need = (size_t)p->in_max;
+        size_t most = (size_t)p->in_max - (p->filling ? 1 : 0); /* that can ever be free */
+        if (need > most)
+            need = most;
         size_t have = p->in_alloc < p->in_max ? (size_t)(p->in_max - p->in_alloc) : 0;
         for (in_chunk *c = p->free_in; c && have < need; c = c->next_free)
             have++;
@@ -732,7 +736,7 @@ void oc_blobpipe_release(oc_blobpipe *p)
     int free_now = p->pending == 0;
     pthread_mutex_unlock(&p->lock);
     if (free_now)
-        pipe_destroy(p);
+        notify(p, EV_FREE); /* freed from the loop's event handler, never under a caller */
 }
 
 oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const char *label,
