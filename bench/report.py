@@ -55,6 +55,17 @@ def summarise(out):
     with open(os.path.join(out, "raw.csv")) as f:
         for r in csv.DictReader(f):
             runs.setdefault((r["image"], r["tool"]), []).append(r)
+    if any(im == "mirror" for im, _ in runs) and "mirror" not in IMAGES:
+        # the mirror row: shared-1..3, big and many in one run; sizes of the distinct layers
+        seen = {}
+        for name in ("shared-1", "shared-2", "shared-3", "big", "many"):
+            for l in images[name]["layers"]:
+                seen[l["digest"]] = l
+        images["mirror"] = {
+            "layers": list(seen.values()), "repo": "shared:1-3 + big + many", "tag": "mirror",
+            "gz_bytes": sum(l["size"] for l in seen.values()),
+            "tar_bytes": sum(l.get("tar_size", 0) for l in seen.values())}
+        IMAGES.append("mirror")
     rows = []
     for im in IMAGES:
         info = images[im]
@@ -77,6 +88,9 @@ def summarise(out):
     by = {(r["image"], r["tool"]): r for r in rows}
     for im in IMAGES:
         ours = by[(im, "occystrap")]
+        if im == "mirror":
+            ours["tool"] = "occystrap mirror"
+            by[(im, "skopeo")]["tool"] = "skopeo sync"
         for other, key in (("skopeo", "ours_over_skopeo"), ("limit-pipe", "ours_over_limit_pipe")):
             o = by[(im, other)]
             if ours.get("wall_s") and o.get("wall_s"):

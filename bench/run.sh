@@ -247,6 +247,60 @@ for rep in $(seq "$first" "$REPS"); do
     done
   done
 done
+# --- 4b. mirror row: the three sharing tags plus big and many in one run ---------------------
+# occystrap mirror into a fresh store against skopeo sync of the same images into dir:
+MIRROR_SET=(shared-1 shared-2 shared-3 big many)
+: >"$TMP/mirror.list"
+{
+  echo "$LAB_PLAIN:"
+  echo "  tls-verify: false"
+  echo "  images:"
+} >"$TMP/sync.yaml"
+declare -A SYNC_TAGS
+for im in "${MIRROR_SET[@]}"; do
+  repo=$(image_field "$im" repo)
+  tag=$(image_field "$im" tag)
+  echo "$LAB_PLAIN/$repo:$tag" >>"$TMP/mirror.list"
+  SYNC_TAGS[$repo]="${SYNC_TAGS[$repo]:+${SYNC_TAGS[$repo]}, }\"$tag\""
+done
+for repo in "${!SYNC_TAGS[@]}"; do
+  echo "    $repo: [${SYNC_TAGS[$repo]}]" >>"$TMP/sync.yaml"
+done
+printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN" >"$TMP/mirror.json"
+
+run_mirror() { # TOOL REP
+  local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/mirror.$1.$2.log
+  rm -rf "$TMP/work" "$tf"
+  mkdir -p "$TMP/work/skopeo-tmp"
+  case "$tool" in
+    occystrap)
+      TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror "$TMP/mirror.list" \
+        "$TMP/work/store" >"$log" 2>&1 || rc=$? ;;
+    skopeo)
+      TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" sync -q --src yaml \
+        --dest dir "$TMP/sync.yaml" "$TMP/work/sync" >"$log" 2>&1 || rc=$? ;;
+  esac
+  rm -rf "$TMP/work"
+  local wall user sys rss
+  read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
+  if [ $rc != 0 ] || [ -z "${rss:-}" ]; then
+    printf 'bench: mirror    %-10s %-6s FAILED (exit %s), log %s\n' "$tool" "$rep" "$rc" "$log" >&2
+    tail -n 5 "$log" | sed 's/^/    /' >&2
+  else
+    rm -f "$log"
+    awk -v tool="$tool" -v rep="$rep" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
+      printf "bench: mirror    %-10s %-5s %7.2f s wall %7.2f s cpu %7.1f MB peak RSS\n",
+             tool, rep, w, u + s, m / 1024 }'
+  fi
+  if [ "$rep" != 0 ]; then
+    echo "mirror,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
+  fi
+}
+for rep in $(seq "$first" "$REPS"); do
+  run_mirror occystrap "$rep"
+  run_mirror skopeo "$rep"
+done
+
 {
   echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "measure_seconds=$(($(date +%s) - t0))"
