@@ -277,7 +277,7 @@ run_mirror() { # TOOL REP
       TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror "$TMP/mirror.list" \
         "$TMP/work/store" >"$log" 2>&1 || rc=$? ;;
     skopeo)
-      TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" sync -q --src yaml \
+      TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" sync --src yaml \
         --dest dir "$TMP/sync.yaml" "$TMP/work/sync" >"$log" 2>&1 || rc=$? ;;
   esac
   rm -rf "$TMP/work"
