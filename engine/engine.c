@@ -59,6 +59,8 @@ void oc_engine_destroy(oc_engine *e)
     }
     if (e->pipes)
         oc_blobpipe_ctx_close(e->pipes);
+    if (e->limiter)
+        oc_limiter_close(e->limiter);
     if (e->loop) {
         uv_run(e->loop, UV_RUN_DEFAULT);
         uv_loop_close(e->loop);

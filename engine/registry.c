@@ -156,6 +156,12 @@ oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err)
     }
     if (rc && rc->concurrency)
         oc_limiter_set_key_max(e->limiter, r->host, rc->concurrency);
+    if (rc && rc->requests_per_second > 0 &&
+        oc_limiter_set_key_rate(e->limiter, e->loop, r->host, rc->requests_per_second) != 0) {
+        oc_registry_free(r);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
     const char *user = rc && rc->username ? rc->username : e->opts.username;
     const char *pass = rc && rc->username ? rc->password : e->opts.password;
     if (user) {
@@ -423,6 +429,28 @@ static void call_reset_send(reg_call *c)
     oc_error_clear(&c->err);
 }
 
+/* Docker Hub's "RateLimit-Remaining: 76;w=21600": when few requests are
+ * left in the window, spread the rest over it instead of running into 429s. */
+static void slow_down(oc_registry *r, const char *value)
+{
+    char *end = NULL;
+    long remaining = strtol(value, &end, 10);
+    const char *w = strstr(value, "w=");
+    long window = w ? strtol(w + 2, NULL, 10) : 0;
+    if (end == value || remaining < 0 || window <= 0)
+        return;
+    unsigned cap = r->e->opts.per_registry ? r->e->opts.per_registry : 8;
+    if ((unsigned long)remaining > 4ul * cap)
+        return; /* plenty left */
+    double rps = remaining > 0 ? (double)remaining / (double)window : 1.0 / (double)window;
+    double now = oc_limiter_key_rate(r->e->limiter, r->host);
+    if (now > 0 && now <= rps)
+        return;
+    oc_engine_log(r->e, "%s: %ld requests left in a %ld s window; slowing to %.4f requests/s",
+                  r->host, remaining, window, rps);
+    oc_limiter_set_key_rate(r->e->limiter, r->e->loop, r->host, rps);
+}
+
 static void call_on_header(void *opaque, long status, const char *name, const char *value)
 {
     reg_call *c = opaque;
@@ -440,6 +468,8 @@ static void call_on_header(void *opaque, long status, const char *name, const ch
         set_str(&c->h_retry_after, value);
     else if (strcmp(name, "content-length") == 0)
         c->h_content_length = strtoll(value, NULL, 10);
+    else if (strcmp(name, "ratelimit-remaining") == 0)
+        slow_down(c->r, value);
 }
 
 /* "bytes S-E/T" -> start and total (-1 when '*'). */

@@ -3,6 +3,7 @@
  * searched linearly. */
 #include "sched/limits.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,9 @@ typedef struct key_slot {
     char *key;
     unsigned max;
     unsigned active;
+    double rate;   /* requests per second, 0 = unlimited */
+    double tokens; /* bucket, at most max(rate, 1) */
+    uint64_t refilled_ms;
 } key_slot;
 
 struct oc_limiter {
@@ -20,6 +24,8 @@ struct oc_limiter {
     int n_keys;
     oc_slot_wait *head; /* FIFO of waiters over all keys */
     oc_slot_wait *tail;
+    uv_loop_t *loop;     /* set with the first rate */
+    uv_timer_t *refill;  /* wakes waiters held back only by a rate */
 };
 
 oc_limiter *oc_limiter_new(unsigned global_max, unsigned default_key_max)
@@ -67,18 +73,41 @@ void oc_limiter_set_key_max(oc_limiter *l, const char *key, unsigned max)
         l->keys[i].max = max;
 }
 
-static int fits(const oc_limiter *l, int key_index)
+static void refill(oc_limiter *l, key_slot *k)
+{
+    if (k->rate <= 0 || !l->loop)
+        return;
+    uint64_t now = uv_now(l->loop);
+    double cap = k->rate < 1 ? 1 : k->rate;
+    k->tokens += (double)(now - k->refilled_ms) * k->rate / 1000.0;
+    if (k->tokens > cap)
+        k->tokens = cap;
+    k->refilled_ms = now;
+}
+
+static int rate_allows(oc_limiter *l, key_slot *k)
+{
+    refill(l, k);
+    return k->rate <= 0 || k->tokens >= 1.0;
+}
+
+static int fits(oc_limiter *l, int key_index)
 {
     if (l->global_max && l->global_active >= l->global_max)
         return 0;
-    return l->keys[key_index].active < l->keys[key_index].max;
+    key_slot *k = &l->keys[key_index];
+    return k->active < k->max && rate_allows(l, k);
 }
 
 static void take(oc_limiter *l, int key_index)
 {
     l->global_active++;
     l->keys[key_index].active++;
+    if (l->keys[key_index].rate > 0)
+        l->keys[key_index].tokens -= 1.0;
 }
+
+static void arm_refill(oc_limiter *l);
 
 int oc_limiter_acquire(oc_limiter *l, const char *key, oc_slot_wait *w)
 {
@@ -104,6 +133,7 @@ int oc_limiter_acquire(oc_limiter *l, const char *key, oc_slot_wait *w)
     else
         l->head = w;
     l->tail = w;
+    arm_refill(l);
     return 0;
 }
 
@@ -125,6 +155,31 @@ static void unlink_waiter(oc_limiter *l, oc_slot_wait *w)
     }
 }
 
+static void grant_waiters(oc_limiter *l);
+
+static void on_refill(uv_timer_t *t)
+{
+    grant_waiters(t->data);
+}
+
+/* A waiter held back only by its key's rate: wake up when a token is due. */
+static void arm_refill(oc_limiter *l)
+{
+    if (!l->refill)
+        return;
+    uint64_t wait_ms = 0;
+    for (oc_slot_wait *q = l->head; q; q = q->next) {
+        key_slot *k = &l->keys[q->key_index];
+        if (k->rate <= 0 || k->active >= k->max || k->tokens >= 1.0)
+            continue;
+        uint64_t ms = (uint64_t)((1.0 - k->tokens) * 1000.0 / k->rate) + 1;
+        if (wait_ms == 0 || ms < wait_ms)
+            wait_ms = ms;
+    }
+    if (wait_ms)
+        uv_timer_start(l->refill, on_refill, wait_ms, 0);
+}
+
 static void grant_waiters(oc_limiter *l)
 {
     for (;;) {
@@ -136,11 +191,12 @@ static void grant_waiters(oc_limiter *l)
             }
         }
         if (!pick)
-            return;
+            break;
         unlink_waiter(l, pick);
         take(l, pick->key_index);
         pick->granted(pick);
     }
+    arm_refill(l);
 }
 
 void oc_limiter_release(oc_limiter *l, oc_slot_wait *w)
@@ -164,4 +220,47 @@ unsigned oc_limiter_active(const oc_limiter *l, const char *key)
         if (strcmp(l->keys[i].key, key) == 0)
             return l->keys[i].active;
     return 0;
+}
+
+int oc_limiter_set_key_rate(oc_limiter *l, uv_loop_t *loop, const char *key, double rps)
+{
+    int i = key_find(l, key, 1);
+    if (i < 0)
+        return -1;
+    if (rps > 0 && !l->refill) {
+        l->refill = malloc(sizeof *l->refill);
+        if (!l->refill)
+            return -1;
+        uv_timer_init(loop, l->refill);
+        l->refill->data = l; /* only an armed timer keeps the loop alive */
+        l->loop = loop;
+    }
+    key_slot *k = &l->keys[i];
+    if (k->rate <= 0 && rps > 0) {
+        k->tokens = 1.0; /* the first request goes at once */
+        k->refilled_ms = uv_now(loop);
+    }
+    k->rate = rps > 0 ? rps : 0;
+    return 0;
+}
+
+double oc_limiter_key_rate(const oc_limiter *l, const char *key)
+{
+    for (int i = 0; i < l->n_keys; i++)
+        if (strcmp(l->keys[i].key, key) == 0)
+            return l->keys[i].rate;
+    return 0;
+}
+
+static void refill_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void oc_limiter_close(oc_limiter *l)
+{
+    if (l && l->refill) {
+        uv_close((uv_handle_t *)l->refill, refill_closed);
+        l->refill = NULL;
+    }
 }

@@ -1,8 +1,13 @@
 /* limits.h - concurrency caps: a global number of requests in flight and a
- * number per key (a registry host). Callers that find no free slot wait in
- * FIFO order and are granted the slot when another request releases it. */
+ * number per key (a registry host), and optionally a rate per key (requests
+ * started per second, a token bucket holding at most one second's worth).
+ * Callers that find no free slot wait in FIFO order and are granted the slot
+ * when another request releases it, or when the bucket refills (a libuv
+ * timer, created when a rate is first set). */
 #ifndef OC_SCHED_LIMITS_H
 #define OC_SCHED_LIMITS_H
+
+#include <uv.h>
 
 typedef struct oc_limiter oc_limiter;
 
@@ -32,5 +37,14 @@ void oc_limiter_release(oc_limiter *l, oc_slot_wait *w);
 void oc_limiter_withdraw(oc_limiter *l, oc_slot_wait *w);
 
 unsigned oc_limiter_active(const oc_limiter *l, const char *key);
+
+/* Start at most rps requests a second under key (0 = no rate). The first
+ * call creates the refill timer on loop; lowering a rate later is allowed
+ * (a registry asking us to slow down). Returns -1 on allocation failure. */
+int oc_limiter_set_key_rate(oc_limiter *l, uv_loop_t *loop, const char *key, double rps);
+double oc_limiter_key_rate(const oc_limiter *l, const char *key);
+/* Close the refill timer (if any); the loop must run afterwards, before
+ * oc_limiter_free. */
+void oc_limiter_close(oc_limiter *l);
 
 #endif
