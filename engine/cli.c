@@ -123,6 +123,7 @@ typedef struct fetch_run {
     int expand;      /* --expand */
     int quiet;
     const oc_expand_opts *xo;
+    oc_tarball *tarball; /* fetch-to-tarfile: being written while layers arrive */
     int ok;
     oc_error err;
 } fetch_run;
@@ -136,7 +137,8 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
     }
     int rc;
     if (run->tarfile) {
-        rc = oc_emit_tarball(img, run->repo_tag, run->tarfile, &run->err);
+        rc = oc_tarball_finish(run->tarball, img, run->repo_tag, &run->err);
+        run->tarball = NULL;
     } else {
         oc_emit_dir_opts eo = {.image = run->image,
                                .tag = run->tag,
@@ -200,6 +202,8 @@ static int cmd_fetch(cli_opts *o, int argc, char **argv, int to_tar)
 
     if (to_tar) {
         work_dir = work = oc_scratch_dir_beside(run.tarfile, &err);
+        if (work_dir && !(run.tarball = oc_tarball_open(run.tarfile, &err)))
+            work_dir = NULL;
     } else if ((run.store = oc_store_open(run.dir, OC_STORE_WRITE, &err))) {
         work_dir = oc_store_run_dir(run.store);
     }
@@ -215,6 +219,10 @@ static int cmd_fetch(cli_opts *o, int argc, char **argv, int to_tar)
     if (run.store) {
         popts.have_layer = oc_store_have_layer;
         popts.have_layer_opaque = run.store;
+    }
+    if (run.tarball) { /* the first layer is written straight into the tarball */
+        popts.layer_output = oc_tarball_layer_output;
+        popts.layer_output_opaque = run.tarball;
     }
     if (oc_pull_start(&engine, &ref, &popts, on_pulled, &run, &err) != 0)
         goto out;
@@ -236,6 +244,7 @@ out:
         print_error(&err);
     if (engine_up)
         oc_engine_destroy(&engine);
+    oc_tarball_abort(run.tarball); /* still open: the fetch failed */
     oc_store_close(run.store);
     if (work) {
         oc_error rm_err;

@@ -1,9 +1,17 @@
 /* emit_tar.h - the docker-load tarball (DESIGN 5.1): <config-hex>.json with
  * the registry's exact bytes, <layer-hex>/layer.tar per distinct layer in
  * manifest order, manifest.json last; written under a temporary name beside
- * TARFILE and renamed only when complete. */
+ * TARFILE and renamed only when complete.
+ *
+ * The first layer may be streamed straight into the tarball while it
+ * downloads (pull.h layer_output): its member's header is reserved and
+ * written at the end, when the size is known, so its bytes are written once
+ * instead of to a temp file and again into the tarball. The result is byte
+ * for byte what an unstreamed emission writes. */
 #ifndef OC_ENGINE_EMIT_TAR_H
 #define OC_ENGINE_EMIT_TAR_H
+
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -15,6 +23,21 @@
  * repo_tag may be NULL (no RepoTags, for a digest-only reference). */
 json_t *oc_emit_manifest_entry(const oc_pulled_image *img, const char *repo_tag);
 
+typedef struct oc_tarball oc_tarball;
+
+/* The temporary file beside tarfile and its writer. */
+oc_tarball *oc_tarball_open(const char *tarfile, oc_error *err);
+/* pull.h layer_output for a tarball (opaque is the oc_tarball): the first
+ * layer of the manifest goes straight into it. */
+int oc_tarball_layer_output(void *opaque, const oc_pulled_image *img, size_t index, int *fd,
+                            uint64_t *base, oc_error *err);
+/* Write the rest, close, fsync and rename into place; frees tb. */
+int oc_tarball_finish(oc_tarball *tb, const oc_pulled_image *img, const char *repo_tag,
+                      oc_error *err);
+/* Remove the temporary; frees tb. NULL is fine. */
+void oc_tarball_abort(oc_tarball *tb);
+
+/* open + finish: the whole tarball from layer files. */
 int oc_emit_tarball(const oc_pulled_image *img, const char *repo_tag, const char *tarfile,
                     oc_error *err);
 

@@ -52,6 +52,8 @@ struct pull_job {
     uint64_t max_layer;
     int no_sync_layers;
     char *partial_dir;
+    int (*layer_output)(void *, const oc_pulled_image *, size_t, int *, uint64_t *, oc_error *);
+    void *layer_output_opaque;
     int (*have_layer)(void *, const char *, const char *, char **, uint64_t *);
     void *have_layer_opaque;
     oc_once *in_flight;
@@ -373,6 +375,14 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
     if (!f->pipe)
         return -1;
     oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
+    if (j->layer_output) {
+        int fd = -1;
+        uint64_t base = 0;
+        int r = j->layer_output(j->layer_output_opaque, &j->img,
+                                (size_t)(f->desc - j->manifest.layers), &fd, &base, err);
+        if (r < 0 || (r == 1 && oc_blobpipe_set_output(f->pipe, fd, base, err) != 0))
+            return -1;
+    }
     if (j->partial_dir && f->desc->size >= (int64_t)PARTIAL_MIN) {
         char hex[OC_SHA256_HEX_LEN + 1], *path = NULL;
         if (oc_digest_parse(f->desc->digest, hex, NULL) == 0 &&
@@ -701,6 +711,8 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->max_layer = opts->max_layer_bytes;
     j->no_sync_layers = opts->no_sync_layers;
     j->partial_dir = opts->partial_dir ? strdup(opts->partial_dir) : NULL;
+    j->layer_output = opts->layer_output;
+    j->layer_output_opaque = opts->layer_output_opaque;
     j->have_layer = opts->have_layer;
     j->have_layer_opaque = opts->have_layer_opaque;
     j->in_flight = opts->in_flight;

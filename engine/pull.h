@@ -55,6 +55,14 @@ typedef struct oc_pull_opts {
      * arrive, so a later run continues a broken download with Range
      * (io/blobpipe.h oc_blobpipe_keep_partial). */
     const char *partial_dir;
+    /* Optional: write a fetched layer's tar straight into the caller's file
+     * (a tarball being assembled): return 1 with fd and the offset base it
+     * starts at, 0 for a temp file of our own, -1 with err to fail. img has
+     * its config and layer digests filled in; index is the layer's place in
+     * the manifest. The layer's path is then NULL in the result. */
+    int (*layer_output)(void *opaque, const oc_pulled_image *img, size_t index, int *fd,
+                        uint64_t *base, oc_error *err);
+    void *layer_output_opaque;
     /* Optional: the manifest (or index) the reference's digest names, already
      * fetched by the caller: used instead of a GET (its digest is checked). */
     const char *manifest_body;

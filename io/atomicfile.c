@@ -183,6 +183,29 @@ int oc_write_all(int fd, const void *data, size_t len, const char *what, oc_erro
     return 0;
 }
 
+int oc_pwrite_all(int fd, const void *data, size_t len, uint64_t offset, const char *what,
+                  oc_error *err)
+{
+    const unsigned char *p = data;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            oc_error_errno(err, errno, "write %s", what);
+            return -1;
+        }
+        if (n == 0) {
+            oc_error_set(err, OC_E_IO, "write %s: no progress (wrote 0 bytes)", what);
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return 0;
+}
+
 int oc_fsync_dir(const char *dir, oc_error *err)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

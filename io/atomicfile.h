@@ -30,6 +30,9 @@ void oc_atomic_abort(oc_atomic_file *f);
 /* Whole-buffer write that retries EINTR and short writes; what names the file
  * in the error. */
 int oc_write_all(int fd, const void *data, size_t len, const char *what, oc_error *err);
+/* The same at an explicit offset (pwrite), leaving the file offset alone. */
+int oc_pwrite_all(int fd, const void *data, size_t len, uint64_t offset, const char *what,
+                  oc_error *err);
 int oc_fsync_dir(const char *dir, oc_error *err);
 /* mkdir -p with mode 0755. */
 int oc_mkdirs(const char *path, oc_error *err);

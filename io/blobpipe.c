@@ -72,6 +72,8 @@ struct oc_blobpipe {
     char *label;
     char *path;
     int fd;
+    int fd_borrowed;  /* fd belongs to the caller (oc_blobpipe_set_output) */
+    uint64_t base;    /* where the tar starts in fd */
     int taken;
     int no_sync;
     oc_blobpipe_cbs cbs;
@@ -154,7 +156,7 @@ static void pipe_destroy(oc_blobpipe *p)
         free(o->buf);
         free(o);
     }
-    if (p->fd >= 0)
+    if (p->fd >= 0 && !p->fd_borrowed)
         close(p->fd);
     if (p->partial_fd >= 0)
         close(p->partial_fd);
@@ -297,15 +299,15 @@ static void run_write(oc_task *t)
     case MSG_DATA:
         if (!has_local_failure(p)) {
             oc_sha256_update(p->h_tar, o->buf, o->len);
-            if (oc_write_all(p->fd, o->buf, o->len, p->path, &err) != 0)
+            if (oc_pwrite_all(p->fd, o->buf, o->len, p->base + p->written, p->label, &err) != 0)
                 local_fail(p, &err);
             else
                 p->written += o->len;
         }
         break;
     case MSG_RESET:
-        if (ftruncate(p->fd, 0) != 0 || lseek(p->fd, 0, SEEK_SET) != 0) {
-            oc_error_errno(&err, errno, "cannot truncate %s", p->path);
+        if (ftruncate(p->fd, (off_t)p->base) != 0) {
+            oc_error_errno(&err, errno, "%s: cannot truncate its output", p->label);
             local_fail(p, &err);
         }
         oc_sha256_reset(p->h_tar);
@@ -713,6 +715,24 @@ void oc_blobpipe_drop_partial(oc_blobpipe *p)
 {
     if (p->partial_path)
         unlink(p->partial_path);
+}
+
+int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
+{
+    if (p->received != 0 || p->fd_borrowed) {
+        oc_error_set(err, OC_E_USAGE, "%s: output set after bytes arrived", p->label);
+        return -1;
+    }
+    if (p->fd >= 0)
+        close(p->fd);
+    if (p->path)
+        unlink(p->path);
+    free(p->path);
+    p->path = NULL;
+    p->fd = fd;
+    p->fd_borrowed = 1;
+    p->base = base;
+    return 0;
 }
 
 void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync)

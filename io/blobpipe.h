@@ -67,6 +67,12 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
                              oc_comp comp, uint64_t size_hint, uint64_t max_out,
                              const oc_blobpipe_cbs *cbs, oc_error *err);
 
+/* Write the tar into the caller's fd from offset base on (pwrite; a start
+ * over truncates the file back to base) instead of a temp file of our own:
+ * a tarball emitter lets one layer land at its final place, saving a copy.
+ * The fd stays the caller's. Call before any byte arrives. */
+int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err);
+
 /* Skip the fsync of the temp file at finish (its content is copied
  * elsewhere and the file deleted, e.g. into a tarball that is fsynced
  * itself). Default: fsync. */

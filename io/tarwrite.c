@@ -34,6 +34,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,4 +364,33 @@ void oc_tar_writer_free(oc_tar_writer *w)
     free(w->buf);
     free(w->what);
     free(w);
+}
+
+int oc_tar_file_header(const char *name, uint64_t size, unsigned char **hdr, size_t *len,
+                       oc_error *err)
+{
+    /* The same writer, onto an anonymous in-memory file: the header comes
+     * out byte for byte as oc_tar_add_file would write it. */
+    int fd = memfd_create("occy-tar-header", MFD_CLOEXEC);
+    if (fd < 0) {
+        oc_error_errno(err, errno, "memfd_create (tar header of %s)", name);
+        return -1;
+    }
+    int rc = -1;
+    oc_tar_writer *w = oc_tar_writer_open_fd(fd, "tar header", err);
+    if (w && write_header(w, name, AE_IFREG, 0644, (int64_t)size, err) == 0) {
+        off_t n = lseek(fd, 0, SEEK_CUR);
+        *hdr = n > 0 ? malloc((size_t)n) : NULL;
+        if (*hdr && pread(fd, *hdr, (size_t)n, 0) == n) {
+            *len = (size_t)n;
+            rc = 0;
+        } else {
+            free(*hdr);
+            *hdr = NULL;
+            oc_error_set(err, OC_E_IO, "cannot read back the tar header of %s", name);
+        }
+    }
+    oc_tar_writer_free(w);
+    close(fd);
+    return rc;
 }

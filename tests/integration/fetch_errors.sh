@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib/common.sh"
 
 no_leftovers() {
   [ ! -e "$1" ] || fail "$1 exists after a failed fetch"
-  if ls -a "$(dirname "$1")" | grep -q '\.occy-'; then fail "scratch directory left beside $1"; fi
+  if ls -a "$(dirname "$1")" | grep -q '\.occy-\|^\.tmp-'; then fail "scratch left beside $1"; fi
 }
 
 # --platform linux/arm64 yields the arm64 image's content (/platform says so).
