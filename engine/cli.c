@@ -574,6 +574,22 @@ int oc_cli_main(int argc, char **argv)
     cli_opts o;
     memset(&o, 0, sizeof o);
     oc_retry_policy_default(&o.engine.retry);
+    /* Tuning knob for the benchmarks: OCCYSTRAP_PIPE=CHUNK_KIB:IN_CHUNKS:OUT_BUFS:THREADS
+     * (bench/README.md). Unset, the pipeline's defaults apply. */
+    const char *pipe_env = getenv("OCCYSTRAP_PIPE");
+    if (pipe_env) {
+        unsigned kib = 0, in = 0, out = 0, threads = 0;
+        if (sscanf(pipe_env, "%u:%u:%u:%u", &kib, &in, &out, &threads) < 3 || kib < 4 ||
+            kib > 65536 || in < 1 || in > 64 || out < 1 || out > 64 || threads > 64) {
+            fprintf(stderr, "occystrap: OCCYSTRAP_PIPE wants CHUNK_KIB:IN:OUT[:THREADS], not '%s'\n",
+                    pipe_env);
+            return EXIT_USAGE;
+        }
+        o.engine.pipe.chunk_size = (size_t)kib * 1024;
+        o.engine.pipe.in_chunks = (int)in;
+        o.engine.pipe.out_bufs = (int)out;
+        o.engine.pipe.threads = (int)threads;
+    }
     unsigned long long n = 0;
     int c;
     while ((c = getopt_long(argc, argv, "j:vqh", longopts, NULL)) != -1) {
