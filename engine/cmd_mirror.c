@@ -14,8 +14,7 @@ static void print_error(const oc_error *err)
     fprintf(stderr, "occystrap: error: %s\n", err->msg);
 }
 
-int oc_cmd_mirror(const oc_engine_opts *engine_opts, const oc_mirror_cli *mc, int argc,
-                  char **argv)
+int oc_cmd_mirror(const oc_engine_opts *engine_opts, const oc_mirror_cli *mc, int argc, char **argv)
 {
     if (argc != 2) {
         fprintf(stderr, "occystrap: mirror takes LIST STORE (got %d arguments)\n", argc);

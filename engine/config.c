@@ -91,8 +91,8 @@ static int parse_registry(oc_registry_config *r, const char *name, json_t *obj, 
             return -1;
     }
     if ((r->username == NULL) != (r->password == NULL)) {
-        oc_error_set(err, OC_E_USAGE, "%s: registry \"%s\" needs both username and password",
-                     what, name);
+        oc_error_set(err, OC_E_USAGE, "%s: registry \"%s\" needs both username and password", what,
+                     name);
         return -1;
     }
     return 0;

@@ -36,8 +36,8 @@ typedef struct oc_registry_config {
 typedef struct oc_config {
     oc_registry_config *registries;
     size_t n_registries;
-    unsigned jobs;    /* 0 unset */
-    int retries;      /* 0 unset */
+    unsigned jobs;      /* 0 unset */
+    int retries;        /* 0 unset */
     long stall_timeout; /* 0 unset */
 } oc_config;
 

@@ -20,9 +20,9 @@ struct oc_tarball {
     oc_tar_writer *w;
     char *tarfile;
     int config_written;
-    int streamed;                          /* a layer's data is in place at base */
+    int streamed; /* a layer's data is in place at base */
     char streamed_hex[OC_SHA256_HEX_LEN + 1];
-    uint64_t base;                         /* where its data starts */
+    uint64_t base; /* where its data starts */
 };
 
 json_t *oc_emit_manifest_entry(const oc_pulled_image *img, const char *repo_tag)
@@ -123,8 +123,7 @@ int oc_tarball_layer_output(void *opaque, const oc_pulled_image *img, size_t ind
  * it. A header longer than one block (a layer of 8 GiB or more needs a pax
  * header) does not fit the reserved block: the data then moves out to a
  * temporary file and is added the ordinary way. */
-static int close_streamed(oc_tarball *tb, const oc_pulled_layer *l, const char *name,
-                          oc_error *err)
+static int close_streamed(oc_tarball *tb, const oc_pulled_layer *l, const char *name, oc_error *err)
 {
     unsigned char *hdr = NULL;
     size_t hlen = 0;
@@ -188,7 +187,8 @@ static int write_members(oc_tarball *tb, const oc_pulled_image *img, const char 
                 return -1;
             continue;
         }
-        if (add_layer_dir(tb, l->hex, err) != 0 || oc_tar_add_file(tb->w, member, l->path, err) != 0)
+        if (add_layer_dir(tb, l->hex, err) != 0 ||
+            oc_tar_add_file(tb->w, member, l->path, err) != 0)
             return -1;
     }
     json_t *list = json_array();

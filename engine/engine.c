@@ -52,9 +52,9 @@ void oc_engine_destroy(oc_engine *e)
     if (e->http) {
         oc_http_stats st;
         oc_http_get_stats(e->http, &st);
-        oc_engine_log(e, "http: %" PRIu64 " transfers, %" PRIu64 " new connections, %" PRIu64
-                      " body bytes",
-                      st.transfers, st.connects, st.bytes);
+        oc_engine_log(
+            e, "http: %" PRIu64 " transfers, %" PRIu64 " new connections, %" PRIu64 " body bytes",
+            st.transfers, st.connects, st.bytes);
         oc_http_close(e->http);
     }
     if (e->pipes)

@@ -20,12 +20,12 @@ typedef struct oc_engine_opts {
     int insecure;         /* talk plain HTTP (and skip TLS verification if https forced) */
     const char *username; /* explicit credentials, else ~/.docker/config.json */
     const char *password;
-    unsigned jobs;          /* global cap on requests in flight; 0 = 32 */
-    unsigned per_registry;  /* cap per registry host; 0 = 8 */
-    long stall_seconds;     /* abort and retry a transfer idle this long; 0 = 30 */
+    unsigned jobs;         /* global cap on requests in flight; 0 = 32 */
+    unsigned per_registry; /* cap per registry host; 0 = 8 */
+    long stall_seconds;    /* abort and retry a transfer idle this long; 0 = 30 */
     int verbose;
     oc_retry_policy retry;
-    oc_blobpipe_opts pipe; /* buffer sizes and threads of the layer pipeline */
+    oc_blobpipe_opts pipe;   /* buffer sizes and threads of the layer pipeline */
     const oc_config *config; /* per-registry settings (--config), or NULL */
 } oc_engine_opts;
 

@@ -13,9 +13,9 @@
 #include "io/error.h"
 
 typedef struct oc_list_entry {
-    int line;     /* 1-based line number in LIST */
-    char *text;   /* the entry as written (trimmed) */
-    int ok;       /* parsed: ref is valid */
+    int line;   /* 1-based line number in LIST */
+    char *text; /* the entry as written (trimmed) */
+    int ok;     /* parsed: ref is valid */
     oc_ref ref;
     oc_error err; /* when !ok: what is wrong with the line */
 } oc_list_entry;

@@ -44,11 +44,16 @@ typedef enum {
 static const char *status_name(entry_status s)
 {
     switch (s) {
-    case ST_PENDING: return "pending";
-    case ST_UPTODATE: return "up-to-date";
-    case ST_FETCHED: return "fetched";
-    case ST_FAILED: return "failed";
-    case ST_DRYRUN: return "would-fetch";
+    case ST_PENDING:
+        return "pending";
+    case ST_UPTODATE:
+        return "up-to-date";
+    case ST_FETCHED:
+        return "fetched";
+    case ST_FAILED:
+        return "failed";
+    case ST_DRYRUN:
+        return "would-fetch";
     }
     return "?";
 }
@@ -459,10 +464,10 @@ static int store_is_current(entry_job *j, const char *digest)
         oc_error err;
         int found = ptag && oc_store_find(run->store, j->name, ptag, &si, NULL, &err) == 0;
         free(ptag);
-        int same = found && si.has_ours &&
-                   ((si.index_digest && strcmp(si.index_digest, digest) == 0) ||
-                    (!si.index_digest && si.manifest_digest &&
-                     strcmp(si.manifest_digest, digest) == 0));
+        int same =
+            found && si.has_ours &&
+            ((si.index_digest && strcmp(si.index_digest, digest) == 0) ||
+             (!si.index_digest && si.manifest_digest && strcmp(si.manifest_digest, digest) == 0));
         if (found)
             oc_store_image_free(&si);
         if (!same)
@@ -517,8 +522,8 @@ static void on_head(void *opaque, const oc_reg_info *info, const oc_error *call_
     if (call_err) {
         oc_error err = *call_err;
         if (err.code == OC_E_NOTFOUND)
-            oc_error_set(&err, OC_E_NOTFOUND, "%s: not found in the registry (%s)",
-                         j->le->text, call_err->msg);
+            oc_error_set(&err, OC_E_NOTFOUND, "%s: not found in the registry (%s)", j->le->text,
+                         call_err->msg);
         entry_fail(j, &err);
         entry_finish(j);
         return;
@@ -531,8 +536,7 @@ static void on_head(void *opaque, const oc_reg_info *info, const oc_error *call_
         return;
     }
     if (oc_registry_fetch_small(j->r, j->le->ref.repository, "manifests", j->le->ref.tag,
-                                OC_MANIFEST_ACCEPT, MANIFEST_MAX, on_head_manifest, j,
-                                &err) != 0) {
+                                OC_MANIFEST_ACCEPT, MANIFEST_MAX, on_head_manifest, j, &err) != 0) {
         entry_fail(j, &err);
         entry_finish(j);
     }
@@ -564,8 +568,8 @@ static void entry_start(entry_job *j)
     }
     oc_reg_call_opts co = {.method = "HEAD", .accept = OC_MANIFEST_ACCEPT};
     oc_reg_consumer c = {.on_done = on_head, .opaque = j};
-    if (oc_registry_call(j->r, j->le->ref.repository, "manifests", j->le->ref.tag, &co, &c,
-                         &err) != 0) {
+    if (oc_registry_call(j->r, j->le->ref.repository, "manifests", j->le->ref.tag, &co, &c, &err) !=
+        0) {
         entry_fail(j, &err);
         entry_finish(j);
     }

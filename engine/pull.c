@@ -175,8 +175,9 @@ static int layer_on_body(void *opaque, const char *data, size_t len, oc_error *e
         return -1;
     }
     if (oc_blobpipe_received(f->pipe) + len > (uint64_t)f->desc->size) {
-        oc_error_set(err, OC_E_DIGEST, "layer %s: more than the %" PRId64 " bytes the manifest says",
-                     f->desc->digest, f->desc->size);
+        oc_error_set(err, OC_E_DIGEST,
+                     "layer %s: more than the %" PRId64 " bytes the manifest says", f->desc->digest,
+                     f->desc->size);
         return -1;
     }
     int rc = oc_blobpipe_write(f->pipe, data, len, err);
@@ -198,8 +199,9 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     if (oc_digest_parse(f->desc->digest, want_hex, err) != 0)
         return -1;
     if (res.compressed_size != (uint64_t)f->desc->size) {
-        oc_error_set(err, OC_E_DIGEST, "layer %s: size mismatch: manifest %" PRId64 ", got %" PRIu64,
-                     f->desc->digest, f->desc->size, res.compressed_size);
+        oc_error_set(err, OC_E_DIGEST,
+                     "layer %s: size mismatch: manifest %" PRId64 ", got %" PRIu64, f->desc->digest,
+                     f->desc->size, res.compressed_size);
         return -1;
     }
     if (strcmp(res.compressed_hex, want_hex) != 0) {
@@ -370,8 +372,8 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
     oc_blobpipe_cbs cbs = {
         .on_writable = layer_on_writable, .on_finished = layer_on_finished, .opaque = f};
     f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
-                              oc_comp_from_media_type(f->desc->media_type),
-                              (uint64_t)f->desc->size, j->max_layer, &cbs, err);
+                              oc_comp_from_media_type(f->desc->media_type), (uint64_t)f->desc->size,
+                              j->max_layer, &cbs, err);
     if (!f->pipe)
         return -1;
     oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
@@ -389,9 +391,9 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
             asprintf(&path, "%s/%s", j->partial_dir, hex) >= 0) {
             f->resume_from = oc_blobpipe_keep_partial(f->pipe, path, (uint64_t)f->desc->size);
             if (f->resume_from)
-                oc_engine_log(j->e, "%s: layer %s: continuing from byte %" PRIu64
-                              " kept by an earlier run", j->label, f->desc->digest,
-                              f->resume_from);
+                oc_engine_log(
+                    j->e, "%s: layer %s: continuing from byte %" PRIu64 " kept by an earlier run",
+                    j->label, f->desc->digest, f->resume_from);
             free(path);
         }
     }
@@ -406,8 +408,8 @@ static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const 
 static int layer_claim(layer_fetch *f, oc_error *err)
 {
     pull_job *j = f->job;
-    if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id,
-                                       &f->path, &f->tar_size) == 1) {
+    if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id, &f->path,
+                                       &f->tar_size) == 1) {
         f->reused = 1;
         f->finished = 1;
         return 0;
@@ -557,8 +559,8 @@ static void on_config(void *opaque, const char *body, size_t len, const oc_reg_i
         goto fail;
     if (strcmp(got, want) != 0 || len != (size_t)cd->size) {
         oc_error_set(&err, OC_E_DIGEST,
-                     "config %s: digest mismatch: content (%zu bytes) hashes to sha256:%s", cd->digest,
-                     len, got);
+                     "config %s: digest mismatch: content (%zu bytes) hashes to sha256:%s",
+                     cd->digest, len, got);
         goto fail;
     }
     if (oc_image_config_parse(&j->config, body, len, &err) != 0) {
@@ -684,8 +686,8 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
                      j->manifest.config.digest, j->manifest.config.size, CONFIG_MAX);
         goto fail;
     }
-    if (oc_registry_fetch_small(j->r, j->repo, "blobs", j->manifest.config.digest, NULL,
-                                CONFIG_MAX, on_config, j, &err) != 0)
+    if (oc_registry_fetch_small(j->r, j->repo, "blobs", j->manifest.config.digest, NULL, CONFIG_MAX,
+                                on_config, j, &err) != 0)
         goto fail;
     return;
 fail:

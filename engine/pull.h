@@ -21,11 +21,11 @@
 #include "sched/once.h"
 
 typedef struct oc_pulled_layer {
-    char *digest;                       /* "sha256:..." of the blob */
-    char hex[OC_SHA256_HEX_LEN + 1];    /* its hex part: the member directory name */
-    char *diff_id;                      /* "sha256:..." of the tar */
-    char *path;                         /* the verified uncompressed tar (shared by duplicates) */
-    int reused;                         /* path is the caller's copy (have_layer), not fetched */
+    char *digest;                    /* "sha256:..." of the blob */
+    char hex[OC_SHA256_HEX_LEN + 1]; /* its hex part: the member directory name */
+    char *diff_id;                   /* "sha256:..." of the tar */
+    char *path;                      /* the verified uncompressed tar (shared by duplicates) */
+    int reused;                      /* path is the caller's copy (have_layer), not fetched */
     uint64_t tar_size;
     uint64_t blob_size;
 } oc_pulled_layer;

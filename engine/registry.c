@@ -45,7 +45,7 @@ struct oc_registry {
     const char *ca_file;
     char *user;
     char *pass;
-    int basic_mode; /* registry asked for Basic: send it on every request */
+    int basic_mode;       /* registry asked for Basic: send it on every request */
     char *bearer_realm;   /* from the first Bearer challenge: later scopes get */
     char *bearer_service; /* their token before the request, saving a 401 */
     /* Until one answer told us how this registry authenticates, only one
@@ -322,8 +322,7 @@ static void token_on_done(void *opaque, const oc_http_result *res)
         oc_error_set(&err, OC_E_HTTP, "token service for %s answered HTTP %ld", r->host,
                      res->status);
         transient = oc_retry_status_is_transient(res->status);
-    } else if (oc_auth_parse_token_response(f->body, f->body_len, &token, &expires_in, &err) !=
-               0) {
+    } else if (oc_auth_parse_token_response(f->body, f->body_len, &token, &expires_in, &err) != 0) {
         oc_error_prefix(&err, "token service for %s", r->host);
     }
     if (token)
@@ -420,8 +419,7 @@ static void call_reset_send(reg_call *c)
     free(c->h_content_range);
     free(c->h_www_auth);
     free(c->h_retry_after);
-    c->h_content_type = c->h_digest = c->h_content_range = c->h_www_auth = c->h_retry_after =
-        NULL;
+    c->h_content_type = c->h_digest = c->h_content_range = c->h_www_auth = c->h_retry_after = NULL;
     c->h_content_length = -1;
     c->begun = 0;
     c->consumer_failed = 0;
@@ -521,7 +519,8 @@ static int call_on_data(void *opaque, long status, const char *data, size_t len,
         } else if (c->h_content_length >= 0) {
             c->info.content_length = c->h_content_length;
         }
-        if (c->consumer.on_begin && c->consumer.on_begin(c->consumer.opaque, offset, &c->info, err) != 0) {
+        if (c->consumer.on_begin &&
+            c->consumer.on_begin(c->consumer.opaque, offset, &c->info, err) != 0) {
             c->consumer_failed = 1;
             return OC_HTTP_DATA_ABORT;
         }
@@ -620,8 +619,8 @@ static void call_on_401(reg_call *c)
                      r->host, detail);
         call_finish(c, &err);
     } else {
-        oc_error_set(&err, OC_E_AUTH, "authentication refused by %s for %s (HTTP 401)%s",
-                     r->host, c->repo, detail);
+        oc_error_set(&err, OC_E_AUTH, "authentication refused by %s for %s (HTTP 401)%s", r->host,
+                     c->repo, detail);
         call_finish(c, &err);
     }
     oc_auth_challenge_free(&ch);
@@ -661,7 +660,8 @@ static void call_on_done_inner(reg_call *c, const oc_http_result *res)
     oc_limiter_release(c->r->e->limiter, &c->slot);
     c->info.http_version = res->http_version;
     c->info.local_port = res->local_port;
-    oc_engine_log(c->r->e, "done %s %s: HTTP/%ld status %ld, %" PRIu64
+    oc_engine_log(c->r->e,
+                  "done %s %s: HTTP/%ld status %ld, %" PRIu64
                   " bytes, local port %ld, %ld new connection(s)",
                   c->method, c->url, res->http_version, res->status, res->body_bytes,
                   res->local_port, res->num_connects);
@@ -866,8 +866,8 @@ static int small_begin(void *opaque, uint64_t offset, const oc_reg_info *info, o
     small_fetch *s = opaque;
     (void)offset;
     if (info->content_length > (int64_t)s->max) {
-        oc_error_set(err, OC_E_LIMIT, "%s is %" PRId64 " bytes, more than the %zu allowed",
-                     s->what, info->content_length, s->max);
+        oc_error_set(err, OC_E_LIMIT, "%s is %" PRId64 " bytes, more than the %zu allowed", s->what,
+                     info->content_length, s->max);
         return -1;
     }
     s->len = 0;

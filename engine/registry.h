@@ -47,10 +47,10 @@ typedef struct oc_reg_consumer {
 } oc_reg_consumer;
 
 typedef struct oc_reg_call_opts {
-    const char *method;    /* "GET" (default) or "HEAD" */
-    const char *accept;    /* Accept header, or NULL */
-    int resumable;         /* retry a broken body with Range */
-    uint64_t resume_from;  /* start with a Range request (bytes already on disk) */
+    const char *method;   /* "GET" (default) or "HEAD" */
+    const char *accept;   /* Accept header, or NULL */
+    int resumable;        /* retry a broken body with Range */
+    uint64_t resume_from; /* start with a Range request (bytes already on disk) */
 } oc_reg_call_opts;
 
 oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err);

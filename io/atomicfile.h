@@ -37,8 +37,8 @@ int oc_fsync_dir(const char *dir, oc_error *err);
 /* mkdir -p with mode 0755. */
 int oc_mkdirs(const char *path, oc_error *err);
 /* Write a whole small file atomically. */
-int oc_atomic_write_file(const char *tmp_dir, const char *final_path, const void *data,
-                         size_t len, oc_error *err);
+int oc_atomic_write_file(const char *tmp_dir, const char *final_path, const void *data, size_t len,
+                         oc_error *err);
 /* Read a whole small file (NUL-terminated; len may be NULL); max bounds it. */
 char *oc_read_file(const char *path, size_t max, size_t *len, oc_error *err);
 

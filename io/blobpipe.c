@@ -35,7 +35,7 @@ typedef struct in_chunk {
     oc_blobpipe *p;
     int kind;
     uint64_t preload; /* MSG_PRELOAD: bytes of the partial file to replay */
-    int refs; /* strands still reading it (p->lock) */
+    int refs;         /* strands still reading it (p->lock) */
     int pooled;
     size_t len, cap;
     unsigned char *buf;
@@ -72,8 +72,8 @@ struct oc_blobpipe {
     char *label;
     char *path;
     int fd;
-    int fd_borrowed;  /* fd belongs to the caller (oc_blobpipe_set_output) */
-    uint64_t base;    /* where the tar starts in fd */
+    int fd_borrowed; /* fd belongs to the caller (oc_blobpipe_set_output) */
+    uint64_t base;   /* where the tar starts in fd */
     int taken;
     int no_sync;
     oc_blobpipe_cbs cbs;
@@ -366,7 +366,8 @@ static void replay_partial(oc_blobpipe *p, uint64_t n, int inflate)
         if (got <= 0)
             break;
         if (inflate) {
-            if (!p->stream_failed && oc_inflater_feed(p->inf, buf, (size_t)got, &p->res.stream_err) != 0)
+            if (!p->stream_failed &&
+                oc_inflater_feed(p->inf, buf, (size_t)got, &p->res.stream_err) != 0)
                 p->stream_failed = 1;
         } else {
             oc_sha256_update(p->h_comp, buf, (size_t)got);
@@ -450,8 +451,7 @@ static void run_inflate(oc_task *t)
     oc_blobpipe *p = c->p;
     switch (c->kind) {
     case MSG_DATA:
-        if (!p->stream_failed &&
-            oc_inflater_feed(p->inf, c->buf, c->len, &p->res.stream_err) != 0)
+        if (!p->stream_failed && oc_inflater_feed(p->inf, c->buf, c->len, &p->res.stream_err) != 0)
             p->stream_failed = 1;
         break;
     case MSG_PRELOAD:
@@ -808,8 +808,7 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
 
 /* ---- context ---- */
 
-oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts,
-                                     oc_error *err)
+oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts, oc_error *err)
 {
     oc_blobpipe_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {

@@ -30,14 +30,13 @@ typedef struct oc_blobpipe_ctx oc_blobpipe_ctx;
 typedef struct oc_blobpipe oc_blobpipe;
 
 typedef struct oc_blobpipe_opts {
-    int threads;        /* per pool; 0 = one per CPU */
-    size_t chunk_size;  /* input chunk and output buffer size; 0 = 1 MiB */
-    int in_chunks;      /* input chunks per blob; 0 = 4 */
-    int out_bufs;       /* output buffers per blob; 0 = 2 */
+    int threads;       /* per pool; 0 = one per CPU */
+    size_t chunk_size; /* input chunk and output buffer size; 0 = 1 MiB */
+    int in_chunks;     /* input chunks per blob; 0 = 4 */
+    int out_bufs;      /* output buffers per blob; 0 = 2 */
 } oc_blobpipe_opts;
 
-oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts,
-                                     oc_error *err);
+oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts, oc_error *err);
 /* Waits for all work, frees released pipes and closes the async handle; the
  * loop must run afterwards so the handle's close completes. */
 void oc_blobpipe_ctx_close(oc_blobpipe_ctx *ctx);
@@ -47,8 +46,8 @@ typedef struct oc_blob_result {
     uint64_t compressed_size;
     char diff_hex[OC_SHA256_HEX_LEN + 1];
     uint64_t diff_size;
-    oc_comp comp;       /* what the stream turned out to be */
-    int stream_ok;      /* decompressed cleanly and completely (else stream_err) */
+    oc_comp comp;  /* what the stream turned out to be */
+    int stream_ok; /* decompressed cleanly and completely (else stream_err) */
     oc_error stream_err;
 } oc_blob_result;
 

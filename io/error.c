@@ -69,21 +69,36 @@ void oc_error_clear(oc_error *err)
 const char *oc_errcode_name(oc_errcode code)
 {
     switch (code) {
-    case OC_OK: return "ok";
-    case OC_E_USAGE: return "usage error";
-    case OC_E_IO: return "i/o error";
-    case OC_E_NOSPACE: return "disk full";
-    case OC_E_NOMEM: return "out of memory";
-    case OC_E_NET: return "network error";
-    case OC_E_HTTP: return "http error";
-    case OC_E_AUTH: return "authentication refused";
-    case OC_E_NOTFOUND: return "not found";
-    case OC_E_DIGEST: return "digest mismatch";
-    case OC_E_FORMAT: return "malformed input";
-    case OC_E_UNSUPPORTED: return "unsupported";
-    case OC_E_PLATFORM: return "platform not found";
-    case OC_E_LIMIT: return "limit exceeded";
-    case OC_E_CANCELLED: return "cancelled";
+    case OC_OK:
+        return "ok";
+    case OC_E_USAGE:
+        return "usage error";
+    case OC_E_IO:
+        return "i/o error";
+    case OC_E_NOSPACE:
+        return "disk full";
+    case OC_E_NOMEM:
+        return "out of memory";
+    case OC_E_NET:
+        return "network error";
+    case OC_E_HTTP:
+        return "http error";
+    case OC_E_AUTH:
+        return "authentication refused";
+    case OC_E_NOTFOUND:
+        return "not found";
+    case OC_E_DIGEST:
+        return "digest mismatch";
+    case OC_E_FORMAT:
+        return "malformed input";
+    case OC_E_UNSUPPORTED:
+        return "unsupported";
+    case OC_E_PLATFORM:
+        return "platform not found";
+    case OC_E_LIMIT:
+        return "limit exceeded";
+    case OC_E_CANCELLED:
+        return "cancelled";
     }
     return "unknown error";
 }

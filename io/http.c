@@ -48,12 +48,12 @@ struct oc_http_transfer {
     CURL *easy;
     struct curl_slist *headers;
     oc_http_request req;
-    long status;        /* status of the response whose headers are being read */
+    long status; /* status of the response whose headers are being read */
     uint64_t body_bytes;
     int cancel_pending;
-    int aborted;        /* on_data asked to stop */
-    int paused;         /* on_data asked to pause: not a stall */
-    int stalled;        /* aborted by the stall check */
+    int aborted; /* on_data asked to stop */
+    int paused;  /* on_data asked to pause: not a stall */
+    int stalled; /* aborted by the stall check */
     uint64_t last_activity_ms;
     oc_http_transfer *next_cancelled;
     oc_http_transfer *prev_active, *next_active;

@@ -53,8 +53,8 @@ struct oc_tar_writer {
     oc_error io_err; /* set by the write callback */
     int discard;     /* being freed: the callback refuses all writes */
     unsigned char *buf;
-    uint64_t swallow; /* entry bytes copied by the kernel: drop as many of
-                         libarchive's filler zeros */
+    uint64_t swallow;   /* entry bytes copied by the kernel: drop as many of
+                           libarchive's filler zeros */
     int no_kernel_copy; /* copy_file_range refused once: don't retry */
 };
 
@@ -282,8 +282,8 @@ static int kernel_copy(oc_tar_writer *w, const char *name, int src, const char *
     unsigned char extra;
     if (pread(src, &extra, 1, (off_t)size) != 0) {
         w->failed = 1;
-        oc_error_set(err, OC_E_IO, "%s grew while it was copied into %s as %s", src_path,
-                     w->what, name);
+        oc_error_set(err, OC_E_IO, "%s grew while it was copied into %s as %s", src_path, w->what,
+                     name);
         return -1;
     }
     w->swallow = size;

@@ -24,8 +24,8 @@ struct oc_limiter {
     int n_keys;
     oc_slot_wait *head; /* FIFO of waiters over all keys */
     oc_slot_wait *tail;
-    uv_loop_t *loop;     /* set with the first rate */
-    uv_timer_t *refill;  /* wakes waiters held back only by a rate */
+    uv_loop_t *loop;    /* set with the first rate */
+    uv_timer_t *refill; /* wakes waiters held back only by a rate */
 };
 
 oc_limiter *oc_limiter_new(unsigned global_max, unsigned default_key_max)

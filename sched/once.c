@@ -17,7 +17,7 @@ typedef struct slot {
 
 struct oc_once {
     slot *slots;
-    size_t cap; /* power of two */
+    size_t cap;  /* power of two */
     size_t used; /* RUNNING + DONE + GONE */
 };
 

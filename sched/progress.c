@@ -71,9 +71,9 @@ static void status_text(oc_progress *p, char *buf, size_t bufsz, int with_bar)
     }
     char bar[BAR_WIDTH + 3] = "";
     if (with_bar) {
-        int fill = p->bytes_expected ? (int)((double)p->bytes_done * BAR_WIDTH /
-                                             (double)p->bytes_expected)
-                                     : 0;
+        int fill = p->bytes_expected
+                       ? (int)((double)p->bytes_done * BAR_WIDTH / (double)p->bytes_expected)
+                       : 0;
         if (fill > BAR_WIDTH)
             fill = BAR_WIDTH;
         bar[0] = '[';
@@ -82,8 +82,7 @@ static void status_text(oc_progress *p, char *buf, size_t bufsz, int with_bar)
         bar[BAR_WIDTH + 1] = ']';
         bar[BAR_WIDTH + 2] = '\0';
     }
-    snprintf(buf, bufsz,
-             "%s%s%s / %s  %s/s  ETA %s  images %u/%u%s  layers active %u", bar,
+    snprintf(buf, bufsz, "%s%s%s / %s  %s/s  ETA %s  images %u/%u%s  layers active %u", bar,
              with_bar ? " " : "", done, total, rate_s, eta, p->images_done, p->images_total,
              p->images_failed ? " (some failed)" : "", p->layers_active);
 }

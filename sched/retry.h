@@ -10,9 +10,9 @@
 #include <time.h>
 
 typedef struct oc_retry_policy {
-    int max_attempts;           /* total tries including the first; default 5 */
-    uint64_t base_ms;           /* first backoff; default 250 */
-    uint64_t max_ms;            /* backoff cap; default 8000 */
+    int max_attempts;            /* total tries including the first; default 5 */
+    uint64_t base_ms;            /* first backoff; default 250 */
+    uint64_t max_ms;             /* backoff cap; default 8000 */
     uint64_t retry_after_cap_ms; /* longest Retry-After obeyed; default 60000 */
 } oc_retry_policy;
 
