@@ -42,30 +42,7 @@ static const char *const generic_types[] = {"application/json", "text/plain",
  * non-printable bytes, quotes and backslashes; cut with "..." when long. */
 static const char *excerpt_n(const char *s, size_t n, char *out, size_t outsz)
 {
-    size_t o = 0;
-    size_t i = 0;
-    if (!s) {
-        s = "(null)";
-        n = 6;
-    }
-    for (; i < n && o + 8 < outsz; i++) {
-        if (i == EXCERPT_MAX) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            o += (size_t)snprintf(out + o, outsz - o, "\\x%02x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-    }
-    out[o] = '\0';
-    return out;
+    return oc_excerpt(s, n, EXCERPT_MAX, out, outsz);
 }
 
 static const char *excerpt(const char *s, char *out, size_t outsz)

@@ -20,29 +20,7 @@
  * backslashes and quotes become escapes, and long input is cut with "...". */
 static const char *excerpt(const char *s, char *out, size_t outsz)
 {
-    size_t o = 0;
-    size_t shown = 0;
-    if (!s)
-        s = "(null)";
-    for (; *s && o + 8 < outsz; s++) {
-        if (shown == EXCERPT_MAX) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            o += (size_t)snprintf(out + o, outsz - o, "\\x%02x", c);
-        } else {
-            out[o++] = (char)c;
-        }
-        shown++;
-    }
-    out[o] = '\0';
-    return out;
+    return oc_excerpt(s, s ? strlen(s) : 0, EXCERPT_MAX, out, outsz);
 }
 
 static int is_lower_alnum(char c)

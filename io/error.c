@@ -102,3 +102,31 @@ const char *oc_errcode_name(oc_errcode code)
     }
     return "unknown error";
 }
+
+const char *oc_excerpt(const char *s, size_t len, size_t max_chars, char *out, size_t outsz)
+{
+    size_t o = 0;
+    if (!s) {
+        s = "(null)";
+        len = 6;
+    }
+    for (size_t i = 0; i < len && o + 8 < outsz; i++) {
+        if (i == max_chars) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            o += (size_t)snprintf(out + o, outsz - o, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (outsz)
+        out[o < outsz ? o : outsz - 1] = '\0';
+    return out;
+}

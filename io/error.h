@@ -46,6 +46,12 @@ void oc_error_errno(oc_error *err, int errno_value, const char *fmt, ...)
 
 void oc_error_clear(oc_error *err);
 
+/* A printable excerpt of the first len bytes of s (NULL prints "(null)"),
+ * for quoting untrusted input in messages: quotes, backslashes and bytes
+ * outside printable ASCII are escaped, and it is cut with "..." after
+ * max_chars characters. out should hold max_chars * 4 + 8 bytes. */
+const char *oc_excerpt(const char *s, size_t len, size_t max_chars, char *out, size_t outsz);
+
 /* Name of a code, e.g. "digest mismatch", for reports. */
 const char *oc_errcode_name(oc_errcode code);
 
