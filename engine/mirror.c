@@ -195,14 +195,20 @@ static void entry_fail(entry_job *j, const oc_error *err)
     }
 }
 
+/* The entry failed for good: record why and report it. */
+static void entry_abort(entry_job *j, const oc_error *err)
+{
+    entry_fail(j, err);
+    entry_finish(j);
+}
+
 static int entry_stopped(entry_job *j)
 {
     if (!j->run->stop)
         return 0;
     oc_error err;
     oc_error_set(&err, OC_E_CANCELLED, "not mirrored: an earlier entry failed (--fail-fast)");
-    entry_fail(j, &err);
-    entry_finish(j);
+    entry_abort(j, &err);
     return 1;
 }
 
@@ -362,14 +368,12 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
 {
     entry_job *j = opaque;
     mirror_run *run = j->run;
-    (void)info;
     oc_error err;
     oc_error_clear(&err);
     if (entry_stopped(j))
         return;
     if (call_err) {
-        entry_fail(j, call_err);
-        entry_finish(j);
+        entry_abort(j, call_err);
         return;
     }
     char got[OC_SHA256_HEX_LEN + 1], want[OC_SHA256_HEX_LEN + 1];
@@ -379,15 +383,13 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
             oc_error_set(&err, OC_E_DIGEST,
                          "manifest %s: digest mismatch: content hashes to sha256:%s", j->digest,
                          got);
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
         return;
     }
     oc_manifest m;
     if (oc_manifest_parse(&m, info->content_type, body, len, &err) != 0) {
         oc_error_prefix(&err, "manifest %s", j->digest);
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
         return;
     }
     int many = many_platforms(run);
@@ -418,8 +420,7 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
     if (rc != 0) {
         if (err.code == OC_OK)
             oc_error_set(&err, OC_E_NOMEM, "out of memory");
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
         return;
     }
     j->manifest = malloc(len + 1);
@@ -444,8 +445,7 @@ static void fetch_manifest(entry_job *j)
     oc_error_clear(&err);
     if (oc_registry_fetch_small(j->r, j->le->ref.repository, "manifests", j->digest,
                                 OC_MANIFEST_ACCEPT, MANIFEST_MAX, on_manifest, j, &err) != 0) {
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
     }
 }
 
@@ -483,8 +483,7 @@ static void resolved(entry_job *j, const char *digest)
     if (!j->digest) {
         oc_error err;
         oc_error_set(&err, OC_E_NOMEM, "out of memory");
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
         return;
     }
     if (store_is_current(j, digest)) {
@@ -503,8 +502,7 @@ static void on_head_manifest(void *opaque, const char *body, size_t len, const o
     if (entry_stopped(j))
         return;
     if (call_err) {
-        entry_fail(j, call_err);
-        entry_finish(j);
+        entry_abort(j, call_err);
         return;
     }
     /* the registry sent no digest with HEAD: the body's hash is the digest */
@@ -524,8 +522,7 @@ static void on_head(void *opaque, const oc_reg_info *info, const oc_error *call_
         if (err.code == OC_E_NOTFOUND)
             oc_error_set(&err, OC_E_NOTFOUND, "%s: not found in the registry (%s)", j->le->text,
                          call_err->msg);
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
         return;
     }
     const char *d = info->docker_content_digest;
@@ -537,8 +534,7 @@ static void on_head(void *opaque, const oc_reg_info *info, const oc_error *call_
     }
     if (oc_registry_fetch_small(j->r, j->le->ref.repository, "manifests", j->le->ref.tag,
                                 OC_MANIFEST_ACCEPT, MANIFEST_MAX, on_head_manifest, j, &err) != 0) {
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
     }
 }
 
@@ -549,8 +545,7 @@ static void entry_start(entry_job *j)
     oc_error_clear(&err);
     j->started_ms = now_ms(run);
     if (!j->le->ok) {
-        entry_fail(j, &j->le->err);
-        entry_finish(j);
+        entry_abort(j, &j->le->err);
         return;
     }
     j->name = familiar_name(&j->le->ref);
@@ -558,8 +553,7 @@ static void entry_start(entry_job *j)
     if (!j->r) {
         if (err.code == OC_OK)
             oc_error_set(&err, OC_E_NOMEM, "out of memory");
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
         return;
     }
     if (!j->le->ref.tag) { /* by digest: in the store already costs nothing */
@@ -570,8 +564,7 @@ static void entry_start(entry_job *j)
     oc_reg_consumer c = {.on_done = on_head, .opaque = j};
     if (oc_registry_call(j->r, j->le->ref.repository, "manifests", j->le->ref.tag, &co, &c, &err) !=
         0) {
-        entry_fail(j, &err);
-        entry_finish(j);
+        entry_abort(j, &err);
     }
 }
 
