@@ -53,6 +53,7 @@ struct oc_http_transfer {
     int cancel_pending;
     int aborted; /* on_data asked to stop */
     int paused;  /* on_data asked to pause: not a stall */
+    int sent;    /* has a connection and sent its request (the stall clock runs) */
     int stalled; /* aborted by the stall check */
     uint64_t last_activity_ms;
     oc_http_transfer *next_cancelled;
@@ -192,6 +193,22 @@ static size_t on_curl_header(char *buf, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* curl calls this once the transfer has a connection (new or reused) and
+ * is about to send: before that it may wait in curl's queue for a free
+ * connection, which is not a stall. */
+static int on_curl_prereq(void *userp, char *conn_primary_ip, char *conn_local_ip,
+                          int conn_primary_port, int conn_local_port)
+{
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    oc_http_transfer *t = userp;
+    t->sent = 1;
+    t->last_activity_ms = uv_now(t->http->loop);
+    return CURL_PREREQFUNC_OK;
+}
+
 static size_t on_curl_write(char *buf, size_t size, size_t n, void *userp)
 {
     oc_http_transfer *t = userp;
@@ -309,7 +326,7 @@ static void on_stall_timer(uv_timer_t *timer)
     oc_http *http = timer->data;
     uint64_t now = uv_now(http->loop);
     for (oc_http_transfer *t = http->active; t; t = t->next_active) {
-        if (t->req.stall_seconds <= 0 || t->paused || t->cancel_pending)
+        if (t->req.stall_seconds <= 0 || !t->sent || t->paused || t->cancel_pending)
             continue;
         if (now - t->last_activity_ms >= (uint64_t)t->req.stall_seconds * 1000) {
             t->stalled = 1;
@@ -451,6 +468,8 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_curl_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
