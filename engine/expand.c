@@ -445,7 +445,8 @@ out:
 
 static int apply_records(job *j, oc_xwriter *w, dir_records *dirs)
 {
-    qsort(dirs->v, dirs->n, sizeof *dirs->v, by_depth_desc);
+    if (dirs->n > 1)
+        qsort(dirs->v, dirs->n, sizeof *dirs->v, by_depth_desc);
     for (size_t i = 0; i < dirs->n; i++)
         if (oc_xwriter_dir_meta(w, dirs->v[i].path, &dirs->v[i].meta, &j->err) != 0)
             return -1;

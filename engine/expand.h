@@ -21,7 +21,10 @@
  * - write-once: read every layer's headers first, work the merged tree out
  *   in memory (expand_plan.h), then write each final file once, in one
  *   pass over each layer.
- * AUTO is write-once, the faster one on the measured image (README). */
+ * AUTO is write-once: on a 4-layer, 1.9 GB image made from /usr (51,476
+ * paths, usr/bin written twice, a deleted and an opaque directory;
+ * tests/integration/lib/expand_realistic.sh) it took 2.6 s against
+ * oldest-first's 4.6 s (medians of 5, target on tmpfs), umoci unpack 30 s. */
 #ifndef OC_ENGINE_EXPAND_H
 #define OC_ENGINE_EXPAND_H
 

@@ -55,7 +55,7 @@ for c in $cases; do
       [ -L "$out/manifest/link" ] || fail "$c: the symlink is missing"
     fi
     nothing_escaped "$c"
-    ok "$c ($strategy): ${how}d, nothing outside the target touched"
+    ok "$c ($strategy): $( [ "$how" = refuse ] && echo refused || echo contained), nothing outside the target touched"
   done
   # the same layers from the store, with the expand command
   if [ "$how" = refuse ] && [ -f "$out/catalog.json" ]; then

@@ -87,26 +87,40 @@ stats() { # LABEL TIMES...
   shift
   printf '%s\n' "$@" | sort -n | awk -v l="$label" '{a[NR]=$1} END {printf "%-34s best %.2f s  median %.2f s  (%d runs)\n", l, a[1], a[int((NR+1)/2)], NR}'
 }
-umoci_sync() { umoci unpack --image layout:v1 out-umoci && sync; }
+umoci_sync() { umoci unpack --image layout:v1 "$O/out-umoci" && sync; }
+# OUT (default: WORKDIR) is where the trees go: a tmpfs there times the
+# tools without the disk (whose write-back is shared with whatever else runs).
+O=${OUT:-$W}
+clean() { rm -rf "$1"; sync; sleep 2; }
+nosync() { OCCYSTRAP_EXPAND_NO_SYNC=1 "$@"; }
 declare -A T
 for i in $(seq "$RUNS"); do
   for s in write-once oldest-first; do
-    rm -rf "out-$s"; sync
-    T[$s]+="$(timeit "$OCC" -q --expand-strategy "$s" expand store realistic v1 "out-$s") "
+    clean "$O/out-$s"
+    T[$s]+="$(timeit "$OCC" -q --expand-strategy "$s" expand store realistic v1 "$O/out-$s") "
+    clean "$O/out-$s"
+    T[$s-nosync]+="$(timeit nosync "$OCC" -q --expand-strategy "$s" expand store realistic v1 "$O/out-$s") "
   done
-  rm -rf out-umoci; sync
-  T[umoci]+="$(timeit umoci unpack --image layout:v1 out-umoci) "
-  rm -rf out-umoci; sync
-  T[umoci+sync]+="$(timeit umoci_sync) "
+  if [ "${UMOCI:-1}" = 1 ]; then
+    clean "$O/out-umoci"
+    T[umoci]+="$(timeit umoci unpack --image layout:v1 "$O/out-umoci") "
+    clean "$O/out-umoci"
+    T[umoci+sync]+="$(timeit umoci_sync) "
+  fi
 done
-stats "occystrap expand (write-once)" ${T[write-once]}
-stats "occystrap expand (oldest-first)" ${T[oldest-first]}
-stats "umoci unpack" ${T[umoci]}
-stats "umoci unpack + sync" ${T[umoci+sync]}
-if [ "${CHECK:-1}" = 1 ]; then
-  $PY "$LIB/expand_listing.py" out-write-once > a.lst
-  $PY "$LIB/expand_listing.py" out-oldest-first > b.lst
-  $PY "$LIB/expand_listing.py" out-umoci/rootfs > c.lst
+stats "occystrap expand write-once" ${T[write-once]}
+stats "occystrap expand oldest-first" ${T[oldest-first]}
+echo "  the same without the final syncfs:"
+stats "occystrap expand write-once" ${T[write-once-nosync]}
+stats "occystrap expand oldest-first" ${T[oldest-first-nosync]}
+if [ "${UMOCI:-1}" = 1 ]; then
+  stats "umoci unpack (no sync)" ${T[umoci]}
+  stats "umoci unpack + sync" ${T[umoci+sync]}
+fi
+if [ "${CHECK:-1}" = 1 ] && [ "${UMOCI:-1}" = 1 ]; then
+  $PY "$LIB/expand_listing.py" "$O/out-write-once" > a.lst
+  $PY "$LIB/expand_listing.py" "$O/out-oldest-first" > b.lst
+  $PY "$LIB/expand_listing.py" "$O/out-umoci/rootfs" > c.lst
   cmp -s a.lst b.lst && cmp -s a.lst c.lst && echo "trees: write-once == oldest-first == umoci ($(wc -l < a.lst) paths)" ||
     { echo "trees differ"; diff a.lst c.lst | head; }
 fi
