@@ -53,7 +53,7 @@ T_START=$(date +%s)
 mkdir -p "$OUT"
 
 # --- tools and disk -------------------------------------------------------------------
-for t in skopeo igzip openssl gnuplot gzip cmake timeout /usr/bin/time "$PY"; do
+for t in skopeo umoci igzip openssl gnuplot gzip cmake timeout /usr/bin/time "$PY"; do
   command -v "$t" >/dev/null || die "$t is missing; run: bash scripts/setup.sh"
 done
 avail_kb=$(df -Pk "$OUT" | awk 'NR==2 {print $4}')
@@ -300,6 +300,49 @@ for rep in $(seq "$first" "$REPS"); do
   run_mirror occystrap "$rep"
   run_mirror skopeo "$rep"
 done
+
+# --- 4c. expand row: the realistic image's merged root filesystem, from a store ---------------
+# occystrap expand (no network) against umoci unpack of the same image as an OCI layout.
+EXP=$TMP/expand
+rm -rf "$EXP"
+mkdir -p "$EXP"
+exp_repo=$(image_field realistic repo)
+exp_tag=$(image_field realistic tag)
+"$OCCY" --insecure -q fetch-to-extracted --use-unique-names "$LAB_PLAIN" "$exp_repo" "$exp_tag" \
+  "$EXP/store" >"$LOGS/expand.prepare.log" 2>&1 || die "expand: store preparation failed"
+skopeo --tmpdir "$TMP" --policy "$POLICY" copy -q --src-tls-verify=false \
+  "docker://$LAB_PLAIN/$exp_repo:$exp_tag" "oci:$EXP/layout:$exp_tag" >>"$LOGS/expand.prepare.log" 2>&1 \
+  || die "expand: OCI layout for umoci failed"
+run_expand() { # TOOL REP
+  local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/expand.$1.$2.log
+  rm -rf "$EXP/out" "$tf"
+  case "$tool" in
+    occystrap)
+      TIMED "$OCCY" -q expand "$EXP/store" "$exp_repo" "$exp_tag" "$EXP/out" >"$log" 2>&1 || rc=$? ;;
+    umoci)
+      TIMED umoci unpack --image "$EXP/layout:$exp_tag" "$EXP/out" >"$log" 2>&1 || rc=$? ;;
+  esac
+  rm -rf "$EXP/out"
+  local wall user sys rss
+  read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
+  if [ $rc != 0 ] || [ -z "${rss:-}" ]; then
+    printf 'bench: expand    %-10s %-6s FAILED (exit %s), log %s\n' "$tool" "$rep" "$rc" "$log" >&2
+    tail -n 5 "$log" | sed 's/^/    /' >&2
+  else
+    rm -f "$log"
+    awk -v tool="$tool" -v rep="$rep" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
+      printf "bench: expand    %-10s %-5s %7.2f s wall %7.2f s cpu %7.1f MB peak RSS\n",
+             tool, rep, w, u + s, m / 1024 }'
+  fi
+  if [ "$rep" != 0 ]; then
+    echo "expand,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
+  fi
+}
+for rep in $(seq "$first" "$REPS"); do
+  run_expand occystrap "$rep"
+  run_expand umoci "$rep"
+done
+rm -rf "$EXP"
 
 {
   echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
