@@ -43,7 +43,7 @@ typedef struct cli_opts {
     oc_expand_opts expand_opts; /* --expand, expand */
     const char *platforms[32];  /* every --platform, for mirror */
     int n_platforms;
-    oc_mirror_cli mirror;       /* mirror's own options */
+    oc_mirror_cli mirror; /* mirror's own options */
 } cli_opts;
 
 static void usage(FILE *out)
@@ -88,7 +88,7 @@ static void usage(FILE *out)
           "  --expand-strategy S           auto, oldest-first or write-once (default auto)\n"
           "  --json                        (list) machine-readable output\n"
           "  --dry-run                     (gc) report what would be removed\n"
-                    "Mirror options:\n"
+          "Mirror options:\n"
           "  --config FILE                 per-registry endpoint, TLS, credentials, caps\n"
           "  --platform P (repeatable|all) platforms to mirror (default linux/amd64)\n"
           "  --progress auto|bar|plain|none\n"
@@ -96,7 +96,7 @@ static void usage(FILE *out)
           "  --fail-fast                   stop at the first failed entry\n"
           "  --dry-run                     say what would be fetched\n"
           "  --lock-wait SECONDS           wait for another run on the same store\n"
-"  -v, --verbose                 log each request (twice: curl's trace too)\n"
+          "  -v, --verbose                 log each request (twice: curl's trace too)\n"
           "  -q, --quiet                   only errors\n"
           "  --version                     versions of occystrap and its libraries\n"
           "  -h, --help                    this text\n",
@@ -581,7 +581,8 @@ int oc_cli_main(int argc, char **argv)
         unsigned kib = 0, in = 0, out = 0, threads = 0;
         if (sscanf(pipe_env, "%u:%u:%u:%u", &kib, &in, &out, &threads) < 3 || kib < 4 ||
             kib > 65536 || in < 1 || in > 64 || out < 1 || out > 64 || threads > 64) {
-            fprintf(stderr, "occystrap: OCCYSTRAP_PIPE wants CHUNK_KIB:IN:OUT[:THREADS], not '%s'\n",
+            fprintf(stderr,
+                    "occystrap: OCCYSTRAP_PIPE wants CHUNK_KIB:IN:OUT[:THREADS], not '%s'\n",
                     pipe_env);
             return EXIT_USAGE;
         }
@@ -602,19 +603,35 @@ int oc_cli_main(int argc, char **argv)
             }
             o.platforms[o.n_platforms++] = optarg;
             break;
-        case OPT_FAIL_FAST: o.mirror.fail_fast = 1; break;
-        case OPT_JSON_FILE: o.mirror.json_file = optarg; break;
-        case OPT_PROGRESS: o.mirror.progress = optarg; break;
-        case OPT_CONFIG: o.mirror.config_path = optarg; break;
+        case OPT_FAIL_FAST:
+            o.mirror.fail_fast = 1;
+            break;
+        case OPT_JSON_FILE:
+            o.mirror.json_file = optarg;
+            break;
+        case OPT_PROGRESS:
+            o.mirror.progress = optarg;
+            break;
+        case OPT_CONFIG:
+            o.mirror.config_path = optarg;
+            break;
         case OPT_LOCK_WAIT:
             if (parse_uint(optarg, "--lock-wait", 86400, &n) != 0)
                 return EXIT_USAGE;
             o.mirror.lock_wait_s = (long)n;
             break;
-        case OPT_INSECURE: o.engine.insecure = 1; break;
-        case OPT_CA_CERT: o.engine.ca_file = optarg; break;
-        case OPT_USERNAME: o.engine.username = optarg; break;
-        case OPT_PASSWORD: o.engine.password = optarg; break;
+        case OPT_INSECURE:
+            o.engine.insecure = 1;
+            break;
+        case OPT_CA_CERT:
+            o.engine.ca_file = optarg;
+            break;
+        case OPT_USERNAME:
+            o.engine.username = optarg;
+            break;
+        case OPT_PASSWORD:
+            o.engine.password = optarg;
+            break;
         case 'j':
             if (parse_uint(optarg, "--jobs", 4096, &n) != 0 || n == 0)
                 return EXIT_USAGE;
@@ -640,8 +657,12 @@ int oc_cli_main(int argc, char **argv)
                 return EXIT_USAGE;
             o.max_layer_bytes = n;
             break;
-        case OPT_UNIQUE: o.use_unique_names = 1; break;
-        case OPT_EXPAND: o.expand = 1; break;
+        case OPT_UNIQUE:
+            o.use_unique_names = 1;
+            break;
+        case OPT_EXPAND:
+            o.expand = 1;
+            break;
         case OPT_MAX_EXPAND:
             if (parse_uint(optarg, "--max-expand-size", UINT64_MAX, &n) != 0)
                 return EXIT_USAGE;
@@ -660,11 +681,21 @@ int oc_cli_main(int argc, char **argv)
         case OPT_DRY_RUN:
             o.dry_run = 1;
             break;
-        case 'v': o.engine.verbose++; break;
-        case 'q': o.quiet = 1; break;
-        case OPT_VERSION: oc_version_print(stdout); return EXIT_OK;
-        case 'h': usage(stdout); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'v':
+            o.engine.verbose++;
+            break;
+        case 'q':
+            o.quiet = 1;
+            break;
+        case OPT_VERSION:
+            oc_version_print(stdout);
+            return EXIT_OK;
+        case 'h':
+            usage(stdout);
+            return EXIT_OK;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind >= argc) {
