@@ -87,6 +87,7 @@ struct entry_job {
     char **stored; /* platform strings stored, for the report */
     size_t n_stored;
     int finished;
+    int manifest_retried; /* a manifest that failed its digest is fetched once more */
 };
 
 struct mirror_run {
@@ -184,6 +185,8 @@ static void entry_finish(entry_job *j)
     }
     if (run->o->quiet && j->status != ST_FAILED)
         return;
+    if (j->status == ST_FAILED && oc_progress_mode_of(run->progress) == OC_PROGRESS_NONE)
+        fprintf(stderr, "occystrap: %s\n", line); /* errors are printed whatever the display */
     oc_progress_image_done(run->progress, j->status != ST_FAILED, line);
 }
 
@@ -363,6 +366,8 @@ static int keep_index(mirror_run *run, const char *digest, const char *body, siz
     return rc;
 }
 
+static void fetch_manifest(entry_job *j);
+
 static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg_info *info,
                         const oc_error *call_err)
 {
@@ -383,6 +388,11 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
             oc_error_set(&err, OC_E_DIGEST,
                          "manifest %s: digest mismatch: content hashes to sha256:%s", j->digest,
                          got);
+        if (err.code == OC_E_DIGEST && !j->manifest_retried++) {
+            oc_engine_log(run->e, "%s: %s; fetching it again", j->le->text, err.msg);
+            fetch_manifest(j);
+            return;
+        }
         entry_abort(j, &err);
         return;
     }
@@ -449,6 +459,17 @@ static void fetch_manifest(entry_job *j)
     }
 }
 
+static int catalog_lists(mirror_run *run, const char *name, const char *tag)
+{
+    oc_catalog *cat = NULL;
+    oc_error err;
+    if (oc_store_catalog_load(run->store, &cat, &err) != 0)
+        return 0;
+    int listed = oc_catalog_get(cat, name, tag) != NULL;
+    oc_catalog_free(cat);
+    return listed;
+}
+
 /* Is every wanted platform of this entry in the store at digest? */
 static int store_is_current(entry_job *j, const char *digest)
 {
@@ -462,14 +483,21 @@ static int store_is_current(entry_job *j, const char *digest)
         oc_store_image si;
         memset(&si, 0, sizeof si);
         oc_error err;
-        int found = ptag && oc_store_find(run->store, j->name, ptag, &si, NULL, &err) == 0;
-        free(ptag);
+        char *file = NULL;
+        int found = ptag && oc_store_find(run->store, j->name, ptag, &si, &file, &err) == 0;
         int same =
             found && si.has_ours &&
             ((si.index_digest && strcmp(si.index_digest, digest) == 0) ||
              (!si.index_digest && si.manifest_digest && strcmp(si.manifest_digest, digest) == 0));
         if (found)
             oc_store_image_free(&si);
+        /* a run killed between the manifest file and the catalog entry left
+         * the image complete but unlisted: list it now */
+        if (same && !catalog_lists(run, j->name, ptag) &&
+            oc_store_catalog_add(run->store, j->name, ptag, file, &err) != 0)
+            same = 0;
+        free(file);
+        free(ptag);
         if (!same)
             return 0;
     }

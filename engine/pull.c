@@ -69,6 +69,8 @@ struct pull_job {
     oc_image_config config;
     oc_pulled_image img;
 
+    int manifest_retried; /* a manifest or config that failed its digest is */
+    int config_retried;   /* fetched once more from scratch (DESIGN 6) */
     layer_fetch *fetches;
     size_t n_fetches;
     size_t pending;
@@ -561,6 +563,12 @@ static void on_config(void *opaque, const char *body, size_t len, const oc_reg_i
         oc_error_set(&err, OC_E_DIGEST,
                      "config %s: digest mismatch: content (%zu bytes) hashes to sha256:%s",
                      cd->digest, len, got);
+        if (!j->config_retried++) {
+            oc_engine_log(j->e, "%s: %s; fetching it again", j->label, err.msg);
+            if (oc_registry_fetch_small(j->r, j->repo, "blobs", cd->digest, NULL, CONFIG_MAX,
+                                        on_config, j, &err) == 0)
+                return;
+        }
         goto fail;
     }
     if (oc_image_config_parse(&j->config, body, len, &err) != 0) {
@@ -637,6 +645,14 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
             oc_error_set(&err, OC_E_DIGEST,
                          "manifest %s: digest mismatch: expected %s, content hashes to sha256:%s",
                          j->reference, expected, got);
+            if (!j->manifest_retried++) {
+                oc_engine_log(j->e, "%s: %s; fetching it again", j->label, err.msg);
+                char *again = strdup(j->reference);
+                int rc = again ? fetch_manifest(j, again, &err) : -1;
+                free(again);
+                if (rc == 0)
+                    return;
+            }
             goto fail;
         }
     }

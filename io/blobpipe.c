@@ -315,7 +315,7 @@ static void run_write(oc_task *t)
         break;
     case MSG_FINISH:
         if (!p->no_sync && !has_local_failure(p) && fsync(p->fd) != 0) {
-            oc_error_errno(&err, errno, "fsync %s", p->path);
+            oc_error_errno(&err, errno, "fsync %s", p->path ? p->path : "layer output");
             local_fail(p, &err);
         }
         oc_sha256_final_hex(p->h_tar, p->res.diff_hex);

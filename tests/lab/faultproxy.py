@@ -3,12 +3,16 @@
 injects the faults a real server will not produce on demand.
 
 usage: faultproxy.py --upstream HOST:PORT --port-file FILE [--log FILE]
-                     [--rule 'REGEX|ACTION|COUNT' ...]
+                     [--rule 'REGEX|ACTION|COUNT[|OPTIONS]' ...] [--rules-file FILE]
 
 Each request (one per connection: the proxy answers with Connection: close)
 is matched against the rules in order; the first rule whose REGEX matches
 the request path and that has been applied fewer than COUNT times applies.
-Actions:
+OPTIONS (optional, comma-separated):
+  per=path         count COUNT separately for each distinct METHOD PATH, so
+                   'the first N requests' means the first N of every blob
+  method=M         match only requests with method M (GET, HEAD)
+Actions (several may be combined with commas, e.g. cut=5000,full200):
   cut=K            forward, then close the connection after K body bytes
   status=N         answer status N without forwarding (N=429 may add
                    ,retry-after=S to send a Retry-After header)
@@ -16,12 +20,19 @@ Actions:
   stall=S          forward the headers, then send nothing for S seconds
   full200          drop the client's Range header (a 200 answer to a Range request)
   badlength=D      forward with Content-Length increased by D and close early
-  slow=BPS         forward the body at BPS bytes per second
+  slow=BPS         forward the body at BPS bytes per second, in pieces of
+                   slowchunk=N bytes (default 1024)
   pass             forward unchanged
 The log gets one line per request: method, path, Range header, action.
+--rules-file FILE: more rules, one a line, after the --rule ones (blank
+lines and lines starting with # are skipped). On SIGHUP the file is read
+again, its rules replace the previous ones with their counts at zero, and
+FILE.loaded is written (atomically) with the number of loads so far: a test
+changes the faults between runs without restarting the proxy.
 Binds 127.0.0.1 only; stops on SIGTERM.
 """
 import argparse
+import os
 import re
 import signal
 import socket
@@ -36,15 +47,44 @@ LOCK = threading.Lock()
 class Rule:
     def __init__(self, text):
         parts = text.split("|")
-        if len(parts) != 3:
-            raise SystemExit("faultproxy: rule must be REGEX|ACTION|COUNT: %r" % text)
+        if len(parts) not in (3, 4):
+            raise SystemExit("faultproxy: rule must be REGEX|ACTION|COUNT[|OPTIONS]: %r" % text)
         self.regex = re.compile(parts[0])
         self.count = int(parts[2])
         self.used = 0
+        self.used_per = {}
         self.action = {}
         for item in parts[1].split(","):
             k, _, v = item.partition("=")
             self.action[k] = v
+        self.per_path = False
+        self.method = None
+        for item in (parts[3].split(",") if len(parts) == 4 and parts[3] else []):
+            k, _, v = item.partition("=")
+            if k == "per" and v == "path":
+                self.per_path = True
+            elif k == "method":
+                self.method = v.upper()
+            else:
+                raise SystemExit("faultproxy: unknown rule option %r in %r" % (item, text))
+
+    def take(self, method, path):
+        """True (and counted) when this rule applies to the request."""
+        if self.method and method != self.method:
+            return False
+        if not self.regex.search(path):
+            return False
+        if self.per_path:
+            key = method + " " + path
+            if self.used_per.get(key, 0) >= self.count:
+                return False
+            self.used_per[key] = self.used_per.get(key, 0) + 1
+            self.used += 1
+            return True
+        if self.used >= self.count:
+            return False
+        self.used += 1
+        return True
 
 
 RULES = []
@@ -59,11 +99,10 @@ def log(line):
             LOG.flush()
 
 
-def pick_rule(path):
+def pick_rule(method, path):
     with LOCK:
         for r in RULES:
-            if r.regex.search(path) and r.used < r.count:
-                r.used += 1
+            if r.take(method, path):
                 return r.action
     return {"pass": ""}
 
@@ -91,7 +130,7 @@ class Handler(socketserver.BaseRequestHandler):
         method, path, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
         headers = [l for l in lines[1:] if l]
         rng = next((l.split(":", 1)[1].strip() for l in headers if l.lower().startswith("range:")), "-")
-        action = pick_rule(path)
+        action = pick_rule(method, path)
         log("%s %s range=%s action=%s" % (method, path, rng,
                                            ",".join("%s=%s" % kv if kv[1] else kv[0] for kv in action.items())))
         if "status" in action:
@@ -121,6 +160,7 @@ class Handler(socketserver.BaseRequestHandler):
         limit = int(action["cut"]) if "cut" in action else None
         corrupt = int(action["corrupt"]) if "corrupt" in action else None
         rate = float(action["slow"]) if "slow" in action else None
+        piece = int(action.get("slowchunk") or 1024)
         sent = 0
         chunk = body_start
         try:
@@ -138,9 +178,9 @@ class Handler(socketserver.BaseRequestHandler):
                     client.shutdown(socket.SHUT_RDWR)
                     break
                 if rate:
-                    for i in range(0, len(chunk), 1024):
-                        client.sendall(chunk[i:i + 1024])
-                        time.sleep(1024 / rate)
+                    for i in range(0, len(chunk), piece):
+                        client.sendall(chunk[i:i + piece])
+                        time.sleep(piece / rate)
                 else:
                     client.sendall(chunk)
                 sent += len(chunk)
@@ -162,18 +202,36 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log")
     ap.add_argument("--rule", action="append", default=[])
+    ap.add_argument("--rules-file")
     a = ap.parse_args()
     host, port = a.upstream.rsplit(":", 1)
     UPSTREAM = (host, int(port))
-    RULES.extend(Rule(r) for r in a.rule)
+    fixed = [Rule(r) for r in a.rule]
+    RULES.extend(fixed)
+    if a.rules_file:
+        loads = [0]
+
+        def load(*_):
+            with open(a.rules_file) as f:
+                lines = [l.strip() for l in f]
+            new = [Rule(l) for l in lines if l and not l.startswith("#")]
+            with LOCK:
+                RULES[:] = fixed + new
+            loads[0] += 1
+            log("rules loaded (%d from %s, load %d)" % (len(new), a.rules_file, loads[0]))
+            with open(a.rules_file + ".loaded.tmp", "w") as f:
+                f.write("%d\n" % loads[0])
+            os.rename(a.rules_file + ".loaded.tmp", a.rules_file + ".loaded")
+
+        load()
+        signal.signal(signal.SIGHUP, load)
     LOG = open(a.log, "a") if a.log else None
     srv = Server(("127.0.0.1", 0), Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
     with open(a.port_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
-    import os
     os.rename(a.port_file + ".tmp", a.port_file)
-    srv.serve_forever()
+    srv.serve_forever(poll_interval=0.05)  # stops within 50 ms of SIGTERM
 
 
 main()

@@ -4,14 +4,17 @@
  * The server answers canned paths: /bytes/N (N bytes of a position-dependent
  * pattern, sent in uneven pieces, keep-alive), /notfound (404), /cut/N (half
  * the body, then the connection closes), /slow (10 bytes, then silence),
- * /redirect (302 to /bytes/1234), /headers (mixed-case and padded header
- * lines), /echo (the request's header lines as body), /range/N (206 from a
- * Range: bytes=K- request). The tests drive oc_http on a uv loop and check
- * status, body bytes and content, header names in lower case, pause and
- * unpause (the same bytes are offered again), cancel (OC_E_CANCELLED), a
- * refused connection (OC_E_NET), stall detection, redirects, HEAD, Range,
- * an abort from on_data, the per-host connection cap, and that after
- * oc_http_close the loop ends with no handle left. */
+ * /silent (no answer at all),
+ * /trickle/N/MS (one byte every MS ms), /redirect (302 to /bytes/1234),
+ * /headers (mixed-case and padded header lines), /echo (the request's header
+ * lines as body), /range/N (206 from a Range: bytes=K- request). The tests
+ * drive oc_http on a uv loop and check status, body bytes and content, header
+ * names in lower case, pause and unpause (the same bytes are offered again),
+ * cancel (OC_E_CANCELLED), a refused connection (OC_E_NET), stall detection
+ * (prompt, not fooled by a slow steady server or by a transfer queued for a
+ * connection), redirects, HEAD, Range, an abort from on_data, the per-host
+ * connection cap, and that after oc_http_close the loop ends with no handle
+ * left. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -163,6 +166,7 @@ static void *conn_main(void *arg)
         int head = strcmp(method, "HEAD") == 0;
         char hdr[2048];
         unsigned long long n = 0;
+        int ms = 0;
         int keep = 1;
         if (sscanf(path, "/bytes/%llu", &n) == 1) {
             snprintf(hdr, sizeof hdr,
@@ -190,6 +194,22 @@ static void *conn_main(void *arg)
             send_str(c->fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
             send_pattern(c->fd, 0, 10, 0);
             wait_peer_close(c, 15000);
+            keep = 0;
+        } else if (sscanf(path, "/trickle/%llu/%d", &n, &ms) == 2) {
+            /* slow but steady: one byte every ms milliseconds */
+            snprintf(hdr, sizeof hdr, "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n", n);
+            if (send_str(c->fd, hdr) != 0)
+                break;
+            int bad = 0;
+            for (unsigned long long i = 0; i < n && !bad; i++) {
+                usleep((useconds_t)ms * 1000);
+                unsigned char b = pat(i);
+                bad = send_all(c->fd, &b, 1) != 0;
+            }
+            if (bad)
+                break;
+        } else if (strcmp(path, "/silent") == 0) {
+            wait_peer_close(c, 15000); /* never answers */
             keep = 0;
         } else if (strcmp(path, "/redirect") == 0) {
             send_str(c->fd, "HTTP/1.1 302 Found\r\nLocation: /bytes/1234\r\nContent-Length: "
@@ -342,7 +362,7 @@ typedef struct xfer {
     hdr_rec hdrs[32];
     int n_hdrs;
     /* pause */
-    int pause_at_call;   /* return PAUSE at this on_data call number (1-based), 0 = never */
+    int pause_at_call; /* return PAUSE at this on_data call number (1-based), 0 = never */
     int pause_ms;
     uv_timer_t unpause_timer;
     int timer_inited;
@@ -745,6 +765,92 @@ static void test_stall_detected_promptly(void **state)
     assert_int_equal(x.ok, 0);
     if (secs > 3.0)
         fail_msg("stall_seconds=1 but the silent transfer was aborted only after %.2f s", secs);
+}
+
+/* The request is sent and no answer ever comes (not even a status line):
+ * a stall too. */
+static void test_stall_without_any_answer(void **state)
+{
+    (void)state;
+    env e;
+    env_init(&e, NULL);
+    xfer x;
+    xfer_init(&x, &e);
+    char url[256];
+    url_for(url, sizeof url, "/silent");
+    oc_http_request r = req_for(&x, url);
+    r.stall_seconds = 1;
+    uint64_t t0 = uv_hrtime();
+    start(&e, &x, &r);
+    run_all(&e, 20);
+    double secs = (double)(uv_hrtime() - t0) / 1e9;
+    assert_int_equal(x.ok, 0);
+    assert_int_equal(x.err_code, OC_E_NET);
+    assert_int_equal(x.status, 0);
+    assert_int_equal(x.got, 0);
+    print_message("silent server: aborted after %.2f s\n", secs);
+    assert_true(secs >= 0.9 && secs < 3.0);
+    xfer *xs[] = {&x};
+    env_close(&e, xs, 1);
+}
+
+/* Slow but steady is not stalled: a byte every 400 ms with stall_seconds=1. */
+static void test_steady_trickle_is_not_a_stall(void **state)
+{
+    (void)state;
+    env e;
+    env_init(&e, NULL);
+    xfer x;
+    xfer_init(&x, &e);
+    x.check_pattern = 1;
+    char url[256];
+    url_for(url, sizeof url, "/trickle/8/400");
+    oc_http_request r = req_for(&x, url);
+    r.stall_seconds = 1;
+    start(&e, &x, &r);
+    run_all(&e, 20);
+    if (!x.ok)
+        fail_msg("steady transfer aborted: %s", x.err_msg);
+    assert_int_equal(x.got, 8);
+    assert_int_equal(x.pattern_errors, 0);
+    xfer *xs[] = {&x};
+    env_close(&e, xs, 1);
+}
+
+/* With max_host_connections=1 the second and third transfers wait inside
+ * curl for the connection; waiting for a connection slot is not a stall
+ * (no byte can arrive), so they must not be aborted as stalled. Each
+ * transfer takes about 2.4 s, steadily; stall_seconds is 2. */
+static void test_queued_transfer_is_not_a_stall(void **state)
+{
+    (void)state;
+    oc_http_opts opts = {.max_host_connections = 1};
+    env e;
+    env_init(&e, &opts);
+    xfer x[3];
+    char url[256];
+    url_for(url, sizeof url, "/trickle/6/400");
+    for (int i = 0; i < 3; i++) {
+        xfer_init(&x[i], &e);
+        x[i].check_pattern = 1;
+        oc_http_request r = req_for(&x[i], url);
+        r.stall_seconds = 2;
+        start(&e, &x[i], &r);
+    }
+    run_all(&e, 30);
+    int failed = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!x[i].ok) {
+            print_message("transfer %d: %s (curl %d)\n", i, x[i].err_msg, x[i].curl_code);
+            failed++;
+        } else {
+            assert_int_equal(x[i].got, 6);
+            assert_int_equal(x[i].pattern_errors, 0);
+        }
+    }
+    xfer *xs[] = {&x[0], &x[1], &x[2]};
+    env_close(&e, xs, 3);
+    assert_int_equal(failed, 0);
 }
 
 static void test_redirect(void **state)
@@ -1247,6 +1353,9 @@ int main(void)
         cmocka_unit_test(test_connection_cut_mid_body),
         cmocka_unit_test(test_stall_detected),
         cmocka_unit_test(test_stall_detected_promptly),
+        cmocka_unit_test(test_stall_without_any_answer),
+        cmocka_unit_test(test_steady_trickle_is_not_a_stall),
+        cmocka_unit_test(test_queued_transfer_is_not_a_stall),
         cmocka_unit_test(test_redirect),
         cmocka_unit_test(test_pause_unpause),
         cmocka_unit_test(test_pause_longer_than_stall_timeout),
@@ -1263,5 +1372,8 @@ int main(void)
         cmocka_unit_test(test_close_from_on_done),
         cmocka_unit_test(test_close_unused),
     };
+    /* OCCY_TEST_FILTER=test_x runs a subset (handy under valgrind) */
+    if (getenv("OCCY_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("OCCY_TEST_FILTER"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

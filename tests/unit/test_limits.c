@@ -678,8 +678,7 @@ static void test_random_model(void **state)
                 if (r[j].state == 1 && r[j].key == k && r[j].seq < r[i].seq)
                     older_same_key = 1;
             if (!older_same_key && total < mglobal && per[k] < mcap[k])
-                fail_msg("step %d: request %d (key %d) waits although there is room", step, i,
-                         k);
+                fail_msg("step %d: request %d (key %d) waits although there is room", step, i, k);
         }
         /* FIFO per key: no granted request of a key is younger than a
          * waiting one of the same key... unless it was granted before the
@@ -718,5 +717,8 @@ int main(void)
         cmocka_unit_test_setup(test_reentrant_release_and_reacquire_self, reset_log),
         cmocka_unit_test_setup(test_random_model, reset_log),
     };
+    /* OCCY_TEST_FILTER=test_x runs a subset (handy under valgrind) */
+    if (getenv("OCCY_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("OCCY_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

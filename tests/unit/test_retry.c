@@ -32,8 +32,8 @@ static void test_transient_statuses(void **state)
 {
     (void)state;
     static const long yes[] = {408, 425, 429, 500, 502, 503, 504};
-    static const long no[] = {0,   100, 200, 201, 204, 206, 301, 302, 304, 307, 400,
-                              401, 403, 404, 405, 409, 416, 418, 499, 501, 505, 599, -1};
+    static const long no[] = {0,   100, 200, 201, 204, 206, 301, 302, 304, 307, 400, 401,
+                              403, 404, 405, 409, 416, 418, 499, 501, 505, 599, -1};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         if (!oc_retry_status_is_transient(yes[i]))
             fail_msg("%ld should be transient", yes[i]);
@@ -193,8 +193,8 @@ static void test_delay_bounds_custom(void **state)
 {
     (void)state;
     srandom(2);
-    oc_retry_policy p = {.max_attempts = 10, .base_ms = 100, .max_ms = 1000,
-                         .retry_after_cap_ms = 5000};
+    oc_retry_policy p = {
+        .max_attempts = 10, .base_ms = 100, .max_ms = 1000, .retry_after_cap_ms = 5000};
     check_bounds(&p, 10);
     /* the cap is not a power-of-two multiple of base */
     for (int i = 0; i < 1000; i++) {
@@ -233,8 +233,10 @@ static void test_delay_large_attempts(void **state)
         assert_true(d1 >= 62 && d1 <= 250);
     }
     /* a base so large that base << 20 would overflow 64 bits */
-    oc_retry_policy big = {.max_attempts = 5, .base_ms = (uint64_t)1 << 50,
-                           .max_ms = (uint64_t)1 << 52, .retry_after_cap_ms = 1000};
+    oc_retry_policy big = {.max_attempts = 5,
+                           .base_ms = (uint64_t)1 << 50,
+                           .max_ms = (uint64_t)1 << 52,
+                           .retry_after_cap_ms = 1000};
     for (int a = 2; a < 40; a++) {
         uint64_t d = oc_retry_delay_ms(&big, a, 0);
         if (d > big.max_ms)
@@ -290,5 +292,8 @@ int main(void)
         cmocka_unit_test(test_delay_large_attempts),
         cmocka_unit_test(test_retry_after_wins_and_is_capped),
     };
+    /* OCCY_TEST_FILTER=test_x runs a subset (handy under valgrind) */
+    if (getenv("OCCY_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("OCCY_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -176,8 +176,9 @@ static void test_strands_posted_from_threads(void **state)
 /* ---- parallelism across strands ---- */
 
 /* Each task announces itself, then waits (bounded) until it sees a task of
- * another strand running at the same time. With two threads and two strands
- * posted together, both first tasks must meet. */
+ * another strand running at the same time, and stays until both have seen
+ * each other. With two threads and two strands posted together, both must
+ * meet; a pool that ran strands one after the other would time out. */
 static atomic_int par_inside;
 static atomic_int par_max_inside;
 static atomic_int par_met;
@@ -186,26 +187,31 @@ typedef struct par_task {
     oc_task t;
 } par_task;
 
+static void par_note_max(int now)
+{
+    int seen = atomic_load(&par_max_inside);
+    while (now > seen && !atomic_compare_exchange_weak(&par_max_inside, &seen, now))
+        ;
+}
+
 static void run_par(oc_task *t)
 {
     (void)t;
     int now = atomic_fetch_add(&par_inside, 1) + 1;
-    int seen = atomic_load(&par_max_inside);
-    while (now > seen && !atomic_compare_exchange_weak(&par_max_inside, &seen, now))
-        ;
+    par_note_max(now);
     /* wait up to 2 s for company */
     for (int i = 0; i < 2000; i++) {
-        if (atomic_load(&par_inside) >= 2) {
+        now = atomic_load(&par_inside);
+        if (now >= 2) {
+            par_note_max(now);
             atomic_fetch_add(&par_met, 1);
             break;
         }
         sleep_us(1000);
     }
-    int again = atomic_load(&par_inside);
-    seen = atomic_load(&par_max_inside);
-    while (again > seen && !atomic_compare_exchange_weak(&par_max_inside, &seen, again))
-        ;
-    sleep_us(2000); /* stay a little so the other one sees us too */
+    /* stay until the other one has seen us too (2 s at most) */
+    for (int i = 0; i < 2000 && atomic_load(&par_met) < 2; i++)
+        sleep_us(1000);
     atomic_fetch_sub(&par_inside, 1);
 }
 
@@ -679,5 +685,8 @@ int main(void)
         cmocka_unit_test(test_stress),
         cmocka_unit_test(test_two_pools_blocking),
     };
+    /* OCCY_TEST_FILTER=test_x runs a subset (handy under valgrind) */
+    if (getenv("OCCY_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("OCCY_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

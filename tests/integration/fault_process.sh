@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# fault_process.sh - process and disk faults during `mirror` (issue 8, item 3).
+#
+#  1. SIGKILL at five moments (spread over the run, jittered at random)
+#     during a mirror of four images sharing layers, and at the store's own
+#     crash points (OCCYSTRAP_TEST_CRASH_AT=layer-placed|manifest-written|
+#     catalog-write): after each kill the store verifies (occystrap verify
+#     and fault_check.py: no unverified file); a rerun completes, every image
+#     is in catalog.json, everything verifies, no scratch is left.
+#  2. SIGTERM and SIGINT in the middle of a mirror: the store verifies and a
+#     rerun completes. The process should finish or abandon cleanly and say
+#     so; today it has no handler and dies of the signal: printed as a
+#     KNOWN GAP (asserted as such, not skipped).
+#  3. A full disk (2 MB tmpfs): the image that fits lands, the one that does
+#     not fails with one clear error naming the image, the layer and ENOSPC;
+#     exit 1; the store verifies; after the disk grows a rerun completes.
+#  4. A read-only store: a clear error naming the store and the cause; the
+#     store is unchanged and verifies.
+#  5. A store damaged by hand (one byte flipped in a layer.tar and in a
+#     config): verify exits 1 and names each damaged file. A rerun of mirror
+#     today trusts its records and does not fetch them again, and a new image
+#     sharing the damaged layer reuses it: printed as KNOWN GAPs (the current
+#     behaviour is asserted; the test says "ok" instead once mirror repairs).
+# A check that fails because of a known product bug is labelled BUG-n (see
+# tests/README.md) and still fails the test. All sections run; the summary
+# lists every failed check. Needs root (tmpfs mounts), like store_readonly.sh.
+source "$(dirname "$0")/lib/common.sh"
+FAULT_CHECK="$TESTS_DIR/integration/lib/fault_check.py"
+NS=scratch/faults-proc-$$-$RANDOM
+T_START=$(date +%s)
+
+MOUNTS=()
+cleanup() {
+  local m
+  for m in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  stop_proxies
+}
+trap cleanup EXIT
+mount_tmpfs() { # DIR SIZE
+  mkdir -p "$1"
+  mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" || fail "cannot mount a tmpfs on $1 (needs root)"
+  MOUNTS+=("$1")
+}
+GAPS=0
+known_gap() {
+  GAPS=$((GAPS + 1))
+  echo "KNOWN GAP: $*"
+}
+FAILED=()
+# pfail [BUG-n] WHAT: a failed check; the test goes on and fails at the end
+pfail() {
+  local bug=
+  case $1 in BUG-*) bug=$1 && shift ;; esac
+  FAILED+=("${bug:+[$bug] }$*")
+  echo "not ok - ${bug:+[$bug, known product bug] }$*"
+}
+
+IMAGES="$WORK_DIR/images.json"
+$PY "$TESTS_DIR/integration/lib/store_images.py" "$LAB_PLAIN" "$IMAGES" \
+  --layer base=400000 --layer mid=300000 --layer x1=150000 --layer x2=200000 \
+  --layer x3=250000 --layer x4=150000 --layer big1=1200000 --layer big2=1200000 \
+  "$NS/p1:v1=base,x1" "$NS/p2:v1=base,x2" "$NS/p3:v1=base,mid,x3" "$NS/p4:v1=mid,x4" \
+  "$NS/big:v1=x1,big1,big2" || fail "pushing the test images failed"
+digest_of() { # REPO LAYER-NAME|config
+  $PY -c 'import json,sys
+f = json.load(open(sys.argv[1]))["fixtures"][sys.argv[2]]
+print(f["config"]["digest"] if sys.argv[3] == "config" else [l["digest"] for l in f["layers"] if l["name"] == sys.argv[3]][0])' \
+    "$IMAGES" "$1" "$2"
+}
+
+# All mirror runs go through one proxy that slows blobs to ~2 MB/s per
+# connection, so that a run (about 1 s) lasts long enough to be interrupted.
+start_proxy slow "/blobs/|slow=2000000,slowchunk=16384|100000"
+printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >config.json
+printf '%s/%s/p1:v1\n%s/%s/p2:v1\n%s/%s/p3:v1\n%s/%s/p4:v1\n' \
+  "$PROXY" "$NS" "$PROXY" "$NS" "$PROXY" "$NS" "$PROXY" "$NS" >list4.txt
+ALL4=(--present "$NS/p1" --present "$NS/p2" --present "$NS/p3" --present "$NS/p4")
+mirror() { "$OCCYSTRAP" --config config.json --progress plain mirror "$@"; }
+# spawn: run occystrap in the background as the very process whose pid is $!
+# (not a subshell), with SIGINT at its default (a background job of a
+# script would otherwise inherit it ignored).
+spawn() { # LOG ARGS...
+  local log=$1
+  shift
+  $PY -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$OCCYSTRAP" --config config.json --progress plain mirror "$@" >"$log" 2>&1 &
+}
+
+# store_ok STORE WHAT [fault_check args]: verify and fault_check pass; else
+# a failed check (BUG-5 when it is the catalog missing an image whose
+# manifest file is there), and status 1
+store_ok() {
+  local store=$1 what=$2 rc=0
+  shift 2
+  "$OCCYSTRAP" verify "$store" >verify.out 2>&1 || rc=$?
+  [ "$rc" = 0 ] || { pfail "$what: verify exit $rc: $(grep -v '^occystrap: verify' verify.out | head -3)"; return 1; }
+  $PY "$FAULT_CHECK" "$store" "$IMAGES" "$PROXY" "$@" >check.out 2>&1 && return 0
+  if grep -q 'catalog.json does not list' check.out &&
+    grep -q 'not listed in catalog.json' verify.out; then
+    pfail BUG-5 "$what: $(cut -c1-150 check.out)... but its manifest file is there (verify: $(grep -m1 'not listed' verify.out | cut -c1-60)...)"
+  else
+    pfail "$what: $(cat check.out)"
+  fi
+  return 1
+}
+
+# rerun STORE WHAT LIST [fault_check args]: a rerun exits 0 and the store is complete
+rerun() {
+  local store=$1 what=$2 list=$3 rc=0
+  shift 3
+  mirror "$list" "$store" 2>rerun.err || rc=$?
+  [ "$rc" = 0 ] || { pfail "$what: rerun exit $rc: $(grep '^FAILED' rerun.err | head -2)"; return 1; }
+  store_ok "$store" "$what: after the rerun" "$@" --tmp-empty
+}
+
+# ---- 1. SIGKILL ----
+# A full run first, to know how long one takes through the proxy.
+t0=$(date +%s%N)
+expect_status 0 mirror list4.txt full-run
+t1=$(date +%s%N)
+run_ms=$(((t1 - t0) / 1000000))
+store_ok full-run "uninterrupted run" "${ALL4[@]}" --tmp-empty &&
+  ok "uninterrupted mirror of 4 images through the slow proxy: ${run_ms} ms, verified"
+
+i=0
+for frac in 5 20 40 60 85; do
+  i=$((i + 1))
+  # a moment at FRAC% of a run, +-5% at random
+  delay_ms=$((run_ms * frac / 100 + (RANDOM % (run_ms / 10 + 1)) - run_ms / 20))
+  [ "$delay_ms" -gt 10 ] || delay_ms=10
+  S="$WORK_DIR/kill$i"
+  spawn "kill$i.log" list4.txt "$S"
+  pid=$!
+  sleep "$(awk -v m="$delay_ms" 'BEGIN{printf "%.3f", m/1000}')"
+  kill -KILL "$pid" 2>/dev/null || true
+  rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  placed=$(find "$S" -name layer.tar 2>/dev/null | wc -l || true)
+  files=$(find "$S" -maxdepth 1 -name 'manifest-*.json' 2>/dev/null | wc -l || true)
+  entries=$($PY -c 'import json,sys
+try: print(sum(len(t) for t in json.load(open(sys.argv[1])).values()))
+except FileNotFoundError: print(0)' "$S/catalog.json")
+  what="SIGKILL at ${delay_ms} ms (exit $rc; $placed layers placed, $files manifest files, $entries catalog entries)"
+  good=1
+  if [ -d "$S" ]; then store_ok "$S" "$what" --after-crash || good=0; fi
+  rerun "$S" "$what" list4.txt "${ALL4[@]}" || good=0
+  [ "$good" = 0 ] || ok "$what: store verifies; rerun completes, all 4 images in the catalog, verifies"
+done
+
+for point in layer-placed manifest-written catalog-write; do
+  S="$WORK_DIR/crash-$point"
+  rc=0
+  # (the outer 2>/dev/null silences bash's "Killed" job message)
+  { OCCYSTRAP_TEST_CRASH_AT=$point "$OCCYSTRAP" --config config.json --progress plain mirror list4.txt "$S" \
+    >/dev/null 2>&1; } 2>/dev/null || rc=$?
+  [ "$rc" = 137 ] || { pfail "crash point $point: exit $rc, wanted 137 (SIGKILL): was it reached?"; continue; }
+  good=1
+  store_ok "$S" "SIGKILL at crash point $point" --after-crash || good=0
+  # BUG-5 if a manifest file is on disk but the catalog lacks the image:
+  # the rerun finds it by the naming rule and calls the image up to date
+  rerun "$S" "SIGKILL at crash point $point" list4.txt "${ALL4[@]}" || good=0
+  [ "$good" = 0 ] || ok "SIGKILL at crash point $point: store verifies; rerun completes, all 4 images in the catalog"
+done
+
+# ---- 2. SIGTERM and SIGINT ----
+for sig in TERM INT; do
+  S="$WORK_DIR/sig$sig"
+  spawn "sig$sig.log" list4.txt "$S"
+  pid=$!
+  # wait until the first layer is in place: the run is under way
+  for _ in $(seq 200); do
+    [ -n "$(find "$S" -name layer.tar 2>/dev/null | head -1)" ] && break
+    sleep 0.02
+  done
+  kill -"$sig" "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  good=1
+  store_ok "$S" "after SIG$sig" --after-crash || good=0
+  if [ "$rc" -gt 128 ]; then
+    known_gap "SIG$sig during mirror: no handler; the process dies of the signal (exit $rc) without finishing the layers in flight or saying what it abandoned ($(grep -c . "sig$sig.log") line(s) on stderr, none about the signal)"
+  elif grep -qiE "abandon|interrupt|signal|SIG$sig" "sig$sig.log"; then
+    ok "SIG$sig during mirror: exit $rc, and the run says it was interrupted"
+  else
+    pfail "SIG$sig: exit $rc but nothing on stderr says the run was interrupted: $(tail -2 "sig$sig.log")"
+  fi
+  rerun "$S" "after SIG$sig" list4.txt "${ALL4[@]}" || good=0
+  [ "$good" = 0 ] || ok "SIG$sig during mirror: store verifies; rerun completes and verifies"
+done
+
+# ---- 3. full disk ----
+FULL="$WORK_DIR/full"
+mount_tmpfs "$FULL" 2m
+S="$FULL/store"
+printf '%s/%s/p1:v1\n%s/%s/big:v1\n' "$PROXY" "$NS" "$PROXY" "$NS" >list-full.txt
+rc=0
+mirror list-full.txt "$S" 2>last.err || rc=$?
+line=$(grep "^FAILED  $PROXY/$NS/big:v1 " last.err || true)
+good=1
+[ "$rc" = 1 ] || { good=0 && pfail "full disk: exit $rc, wanted 1"; }
+if [ -z "$line" ]; then
+  good=0 && pfail "full disk: no FAILED line for big: $(cat last.err)"
+else
+  grep -qE 'No space left on device|disk full' <<<"$line" || { good=0 && pfail "full disk: the error does not say the disk is full: $line"; }
+  grep -qE "$(digest_of "$NS/big" big1)|$(digest_of "$NS/big" big2)|$(digest_of "$NS/big" x1)" <<<"$line" ||
+    { good=0 && pfail "full disk: the error does not name the layer: $line"; }
+fi
+grep -q "^ok      $PROXY/$NS/p1:v1" last.err || { good=0 && pfail "full disk: p1, which fits, did not land: $(cat last.err)"; }
+store_ok "$S" "full disk" --present "$NS/p1" --absent "$NS/big" --tmp-empty || good=0
+[ "$good" = 0 ] || ok "full disk: exit 1, $(cut -c1-60 <<<"$line")... names the layer and ENOSPC; p1 landed; store verifies"
+used_kb=$(df -k --output=used "$FULL" | tail -1 | tr -d ' ')
+partial_kb=$(du -sk "$S/.occystrap/partial" 2>/dev/null | cut -f1 || true)
+mount -o remount,size=16m "$FULL" || fail "cannot grow $FULL"
+rerun "$S" "full disk, grown" list-full.txt --present "$NS/p1" --present "$NS/big" &&
+  ok "full disk: after the disk grew a rerun completes and verifies (before it: ${used_kb} kB used, ${partial_kb:-0} kB of it partial layers)"
+
+# ---- 4. read-only store ----
+RO="$WORK_DIR/ro"
+mount_tmpfs "$RO" 16m
+S="$RO/store"
+printf '%s/%s/p1:v1\n' "$PROXY" "$NS" >list-p1.txt
+expect_status 0 mirror list-p1.txt "$S"
+mount -o remount,ro "$RO" || fail "cannot remount $RO read-only"
+before=$(cd "$S" && find . -type f -exec sha256sum {} + | sort)
+rc=0
+mirror list4.txt "$S" 2>last.err || rc=$?
+good=1
+[ "$rc" != 0 ] || { good=0 && pfail "mirror into a read-only store exited 0"; }
+{ grep -q "$S" last.err && grep -q 'Read-only file system' last.err; } ||
+  { good=0 && pfail "read-only store: the error does not name the store and the cause: $(cat last.err)"; }
+[ "$(grep -c . last.err)" = 1 ] || { good=0 && pfail "read-only store: more than one line of error: $(cat last.err)"; }
+[ "$(cd "$S" && find . -type f -exec sha256sum {} + | sort)" = "$before" ] || { good=0 && pfail "read-only store: the store changed"; }
+store_ok "$S" "read-only store" --present "$NS/p1" || good=0
+[ "$good" = 0 ] || ok "read-only store: exit $rc, one line: $(cut -c1-110 last.err)"
+
+# ---- 5. a store damaged by hand ----
+S="$WORK_DIR/damaged"
+printf '%s/%s/p1:v1\n%s/%s/p2:v1\n' "$PROXY" "$NS" "$PROXY" "$NS" >list12.txt
+expect_status 0 mirror list12.txt "$S"
+base=$(digest_of "$NS/p1" base)
+cfg2=$(digest_of "$NS/p2" config)
+flip() { # FILE OFFSET: invert one byte in place
+  $PY -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xFF]))' "$1" "$2"
+}
+flip "$S/${base#sha256:}/layer.tar" 5000
+flip "$S/${cfg2#sha256:}.json" 20
+rc=0
+"$OCCYSTRAP" verify "$S" >verify.out 2>&1 || rc=$?
+good=1
+[ "$rc" = 1 ] || { good=0 && pfail "damaged store: verify exit $rc, wanted 1"; }
+grep -q "${base#sha256:}/layer.tar" verify.out || { good=0 && pfail "verify does not name the damaged layer.tar: $(cat verify.out)"; }
+grep -q "${cfg2#sha256:}.json" verify.out || { good=0 && pfail "verify does not name the damaged config: $(cat verify.out)"; }
+[ "$good" = 0 ] || ok "damaged store: verify exits 1 and names ${base#sha256:}/layer.tar and ${cfg2#sha256:}.json"
+
+# Rerun the same list, plus p3, which shares the damaged base layer.
+printf '%s/%s/p3:v1\n' "$PROXY" "$NS" >>list12.txt
+: >"$PROXY_LOG"
+expect_status 0 mirror list12.txt "$S"
+refetched_base=$(grep -c "GET /v2/[^ ]*/blobs/$base " "$PROXY_LOG" || true)
+refetched_cfg=$(grep -c "GET /v2/[^ ]*/blobs/$cfg2 " "$PROXY_LOG" || true)
+vrc=0
+"$OCCYSTRAP" verify "$S" >verify2.out 2>&1 || vrc=$?
+if [ "$vrc" = 0 ]; then
+  ok "damaged store: mirror fetched again what verify found damaged; verify passes"
+else
+  # today: the records are trusted; assert exactly that, and say so
+  { grep -q "^ok      $PROXY/$NS/p1:v1: up to date" last.err && grep -q "^ok      $PROXY/$NS/p2:v1: up to date" last.err; } ||
+    pfail "damaged store: the rerun neither repaired the store nor said up to date: $(cat last.err)"
+  { [ "$refetched_base" = 0 ] && [ "$refetched_cfg" = 0 ]; } || pfail "damaged store: blobs were fetched again but verify still fails"
+  grep -q "${base#sha256:}/layer.tar" verify2.out || pfail "verify no longer names the damaged layer: $(cat verify2.out)"
+  known_gap "damaged store: mirror rerun says p1 and p2 are 'up to date' (one HEAD each) and does not fetch the damaged ${base#sha256:}/layer.tar or ${cfg2#sha256:}.json again; verify still exits 1"
+  grep -q "^ok      $PROXY/$NS/p3:v1" last.err || pfail "p3 was not mirrored: $(cat last.err)"
+  known_gap "damaged store: p3, new in the store, was given the damaged base layer ${base#sha256:} (reused on its marker and size alone: $refetched_base GET of it); verify: $(grep -c "${base#sha256:}" verify2.out) line(s) name it"
+fi
+
+echo "process faults: $(($(date +%s) - T_START)) s, $GAPS known gap(s)"
+if [ "${#FAILED[@]}" -gt 0 ]; then
+  echo "${#FAILED[@]} failed check(s):"
+  printf '  %s\n' "${FAILED[@]}"
+  exit 1
+fi
+finish
