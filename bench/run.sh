@@ -156,6 +156,7 @@ echo "image,tool,rep,rc,wall_s,user_s,sys_s,maxrss_kb" >"$RAW"
 # TIMED CMD...: run CMD under /usr/bin/time (into $tf) and timeout; time's figures include
 # the command's children (wait4 rusage), so a pipeline in `bash -c` is measured whole.
 TIMED() {
+  sync # earlier runs' dirty pages are flushed now, not charged to this command
   /usr/bin/time -f '%e %U %S %M' -o "$tf" timeout -k 5 "$RUN_TIMEOUT" "$@"
 }
 
