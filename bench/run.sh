@@ -314,16 +314,18 @@ exp_tag=$(image_field realistic tag)
 skopeo --tmpdir "$TMP" --policy "$POLICY" copy -q --src-tls-verify=false \
   "docker://$LAB_PLAIN/$exp_repo:$exp_tag" "oci:$EXP/layout:$exp_tag" >>"$LOGS/expand.prepare.log" 2>&1 \
   || die "expand: OCI layout for umoci failed"
+# Each run writes a fresh directory and the trees are deleted only after the
+# last run: on this machine's ext4 (mounted with discard) creating files right
+# after deleting a large tree costs seconds of system time, whoever creates them.
 run_expand() { # TOOL REP
-  local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/expand.$1.$2.log
-  rm -rf "$EXP/out" "$tf"
+  local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/expand.$1.$2.log out=$EXP/out-$1-$2
+  rm -f "$tf"
   case "$tool" in
     occystrap)
-      TIMED "$OCCY" -q expand "$EXP/store" "$exp_repo" "$exp_tag" "$EXP/out" >"$log" 2>&1 || rc=$? ;;
+      TIMED "$OCCY" -q expand "$EXP/store" "$exp_repo" "$exp_tag" "$out" >"$log" 2>&1 || rc=$? ;;
     umoci)
-      TIMED umoci unpack --image "$EXP/layout:$exp_tag" "$EXP/out" >"$log" 2>&1 || rc=$? ;;
+      TIMED umoci unpack --image "$EXP/layout:$exp_tag" "$out" >"$log" 2>&1 || rc=$? ;;
   esac
-  rm -rf "$EXP/out"
   local wall user sys rss
   read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
   if [ $rc != 0 ] || [ -z "${rss:-}" ]; then
