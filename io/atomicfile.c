@@ -161,11 +161,14 @@ void oc_atomic_abort(oc_atomic_file *f)
     atomic_clear(f);
 }
 
-int oc_write_all(int fd, const void *data, size_t len, const char *what, oc_error *err)
+/* Write all of data, retrying EINTR and short writes: at the file offset
+ * (at < 0, write) or at offset at (pwrite). */
+static int write_fully(int fd, const void *data, size_t len, int64_t at, const char *what,
+                       oc_error *err)
 {
     const unsigned char *p = data;
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = at < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)at);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -179,31 +182,21 @@ int oc_write_all(int fd, const void *data, size_t len, const char *what, oc_erro
         }
         p += n;
         len -= (size_t)n;
+        if (at >= 0)
+            at += n;
     }
     return 0;
+}
+
+int oc_write_all(int fd, const void *data, size_t len, const char *what, oc_error *err)
+{
+    return write_fully(fd, data, len, -1, what, err);
 }
 
 int oc_pwrite_all(int fd, const void *data, size_t len, uint64_t offset, const char *what,
                   oc_error *err)
 {
-    const unsigned char *p = data;
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, (off_t)offset);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            oc_error_errno(err, errno, "write %s", what);
-            return -1;
-        }
-        if (n == 0) {
-            oc_error_set(err, OC_E_IO, "write %s: no progress (wrote 0 bytes)", what);
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
+    return write_fully(fd, data, len, (int64_t)offset, what, err);
 }
 
 int oc_fsync_dir(const char *dir, oc_error *err)
