@@ -269,6 +269,26 @@ for repo in "${!SYNC_TAGS[@]}"; do
 done
 printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN" >"$TMP/mirror.json"
 
+# record_run ROW TOOL REP RC TIMEFILE LOG: print one timed run of the mirror or expand row and
+# add it to the raw CSV (REP 0, the warm-up, is printed only).
+record_run() {
+  local row=$1 tool=$2 rep=$3 rc=$4 tf=$5 log=$6
+  local wall user sys rss
+  read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
+  if [ $rc != 0 ] || [ -z "${rss:-}" ]; then
+    printf 'bench: %-9s %-10s %-6s FAILED (exit %s), log %s\n' "$row" "$tool" "$rep" "$rc" "$log" >&2
+    tail -n 5 "$log" | sed 's/^/    /' >&2
+  else
+    rm -f "$log"
+    awk -v row="$row" -v tool="$tool" -v rep="$rep" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
+      printf "bench: %-9s %-10s %-5s %7.2f s wall %7.2f s cpu %7.1f MB peak RSS\n",
+             row, tool, rep, w, u + s, m / 1024 }'
+  fi
+  if [ "$rep" != 0 ]; then
+    echo "$row,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
+  fi
+}
+
 run_mirror() { # TOOL REP
   local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/mirror.$1.$2.log
   rm -rf "$TMP/work" "$tf"
@@ -282,20 +302,7 @@ run_mirror() { # TOOL REP
         --dest dir "$TMP/sync.yaml" "$TMP/work/sync" >"$log" 2>&1 || rc=$? ;;
   esac
   rm -rf "$TMP/work"
-  local wall user sys rss
-  read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
-  if [ $rc != 0 ] || [ -z "${rss:-}" ]; then
-    printf 'bench: mirror    %-10s %-6s FAILED (exit %s), log %s\n' "$tool" "$rep" "$rc" "$log" >&2
-    tail -n 5 "$log" | sed 's/^/    /' >&2
-  else
-    rm -f "$log"
-    awk -v tool="$tool" -v rep="$rep" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
-      printf "bench: mirror    %-10s %-5s %7.2f s wall %7.2f s cpu %7.1f MB peak RSS\n",
-             tool, rep, w, u + s, m / 1024 }'
-  fi
-  if [ "$rep" != 0 ]; then
-    echo "mirror,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
-  fi
+  record_run mirror "$tool" "$rep" "$rc" "$tf" "$log"
 }
 for rep in $(seq "$first" "$REPS"); do
   run_mirror occystrap "$rep"
@@ -326,20 +333,7 @@ run_expand() { # TOOL REP
     umoci)
       TIMED umoci unpack --image "$EXP/layout:$exp_tag" "$out" >"$log" 2>&1 || rc=$? ;;
   esac
-  local wall user sys rss
-  read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
-  if [ $rc != 0 ] || [ -z "${rss:-}" ]; then
-    printf 'bench: expand    %-10s %-6s FAILED (exit %s), log %s\n' "$tool" "$rep" "$rc" "$log" >&2
-    tail -n 5 "$log" | sed 's/^/    /' >&2
-  else
-    rm -f "$log"
-    awk -v tool="$tool" -v rep="$rep" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" 'BEGIN {
-      printf "bench: expand    %-10s %-5s %7.2f s wall %7.2f s cpu %7.1f MB peak RSS\n",
-             tool, rep, w, u + s, m / 1024 }'
-  fi
-  if [ "$rep" != 0 ]; then
-    echo "expand,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
-  fi
+  record_run expand "$tool" "$rep" "$rc" "$tf" "$log"
 }
 for rep in $(seq "$first" "$REPS"); do
   run_expand occystrap "$rep"
