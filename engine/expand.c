@@ -428,7 +428,7 @@ static int extract_layer(job *j, oc_xwriter *w, size_t li, dir_records *dirs)
                 records_drop(dirs, path, 1);
         }
         int wr = is_link ? oc_xwriter_link(w, path, target, &j->err)
-                         : oc_xwriter_entry(w, a, e, path, &j->err);
+                         : oc_xwriter_entry(w, a, e, fd, leaf, path, &j->err);
         if (wr < 0) {
             oc_error_prefix(&j->err, "layer %s: entry '%s'", l->label, name);
             goto out;
@@ -602,7 +602,7 @@ static int write_layer(job *j, oc_xwriter *w, const oc_plan *p, unsigned li, cha
             }
             continue;
         }
-        int wr = oc_xwriter_entry(w, a, e, path, &j->err);
+        int wr = oc_xwriter_entry(w, a, e, fd, leaf, path, &j->err);
         if (wr < 0) {
             oc_error_prefix(&j->err, "layer %s: entry '%s'", l->label, name);
             goto out;

@@ -11,6 +11,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "io/atomicfile.h"
+
 struct oc_xwriter {
     struct archive *disk;
     struct archive_entry *link_entry;
@@ -161,8 +163,101 @@ static int finish(oc_xwriter *w, const char *path, oc_error *err)
     return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
 }
 
-int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, const char *path,
-                     oc_error *err)
+/* Owner, mode, xattrs and times of the regular file fd, in the order that
+ * keeps each: chown clears setuid bits and capabilities, so it goes first. */
+static void file_meta(oc_xwriter *w, int fd, struct archive_entry *e, const char *path)
+{
+    uid_t uid = (uid_t)archive_entry_uid(e);
+    gid_t gid = (gid_t)archive_entry_gid(e);
+    mode_t mode = archive_entry_perm(e) & 07777;
+    if (w->is_root) {
+        if (fchown(fd, uid, gid) != 0)
+            warn(w, path, "cannot set the owner");
+    } else {
+        /* the file is ours: setuid/setgid to someone else is not kept */
+        if (uid != w->uid)
+            mode &= ~(mode_t)S_ISUID;
+        if (gid != w->gid)
+            mode &= ~(mode_t)S_ISGID;
+    }
+    if (fchmod(fd, mode) != 0)
+        warn(w, path, "cannot set the mode");
+    if (archive_entry_xattr_count(e) > 0) {
+        archive_entry_xattr_reset(e);
+        const char *name;
+        const void *value;
+        size_t size;
+        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+            if (name && fsetxattr(fd, name, value, size, 0) != 0)
+                warn(w, path, "cannot restore an extended attribute");
+    }
+    /* an unset mtime is now, as for libarchive; an unset atime is the mtime */
+    struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+    if (archive_entry_mtime_is_set(e)) {
+        ts[1].tv_sec = (time_t)archive_entry_mtime(e);
+        ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+        ts[0] = ts[1];
+    }
+    if (archive_entry_atime_is_set(e)) {
+        ts[0].tv_sec = (time_t)archive_entry_atime(e);
+        ts[0].tv_nsec = archive_entry_atime_nsec(e);
+    }
+    if (futimens(fd, ts) != 0)
+        warn(w, path, "cannot set the times");
+}
+
+/* A regular file with its data, written by us rather than by libarchive's
+ * disk writer: the fd is ours from open to close on every path (libarchive
+ * 3.6 keeps its fd open when it fails to write or extend a file), it is
+ * made beneath the parent fd (no path walk, O_EXCL and O_NOFOLLOW), and
+ * sparse files keep their holes. */
+static int write_regular(oc_xwriter *w, struct archive *r, struct archive_entry *e, int dirfd,
+                         const char *leaf, const char *path, int64_t size, oc_error *err)
+{
+    int fd = openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        oc_error_errno(err, errno, "cannot create %s", path);
+        return -1;
+    }
+    uint64_t end = 0;
+    while (size > 0) {
+        const void *buf;
+        size_t len;
+        la_int64_t off;
+        int rr = archive_read_data_block(r, &buf, &len, &off);
+        if (rr == ARCHIVE_EOF)
+            break;
+        if (rr < ARCHIVE_WARN) {
+            oc_error_set(err, OC_E_FORMAT, "reading the data of %s: %s", path,
+                         archive_error_string(r));
+            goto fail;
+        }
+        if (off < 0 || (uint64_t)off > (uint64_t)size || len > (uint64_t)size - (uint64_t)off) {
+            oc_error_set(err, OC_E_FORMAT, "%s: more data than its size", path);
+            goto fail;
+        }
+        if (len && oc_pwrite_all(fd, buf, len, (uint64_t)off, path, err) != 0)
+            goto fail;
+        if ((uint64_t)off + len > end)
+            end = (uint64_t)off + len;
+    }
+    if (end < (uint64_t)size && ftruncate(fd, (off_t)size) != 0) {
+        oc_error_errno(err, errno, "cannot extend %s to %" PRId64 " bytes", path, size);
+        goto fail;
+    }
+    file_meta(w, fd, e, path);
+    if (close(fd) != 0) {
+        oc_error_errno(err, errno, "cannot write %s", path);
+        return -1;
+    }
+    return 0;
+fail:
+    close(fd);
+    return -1;
+}
+
+int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, int dirfd,
+                     const char *leaf, const char *path, oc_error *err)
 {
     mode_t type = archive_entry_filetype(e);
     if (!w->is_root && (type == AE_IFCHR || type == AE_IFBLK)) {
@@ -173,7 +268,10 @@ int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, 
         ((uid_t)archive_entry_uid(e) != w->uid || (gid_t)archive_entry_gid(e) != w->gid))
         w->st->owners_skipped++;
     int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
-    if (type == AE_IFREG && size > 0) {
+    if (size < 0)
+        size = 0;
+    if (type != AE_IFLNK && type != AE_IFCHR && type != AE_IFBLK && type != AE_IFIFO) {
+        /* regular, or a type libarchive would write as a regular file */
         if (w->max_bytes && (uint64_t)size > w->max_bytes - w->st->bytes) {
             oc_error_set(err, OC_E_LIMIT,
                          "%s (%" PRId64 " bytes) would take the tree beyond the limit of %" PRIu64
@@ -181,39 +279,17 @@ int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, 
                          path, size, w->max_bytes);
             return -1;
         }
+        if (write_regular(w, r, e, dirfd, leaf, path, size, err) != 0)
+            return -1;
+        w->st->bytes += (uint64_t)size;
+        w->st->files++;
+        return 0;
     }
     archive_entry_set_pathname(e, path);
-    if (header(w, e, path, err) != 0)
+    archive_entry_set_size(e, 0); /* only regular files carry data */
+    if (header(w, e, path, err) != 0 || finish(w, path, err) != 0)
         return -1;
-    if (type == AE_IFREG && size > 0) {
-        const void *buf;
-        size_t len;
-        la_int64_t off;
-        uint64_t got = 0;
-        for (;;) {
-            int rr = archive_read_data_block(r, &buf, &len, &off);
-            if (rr == ARCHIVE_EOF)
-                break;
-            if (rr < ARCHIVE_WARN) {
-                oc_error_set(err, OC_E_FORMAT, "reading the data of %s: %s", path,
-                             archive_error_string(r));
-                return -1;
-            }
-            got += len;
-            if (got > (uint64_t)size) {
-                oc_error_set(err, OC_E_FORMAT, "%s: more data than its size", path);
-                return -1;
-            }
-            if (len && archive_write_data_block(w->disk, buf, len, off) < ARCHIVE_WARN)
-                return disk_error(w, path, err);
-        }
-        w->st->bytes += (uint64_t)size;
-    }
-    if (finish(w, path, err) != 0)
-        return -1;
-    if (type == AE_IFREG)
-        w->st->files++;
-    else if (type == AE_IFLNK)
+    if (type == AE_IFLNK)
         w->st->symlinks++;
     else
         w->st->others++;

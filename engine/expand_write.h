@@ -1,10 +1,14 @@
 /* expand_write.h - how one tar entry lands in an expanded tree.
  *
- * Non-directories are written by libarchive's disk writer with the secure
- * extraction flags (no absolute paths, no "..", nothing through a symlink),
- * numeric owners (never mapped through this host's user database) when
- * running as root, permissions including setuid, mtimes and xattrs; the
- * writer never creates directories itself (ARCHIVE_EXTRACT_NO_AUTODIR).
+ * Regular files are ours: created O_EXCL|O_NOFOLLOW beneath their parent's
+ * fd, data written at its offsets (holes stay holes), then numeric owner
+ * (as root), mode including setuid, xattrs and times, each fd closed on
+ * every path. Symlinks, hard links, FIFOs and devices are written by
+ * libarchive's disk writer with the secure extraction flags (no absolute
+ * paths, no "..", nothing through a symlink), numeric owners (never mapped
+ * through this host's user database) when running as root, permissions,
+ * mtimes and xattrs; that writer never creates directories itself
+ * (ARCHIVE_EXTRACT_NO_AUTODIR) and keeps no file open for these types.
  * Directories are ours: made beneath the root through no-follow fds
  * (safefs.h), their xattrs set at once, and their mode, owner and times
  * set at the very end, deepest first, so writing into them cannot disturb
@@ -42,11 +46,12 @@ oc_beneath oc_xwriter_parent(oc_xwriter *w, const char *path, int flags, int *fd
 /* Drop the cached directory fd (after deleting directories). */
 void oc_xwriter_forget(oc_xwriter *w);
 
-/* Write non-directory entry e (its data read from r) at path: the parent
- * exists, nothing is at path. Returns 0 written, 1 skipped (a device node
- * while not root), -1 error. */
-int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, const char *path,
-                     oc_error *err);
+/* Write non-directory entry e (its data read from r) at path, which is
+ * leaf in directory dirfd (from oc_xwriter_parent): the parent exists,
+ * nothing is at path. Returns 0 written, 1 skipped (a device node while
+ * not root), -1 error. */
+int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, int dirfd,
+                     const char *leaf, const char *path, oc_error *err);
 /* Hard link path to the existing target (both normalised). */
 int oc_xwriter_link(oc_xwriter *w, const char *path, const char *target, oc_error *err);
 /* Make directory leaf in parent_fd unless one is there, then set the
