@@ -7,7 +7,9 @@
  * Properties:
  * - catalog: dump(parse(x)) parses again to a catalog with the same
  *   entries, whose dump is byte-identical (a fixed point); it is ASCII,
- *   ends in one newline; every visited entry is found by oc_catalog_get;
+ *   ends in one newline; every visited entry is found by oc_catalog_get
+ *   and oc_catalog_tags_of; a manifest file name oc_catalog_file_name_ok
+ *   accepts is a single path component (no '/', ".", "..", control bytes);
  *   merge into an empty catalog copies every entry; removing every entry
  *   leaves nothing; the manifest name of an entry has no '/'.
  * - manifest file: every name it accepts and that the store will join to
@@ -52,6 +54,16 @@ static int visit(void *opaque, const char *image, const char *tag, const char *f
     FZ_CHECK(name != NULL, "manifest name NULL");
     FZ_CHECK(!strchr(name, '/'), "manifest name \"%s\" has a '/'", name);
     free(name);
+    char *tags = oc_catalog_tags_of(w->other, image);
+    FZ_CHECK(tags && strstr(tags, tag), "tags_of \"%s\" lacks \"%s\"", fz_str(tags), tag);
+    free(tags);
+    /* a name the store will open must stay inside it */
+    if (oc_catalog_file_name_ok(file)) {
+        FZ_CHECK(*file && strcmp(file, ".") != 0 && strcmp(file, "..") != 0 && !strchr(file, '/'),
+                 "file name \"%s\" accepted", file);
+        for (const unsigned char *p = (const unsigned char *)file; *p; p++)
+            FZ_CHECK(*p >= 0x20 && *p != 0x7f, "file name with byte 0x%02x accepted", *p);
+    }
     return 0;
 }
 
