@@ -212,6 +212,8 @@ static int cmd_fetch(cli_opts *o, int argc, char **argv, int to_tar)
     if (oc_engine_init(&engine, &o->engine, &err) != 0)
         goto out;
     engine_up = 1;
+    if (oc_engine_catch_signals(&engine, &err) != 0)
+        goto out;
     oc_pull_opts popts = {.platform = &want,
                           .work_dir = work_dir,
                           .max_layer_bytes = o->max_layer_bytes,
@@ -238,6 +240,16 @@ static int cmd_fetch(cli_opts *o, int argc, char **argv, int to_tar)
         err = run.err;
         if (err.code == OC_OK)
             oc_error_set(&err, OC_E_NET, "fetch of %s ended without a result", run.repo_tag);
+        if (engine.interrupted > 0) { /* nothing half-written is left: say so */
+            if (to_tar)
+                oc_error_set(&err, OC_E_CANCELLED, "%s: %s was not written (nothing of it is left)",
+                             engine.interrupted_why, run.tarfile);
+            else
+                oc_error_set(&err, OC_E_CANCELLED,
+                             "%s: %s was not written to %s (layers that verified are kept)",
+                             engine.interrupted_why, run.repo_tag, run.dir);
+            status = 128 + engine.interrupted;
+        }
     }
 out:
     if (status != EXIT_OK)

@@ -83,8 +83,13 @@ int oc_cmd_mirror(const oc_engine_opts *engine_opts, const oc_mirror_cli *mc, in
         print_error(&err);
         goto out;
     }
+    if (oc_engine_catch_signals(&engine, &err) != 0) {
+        print_error(&err);
+        oc_engine_destroy(&engine);
+        goto out;
+    }
     status = oc_mirror_run(&engine, &o, &err);
-    if (status == 2 || (status == 1 && err.code != OC_OK))
+    if (status == 2 || (status != 0 && err.code != OC_OK))
         print_error(&err);
     oc_engine_destroy(&engine);
 out:

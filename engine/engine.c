@@ -2,6 +2,7 @@
 #include "engine/engine.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,88 @@ int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err)
     return 0;
 }
 
+static void signal_closed(uv_handle_t *h)
+{
+    oc_engine *e = h->data;
+    if (--e->signals_open == 0) { /* libuv runs close callbacks in any order */
+        free(e->signals);
+        e->signals = NULL;
+    }
+}
+
+static void stop_signals(oc_engine *e)
+{
+    if (!e->signals)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (!uv_is_closing((uv_handle_t *)&e->signals[i]))
+            uv_close((uv_handle_t *)&e->signals[i], signal_closed);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    oc_engine *e = h->data;
+    /* closing the watchers gives the signals back their default action:
+     * a second one ends the process at once */
+    stop_signals(e);
+    fprintf(stderr,
+            "occystrap: %s received: stopping; downloads in flight are abandoned, what "
+            "verified is kept (send it again to exit at once)\n",
+            signum == SIGINT    ? "SIGINT"
+            : signum == SIGTERM ? "SIGTERM"
+                                : "a signal");
+    oc_engine_interrupt(e, signum);
+}
+
+int oc_engine_catch_signals(oc_engine *e, oc_error *err)
+{
+    if (e->signals)
+        return 0;
+    e->signals = calloc(2, sizeof *e->signals);
+    if (!e->signals) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    const int which[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(e->loop, &e->signals[i]);
+        e->signals[i].data = e;
+        e->signals_open++;
+    }
+    for (int i = 0; i < 2; i++) {
+        int rc = uv_signal_start(&e->signals[i], on_signal, which[i]);
+        uv_unref((uv_handle_t *)&e->signals[i]); /* they must not keep the loop alive */
+        if (rc != 0) {
+            oc_error_set(err, OC_E_IO, "cannot watch signal %d: %s", which[i], uv_strerror(rc));
+            stop_signals(e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void oc_engine_interrupt(oc_engine *e, int signum)
+{
+    if (e->interrupted)
+        return;
+    e->interrupted = signum ? signum : -1;
+    snprintf(e->interrupted_why, sizeof e->interrupted_why, "interrupted%s%s",
+             signum == SIGINT    ? " by SIGINT"
+             : signum == SIGTERM ? " by SIGTERM"
+                                 : "",
+             signum && signum != SIGINT && signum != SIGTERM ? " by a signal" : "");
+    oc_engine_log(e, "%s: cancelling every transfer", e->interrupted_why);
+    if (e->http)
+        oc_http_stop(e->http, e->interrupted_why);
+    for (int i = 0; i < e->n_registries; i++)
+        oc_registry_interrupt(e->registries[i]);
+    if (e->limiter)
+        oc_limiter_drain(e->limiter);
+}
+
 void oc_engine_destroy(oc_engine *e)
 {
+    stop_signals(e);
     if (e->http) {
         oc_http_stats st;
         oc_http_get_stats(e->http, &st);

@@ -38,6 +38,12 @@ typedef struct oc_engine {
     oc_registry **registries;
     int n_registries;
     uint64_t started_ms; /* loop time at init, for log timestamps */
+    /* Interruption (SIGINT/SIGTERM, see oc_engine_catch_signals): the
+     * signal taken, 0 while the run goes on. */
+    int interrupted;
+    char interrupted_why[64]; /* "interrupted by SIGTERM" */
+    uv_signal_t *signals;     /* SIGINT and SIGTERM watchers, or NULL */
+    int signals_open;         /* of them, not yet closed */
 } oc_engine;
 
 int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err);
@@ -46,6 +52,16 @@ void oc_engine_destroy(oc_engine *e);
 /* The client for a registry (as named in references: endpoint rewrites,
  * TLS, credentials and caps come from the config), created on first use. */
 oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err);
+/* Take SIGINT and SIGTERM on the loop: the first one interrupts the run
+ * (oc_engine_interrupt) and says so on stderr; the watchers then stop, so a
+ * second signal ends the process at once. Signals that arrive before the
+ * loop runs are taken when it does. */
+int oc_engine_catch_signals(oc_engine *e, oc_error *err);
+/* Stop the run: every transfer is cancelled and no new one starts (each
+ * fails with OC_E_CANCELLED "interrupted by SIG..."), retries are not
+ * made; work already verified stays, what was in flight is abandoned by its
+ * owner as on any failure. signum is the cause (0: none named). */
+void oc_engine_interrupt(oc_engine *e, int signum);
 /* Debug line to stderr when verbose. */
 void oc_engine_log(const oc_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

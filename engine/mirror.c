@@ -39,6 +39,8 @@ typedef enum {
     ST_FETCHED,
     ST_FAILED,
     ST_DRYRUN,
+    ST_INTERRUPTED, /* stopped by SIGINT/SIGTERM before it was mirrored */
+    ST_COUNT
 } entry_status;
 
 static const char *status_name(entry_status s)
@@ -54,6 +56,10 @@ static const char *status_name(entry_status s)
         return "failed";
     case ST_DRYRUN:
         return "would-fetch";
+    case ST_INTERRUPTED:
+        return "interrupted";
+    case ST_COUNT:
+        break;
     }
     return "?";
 }
@@ -102,6 +108,7 @@ struct mirror_run {
     char *partial_dir; /* STORE/.occystrap/partial: broken downloads kept for the next run */
     size_t finished;
     size_t failed;
+    size_t interrupted; /* entries stopped by a signal */
     int stop;
 };
 
@@ -168,7 +175,13 @@ static void entry_finish(entry_job *j)
     char line[1400];
     const char *text = j->le->text;
     double secs = (double)(j->ended_ms - j->started_ms) / 1000.0;
-    if (j->status == ST_FAILED) {
+    if (j->status == ST_FAILED && run->e->interrupted && j->err.code == OC_E_CANCELLED)
+        j->status = ST_INTERRUPTED;
+    if (j->status == ST_INTERRUPTED) {
+        run->interrupted++;
+        snprintf(line, sizeof line, "stopped %s (line %d): %s before it was mirrored", text,
+                 j->le->line, run->e->interrupted_why);
+    } else if (j->status == ST_FAILED) {
         run->failed++;
         snprintf(line, sizeof line, "FAILED  %s (line %d): %s", text, j->le->line, j->err.msg);
         if (run->o->fail_fast)
@@ -187,7 +200,8 @@ static void entry_finish(entry_job *j)
         return;
     if (j->status == ST_FAILED && oc_progress_mode_of(run->progress) == OC_PROGRESS_NONE)
         fprintf(stderr, "occystrap: %s\n", line); /* errors are printed whatever the display */
-    oc_progress_image_done(run->progress, j->status != ST_FAILED, line);
+    oc_progress_image_done(run->progress, j->status != ST_FAILED && j->status != ST_INTERRUPTED,
+                           line);
 }
 
 static void entry_fail(entry_job *j, const oc_error *err)
@@ -207,9 +221,14 @@ static void entry_abort(entry_job *j, const oc_error *err)
 
 static int entry_stopped(entry_job *j)
 {
+    oc_error err;
+    if (j->run->e->interrupted) {
+        oc_error_set(&err, OC_E_CANCELLED, "not mirrored: %s", j->run->e->interrupted_why);
+        entry_abort(j, &err);
+        return 1;
+    }
     if (!j->run->stop)
         return 0;
-    oc_error err;
     oc_error_set(&err, OC_E_CANCELLED, "not mirrored: an earlier entry failed (--fail-fast)");
     entry_abort(j, &err);
     return 1;
@@ -602,7 +621,7 @@ static json_t *report_json(const mirror_run *run)
 {
     json_t *root = json_object();
     json_t *entries = json_array();
-    size_t counts[5] = {0};
+    size_t counts[ST_COUNT] = {0};
     uint64_t fetched = 0, total = 0;
     for (size_t i = 0; i < run->n_jobs; i++) {
         const entry_job *j = &run->jobs[i];
@@ -618,7 +637,7 @@ static json_t *report_json(const mirror_run *run)
         for (size_t k = 0; k < j->n_stored; k++)
             json_array_append_new(plats, json_string(j->stored[k]));
         json_object_set_new(e, "platforms", plats);
-        if (j->status == ST_FAILED) {
+        if (j->status == ST_FAILED || j->status == ST_INTERRUPTED) {
             json_object_set_new(e, "error", json_string(j->err.msg));
             json_object_set_new(e, "error_kind", json_string(oc_errcode_name(j->err.code)));
         }
@@ -639,6 +658,7 @@ static json_t *report_json(const mirror_run *run)
     json_object_set_new(totals, "up_to_date", json_integer((json_int_t)counts[ST_UPTODATE]));
     json_object_set_new(totals, "failed", json_integer((json_int_t)counts[ST_FAILED]));
     json_object_set_new(totals, "would_fetch", json_integer((json_int_t)counts[ST_DRYRUN]));
+    json_object_set_new(totals, "interrupted", json_integer((json_int_t)counts[ST_INTERRUPTED]));
     json_object_set_new(totals, "bytes_fetched", json_integer((json_int_t)fetched));
     json_object_set_new(totals, "bytes_reused",
                         json_integer((json_int_t)(total > fetched ? total - fetched : 0)));
@@ -755,7 +775,15 @@ int oc_mirror_run(oc_engine *e, const oc_mirror_opts *o, oc_error *err)
     oc_progress_finish(run.progress);
     run.progress = NULL;
     status = run.failed ? 1 : 0;
-    if (run.finished != run.n_jobs) {
+    if (e->interrupted) {
+        oc_error_set(err, OC_E_CANCELLED,
+                     "%s: %zu of %zu entries stopped before they were mirrored, %zu failed, "
+                     "%zu done; what is in the store verified (a rerun completes it and "
+                     "continues broken downloads)",
+                     e->interrupted_why, run.interrupted, run.n_jobs, run.failed,
+                     run.finished - run.interrupted - run.failed);
+        status = e->interrupted > 0 ? 128 + e->interrupted : 1;
+    } else if (run.finished != run.n_jobs) {
         oc_error_set(err, OC_E_NET, "mirror ended with %zu of %zu entries unfinished",
                      run.n_jobs - run.finished, run.n_jobs);
         status = 1;

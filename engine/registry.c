@@ -58,6 +58,7 @@ struct oc_registry {
     token_entry *tokens;
     int n_tokens;
     token_fetch *fetching;
+    reg_call *backing_off; /* calls waiting for a retry, for oc_registry_interrupt */
 };
 
 struct reg_call {
@@ -74,7 +75,9 @@ struct reg_call {
     int attempt;    /* sends that counted against the retry budget */
     int auth_tries; /* tokens fetched for this call */
     oc_reg_info info;
-    oc_http_transfer *transfer; /* the send in flight, or NULL */
+    oc_http_transfer *transfer;            /* the send in flight, or NULL */
+    reg_call *backoff_prev, *backoff_next; /* in r->backing_off while its timer runs */
+    int in_backoff;
     /* per send */
     char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after;
     int64_t h_content_length;
@@ -561,13 +564,50 @@ static void call_finish(reg_call *c, const oc_error *err)
     uv_close((uv_handle_t *)&c->timer, call_free);
 }
 
+static void backoff_unlink(reg_call *c)
+{
+    if (!c->in_backoff)
+        return;
+    if (c->backoff_prev)
+        c->backoff_prev->backoff_next = c->backoff_next;
+    else
+        c->r->backing_off = c->backoff_next;
+    if (c->backoff_next)
+        c->backoff_next->backoff_prev = c->backoff_prev;
+    c->backoff_prev = c->backoff_next = NULL;
+    c->in_backoff = 0;
+}
+
 static void on_backoff_done(uv_timer_t *t)
 {
-    call_attempt(t->data);
+    reg_call *c = t->data;
+    backoff_unlink(c);
+    call_attempt(c);
+}
+
+static void call_interrupted(reg_call *c)
+{
+    oc_error err;
+    oc_error_set(&err, OC_E_CANCELLED, "%s %s: %s", c->method, c->url, c->r->e->interrupted_why);
+    call_finish(c, &err);
+}
+
+void oc_registry_interrupt(oc_registry *r)
+{
+    while (r->backing_off) {
+        reg_call *c = r->backing_off;
+        backoff_unlink(c);
+        uv_timer_stop(&c->timer);
+        call_interrupted(c);
+    }
 }
 
 static void call_retry_later(reg_call *c, const oc_error *why)
 {
+    if (c->r->e->interrupted) { /* no retry of an interrupted run */
+        call_interrupted(c);
+        return;
+    }
     if (c->attempt >= c->r->e->opts.retry.max_attempts) {
         oc_error err = *why;
         oc_error_prefix(&err, "gave up after %d attempts", c->attempt);
@@ -580,6 +620,12 @@ static void call_retry_later(reg_call *c, const oc_error *why)
     uint64_t delay = oc_retry_delay_ms(&c->r->e->opts.retry, c->attempt + 1, retry_after);
     oc_engine_log(c->r->e, "retry %s in %" PRIu64 " ms (attempt %d): %s", c->url, delay,
                   c->attempt + 1, why->msg);
+    c->backoff_next = c->r->backing_off;
+    if (c->backoff_next)
+        c->backoff_next->backoff_prev = c;
+    c->backoff_prev = NULL;
+    c->r->backing_off = c;
+    c->in_backoff = 1;
     uv_timer_start(&c->timer, on_backoff_done, delay, 0);
 }
 

@@ -56,6 +56,9 @@ typedef struct oc_reg_call_opts {
 oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err);
 void oc_registry_free(oc_registry *r);
 const char *oc_registry_host(const oc_registry *r);
+/* The engine was interrupted: calls waiting to retry end now with
+ * OC_E_CANCELLED (oc_engine_interrupt calls this). */
+void oc_registry_interrupt(oc_registry *r);
 
 /* Start GET/HEAD /v2/<repo>/<kind>/<reference>; kind is "manifests" or
  * "blobs". Returns -1 (consumer never called) only if it cannot start. */

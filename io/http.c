@@ -17,6 +17,7 @@
 #include "io/http.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,7 @@ struct oc_http {
     int closing;
     oc_http_transfer *cancelled; /* transfers waiting to be completed as cancelled */
     oc_http_stats stats;
+    char stopped[256]; /* after oc_http_stop: why no transfer may start */
     char user_agent[128];
     int verbose;
 };
@@ -277,7 +279,8 @@ static void transfer_finish(oc_http_transfer *t, CURLcode code)
                      t->req.stall_seconds);
         res.err = &t->err;
     } else if (t->cancel_pending) {
-        oc_error_set(&t->err, OC_E_CANCELLED, "transfer cancelled");
+        oc_error_set(&t->err, OC_E_CANCELLED, "%s",
+                     http->stopped[0] ? http->stopped : "transfer cancelled");
         res.err = &t->err;
     } else if (t->aborted) {
         res.err = &t->err;
@@ -442,6 +445,10 @@ oom:
 
 oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_error *err)
 {
+    if (http->stopped[0]) {
+        oc_error_set(err, OC_E_CANCELLED, "%s", http->stopped);
+        return NULL;
+    }
     oc_http_transfer *t = calloc(1, sizeof *t);
     if (!t || !(t->easy = curl_easy_init())) {
         free(t);
@@ -537,6 +544,13 @@ void oc_http_cancel(oc_http_transfer *t)
     t->next_cancelled = t->http->cancelled;
     t->http->cancelled = t;
     uv_timer_start(&t->http->cancel_timer, on_cancel_timer, 0, 0);
+}
+
+void oc_http_stop(oc_http *http, const char *why)
+{
+    snprintf(http->stopped, sizeof http->stopped, "%s", why && *why ? why : "stopped");
+    for (oc_http_transfer *t = http->active; t; t = t->next_active)
+        oc_http_cancel(t);
 }
 
 void oc_http_get_stats(const oc_http *http, oc_http_stats *out)

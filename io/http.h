@@ -84,6 +84,10 @@ void oc_http_unpause(oc_http_transfer *t);
  * ok=0 and an OC_E_CANCELLED error. */
 void oc_http_cancel(oc_http_transfer *t);
 
+/* Cancel every running transfer (each on_done gets ok=0 and an
+ * OC_E_CANCELLED error saying why) and refuse new ones from now on
+ * (oc_http_start fails with that error): for an interrupted run. */
+void oc_http_stop(oc_http *http, const char *why);
 /* Totals since oc_http_new. */
 typedef struct oc_http_stats {
     uint64_t transfers;

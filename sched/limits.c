@@ -26,6 +26,7 @@ struct oc_limiter {
     oc_slot_wait *tail;
     uv_loop_t *loop;    /* set with the first rate */
     uv_timer_t *refill; /* wakes waiters held back only by a rate */
+    int draining;       /* oc_limiter_drain: every slot is granted at once */
 };
 
 oc_limiter *oc_limiter_new(unsigned global_max, unsigned default_key_max)
@@ -93,6 +94,8 @@ static int rate_allows(oc_limiter *l, key_slot *k)
 
 static int fits(oc_limiter *l, int key_index)
 {
+    if (l->draining)
+        return 1;
     if (l->global_max && l->global_active >= l->global_max)
         return 0;
     key_slot *k = &l->keys[key_index];
@@ -205,6 +208,12 @@ void oc_limiter_release(oc_limiter *l, oc_slot_wait *w)
         l->global_active--;
     if (l->keys[w->key_index].active > 0)
         l->keys[w->key_index].active--;
+    grant_waiters(l);
+}
+
+void oc_limiter_drain(oc_limiter *l)
+{
+    l->draining = 1;
     grant_waiters(l);
 }
 

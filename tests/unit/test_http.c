@@ -10,7 +10,8 @@
  * lines as body), /range/N (206 from a Range: bytes=K- request). The tests
  * drive oc_http on a uv loop and check status, body bytes and content, header
  * names in lower case, pause and unpause (the same bytes are offered again),
- * cancel (OC_E_CANCELLED), a refused connection (OC_E_NET), stall detection
+ * cancel (OC_E_CANCELLED), stop (every transfer cancelled with the reason,
+ * new ones refused), a refused connection (OC_E_NET), stall detection
  * (prompt, not fooled by a slow steady server or by a transfer queued for a
  * connection), redirects, HEAD, Range, an abort from on_data, the per-host
  * connection cap, and that after oc_http_close the loop ends with no handle
@@ -474,6 +475,7 @@ typedef struct env {
     uv_timer_t dog;
     int timed_out;
     int remaining;
+    struct xfer *late; /* test_stop: started after oc_http_stop */
 } env;
 
 static void on_dog(uv_timer_t *t)
@@ -1006,6 +1008,59 @@ static void test_cancel_from_timer(void **state)
     env_close(&e, xs, 1);
 }
 
+/* oc_http_stop from a timer: both running transfers end as cancelled with
+ * the reason, and a transfer started afterwards is refused with it. */
+static void on_stop_timer(uv_timer_t *t)
+{
+    env *e = t->data;
+    oc_http_stop(e->http, "interrupted by SIGTERM");
+    xfer *late = e->late;
+    char url[256];
+    url_for(url, sizeof url, "/bytes/1000");
+    oc_http_request r = req_for(late, url);
+    oc_error err;
+    oc_error_clear(&err);
+    late->t = oc_http_start(e->http, &r, &err);
+    assert_null(late->t);
+    assert_int_equal(err.code, OC_E_CANCELLED);
+    assert_string_equal(err.msg, "interrupted by SIGTERM");
+}
+
+static void test_stop(void **state)
+{
+    (void)state;
+    env e;
+    env_init(&e, NULL);
+    xfer a, b, late;
+    xfer_init(&a, &e);
+    xfer_init(&b, &e);
+    xfer_init(&late, &e);
+    e.late = &late;
+    char url[256];
+    url_for(url, sizeof url, "/slow");
+    oc_http_request r = req_for(&a, url);
+    start(&e, &a, &r);
+    url_for(url, sizeof url, "/trickle/100000/5");
+    r = req_for(&b, url);
+    start(&e, &b, &r);
+    uv_timer_t t;
+    uv_timer_init(&e.loop, &t);
+    t.data = &e;
+    uv_timer_start(&t, on_stop_timer, 300, 0);
+    run_all(&e, 10);
+    uv_close((uv_handle_t *)&t, NULL);
+    xfer *all[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(all[i]->done, 1);
+        assert_int_equal(all[i]->ok, 0);
+        assert_int_equal(all[i]->err_code, OC_E_CANCELLED);
+        assert_string_equal(all[i]->err_msg, "interrupted by SIGTERM");
+    }
+    assert_true(b.got > 0 && b.got < 100000);
+    xfer *xs[] = {&a, &b, &late};
+    env_close(&e, xs, 3);
+}
+
 static void test_connection_refused(void **state)
 {
     (void)state;
@@ -1360,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_pause_unpause),
         cmocka_unit_test(test_pause_longer_than_stall_timeout),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_stop),
         cmocka_unit_test(test_cancel_from_timer),
         cmocka_unit_test(test_cancel_while_paused),
         cmocka_unit_test(test_start_from_on_done),

@@ -6,7 +6,8 @@
  * its key; a waiter of key A does not hold up key B when B has room (neither
  * for the per-key nor for the global cap); release grants the next waiter
  * that fits; withdraw removes a waiter (granted ones are unaffected); and
- * granted callbacks may acquire and release re-entrantly. The counts are
+ * granted callbacks may acquire and release re-entrantly; drain grants every
+ * waiter and later acquire at once. The counts are
  * cross-checked against a model after every step of a random run. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,6 +181,37 @@ static void test_global_cap(void **state)
         assert_int_equal(grant_log[i], i);
     for (int i = 3; i < 6; i++)
         oc_limiter_release(l, &r[i].w);
+    oc_limiter_free(l);
+}
+
+/* A stopping run: drain grants every waiter at once, in FIFO order, and
+ * every later acquire at once, whatever the caps. */
+static void test_drain(void **state)
+{
+    (void)state;
+    oc_limiter *l = oc_limiter_new(2, 1);
+    assert_non_null(l);
+    rec r[6];
+    const char *keys[] = {"a", "b", "a", "b", "c", "a"};
+    for (int i = 0; i < 5; i++) {
+        rec_init(&r[i], i, keys[i]);
+        acquire(l, &r[i]);
+    }
+    assert_true(r[0].granted && r[1].granted);
+    assert_false(r[2].granted || r[3].granted || r[4].granted);
+    oc_limiter_drain(l);
+    for (int i = 0; i < 5; i++)
+        assert_true(r[i].granted);
+    assert_int_equal(grant_log_n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(grant_log[i], i);
+    rec_init(&r[5], 5, keys[5]);
+    acquire(l, &r[5]); /* "a" is over its cap of 1 and the global cap of 2 */
+    assert_true(r[5].granted);
+    assert_int_equal(oc_limiter_active(l, "a"), 3);
+    for (int i = 0; i < 6; i++)
+        oc_limiter_release(l, &r[i].w);
+    assert_int_equal(oc_limiter_active(l, "a"), 0);
     oc_limiter_free(l);
 }
 
@@ -706,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup(test_key_cap_default_and_set, reset_log),
         cmocka_unit_test_setup(test_default_key_max_zero_means_8, reset_log),
         cmocka_unit_test_setup(test_global_cap, reset_log),
+        cmocka_unit_test_setup(test_drain, reset_log),
         cmocka_unit_test_setup(test_fifo_within_key, reset_log),
         cmocka_unit_test_setup(test_no_overtaking_within_key, reset_log),
         cmocka_unit_test_setup(test_waiter_of_a_does_not_block_b, reset_log),
