@@ -39,6 +39,7 @@ typedef struct cli_opts {
     int quiet;
     int json;
     int dry_run;
+    int repair;
     uint64_t max_layer_bytes;
     oc_expand_opts expand_opts; /* --expand, expand */
     const char *platforms[32];  /* every --platform, for mirror */
@@ -63,7 +64,10 @@ static void usage(FILE *out)
           "                         fetching only what changed since the last run\n"
           "  list [--json] STORE    what a store holds\n"
           "  expand STORE IMAGE TAG DIR  an image's merged root filesystem from a store\n"
-          "  verify STORE           re-hash everything in a store; exit 1 if damaged\n"
+          "  verify [--repair] STORE\n"
+          "                         re-hash everything in a store; exit 1 if damaged;\n"
+          "                         --repair removes damaged layers and configs (and their\n"
+          "                         markers) so the next mirror fetches them again\n"
           "  gc [--dry-run] STORE   drop layers and configs no image references\n"
           "\n"
           "TAG may be a digest (sha256:...). REGISTRY is host[:port]; docker.io means\n"
@@ -442,13 +446,56 @@ static int cmd_list(cli_opts *o, int argc, char **argv)
     return EXIT_OK;
 }
 
+typedef struct verify_run {
+    const cli_opts *o;
+    char **damaged; /* distinct damaged files, for --repair */
+    size_t n_damaged;
+    int nomem;
+} verify_run;
+
 static void on_verify(void *opaque, oc_verify_kind kind, const char *file, const char *msg)
 {
-    const cli_opts *o = opaque;
+    verify_run *vr = opaque;
     if (kind == OC_VERIFY_DAMAGED)
         printf("DAMAGED %s: %s\n", file, msg);
-    else if (!o->quiet)
+    else if (!vr->o->quiet)
         printf("note    %s: %s\n", file, msg);
+    if (kind != OC_VERIFY_DAMAGED || !vr->o->repair)
+        return;
+    for (size_t i = 0; i < vr->n_damaged; i++)
+        if (strcmp(vr->damaged[i], file) == 0)
+            return;
+    char **grown = realloc(vr->damaged, sizeof *grown * (vr->n_damaged + 1));
+    if (!grown || !(grown[vr->n_damaged] = strdup(file))) {
+        if (grown)
+            vr->damaged = grown;
+        vr->nomem = 1;
+        return;
+    }
+    vr->damaged = grown;
+    vr->n_damaged++;
+}
+
+/* verify --repair: drop each damaged blob so the next run fetches it again. */
+static size_t repair_blobs(oc_store *s, verify_run *vr, const char *store_dir)
+{
+    size_t dropped = 0;
+    for (size_t i = 0; i < vr->n_damaged; i++) {
+        oc_error err;
+        oc_error_clear(&err);
+        int r = oc_store_drop_blob(s, vr->damaged[i], &err);
+        if (r == 1) {
+            dropped++;
+            printf("removed %s (damaged; its marker too)\n", vr->damaged[i]);
+        } else if (r == 0) {
+            printf("kept    %s: not a layer or config, cannot be fetched again (fix or remove it "
+                   "by hand)\n",
+                   vr->damaged[i]);
+        } else {
+            fprintf(stderr, "occystrap: error: %s: %s\n", store_dir, err.msg);
+        }
+    }
+    return dropped;
 }
 
 static int cmd_verify(cli_opts *o, int argc, char **argv)
@@ -459,9 +506,21 @@ static int cmd_verify(cli_opts *o, int argc, char **argv)
     }
     oc_error err;
     oc_error_clear(&err);
-    oc_store *s = oc_store_open(argv[0], OC_STORE_READ, &err);
+    /* --repair removes files: no writer may be at work (gc's exclusive lock) */
+    oc_store *s = oc_store_open(argv[0], o->repair ? OC_STORE_GC : OC_STORE_READ, &err);
     oc_verify_stats st;
-    int rc = s ? oc_store_verify(s, on_verify, o, &st, &err) : -1;
+    verify_run vr = {.o = o};
+    int rc = s ? oc_store_verify(s, on_verify, &vr, &st, &err) : -1;
+    size_t dropped = 0;
+    if (rc == 0 && vr.nomem) {
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        rc = -1;
+    }
+    if (rc == 0 && o->repair)
+        dropped = repair_blobs(s, &vr, argv[0]);
+    for (size_t i = 0; i < vr.n_damaged; i++)
+        free(vr.damaged[i]);
+    free(vr.damaged);
     oc_store_close(s);
     if (rc != 0) {
         print_error(&err);
@@ -477,6 +536,11 @@ static int cmd_verify(cli_opts *o, int argc, char **argv)
     if (st.damaged)
         fprintf(stderr, "occystrap: %zu damaged file%s in %s\n", st.damaged,
                 st.damaged == 1 ? "" : "s", argv[0]);
+    if (dropped)
+        fprintf(stderr,
+                "occystrap: --repair removed %zu damaged blob%s; the next mirror (or "
+                "fetch-to-extracted) of the images that use them fetches them again\n",
+                dropped, dropped == 1 ? "" : "s");
     return st.damaged ? EXIT_FAILED : EXIT_OK;
 }
 
@@ -531,6 +595,7 @@ enum {
     OPT_VERSION,
     OPT_JSON,
     OPT_DRY_RUN,
+    OPT_REPAIR,
     OPT_MAX_EXPAND,
     OPT_EXPAND_STRATEGY,
     OPT_FAIL_FAST,
@@ -572,6 +637,7 @@ int oc_cli_main(int argc, char **argv)
         {"expand-strategy", required_argument, NULL, OPT_EXPAND_STRATEGY},
         {"json", no_argument, NULL, OPT_JSON},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"repair", no_argument, NULL, OPT_REPAIR},
         {"fail-fast", no_argument, NULL, OPT_FAIL_FAST},
         {"json-file", required_argument, NULL, OPT_JSON_FILE},
         {"progress", required_argument, NULL, OPT_PROGRESS},
@@ -692,6 +758,9 @@ int oc_cli_main(int argc, char **argv)
             break;
         case OPT_DRY_RUN:
             o.dry_run = 1;
+            break;
+        case OPT_REPAIR:
+            o.repair = 1;
             break;
         case 'v':
             o.engine.verbose++;

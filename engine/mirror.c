@@ -508,6 +508,13 @@ static int store_is_current(entry_job *j, const char *digest)
             found && si.has_ours &&
             ((si.index_digest && strcmp(si.index_digest, digest) == 0) ||
              (!si.index_digest && si.manifest_digest && strcmp(si.manifest_digest, digest) == 0));
+        /* the same digest, but a file was removed or changed since (verify
+         * --repair, a hand): fetch what is missing */
+        char why[600];
+        if (same && !oc_store_image_intact(run->store, &si, why, sizeof why)) {
+            oc_engine_log(run->e, "%s: %s; fetching it again", j->le->text, why);
+            same = 0;
+        }
         if (found)
             oc_store_image_free(&si);
         /* a run killed between the manifest file and the catalog entry left

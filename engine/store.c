@@ -400,6 +400,38 @@ int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, c
     return 1;
 }
 
+/* Whether hex's marker is of the kind wanted and file (under the store)
+ * is a regular file of the size it records. */
+static int blob_in_place(const oc_store *s, const char *hex, int is_layer, const char *file)
+{
+    oc_blob_mark m;
+    oc_error ignored;
+    if (oc_store_mark_read(s, hex, &m, &ignored) != 1 || m.is_layer != is_layer)
+        return 0;
+    char *p = join(s->dir, file);
+    struct stat st;
+    int ok = p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+             (uint64_t)st.st_size == (is_layer ? m.tar_size : m.size);
+    free(p);
+    return ok;
+}
+
+int oc_store_image_intact(const oc_store *s, const oc_store_image *si, char *why, size_t cap)
+{
+    if (!si->config || !blob_in_place(s, si->config_hex, 0, si->config)) {
+        snprintf(why, cap, "config %s is missing or not as last verified",
+                 si->config ? si->config : "(none)");
+        return 0;
+    }
+    for (size_t i = 0; i < si->n_layers; i++) {
+        if (!blob_in_place(s, si->layer_hex[i], 1, si->layers[i])) {
+            snprintf(why, cap, "layer %s is missing or not as last verified", si->layers[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* ---- catalog ---- */
 
 int oc_store_catalog_load(const oc_store *s, oc_catalog **out, oc_error *err)

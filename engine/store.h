@@ -90,6 +90,12 @@ int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error 
 int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, char **path,
                         uint64_t *tar_size);
 
+/* Whether every blob the image names is still in place as last verified:
+ * the config and each layer.tar exist with a marker of their kind and the
+ * size it records (stat only: no hashing; verify does that). 1 yes; 0 no,
+ * with the first missing or changed file in why. */
+int oc_store_image_intact(const oc_store *s, const oc_store_image *si, char *why, size_t cap);
+
 /* ---- catalog and images ---- */
 
 /* catalog.json as on disk now; a missing file is an empty catalog. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/manifest.h"
 #include "io/atomicfile.h"
@@ -312,5 +313,57 @@ out:
     free(v.expect_by);
     free(v.referenced);
     oc_store_entries_free(&v.e);
+    return rc;
+}
+
+/* "<64 hex>/layer.tar" or "<64 hex>.json": the hex part into hex. */
+static int blob_name(const char *file, char hex[OC_SHA256_HEX_LEN + 1], int *is_layer)
+{
+    for (int i = 0; i < OC_SHA256_HEX_LEN; i++)
+        if (!((file[i] >= '0' && file[i] <= '9') || (file[i] >= 'a' && file[i] <= 'f')))
+            return 0;
+    const char *rest = file + OC_SHA256_HEX_LEN;
+    if (strcmp(rest, "/layer.tar") == 0)
+        *is_layer = 1;
+    else if (strcmp(rest, ".json") == 0)
+        *is_layer = 0;
+    else
+        return 0;
+    memcpy(hex, file, OC_SHA256_HEX_LEN);
+    hex[OC_SHA256_HEX_LEN] = '\0';
+    return 1;
+}
+
+/* Unlink path (gone already is fine) and make it durable in dir. */
+static int unlink_durably(const char *path, const char *dir, oc_error *err)
+{
+    if (unlink(path) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        oc_error_errno(err, errno, "cannot remove %s", path);
+        return -1;
+    }
+    return oc_fsync_dir(dir, err);
+}
+
+int oc_store_drop_blob(oc_store *s, const char *file, oc_error *err)
+{
+    char hex[OC_SHA256_HEX_LEN + 1];
+    int is_layer = 0;
+    if (!blob_name(file, hex, &is_layer))
+        return 0;
+    char *mark = oc_store_mark_path(s, hex);
+    char *marks_dir = oc_store_path(s, ".occystrap/blobs");
+    char *path = oc_store_path(s, file);
+    char *dir = is_layer ? oc_store_path(s, hex) : strdup(oc_store_dir(s));
+    int rc = -1;
+    if (!mark || !marks_dir || !path || !dir)
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+    else if (unlink_durably(mark, marks_dir, err) == 0 && unlink_durably(path, dir, err) == 0)
+        rc = 1;
+    free(mark);
+    free(marks_dir);
+    free(path);
+    free(dir);
     return rc;
 }

@@ -43,4 +43,13 @@ typedef struct oc_verify_stats {
 int oc_store_verify(const oc_store *s, oc_verify_report report, void *opaque,
                     oc_verify_stats *stats, oc_error *err);
 
+/* Repair for a blob verify called damaged: file is "<hex>/layer.tar" or
+ * "<hex>.json" (a config). Its known-good marker goes first (so nothing
+ * trusts the file any more), then the file; each removal is made durable.
+ * The manifest files that name it stay: the next mirror or
+ * fetch-to-extracted finds the blob missing and fetches it again. The store
+ * must be open in OC_STORE_GC mode (no writer at work). Returns 1 removed,
+ * 0 not a blob name (nothing done), -1 error. */
+int oc_store_drop_blob(oc_store *s, const char *file, oc_error *err);
+
 #endif
