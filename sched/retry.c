@@ -67,7 +67,8 @@ uint64_t oc_retry_delay_ms(const oc_retry_policy *p, int attempt, uint64_t retry
         shift = 0;
     if (shift > 20)
         shift = 20;
-    uint64_t ceiling = p->base_ms << shift;
+    /* base << shift, saturating at max_ms (no overflow whatever base is) */
+    uint64_t ceiling = p->base_ms > (p->max_ms >> shift) ? p->max_ms : p->base_ms << shift;
     if (ceiling > p->max_ms)
         ceiling = p->max_ms;
     uint64_t floor = ceiling / 4;

@@ -242,6 +242,10 @@ static void test_delay_large_attempts(void **state)
         if (d > big.max_ms)
             fail_msg("attempt %d: delay %llu above max %llu", a, (unsigned long long)d,
                      (unsigned long long)big.max_ms);
+        /* from attempt 4 on the ceiling is max_ms, never a wrapped product */
+        if (a >= 4 && d < big.max_ms / 4)
+            fail_msg("attempt %d: delay %llu below max/4 (the backoff wrapped)", a,
+                     (unsigned long long)d);
     }
 }
 
