@@ -33,6 +33,7 @@
 #include "io/inflate.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -537,10 +538,31 @@ static int resolve(oc_inflater *inf, oc_comp comp, oc_error *err)
     return feed_resolved(inf, inf->sniff, n, err);
 }
 
+/* ISA-L picks each function's CPU-specific version on its first call and
+ * stores the pointer in a global: two pipeline threads making that first
+ * call at once write the same value (benign, but a data race for helgrind
+ * and TSan). Make the first calls once, here, before any thread can. */
+static void isal_dispatch_once(void)
+{
+    static const unsigned char raw[] = {0x4b, 0x04, 0x00}; /* deflate of "a" */
+    unsigned char out[8];
+    struct inflate_state st;
+    isal_inflate_init(&st);
+    st.crc_flag = ISAL_GZIP_NO_HDR_VER;
+    st.next_in = (uint8_t *)raw;
+    st.avail_in = sizeof raw;
+    st.next_out = out;
+    st.avail_out = sizeof out;
+    (void)isal_inflate(&st);
+    (void)crc32_gzip_refl(0, out, 1);
+}
+
 /* ---- public API ---- */
 
 oc_inflater *oc_inflater_new(oc_comp comp, oc_inflate_sink sink, void *opaque, uint64_t max_out)
 {
+    static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
+    pthread_once(&dispatch_once, isal_dispatch_once);
     if (!sink || (comp != OC_COMP_AUTO && comp != OC_COMP_NONE && comp != OC_COMP_GZIP &&
                   comp != OC_COMP_ZSTD))
         return NULL;
