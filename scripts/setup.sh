@@ -11,8 +11,8 @@ PACKAGES=(
   # test lab and oracles
   docker-registry skopeo umoci openssl curl ca-certificates python3 python3-cryptography
   apache2-utils zstd isal procps iproute2 time util-linux jq
-  # fuzzing and benchmarks
-  clang libclang-rt-14-dev gnuplot-nox hyperfine
+  # fuzzing, memcheck and benchmarks
+  clang libclang-rt-14-dev valgrind gnuplot-nox hyperfine
 )
 
 SUDO=""

@@ -29,4 +29,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   run_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DSANITIZE=ON
 echo "== fuzz smoke: each fuzzer 30 s (clang, libFuzzer, ASan+UBSan, build-fuzz)"
 bash tests/fuzz/run.sh 30
-echo "== all tests passed in both builds and the fuzz smoke"
+echo "== valgrind memcheck: every occystrap process of the integration tests (build-vg)"
+bash scripts/valgrind.sh
+echo "== all tests passed in both builds, the fuzz smoke and memcheck"
