@@ -233,7 +233,8 @@ static int cmd_fetch(cli_opts *o, int argc, char **argv, int to_tar)
     if (oc_pull_start(&engine, &ref, &popts, on_pulled, &run, &err) != 0)
         goto out;
     uv_run(engine.loop, UV_RUN_DEFAULT);
-    if (run.ok) {
+    oc_engine_release_signals(&engine);
+    if (run.ok) { /* a signal in the last turn of the loop came too late to stop it */
         status = EXIT_OK;
         if (!o->quiet && run.reused)
             fprintf(stderr, "occystrap: %s -> %s (%zu layers were already there)\n", run.repo_tag,

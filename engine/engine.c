@@ -108,6 +108,14 @@ int oc_engine_catch_signals(oc_engine *e, oc_error *err)
     return 0;
 }
 
+void oc_engine_release_signals(oc_engine *e)
+{
+    if (!e->signals)
+        return;
+    uv_run(e->loop, UV_RUN_NOWAIT); /* a signal caught but not yet dispatched */
+    stop_signals(e);
+}
+
 void oc_engine_interrupt(oc_engine *e, int signum)
 {
     if (e->interrupted)

@@ -57,6 +57,11 @@ oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err);
  * second signal ends the process at once. Signals that arrive before the
  * loop runs are taken when it does. */
 int oc_engine_catch_signals(oc_engine *e, oc_error *err);
+/* The run's work is over (its loop returned): take a signal that arrived
+ * in the loop's last turn (the run then counts as interrupted), and give
+ * SIGINT and SIGTERM back their default action, so one arriving from now on
+ * ends the process at once instead of being caught and never acted on. */
+void oc_engine_release_signals(oc_engine *e);
 /* Stop the run: every transfer is cancelled and no new one starts (each
  * fails with OC_E_CANCELLED "interrupted by SIG..."), retries are not
  * made; work already verified stays, what was in flight is abandoned by its

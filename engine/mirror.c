@@ -779,10 +779,18 @@ int oc_mirror_run(oc_engine *e, const oc_mirror_opts *o, oc_error *err)
     for (size_t i = 0; i < run.n_jobs; i++)
         entry_start(&run.jobs[i]);
     uv_run(e->loop, UV_RUN_DEFAULT);
+    oc_engine_release_signals(e);
     oc_progress_finish(run.progress);
     run.progress = NULL;
     status = run.failed ? 1 : 0;
-    if (e->interrupted) {
+    if (e->interrupted && run.interrupted == 0 && run.finished == run.n_jobs) {
+        /* no download was left to cancel: the entries finished their local
+         * work (or the signal came in the loop's last turn) */
+        fprintf(stderr,
+                "occystrap: %s, but every entry finished anyway (no download was left to "
+                "cancel); nothing was abandoned\n",
+                e->interrupted_why);
+    } else if (e->interrupted) {
         oc_error_set(err, OC_E_CANCELLED,
                      "%s: %zu of %zu entries stopped before they were mirrored, %zu failed, "
                      "%zu done; what is in the store verified (a rerun completes it and "
