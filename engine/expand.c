@@ -102,6 +102,11 @@ static int entry_path(struct archive_entry *e, const oc_expand_layer *l, int as_
         return entry_fail(err, OC_E_FORMAT, l, name, "name too long");
     if (oc_lp_normalize(name, buf, &why) != 0)
         return entry_fail(err, OC_E_FORMAT, l, name, why);
+    /* no file system takes one; libarchive would write a regular file */
+    const char *target = archive_entry_symlink(e);
+    if (archive_entry_filetype(e) == AE_IFLNK && !archive_entry_hardlink(e) &&
+        (!target || !*target))
+        return entry_fail(err, OC_E_FORMAT, l, name, "a symlink with an empty target");
     if (as_is)
         return buf[0] ? OC_LP_CONTENT : OC_LP_ROOT;
     int kind = oc_lp_classify(buf, &why);

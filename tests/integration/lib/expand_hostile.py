@@ -121,6 +121,11 @@ def cases(outside):
         "whiteout-dots": ([[entry("keep", data=b"k")], [entry(".wh...")]], ".wh...", "refuse"),
         "whiteout-up": ([[entry("keep", data=b"k")], [entry("../.wh.victim")]], "../.wh.victim",
                         "refuse"),
+        # a symlink with an empty target (no file system takes one; libarchive
+        # would write a regular file, which a later "a/x" then turned into a
+        # directory under one strategy only)
+        "symlink-empty": ([[entry("a", "symlink", target=""), entry("a/f1", data=b"x")]], "a",
+                          "refuse"),
         "whiteout-symlink": ([[entry("link", "symlink", target=o)],
                               [entry("link/.wh.victim"), entry("link/.wh..wh..opq")]],
                              "", "contain"),
