@@ -163,6 +163,20 @@ static int finish(oc_xwriter *w, const char *path, oc_error *err)
     return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
 }
 
+/* The entry's extended attributes on fd; one that cannot be set is a warning. */
+static void set_xattrs(oc_xwriter *w, int fd, struct archive_entry *e, const char *path)
+{
+    if (archive_entry_xattr_count(e) == 0)
+        return;
+    archive_entry_xattr_reset(e);
+    const char *name;
+    const void *value;
+    size_t size;
+    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+        if (name && fsetxattr(fd, name, value, size, 0) != 0)
+            warn(w, path, "cannot restore an extended attribute");
+}
+
 /* Owner, mode, xattrs and times of the regular file fd, in the order that
  * keeps each: chown clears setuid bits and capabilities, so it goes first. */
 static void file_meta(oc_xwriter *w, int fd, struct archive_entry *e, const char *path)
@@ -182,15 +196,7 @@ static void file_meta(oc_xwriter *w, int fd, struct archive_entry *e, const char
     }
     if (fchmod(fd, mode) != 0)
         warn(w, path, "cannot set the mode");
-    if (archive_entry_xattr_count(e) > 0) {
-        archive_entry_xattr_reset(e);
-        const char *name;
-        const void *value;
-        size_t size;
-        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
-            if (name && fsetxattr(fd, name, value, size, 0) != 0)
-                warn(w, path, "cannot restore an extended attribute");
-    }
+    set_xattrs(w, fd, e, path);
     /* an unset mtime is now, as for libarchive; an unset atime is the mtime */
     struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
     if (archive_entry_mtime_is_set(e)) {
@@ -340,13 +346,7 @@ int oc_xwriter_mkdir(oc_xwriter *w, int parent_fd, const char *leaf, struct arch
         oc_error_errno(err, errno, "cannot open directory %s", leaf);
         return -1;
     }
-    archive_entry_xattr_reset(e);
-    const char *name;
-    const void *value;
-    size_t size;
-    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
-        if (name && fsetxattr(fd, name, value, size, 0) != 0)
-            warn(w, leaf, "cannot restore an extended attribute");
+    set_xattrs(w, fd, e, leaf);
     close(fd);
     return 0;
 }
