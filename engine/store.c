@@ -375,6 +375,26 @@ int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error 
     return rc;
 }
 
+/* Whether hex's marker (read into *m) is of the kind wanted and file (under
+ * the store) is a regular file of the size it records; its path into *path
+ * when asked (malloc'd, only on success). */
+static int blob_in_place(const oc_store *s, const char *hex, int is_layer, const char *file,
+                         oc_blob_mark *m, char **path)
+{
+    oc_error ignored;
+    if (oc_store_mark_read(s, hex, m, &ignored) != 1 || m->is_layer != is_layer)
+        return 0;
+    char *p = join(s->dir, file);
+    struct stat st;
+    int ok = p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+             (uint64_t)st.st_size == (is_layer ? m->tar_size : m->size);
+    if (ok && path)
+        *path = p;
+    else
+        free(p);
+    return ok;
+}
+
 int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, char **path,
                         uint64_t *tar_size)
 {
@@ -382,16 +402,13 @@ int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, c
     if (strncmp(digest, "sha256:", 7) != 0 || !oc_store_name_is_hex(digest + 7, "", NULL))
         return 0;
     const char *hex = digest + 7;
+    char file[OC_SHA256_HEX_LEN + 16];
+    snprintf(file, sizeof file, "%s/layer.tar", hex);
     oc_blob_mark m;
-    oc_error ignored;
-    if (oc_store_mark_read(s, hex, &m, &ignored) != 1 || !m.is_layer ||
-        strcmp(m.diff_id, diff_id) != 0)
-        return 0;
     char *p = NULL;
-    if (asprintf(&p, "%s/%s/layer.tar", s->dir, hex) < 0)
+    if (!blob_in_place(s, hex, 1, file, &m, &p))
         return 0;
-    struct stat st;
-    if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != m.tar_size) {
+    if (strcmp(m.diff_id, diff_id) != 0) {
         free(p);
         return 0;
     }
@@ -400,31 +417,16 @@ int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, c
     return 1;
 }
 
-/* Whether hex's marker is of the kind wanted and file (under the store)
- * is a regular file of the size it records. */
-static int blob_in_place(const oc_store *s, const char *hex, int is_layer, const char *file)
-{
-    oc_blob_mark m;
-    oc_error ignored;
-    if (oc_store_mark_read(s, hex, &m, &ignored) != 1 || m.is_layer != is_layer)
-        return 0;
-    char *p = join(s->dir, file);
-    struct stat st;
-    int ok = p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) &&
-             (uint64_t)st.st_size == (is_layer ? m.tar_size : m.size);
-    free(p);
-    return ok;
-}
-
 int oc_store_image_intact(const oc_store *s, const oc_store_image *si, char *why, size_t cap)
 {
-    if (!si->config || !blob_in_place(s, si->config_hex, 0, si->config)) {
+    oc_blob_mark m;
+    if (!si->config || !blob_in_place(s, si->config_hex, 0, si->config, &m, NULL)) {
         snprintf(why, cap, "config %s is missing or not as last verified",
                  si->config ? si->config : "(none)");
         return 0;
     }
     for (size_t i = 0; i < si->n_layers; i++) {
-        if (!blob_in_place(s, si->layer_hex[i], 1, si->layers[i])) {
+        if (!blob_in_place(s, si->layer_hex[i], 1, si->layers[i], &m, NULL)) {
             snprintf(why, cap, "layer %s is missing or not as last verified", si->layers[i]);
             return 0;
         }
