@@ -66,6 +66,11 @@ static void stop_signals(oc_engine *e)
             uv_close((uv_handle_t *)&e->signals[i], signal_closed);
 }
 
+static const char *signal_name(int signum)
+{
+    return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "a signal";
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     oc_engine *e = h->data;
@@ -75,9 +80,7 @@ static void on_signal(uv_signal_t *h, int signum)
     fprintf(stderr,
             "occystrap: %s received: stopping; downloads in flight are abandoned, what "
             "verified is kept (send it again to exit at once)\n",
-            signum == SIGINT    ? "SIGINT"
-            : signum == SIGTERM ? "SIGTERM"
-                                : "a signal");
+            signal_name(signum));
     oc_engine_interrupt(e, signum);
 }
 
@@ -121,11 +124,11 @@ void oc_engine_interrupt(oc_engine *e, int signum)
     if (e->interrupted)
         return;
     e->interrupted = signum ? signum : -1;
-    snprintf(e->interrupted_why, sizeof e->interrupted_why, "interrupted%s%s",
-             signum == SIGINT    ? " by SIGINT"
-             : signum == SIGTERM ? " by SIGTERM"
-                                 : "",
-             signum && signum != SIGINT && signum != SIGTERM ? " by a signal" : "");
+    if (signum)
+        snprintf(e->interrupted_why, sizeof e->interrupted_why, "interrupted by %s",
+                 signal_name(signum));
+    else
+        snprintf(e->interrupted_why, sizeof e->interrupted_why, "interrupted");
     oc_engine_log(e, "%s: cancelling every transfer", e->interrupted_why);
     if (e->http)
         oc_http_stop(e->http, e->interrupted_why);
