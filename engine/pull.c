@@ -25,6 +25,16 @@
 
 typedef struct pull_job pull_job;
 
+/* A layer's failure, as it concerns other pulls of the same blob in the run.
+ * OURS: this pull's own (cancelled, local disk, this image's diff_id): any
+ * other pull fetches the blob itself. REPO: refused for this repository
+ * (404, 401, 403): other pulls from the same repository of the same registry
+ * fail with it. REGISTRY: the registry could not deliver it (network, status,
+ * wrong bytes, after every retry): other pulls from that registry fail with
+ * it. CONTENT: the bytes matched the digest and are broken (bad gzip, too
+ * large): every pull of the blob fails with it. */
+enum { FAIL_OURS = 0, FAIL_REPO, FAIL_REGISTRY, FAIL_CONTENT };
+
 typedef struct layer_fetch {
     pull_job *job;
     const oc_descriptor *desc; /* first occurrence in the manifest */
@@ -33,8 +43,9 @@ typedef struct layer_fetch {
     oc_reg_call *call; /* while a call streams into the pipe */
     int tries;
     int finished;
-    int reused; /* path belongs to the caller (have_layer): never unlinked here */
-    int owner;  /* claimed in the run's in-flight table: must complete it */
+    int reused;     /* path belongs to the caller (have_layer): never unlinked here */
+    int owner;      /* claimed in the run's in-flight table: must complete it */
+    int fail_scope; /* FAIL_*: who else the last attempt's failure is for */
     oc_once_waiter waiter;
     uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
     char *path;
@@ -200,6 +211,7 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     char want_hex[OC_SHA256_HEX_LEN + 1];
     if (oc_digest_parse(f->desc->digest, want_hex, err) != 0)
         return -1;
+    f->fail_scope = FAIL_REGISTRY; /* until the registry's bytes are found right */
     if (res.compressed_size != (uint64_t)f->desc->size) {
         oc_error_set(err, OC_E_DIGEST,
                      "layer %s: size mismatch: manifest %" PRId64 ", got %" PRIu64, f->desc->digest,
@@ -213,8 +225,10 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     }
     if (!res.stream_ok) {
         *err = res.stream_err; /* the registry's bytes are right: the image is broken */
+        f->fail_scope = FAIL_CONTENT;
         return -1;
     }
+    f->fail_scope = FAIL_OURS; /* a diff_id mismatch is this image's config's doing */
     char diff_hex[OC_SHA256_HEX_LEN + 1];
     if (oc_digest_parse(f->diff_id, diff_hex, err) != 0)
         return -1;
@@ -229,18 +243,47 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     return 0;
 }
 
+/* Who a failure of scope FAIL_* is for, handed to the waiting pulls: "*"
+ * (everybody), "HOST" or "HOST/REPO"; NULL for FAIL_OURS or no memory. */
+static char *failure_scope(const pull_job *j, int scope)
+{
+    char *s = NULL;
+    int n = -1;
+    if (scope == FAIL_CONTENT)
+        n = asprintf(&s, "*");
+    else if (scope == FAIL_REGISTRY)
+        n = asprintf(&s, "%s", oc_registry_host(j->r));
+    else if (scope == FAIL_REPO)
+        n = asprintf(&s, "%s/%s", oc_registry_host(j->r), j->repo);
+    return n < 0 ? NULL : s;
+}
+
+/* Is a failure handed on with this scope also pull j's? */
+static int failure_is_mine(const pull_job *j, const char *scope)
+{
+    const char *host = oc_registry_host(j->r);
+    size_t n = strlen(host);
+    if (strcmp(scope, "*") == 0 || strcmp(scope, host) == 0)
+        return 1;
+    return strncmp(scope, host, n) == 0 && scope[n] == '/' && strcmp(scope + n + 1, j->repo) == 0;
+}
+
 /* The layer is over: success, or a failure that is not retried. */
 static void layer_settle(layer_fetch *f, const oc_error *err)
 {
     pull_job *j = f->job;
     int failed = err && err->code != OC_OK;
     if (f->owner) {
-        /* wake the other pulls waiting for this digest: with the placed file,
-         * or with the failure so one of them takes over */
+        /* wake the other pulls waiting for this digest: with the placed file;
+         * or with the failure and, when it was the registry's answer, where
+         * from, so that a pull asking the same place fails with it instead
+         * of asking again; any other pull takes over */
         f->owner = 0;
         char *value = NULL;
         if (!failed && asprintf(&value, "%" PRIu64 " %s", f->tar_size, f->path) < 0)
             value = NULL;
+        else if (failed)
+            value = failure_scope(j, f->fail_scope);
         oc_once_complete(j->in_flight, f->desc->digest, !failed && value, value, err);
         free(value);
     }
@@ -325,6 +368,10 @@ static void layer_on_done(void *opaque, const oc_reg_info *info, const oc_error 
     oc_error err = *call_err;
     if (err.code != OC_E_DIGEST && strstr(err.msg, f->desc->digest) == NULL)
         oc_error_prefix(&err, "layer %s", f->desc->digest);
+    if (err.code == OC_E_NOTFOUND || err.code == OC_E_AUTH)
+        f->fail_scope = FAIL_REPO;
+    else if (err.code == OC_E_NET || err.code == OC_E_HTTP || err.code == OC_E_DIGEST)
+        f->fail_scope = FAIL_REGISTRY;
     if (layer_retry(f, &err))
         return;
     if (j->on_layer)
@@ -338,6 +385,7 @@ static void layer_start(layer_fetch *f)
 {
     pull_job *j = f->job;
     f->tries++;
+    f->fail_scope = FAIL_OURS;
     oc_reg_call_opts opts = {.resumable = 1, .resume_from = f->resume_from};
     f->resume_from = 0; /* only the first send continues the partial file */
     oc_reg_consumer consumer = {
@@ -450,9 +498,16 @@ static int layer_claim(layer_fetch *f, oc_error *err)
 static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const oc_error *why)
 {
     layer_fetch *f = w->opaque;
-    (void)why;
+    pull_job *j = f->job;
     oc_error err;
     oc_error_clear(&err);
+    if (!ok && value && why && failure_is_mine(j, value)) {
+        /* asking again would get the same answer (every retry is spent) */
+        oc_engine_log(j->e, "%s: layer %s failed for another image (%s); not asked for again",
+                      j->label, f->desc->digest, why->msg);
+        layer_settle(f, why);
+        return;
+    }
     if (ok) {
         if (parse_placed(value, &f->path, &f->tar_size) != 0) {
             oc_error_set(&err, OC_E_NOMEM, "out of memory");

@@ -163,7 +163,7 @@ void oc_once_complete(oc_once *t, const char *key, int ok, const char *value, co
         return;
     oc_once_waiter *waiters = s->head;
     s->head = s->tail = NULL;
-    const char *v = NULL;
+    const char *v = value;
     if (ok) {
         s->state = SLOT_DONE;
         s->value = value ? strdup(value) : NULL;

@@ -328,6 +328,43 @@ grep -q "$NS/a:v1" "$dir/err" || cell_fail "mirror -q: exit 1 with nothing on st
 if [ "$CELL_OK" = 1 ]; then ok "mirror -q reports the failed entry"; fi
 printf '%s\t%s\t%s\t%s\t%s\t-\n' "500" "blob-all" "mirror -q" "error" "$([ "$CELL_OK" = 1 ] && echo pass || echo 'FAIL BUG-3')" >>"$RESULTS"
 
+# A shared layer that fails for good is asked for once per place, not once per
+# image: a and b (two repositories of one registry) share base. A 500 is the
+# registry's: b takes a's failure (3 GETs in all, --retries 3). A 404 is one
+# repository's answer: b asks for itself (one GET each; 404 is not retried).
+# shared_failure STATUS WANTED_GETS
+shared_failure() {
+  FAULT=shared-$1 COL=layer-all CMD=mirror
+  CELLS=$((CELLS + 1))
+  CELL_OK=1
+  dir="$WORK_DIR/cells/shared-$1"
+  mkdir -p "$dir"
+  set_rules "/blobs/$L_BASE|status=$1|1000"
+  printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
+  printf '%s/%s/a:v1\n%s/%s/b:v1\n' "$PROXY" "$NS" "$PROXY" "$NS" >"$dir/list.txt"
+  rc=0
+  "$OCCYSTRAP" "${OPTS[@]}" --config "$dir/config.json" --progress plain mirror "$dir/list.txt" "$dir/store" \
+    2>"$dir/err" || rc=$?
+  cp "$PROXY_LOG" "$dir/proxy.log"
+  [ "$rc" = 1 ] || cell_fail "exit status $rc, wanted 1"
+  local img line gets
+  for img in a b; do
+    line=$(grep "^FAILED  $PROXY/$NS/$img:v1 " "$dir/err" || true)
+    grep -qF -- "$L_BASE" <<<"$line" && grep -qF -- "HTTP $1" <<<"$line" ||
+      cell_fail "error for $img does not name the shared layer and HTTP $1: ${line:-no FAILED line}"
+  done
+  gets=$(grep -c "/blobs/$L_BASE range=" "$dir/proxy.log" || true)
+  [ "$gets" = "$2" ] || cell_fail "the shared layer was asked for $gets times, wanted $2"
+  "$OCCYSTRAP" verify "$dir/store" >"$dir/verify" 2>&1 || cell_fail "verify failed after the run: $(tail -3 "$dir/verify")"
+  $PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --absent "$NS/a" --absent "$NS/b" --tmp-empty \
+    >"$dir/check" 2>&1 || cell_fail "store: $(cat "$dir/check")"
+  if [ "$CELL_OK" = 1 ]; then ok "shared layer answered $1: asked for $gets times, both images failed naming it"; fi
+  printf '%s\t%s\t%s\t%s\t%s\t-\n' "$1 on a shared layer" "layer-all" "mirror" "error, $2 GETs" \
+    "$([ "$CELL_OK" = 1 ] && echo pass || echo FAIL)" >>"$RESULTS"
+}
+shared_failure 500 3
+shared_failure 404 2
+
 echo "matrix: $CELLS cells in $(($(date +%s) - T_START)) s; results in $RESULTS"
 if [ "${#FAILED[@]}" -gt 0 ]; then
   echo "${#FAILED[@]} failed check(s):"
