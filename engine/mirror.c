@@ -757,12 +757,16 @@ int oc_mirror_run(oc_engine *e, const oc_mirror_opts *o, oc_error *err)
     }
     run.store = oc_store_open(o->store_dir, OC_STORE_WRITE, err);
     if (!run.store)
-        goto out;
+        goto store_failed;
     if (take_mirror_lock(&run, &lock_fd, err) != 0)
-        goto out;
+        goto store_failed;
     run.partial_dir = oc_store_path(run.store, ".occystrap/partial");
-    if (!run.partial_dir || oc_mkdirs(run.partial_dir, err) != 0)
-        goto out;
+    if (!run.partial_dir) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        goto store_failed;
+    }
+    if (oc_mkdirs(run.partial_dir, err) != 0)
+        goto store_failed;
     run.in_flight = oc_once_new();
     run.jobs = calloc(run.list.n, sizeof *run.jobs);
     run.progress = oc_progress_new(e->loop, o->quiet ? OC_PROGRESS_NONE : o->progress, stderr,
@@ -810,6 +814,13 @@ int oc_mirror_run(oc_engine *e, const oc_mirror_opts *o, oc_error *err)
             status = status ? status : 1;
         }
     }
+    goto out;
+store_failed:
+    /* a store that cannot be opened, locked or written (read-only, no
+     * space, no permission) fails the work, as fetch-to-extracted does; a
+     * directory that is not a store or a lock held by another run is a
+     * configuration error */
+    status = err->code == OC_E_USAGE || err->code == OC_E_FORMAT ? 2 : 1;
 out:
     if (run.progress)
         oc_progress_finish(run.progress);

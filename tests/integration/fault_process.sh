@@ -277,7 +277,7 @@ before=$(cd "$S" && find . -type f -exec sha256sum {} + | sort)
 rc=0
 mirror list4.txt "$S" 2>last.err || rc=$?
 good=1
-[ "$rc" != 0 ] || { good=0 && pfail "mirror into a read-only store exited 0"; }
+[ "$rc" = 1 ] || { good=0 && pfail "mirror into a read-only store exited $rc, wanted 1 (the work failed, as fetch-to-extracted says)"; }
 { grep -q "$S" last.err && grep -q 'Read-only file system' last.err; } ||
   { good=0 && pfail "read-only store: the error does not name the store and the cause: $(cat last.err)"; }
 [ "$(grep -c . last.err)" = 1 ] || { good=0 && pfail "read-only store: more than one line of error: $(cat last.err)"; }
