@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -17,10 +18,47 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return rc != 0 && errno != ENOENT ? -1 : 0;
 }
 
+/* Unreadable directories opened up by the current pass of open_dirs (per
+ * thread: an nftw callback takes no argument of ours). */
+static _Thread_local unsigned long dirs_opened_up;
+
+/* Give the owner rwx on a directory that lacks it, so that what it holds can
+ * be removed without root (an expanded layer has 0555 and 0000 directories).
+ * nftw reports a directory before its entries, so a readable one is fixed
+ * before its entries are; an unreadable one (FTW_DNR) is fixed but not
+ * entered, which the next pass does. */
+static int open_dir(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if ((flag == FTW_D || flag == FTW_DNR) && (st->st_mode & S_IRWXU) != S_IRWXU) {
+        if (chmod(path, (st->st_mode & 07777) | S_IRWXU) != 0)
+            return errno == ENOENT ? 0 : -1;
+        if (flag == FTW_DNR)
+            dirs_opened_up++;
+    }
+    return 0;
+}
+
+/* Until no unreadable directory is left (each pass enters at least one more
+ * level; bounded in case a file system says yes and does not); a directory
+ * that cannot be changed ends it, and the removal that follows names what is
+ * left. Root needs none of this. */
+static void open_dirs(const char *path)
+{
+    if (geteuid() == 0)
+        return;
+    for (int pass = 0; pass < 4096; pass++) {
+        dirs_opened_up = 0;
+        if (nftw(path, open_dir, 32, FTW_PHYS) != 0 || dirs_opened_up == 0)
+            return;
+    }
+}
+
 int oc_remove_tree(const char *path, oc_error *err)
 {
     if (access(path, F_OK) != 0 && errno == ENOENT)
         return 0;
+    open_dirs(path);
     if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0) {
         oc_error_errno(err, errno, "cannot remove %s", path);
         return -1;
