@@ -863,9 +863,11 @@ static int is_at_or_under(const char *path, const char *prefix, int strict)
 
 /* Whether an entry of a layer after layer li replaces or deletes path: the
  * same name, a non-directory at an ancestor, a whiteout of it or of an
- * ancestor, an opaque whiteout above it. Write-once never writes such an
- * entry, so an error there is one only oldest-first sees. */
-static int shadowed_later(const setup *s, size_t li, const char *path)
+ * ancestor, an opaque whiteout above it, or, when path is not a directory
+ * (nondir), an entry beneath it (its parent directory takes path's place).
+ * Write-once never writes such an entry, so an error there is one only
+ * oldest-first sees. */
+static int shadowed_later(const setup *s, size_t li, const char *path, int nondir)
 {
     for (size_t j = li + 1; j < s->n; j++) {
         struct archive *a = archive_read_new();
@@ -893,7 +895,8 @@ static int shadowed_later(const setup *s, size_t li, const char *path)
                     found = is_at_or_under(path, t, 0);
                 } else {
                     int dir = archive_entry_filetype(e) == AE_IFDIR && !archive_entry_hardlink(e);
-                    found = strcmp(path, n) == 0 || (!dir && is_at_or_under(path, n, 1));
+                    found = strcmp(path, n) == 0 || (!dir && is_at_or_under(path, n, 1)) ||
+                            (nondir && is_at_or_under(n, path, 1));
                 }
             }
         }
@@ -902,6 +905,30 @@ static int shadowed_later(const setup *s, size_t li, const char *path)
             return 1;
     }
     return 0;
+}
+
+/* Whether layer li has an entry named path that is not a directory. */
+static int nondir_entry_in(const setup *s, size_t li, const char *path)
+{
+    struct archive *a = archive_read_new();
+    FZ_CHECK(a != NULL, "harness out of memory");
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+    int found = 0;
+    if (archive_read_open_memory(a, s->bytes[li], s->lens[li]) == ARCHIVE_OK) {
+        struct archive_entry *e;
+        while (!found && archive_read_next_header(a, &e) >= ARCHIVE_WARN) {
+            const char *raw = archive_entry_pathname(e);
+            char n[4096];
+            if (!raw)
+                continue;
+            norm_name(raw, n, sizeof n);
+            found = strcmp(n, path) == 0 &&
+                    (archive_entry_filetype(e) != AE_IFDIR || archive_entry_hardlink(e));
+        }
+    }
+    archive_read_free(a);
+    return found;
 }
 
 /* Whether msg is the error of one entry ("layer Ln: entry 'name': ...")
@@ -919,7 +946,7 @@ static int shadowed_entry_error(const setup *s, const char *msg)
     char raw[4096], path[4096];
     snprintf(raw, sizeof raw, "%.*s", (int)(end - name), name);
     norm_name(raw, path, sizeof path);
-    return shadowed_later(s, li, path);
+    return shadowed_later(s, li, path, nondir_entry_in(s, li, path));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
