@@ -225,7 +225,10 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     }
     if (!res.stream_ok) {
         *err = res.stream_err; /* the registry's bytes are right: the image is broken */
-        f->fail_scope = FAIL_CONTENT;
+        f->fail_scope =
+            err->code == OC_E_FORMAT || err->code == OC_E_LIMIT || err->code == OC_E_UNSUPPORTED
+                ? FAIL_CONTENT
+                : FAIL_OURS;
         return -1;
     }
     f->fail_scope = FAIL_OURS; /* a diff_id mismatch is this image's config's doing */
