@@ -2,6 +2,12 @@
 # http2_multiplex.sh - over TLS the registry speaks HTTP/2 and all requests of
 # one image (manifest, config, the layers in parallel) share one connection;
 # over plain HTTP the layers travel on parallel HTTP/1.1 connections.
+# The plain-HTTP count is a timing check: curl takes the next transfer only
+# after it has read as much as the socket holds for the one before, so a
+# small layer that arrived whole already has freed its connection (curl -v -v:
+# "Re-using existing connection"). That happens about 1 run in 10 here for
+# one of the three layers; under valgrind (scripts/valgrind.sh, where timing
+# checks do not decide) it happened once for all three.
 source "$(dirname "$0")/lib/common.sh"
 
 expect_status 0 "$OCCYSTRAP" -v --ca-cert "$LAB_CA" fetch-to-tarfile "$LAB_TLS" fixtures/multilayer v1 tls.tar
