@@ -32,12 +32,13 @@ T_START=$(date +%s)
 
 IMAGES="$WORK_DIR/images.json"
 $PY "$TESTS_DIR/integration/lib/store_images.py" "$LAB_PLAIN" "$IMAGES" \
-  --layer base=120000 --layer la=180000 --layer lb=90000 \
-  "$NS/a:v1=base,la" "$NS/b:v1=base,lb" || fail "pushing the test images failed"
-read -r CFG_A CFG_B L_BASE L_A L_B < <($PY -c 'import json,sys
+  --layer base=120000 --layer la=180000 --layer lb=90000 --broken-layer broken=100000 \
+  "$NS/a:v1=base,la" "$NS/b:v1=base,lb" "$NS/c:v1=broken,la" "$NS/d:v1=broken,lb" ||
+  fail "pushing the test images failed"
+read -r CFG_A CFG_B L_BASE L_A L_B L_BROKEN < <($PY -c 'import json,sys
 f = json.load(open(sys.argv[1]))["fixtures"]
-a, b = f[sys.argv[2] + "/a"], f[sys.argv[2] + "/b"]
-print(a["config"]["digest"], b["config"]["digest"], a["layers"][0]["digest"], a["layers"][1]["digest"], b["layers"][1]["digest"])' "$IMAGES" "$NS")
+a, b, c = f[sys.argv[2] + "/a"], f[sys.argv[2] + "/b"], f[sys.argv[2] + "/c"]
+print(a["config"]["digest"], b["config"]["digest"], a["layers"][0]["digest"], a["layers"][1]["digest"], b["layers"][1]["digest"], c["layers"][0]["digest"])' "$IMAGES" "$NS")
 
 OPTS=(-v --retries 3 --stall-timeout 1)
 # FAULT_ROWS="stall slow" runs only those rows (to work on one fault).
@@ -364,6 +365,37 @@ shared_failure() {
 }
 shared_failure 500 3
 shared_failure 404 2
+
+# A shared layer whose bytes verify and do not inflate is broken for everyone:
+# c and d (two more repositories) share `broken` (a gzip stream cut short, its
+# digest that of the cut bytes): one GET in all (two on the old code), both
+# images fail naming it and the stream error; nothing is retried.
+FAULT=shared-broken COL=layer-all CMD=mirror
+CELLS=$((CELLS + 1))
+CELL_OK=1
+dir="$WORK_DIR/cells/shared-broken"
+mkdir -p "$dir"
+set_rules "nothing-matches-this|pass|1"
+printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
+printf '%s/%s/c:v1\n%s/%s/d:v1\n' "$PROXY" "$NS" "$PROXY" "$NS" >"$dir/list.txt"
+rc=0
+"$OCCYSTRAP" "${OPTS[@]}" --config "$dir/config.json" --progress plain mirror "$dir/list.txt" "$dir/store" \
+  2>"$dir/err" || rc=$?
+cp "$PROXY_LOG" "$dir/proxy.log"
+[ "$rc" = 1 ] || cell_fail "exit status $rc, wanted 1"
+for img in c d; do
+  line=$(grep "^FAILED  $PROXY/$NS/$img:v1 " "$dir/err" || true)
+  grep -qF -- "$L_BROKEN" <<<"$line" && grep -q -- 'gzip' <<<"$line" ||
+    cell_fail "error for $img does not name the broken layer and the gzip error: ${line:-no FAILED line}"
+done
+gets=$(grep -c "/blobs/$L_BROKEN range=" "$dir/proxy.log" || true)
+[ "$gets" = 1 ] || cell_fail "the broken layer was asked for $gets times, wanted 1"
+"$OCCYSTRAP" verify "$dir/store" >"$dir/verify" 2>&1 || cell_fail "verify failed after the run: $(tail -3 "$dir/verify")"
+$PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --absent "$NS/c" --absent "$NS/d" --tmp-empty \
+  >"$dir/check" 2>&1 || cell_fail "store: $(cat "$dir/check")"
+if [ "$CELL_OK" = 1 ]; then ok "shared layer that does not inflate: asked for once, both images failed naming it"; fi
+printf '%s\t%s\t%s\t%s\t%s\t-\n' "broken gzip on a shared layer" "layer-all" "mirror" "error, 1 GET" \
+  "$([ "$CELL_OK" = 1 ] && echo pass || echo FAIL)" >>"$RESULTS"
 
 echo "matrix: $CELLS cells in $(($(date +%s) - T_START)) s; results in $RESULTS"
 if [ "${#FAILED[@]}" -gt 0 ]; then

@@ -2,11 +2,15 @@
 """store_images.py - build small Docker schema 2 images with random layers and
 push them to a lab registry over the plain v2 API, for the store tests.
 
-usage: store_images.py REGISTRY OUT_JSON [--layer NAME=BYTES ...] IMAGE=NAME,NAME,... ...
+usage: store_images.py REGISTRY OUT_JSON [--layer NAME=BYTES ...] [--broken-layer NAME=BYTES ...]
+                        IMAGE=NAME,NAME,... ...
 
 Each --layer is a gzip-compressed tar holding one file of BYTES random bytes
 (incompressible, fresh on every run, so every blob digest belongs to this run
-alone and a test can count its GETs in the registry's access log). IMAGE is
+alone and a test can count its GETs in the registry's access log). A
+--broken-layer is the same with its gzip stream cut short by 64 bytes: the
+manifest gives the digest and size of the bytes pushed, so the blob verifies
+and then fails to inflate (the publisher's fault, not the transport's). IMAGE is
 REPO:TAG; images list layers by NAME, so several images can share a layer.
 OUT_JSON is written in the layout of the lab's fixtures.json (so that
 check_tarball.py can check tarballs of these images):
@@ -34,7 +38,7 @@ def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def make_layer(name, size):
+def make_layer(name, size, broken=False):
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tf:
         payload = os.urandom(size)
@@ -45,6 +49,8 @@ def make_layer(name, size):
         tf.addfile(info, io.BytesIO(payload))
     tar = raw.getvalue()
     blob = gzip.compress(tar, compresslevel=1, mtime=0)
+    if broken:
+        blob = blob[:-64]
     return {"name": name, "tar": tar, "blob": blob, "digest": sha256(blob),
             "diff_id": sha256(tar), "size": len(blob), "media_type": MT_LAYER}
 
@@ -86,9 +92,9 @@ def main():
     layers, images = {}, []
     i = 0
     while i < len(args):
-        if args[i] == "--layer":
+        if args[i] in ("--layer", "--broken-layer"):
             name, _, size = args[i + 1].partition("=")
-            layers[name] = make_layer(name, int(size))
+            layers[name] = make_layer(name, int(size), args[i] == "--broken-layer")
             i += 2
         else:
             ref, _, names = args[i].partition("=")
