@@ -25,14 +25,16 @@
 
 typedef struct pull_job pull_job;
 
-/* A layer's failure, as it concerns other pulls of the same blob in the run.
- * OURS: this pull's own (cancelled, local disk, this image's diff_id): any
- * other pull fetches the blob itself. REPO: refused for this repository
- * (404, 401, 403): other pulls from the same repository of the same registry
- * fail with it. REGISTRY: the registry could not deliver it (network, status,
- * wrong bytes, after every retry): other pulls from that registry fail with
- * it. CONTENT: the bytes matched the digest and are broken (bad gzip, too
- * large): every pull of the blob fails with it. */
+/* A layer's final failure, as it concerns the other pulls of the run that
+ * want the same blob. OURS: this pull's own (cancelled, local disk, this
+ * image's diff_id): another pull fetches the blob itself. REPO: refused for
+ * this repository (404, 401, 403): pulls from the same repository of the
+ * same registry fail with it. REGISTRY: the registry could not deliver it
+ * (network, status, wrong bytes, after every retry): pulls from that
+ * registry fail with it. CONTENT: the bytes matched the digest and are
+ * broken (bad gzip, too large): every pull of the blob fails with it. The
+ * others are remembered for the rest of the run in the in-flight table, under
+ * "failed SCOPE DIGEST" with SCOPE "HOST/REPO", "HOST" or "*". */
 enum { FAIL_OURS = 0, FAIL_REPO, FAIL_REGISTRY, FAIL_CONTENT };
 
 typedef struct layer_fetch {
@@ -46,6 +48,7 @@ typedef struct layer_fetch {
     int reused;     /* path belongs to the caller (have_layer): never unlinked here */
     int owner;      /* claimed in the run's in-flight table: must complete it */
     int fail_scope; /* FAIL_*: who else the last attempt's failure is for */
+    int recalled;   /* a remembered failure covers this pull: settle with it */
     oc_once_waiter waiter;
     uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
     char *path;
@@ -246,29 +249,52 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     return 0;
 }
 
-/* Who a failure of scope FAIL_* is for, handed to the waiting pulls: "*"
- * (everybody), "HOST" or "HOST/REPO"; NULL for FAIL_OURS or no memory. */
-static char *failure_scope(const pull_job *j, int scope)
+/* The in-flight table's key for a failure of this layer with scope FAIL_*
+ * (malloc'd; NULL for FAIL_OURS or no memory). */
+static char *failure_key(const layer_fetch *f, int scope)
 {
-    char *s = NULL;
+    const pull_job *j = f->job;
+    const char *host = oc_registry_host(j->r), *digest = f->desc->digest;
+    char *key = NULL;
     int n = -1;
     if (scope == FAIL_CONTENT)
-        n = asprintf(&s, "*");
+        n = asprintf(&key, "failed * %s", digest);
     else if (scope == FAIL_REGISTRY)
-        n = asprintf(&s, "%s", oc_registry_host(j->r));
+        n = asprintf(&key, "failed %s %s", host, digest);
     else if (scope == FAIL_REPO)
-        n = asprintf(&s, "%s/%s", oc_registry_host(j->r), j->repo);
-    return n < 0 ? NULL : s;
+        n = asprintf(&key, "failed %s/%s %s", host, j->repo, digest);
+    return n < 0 ? NULL : key;
 }
 
-/* Is a failure handed on with this scope also pull j's? */
-static int failure_is_mine(const pull_job *j, const char *scope)
+/* Remember the layer's final failure for the rest of the run, if it is one
+ * that other pulls would meet too. Value: "CODE MESSAGE". */
+static void failure_remember(layer_fetch *f, const oc_error *err)
 {
-    const char *host = oc_registry_host(j->r);
-    size_t n = strlen(host);
-    if (strcmp(scope, "*") == 0 || strcmp(scope, host) == 0)
-        return 1;
-    return strncmp(scope, host, n) == 0 && scope[n] == '/' && strcmp(scope + n + 1, j->repo) == 0;
+    pull_job *j = f->job;
+    char *key = failure_key(f, f->fail_scope), *value = NULL;
+    const char *known = NULL;
+    if (key && asprintf(&value, "%d %s", (int)err->code, err->msg) < 0)
+        value = NULL;
+    if (key && value && oc_once_claim(j->in_flight, key, NULL, &known) == OC_ONCE_OWNER)
+        oc_once_complete(j->in_flight, key, 1, value, NULL);
+    free(key);
+    free(value);
+}
+
+/* A remembered failure of this layer that covers this pull: 1 and *err. */
+static int failure_recall(layer_fetch *f, oc_error *err)
+{
+    for (int scope = FAIL_REPO; scope <= FAIL_CONTENT; scope++) {
+        char *key = failure_key(f, scope);
+        const char *value = key ? oc_once_peek(f->job->in_flight, key) : NULL;
+        free(key);
+        int code, at = 0;
+        if (value && sscanf(value, "%d %n", &code, &at) == 1 && at > 0) {
+            oc_error_set(err, (oc_errcode)code, "%s", value + at);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* The layer is over: success, or a failure that is not retried. */
@@ -277,16 +303,15 @@ static void layer_settle(layer_fetch *f, const oc_error *err)
     pull_job *j = f->job;
     int failed = err && err->code != OC_OK;
     if (f->owner) {
-        /* wake the other pulls waiting for this digest: with the placed file;
-         * or with the failure and, when it was the registry's answer, where
-         * from, so that a pull asking the same place fails with it instead
-         * of asking again; any other pull takes over */
+        /* wake the other pulls waiting for this digest: with the placed file,
+         * or with the failure, remembered first when it is theirs too (they
+         * find it when they claim again); any other pull takes over */
         f->owner = 0;
         char *value = NULL;
         if (!failed && asprintf(&value, "%" PRIu64 " %s", f->tar_size, f->path) < 0)
             value = NULL;
-        else if (failed)
-            value = failure_scope(j, f->fail_scope);
+        if (failed && f->fail_scope != FAIL_OURS)
+            failure_remember(f, err);
         oc_once_complete(j->in_flight, f->desc->digest, !failed && value, value, err);
         free(value);
     }
@@ -455,9 +480,22 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
 
 static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const oc_error *err);
 
+/* Settle a layer that layer_claim found recalled, with the remembered error. */
+static void layer_settle_recalled(layer_fetch *f)
+{
+    oc_error err;
+    oc_error_clear(&err);
+    if (!failure_recall(f, &err))
+        oc_error_set(&err, OC_E_NOMEM, "layer %s: out of memory", f->desc->digest);
+    f->recalled = 0;
+    layer_settle(f, &err);
+}
+
 /* Decide where layer f comes from: the caller's store, another pull of this
  * run (wait for it), or a fetch of our own (a pipe is made; layer_start
- * follows). Sets f->finished when nothing is left to do. */
+ * follows). Sets f->finished when nothing is left to do, f->recalled when
+ * the layer failed for another pull in a way that is this one's too (the
+ * caller settles it with layer_settle_recalled). */
 static int layer_claim(layer_fetch *f, oc_error *err)
 {
     pull_job *j = f->job;
@@ -465,6 +503,15 @@ static int layer_claim(layer_fetch *f, oc_error *err)
                                        &f->tar_size) == 1) {
         f->reused = 1;
         f->finished = 1;
+        return 0;
+    }
+    if (j->in_flight && failure_recall(f, err)) {
+        /* asking again would get the same answer (every retry is spent) */
+        oc_engine_log(j->e,
+                      "%s: layer %s failed for another image of this run; not asked for again",
+                      j->label, f->desc->digest);
+        oc_error_clear(err);
+        f->recalled = 1; /* the caller settles it */
         return 0;
     }
     if (j->in_flight) {
@@ -501,16 +548,9 @@ static int layer_claim(layer_fetch *f, oc_error *err)
 static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const oc_error *why)
 {
     layer_fetch *f = w->opaque;
-    pull_job *j = f->job;
+    (void)why;
     oc_error err;
     oc_error_clear(&err);
-    if (!ok && value && why && failure_is_mine(j, value)) {
-        /* asking again would get the same answer (every retry is spent) */
-        oc_engine_log(j->e, "%s: layer %s failed for another image (%s); not asked for again",
-                      j->label, f->desc->digest, why->msg);
-        layer_settle(f, why);
-        return;
-    }
     if (ok) {
         if (parse_placed(value, &f->path, &f->tar_size) != 0) {
             oc_error_set(&err, OC_E_NOMEM, "out of memory");
@@ -522,12 +562,15 @@ static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const 
         layer_settle(f, NULL);
         return;
     }
-    /* the other pull failed: claim again; we may now be the one to fetch */
+    /* the other pull failed: claim again; we may now be the one to fetch,
+     * or find that its failure is ours too */
     if (layer_claim(f, &err) != 0) {
         layer_settle(f, &err);
         return;
     }
-    if (f->finished)
+    if (f->recalled)
+        layer_settle_recalled(f);
+    else if (f->finished)
         layer_settle(f, NULL);
     else if (f->pipe)
         layer_start(f);
@@ -589,13 +632,32 @@ static void start_layers(pull_job *j)
     for (size_t k = 0; k < j->n_fetches; k++)
         if (!j->fetches[k].finished)
             j->pending++;
-    if (j->pending == 0) {
-        job_complete(j);
-        return;
-    }
+    /* held while the layers are settled or started, so that the job, which
+     * the last settled layer completes, outlives these loops */
+    j->pending++;
     for (size_t k = 0; k < j->n_fetches; k++)
-        if (!j->fetches[k].finished && j->fetches[k].pipe)
-            layer_start(&j->fetches[k]);
+        if (j->fetches[k].recalled)
+            layer_settle_recalled(&j->fetches[k]);
+    oc_error cancel;
+    oc_error_clear(&cancel);
+    for (size_t k = 0; k < j->n_fetches; k++) {
+        layer_fetch *f = &j->fetches[k];
+        if (f->finished || !f->pipe)
+            continue;
+        if (j->failed) { /* a recalled layer failed the image: fetch no other */
+            oc_error_set(&cancel, OC_E_CANCELLED, "layer %s: not fetched, another layer failed",
+                         f->desc->digest);
+            oc_blobpipe_release(f->pipe);
+            f->pipe = NULL;
+            if (j->on_layer) /* layer_claim counted it as started */
+                j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
+            layer_settle(f, &cancel);
+        } else {
+            layer_start(f);
+        }
+    }
+    if (--j->pending == 0)
+        job_complete(j);
 }
 
 /* ---- config ---- */

@@ -137,6 +137,12 @@ int oc_once_claim(oc_once *t, const char *key, oc_once_waiter *w, const char **v
     return insert(t, key) ? OC_ONCE_OWNER : -1;
 }
 
+const char *oc_once_peek(oc_once *t, const char *key)
+{
+    slot *s = find(t, key);
+    return s && s->state == SLOT_DONE ? s->value : NULL;
+}
+
 void oc_once_withdraw(oc_once *t, const char *key, oc_once_waiter *w)
 {
     slot *s = find(t, key);
@@ -163,7 +169,7 @@ void oc_once_complete(oc_once *t, const char *key, int ok, const char *value, co
         return;
     oc_once_waiter *waiters = s->head;
     s->head = s->tail = NULL;
-    const char *v = value;
+    const char *v = NULL;
     if (ok) {
         s->state = SLOT_DONE;
         s->value = value ? strdup(value) : NULL;

@@ -4,11 +4,9 @@
  * The first job to claim a key becomes its owner and does the work; later
  * claimants wait and are called back when the owner completes. A success is
  * remembered (later claims return DONE with the value at once); a failure
- * forgets the key and wakes the waiters with ok = 0 and the owner's value,
- * so each may claim again (the first becomes the new owner) or, when the
- * value says the failure is theirs too, take it as their own: the table
- * never decides that one job's failure, or cancellation, is another's.
- * Single-threaded: the loop thread. */
+ * forgets the key and wakes the waiters with ok = 0, so each may claim again
+ * (the first becomes the new owner): one job's failure, or cancellation,
+ * never decides another job's outcome. Single-threaded: the loop thread. */
 #ifndef OC_SCHED_ONCE_H
 #define OC_SCHED_ONCE_H
 
@@ -32,11 +30,13 @@ void oc_once_free(oc_once *t);
 /* OWNER: do the work, then oc_once_complete. WAIT: w->ready will be called.
  * DONE: *value (owned by the table) is the remembered result. -1: no memory. */
 int oc_once_claim(oc_once *t, const char *key, oc_once_waiter *w, const char **value);
+/* The remembered value of a key that completed with success, else NULL
+ * (unknown, running or failed); claims nothing. */
+const char *oc_once_peek(oc_once *t, const char *key);
 /* Withdraw a waiter (its job was cancelled). */
 void oc_once_withdraw(oc_once *t, const char *key, oc_once_waiter *w);
-/* The owner's result: ok with value (copied and remembered), or a failure
- * with err and an optional value for the waiters (not remembered). Waiters
- * are called in claim order. */
+/* The owner's result: ok with value (copied), or a failure. Waiters are
+ * called in claim order. */
 void oc_once_complete(oc_once *t, const char *key, int ok, const char *value, const oc_error *err);
 
 #endif

@@ -369,13 +369,15 @@ shared_failure 404 2
 # A shared layer whose bytes verify and do not inflate is broken for everyone:
 # c and d (two more repositories) share `broken` (a gzip stream cut short, its
 # digest that of the cut bytes): one GET in all (two on the old code), both
-# images fail naming it and the stream error; nothing is retried.
+# images fail naming it and the stream error; nothing is retried. d's manifest
+# trickles in for over a second, so d asks for its layers after c's failure is
+# over: the failure is remembered for the run, not only handed to waiters.
 FAULT=shared-broken COL=layer-all CMD=mirror
 CELLS=$((CELLS + 1))
 CELL_OK=1
 dir="$WORK_DIR/cells/shared-broken"
 mkdir -p "$dir"
-set_rules "nothing-matches-this|pass|1"
+set_rules "/$NS/d/manifests/sha256:|slow=400,slowchunk=128|1000"
 printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
 printf '%s/%s/c:v1\n%s/%s/d:v1\n' "$PROXY" "$NS" "$PROXY" "$NS" >"$dir/list.txt"
 rc=0
@@ -390,6 +392,8 @@ for img in c d; do
 done
 gets=$(grep -c "/blobs/$L_BROKEN range=" "$dir/proxy.log" || true)
 [ "$gets" = 1 ] || cell_fail "the broken layer was asked for $gets times, wanted 1"
+grep -q "d:v1@sha256:[0-9a-f]*: layer $L_BROKEN failed for another image of this run; not asked for again" "$dir/err" ||
+  cell_fail "d did not find c's remembered failure (-v log)"
 "$OCCYSTRAP" verify "$dir/store" >"$dir/verify" 2>&1 || cell_fail "verify failed after the run: $(tail -3 "$dir/verify")"
 $PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --absent "$NS/c" --absent "$NS/d" --tmp-empty \
   >"$dir/check" 2>&1 || cell_fail "store: $(cat "$dir/check")"

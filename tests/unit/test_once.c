@@ -1,6 +1,6 @@
 /* test_once.c - in-flight deduplication: one owner, waiters woken in order,
- * success remembered, failure forgotten so a waiter can take over (its value
- * handed on, not kept), and a table that grows past its first size. */
+ * success remembered (and seen by peek), failure forgotten so a waiter can
+ * take over, and a table that grows past its first size. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,26 +94,22 @@ static void test_failure_hands_over(void **state)
     oc_once_free(t);
 }
 
-/* A failure hands the owner's value to the waiters (so each can tell
- * whether the failure is also its own) but does not remember it. */
-static void test_failure_value_not_remembered(void **state)
+/* peek gives a remembered success and nothing else, and claims nothing. */
+static void test_peek(void **state)
 {
     (void)state;
     oc_once *t = oc_once_new();
-    rec a = {.w = {.ready = on_ready}};
-    a.w.opaque = &a;
     const char *v = NULL;
+    assert_null(oc_once_peek(t, "k"));
     assert_int_equal(oc_once_claim(t, "k", NULL, &v), OC_ONCE_OWNER);
-    assert_int_equal(oc_once_claim(t, "k", &a.w, &v), OC_ONCE_WAIT);
-    oc_error err;
-    oc_error_set(&err, OC_E_HTTP, "HTTP 500");
-    oc_once_complete(t, "k", 0, "registry/repo", &err);
-    assert_int_equal(a.calls, 1);
-    assert_false(a.ok);
-    assert_string_equal(a.value, "registry/repo");
-    v = NULL;
+    assert_null(oc_once_peek(t, "k"));
+    oc_once_complete(t, "k", 0, NULL, NULL);
+    assert_null(oc_once_peek(t, "k"));
     assert_int_equal(oc_once_claim(t, "k", NULL, &v), OC_ONCE_OWNER);
-    assert_null(v);
+    oc_once_complete(t, "k", 1, "v", NULL);
+    assert_string_equal(oc_once_peek(t, "k"), "v");
+    assert_null(oc_once_peek(t, "other"));
+    assert_int_equal(oc_once_claim(t, "other", NULL, &v), OC_ONCE_OWNER);
     oc_once_free(t);
 }
 
@@ -160,7 +156,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_owner_and_waiters),
         cmocka_unit_test(test_failure_hands_over),
-        cmocka_unit_test(test_failure_value_not_remembered),
+        cmocka_unit_test(test_peek),
         cmocka_unit_test(test_withdraw_and_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
