@@ -539,9 +539,18 @@ static int layer_claim(layer_fetch *f, oc_error *err)
         }
         f->owner = 1;
     }
+    if (layer_make_pipe(f, err) != 0) {
+        oc_blobpipe_release(f->pipe);
+        f->pipe = NULL;
+        if (f->owner) { /* let a waiting pull try its own luck */
+            f->owner = 0;
+            oc_once_complete(j->in_flight, f->desc->digest, 0, NULL, err);
+        }
+        return -1;
+    }
     if (j->on_layer)
         j->on_layer(j->progress_opaque, 1, (uint64_t)f->desc->size);
-    return layer_make_pipe(f, err);
+    return 0;
 }
 
 /* Another pull finished (or gave up) the layer we waited for. */
@@ -623,9 +632,10 @@ static void start_layers(pull_job *j)
         f->desc = &m->layers[i];
         f->diff_id = j->config.diff_ids[i];
         if (layer_claim(f, &err) != 0) {
+            /* the layers claimed so far may own or wait for a digest: they
+             * are settled below, and the job completes when they are */
             job_fail(j, &err);
-            job_complete(j);
-            return;
+            break;
         }
         j->n_fetches++;
     }
@@ -644,7 +654,7 @@ static void start_layers(pull_job *j)
         layer_fetch *f = &j->fetches[k];
         if (f->finished || !f->pipe)
             continue;
-        if (j->failed) { /* a recalled layer failed the image: fetch no other */
+        if (j->failed) { /* the image failed already: fetch no other layer */
             oc_error_set(&cancel, OC_E_CANCELLED, "layer %s: not fetched, another layer failed",
                          f->desc->digest);
             oc_blobpipe_release(f->pipe);
