@@ -330,76 +330,54 @@ if [ "$CELL_OK" = 1 ]; then ok "mirror -q reports the failed entry"; fi
 printf '%s\t%s\t%s\t%s\t%s\t-\n' "500" "blob-all" "mirror -q" "error" "$([ "$CELL_OK" = 1 ] && echo pass || echo 'FAIL BUG-3')" >>"$RESULTS"
 
 # A shared layer that fails for good is asked for once per place, not once per
-# image: a and b (two repositories of one registry) share base. A 500 is the
-# registry's: b takes a's failure (3 GETs in all, --retries 3). A 404 is one
-# repository's answer: b asks for itself (one GET each; 404 is not retried).
-# shared_failure STATUS WANTED_GETS
+# image. shared_failure NAME RULE X Y LAYER CAUSE GETS [LOG]: mirror X and Y
+# (two repositories of one registry that share LAYER) through the proxy with
+# RULE; both must fail with an error naming LAYER and CAUSE (a regex), LAYER
+# must have been asked for GETS times in all, the store must verify and hold
+# neither image, and the -v log must match LOG if given.
 shared_failure() {
-  FAULT=shared-$1 COL=layer-all CMD=mirror
+  local name=$1 rule=$2 x=$3 y=$4 layer=$5 cause=$6 want=$7 log=${8:-}
+  FAULT=shared-$name COL=layer-all CMD=mirror
   CELLS=$((CELLS + 1))
   CELL_OK=1
-  dir="$WORK_DIR/cells/shared-$1"
+  dir="$WORK_DIR/cells/shared-$name"
   mkdir -p "$dir"
-  set_rules "/blobs/$L_BASE|status=$1|1000"
+  set_rules "$rule"
   printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
-  printf '%s/%s/a:v1\n%s/%s/b:v1\n' "$PROXY" "$NS" "$PROXY" "$NS" >"$dir/list.txt"
+  printf '%s/%s/%s:v1\n%s/%s/%s:v1\n' "$PROXY" "$NS" "$x" "$PROXY" "$NS" "$y" >"$dir/list.txt"
   rc=0
   "$OCCYSTRAP" "${OPTS[@]}" --config "$dir/config.json" --progress plain mirror "$dir/list.txt" "$dir/store" \
     2>"$dir/err" || rc=$?
   cp "$PROXY_LOG" "$dir/proxy.log"
   [ "$rc" = 1 ] || cell_fail "exit status $rc, wanted 1"
   local img line gets
-  for img in a b; do
+  for img in "$x" "$y"; do
     line=$(grep "^FAILED  $PROXY/$NS/$img:v1 " "$dir/err" || true)
-    grep -qF -- "$L_BASE" <<<"$line" && grep -qF -- "HTTP $1" <<<"$line" ||
-      cell_fail "error for $img does not name the shared layer and HTTP $1: ${line:-no FAILED line}"
+    grep -qF -- "$layer" <<<"$line" && grep -qE -- "$cause" <<<"$line" ||
+      cell_fail "error for $img does not name the shared layer and /$cause/: ${line:-no FAILED line}"
   done
-  gets=$(grep -c "/blobs/$L_BASE range=" "$dir/proxy.log" || true)
-  [ "$gets" = "$2" ] || cell_fail "the shared layer was asked for $gets times, wanted $2"
+  gets=$(grep -c "/blobs/$layer range=" "$dir/proxy.log" || true)
+  [ "$gets" = "$want" ] || cell_fail "the shared layer was asked for $gets times, wanted $want"
+  [ -z "$log" ] || grep -qE -- "$log" "$dir/err" || cell_fail "nothing in the -v log matches /$log/"
   "$OCCYSTRAP" verify "$dir/store" >"$dir/verify" 2>&1 || cell_fail "verify failed after the run: $(tail -3 "$dir/verify")"
-  $PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --absent "$NS/a" --absent "$NS/b" --tmp-empty \
+  $PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --absent "$NS/$x" --absent "$NS/$y" --tmp-empty \
     >"$dir/check" 2>&1 || cell_fail "store: $(cat "$dir/check")"
-  if [ "$CELL_OK" = 1 ]; then ok "shared layer answered $1: asked for $gets times, both images failed naming it"; fi
-  printf '%s\t%s\t%s\t%s\t%s\t-\n' "$1 on a shared layer" "layer-all" "mirror" "error, $2 GETs" \
+  if [ "$CELL_OK" = 1 ]; then ok "shared layer, $name: asked for $gets times, both images failed naming it"; fi
+  printf '%s\t%s\t%s\t%s\t%s\t-\n' "$name on a shared layer" "layer-all" "mirror" "error, $want GETs" \
     "$([ "$CELL_OK" = 1 ] && echo pass || echo FAIL)" >>"$RESULTS"
 }
-shared_failure 500 3
-shared_failure 404 2
-
-# A shared layer whose bytes verify and do not inflate is broken for everyone:
-# c and d (two more repositories) share `broken` (a gzip stream cut short, its
-# digest that of the cut bytes): one GET in all (two on the old code), both
-# images fail naming it and the stream error; nothing is retried. d's manifest
-# trickles in for over a second, so d asks for its layers after c's failure is
-# over: the failure is remembered for the run, not only handed to waiters.
-FAULT=shared-broken COL=layer-all CMD=mirror
-CELLS=$((CELLS + 1))
-CELL_OK=1
-dir="$WORK_DIR/cells/shared-broken"
-mkdir -p "$dir"
-set_rules "/$NS/d/manifests/sha256:|slow=400,slowchunk=128|1000"
-printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
-printf '%s/%s/c:v1\n%s/%s/d:v1\n' "$PROXY" "$NS" "$PROXY" "$NS" >"$dir/list.txt"
-rc=0
-"$OCCYSTRAP" "${OPTS[@]}" --config "$dir/config.json" --progress plain mirror "$dir/list.txt" "$dir/store" \
-  2>"$dir/err" || rc=$?
-cp "$PROXY_LOG" "$dir/proxy.log"
-[ "$rc" = 1 ] || cell_fail "exit status $rc, wanted 1"
-for img in c d; do
-  line=$(grep "^FAILED  $PROXY/$NS/$img:v1 " "$dir/err" || true)
-  grep -qF -- "$L_BROKEN" <<<"$line" && grep -q -- 'gzip' <<<"$line" ||
-    cell_fail "error for $img does not name the broken layer and the gzip error: ${line:-no FAILED line}"
-done
-gets=$(grep -c "/blobs/$L_BROKEN range=" "$dir/proxy.log" || true)
-[ "$gets" = 1 ] || cell_fail "the broken layer was asked for $gets times, wanted 1"
-grep -q "d:v1@sha256:[0-9a-f]*: layer $L_BROKEN failed for another image of this run; not asked for again" "$dir/err" ||
-  cell_fail "d did not find c's remembered failure (-v log)"
-"$OCCYSTRAP" verify "$dir/store" >"$dir/verify" 2>&1 || cell_fail "verify failed after the run: $(tail -3 "$dir/verify")"
-$PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --absent "$NS/c" --absent "$NS/d" --tmp-empty \
-  >"$dir/check" 2>&1 || cell_fail "store: $(cat "$dir/check")"
-if [ "$CELL_OK" = 1 ]; then ok "shared layer that does not inflate: asked for once, both images failed naming it"; fi
-printf '%s\t%s\t%s\t%s\t%s\t-\n' "broken gzip on a shared layer" "layer-all" "mirror" "error, 1 GET" \
-  "$([ "$CELL_OK" = 1 ] && echo pass || echo FAIL)" >>"$RESULTS"
+# a and b share base. A 500 is the registry's answer: b, waiting for a, takes
+# a's failure (3 GETs in all with --retries 3, 6 on the old code). A 404 is one
+# repository's answer: b asks for itself (one GET each; 404 is not retried).
+shared_failure 500 "/blobs/$L_BASE|status=500|1000" a b "$L_BASE" 'HTTP 500' 3
+shared_failure 404 "/blobs/$L_BASE|status=404|1000" a b "$L_BASE" 'HTTP 404' 2
+# c and d share broken, whose bytes verify and do not inflate (a gzip stream
+# cut short, its digest that of the cut bytes): broken for everyone, so one
+# GET in all (two on the old code), nothing retried. d's manifest trickles in
+# for over a second, so d asks for its layers after c's failure is over: the
+# failure is remembered for the run, not only handed to waiters.
+shared_failure broken "/$NS/d/manifests/sha256:|slow=400,slowchunk=128|1000" c d "$L_BROKEN" 'gzip' 1 \
+  "d:v1@sha256:[0-9a-f]*: layer $L_BROKEN failed for another image of this run; not asked for again"
 
 echo "matrix: $CELLS cells in $(($(date +%s) - T_START)) s; results in $RESULTS"
 if [ "${#FAILED[@]}" -gt 0 ]; then
