@@ -367,7 +367,12 @@ store_ok "$S" "after removing and truncating layers" --present "$NS/p1" --presen
 # ulimit -n 21 or 22, depending on timing, and its job leaked. At the lowest
 # limits the run cannot open its list, its store or its lock: one clear error
 # before any entry starts.)
+# Not under valgrind (scripts/valgrind.sh sets OCCY_VG_BIN): valgrind needs
+# descriptors of its own, and below about 20 its preload fails (exit 127).
 S="$WORK_DIR/fds"
+if [ -n "${OCCY_VG_BIN:-}" ]; then
+  ok "out of file descriptors: skipped under valgrind (it needs descriptors of its own; Release and ASan run it)"
+else
 printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN" >fds.json
 : >fds.txt
 for f in multilayer multilayer-oci whiteouts links duplayer; do printf '%s/fixtures/%s:v1\n' "$LAB_PLAIN" "$f" >>fds.txt; done
@@ -395,6 +400,7 @@ done
 expect_status 0 "$OCCYSTRAP" --config fds.json mirror fds.txt "$S"
 "$OCCYSTRAP" verify "$S" >fds.verify 2>&1 || { good=0 && pfail "out of descriptors: verify after the rerun: $(tail -2 fds.verify)"; }
 [ "$good" = 0 ] || ok "out of file descriptors (ulimit -n 15..30, done+FAILED of 5:$summary): every entry reported, the store verifies, a rerun completes"
+fi
 
 echo "process faults: $(($(date +%s) - T_START)) s"
 if [ "${#FAILED[@]}" -gt 0 ]; then
