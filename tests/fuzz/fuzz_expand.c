@@ -861,6 +861,20 @@ static int is_at_or_under(const char *path, const char *prefix, int strict)
     return path[n] == '/' || (!strict && path[n] == '\0');
 }
 
+/* A reader of layer li's tar as libarchive sees it (tar and GNU tar), or
+ * NULL when it does not open; archive_read_free takes either. */
+static struct archive *open_layer(const setup *s, size_t li)
+{
+    struct archive *a = archive_read_new();
+    FZ_CHECK(a != NULL, "harness out of memory");
+    archive_read_support_format_tar(a);
+    archive_read_support_format_gnutar(a);
+    if (archive_read_open_memory(a, s->bytes[li], s->lens[li]) == ARCHIVE_OK)
+        return a;
+    archive_read_free(a);
+    return NULL;
+}
+
 /* Whether an entry of a layer after layer li replaces or deletes path: the
  * same name, a non-directory at an ancestor, a whiteout of it or of an
  * ancestor, an opaque whiteout above it, or, when path is not a directory
@@ -870,12 +884,9 @@ static int is_at_or_under(const char *path, const char *prefix, int strict)
 static int shadowed_later(const setup *s, size_t li, const char *path, int nondir)
 {
     for (size_t j = li + 1; j < s->n; j++) {
-        struct archive *a = archive_read_new();
-        FZ_CHECK(a != NULL, "harness out of memory");
-        archive_read_support_format_tar(a);
-        archive_read_support_format_gnutar(a);
+        struct archive *a = open_layer(s, j);
         int found = 0;
-        if (archive_read_open_memory(a, s->bytes[j], s->lens[j]) == ARCHIVE_OK) {
+        if (a) {
             struct archive_entry *e;
             while (!found && archive_read_next_header(a, &e) >= ARCHIVE_WARN) {
                 const char *raw = archive_entry_pathname(e);
@@ -910,12 +921,9 @@ static int shadowed_later(const setup *s, size_t li, const char *path, int nondi
 /* Whether layer li has an entry named path that is not a directory. */
 static int nondir_entry_in(const setup *s, size_t li, const char *path)
 {
-    struct archive *a = archive_read_new();
-    FZ_CHECK(a != NULL, "harness out of memory");
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
+    struct archive *a = open_layer(s, li);
     int found = 0;
-    if (archive_read_open_memory(a, s->bytes[li], s->lens[li]) == ARCHIVE_OK) {
+    if (a) {
         struct archive_entry *e;
         while (!found && archive_read_next_header(a, &e) >= ARCHIVE_WARN) {
             const char *raw = archive_entry_pathname(e);

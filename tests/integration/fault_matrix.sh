@@ -313,14 +313,20 @@ for FAULT in "${FAULTS[@]}"; do
   done
 done
 
+# extra_cell NAME RULE: a cell beside the matrix: counted, the proxy's rules
+# set, and a fresh $dir holding the mirror's config.json for the proxy
+extra_cell() {
+  CELLS=$((CELLS + 1))
+  CELL_OK=1
+  dir="$WORK_DIR/cells/$1"
+  mkdir -p "$dir"
+  set_rules "$2"
+  printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
+}
+
 # mirror -q ("only errors") must still report a failed entry (BUG-3).
 FAULT=quiet COL=blob-all CMD=mirror-q
-CELLS=$((CELLS + 1))
-CELL_OK=1
-dir="$WORK_DIR/cells/quiet"
-mkdir -p "$dir"
-set_rules "/blobs/|status=500|1000"
-printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
+extra_cell quiet "/blobs/|status=500|1000"
 printf '%s/%s/a:v1\n' "$PROXY" "$NS" >"$dir/list.txt"
 rc=0
 "$OCCYSTRAP" -q --retries 2 --config "$dir/config.json" mirror "$dir/list.txt" "$dir/store" 2>"$dir/err" || rc=$?
@@ -338,12 +344,7 @@ printf '%s\t%s\t%s\t%s\t%s\t-\n' "500" "blob-all" "mirror -q" "error" "$([ "$CEL
 shared_failure() {
   local name=$1 rule=$2 x=$3 y=$4 layer=$5 cause=$6 want=$7 log=${8:-}
   FAULT=shared-$name COL=layer-all CMD=mirror
-  CELLS=$((CELLS + 1))
-  CELL_OK=1
-  dir="$WORK_DIR/cells/shared-$name"
-  mkdir -p "$dir"
-  set_rules "$rule"
-  printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" >"$dir/config.json"
+  extra_cell "shared-$name" "$rule"
   printf '%s/%s/%s:v1\n%s/%s/%s:v1\n' "$PROXY" "$NS" "$x" "$PROXY" "$NS" "$y" >"$dir/list.txt"
   rc=0
   "$OCCYSTRAP" "${OPTS[@]}" --config "$dir/config.json" --progress plain mirror "$dir/list.txt" "$dir/store" \
