@@ -42,11 +42,9 @@ static int open_dir(const char *path, const struct stat *st, int flag, struct FT
 /* Until no unreadable directory is left (each pass enters at least one more
  * level; bounded in case a file system says yes and does not); a directory
  * that cannot be changed ends it, and the removal that follows names what is
- * left. Root needs none of this. */
+ * left. */
 static void open_dirs(const char *path)
 {
-    if (geteuid() == 0)
-        return;
     for (int pass = 0; pass < 4096; pass++) {
         dirs_opened_up = 0;
         if (nftw(path, open_dir, 32, FTW_PHYS) != 0 || dirs_opened_up == 0)
@@ -58,12 +56,18 @@ int oc_remove_tree(const char *path, oc_error *err)
 {
     if (access(path, F_OK) != 0 && errno == ENOENT)
         return 0;
-    open_dirs(path);
-    if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0) {
-        oc_error_errno(err, errno, "cannot remove %s", path);
-        return -1;
+    if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) == 0)
+        return 0;
+    /* without root, a directory lacking owner rwx stops the walk (EACCES,
+     * or EISDIR for one it could not read): open the rest of the tree up (a
+     * second walk, only then) and remove what is left */
+    if (geteuid() != 0) {
+        open_dirs(path);
+        if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) == 0)
+            return 0;
     }
-    return 0;
+    oc_error_errno(err, errno, "cannot remove %s", path);
+    return -1;
 }
 
 char *oc_scratch_dir_beside(const char *target, oc_error *err)
