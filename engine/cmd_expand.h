@@ -7,8 +7,8 @@
 #ifndef OC_ENGINE_CMD_EXPAND_H
 #define OC_ENGINE_CMD_EXPAND_H
 
-#include "engine/expand.h"
-#include "engine/pull.h"
+#include "engine/expand/expand.h"
+#include "engine/registry/pull.h"
 #include "io/error.h"
 
 /* `expand STORE IMAGE TAG DIR`: returns the exit status (0, 1, 2). DIR must

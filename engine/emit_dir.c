@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "engine/catalog.h"
+#include "engine/store/catalog.h"
 #include "engine/emit_tar.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"

@@ -13,8 +13,8 @@
 #ifndef OC_ENGINE_EMIT_DIR_H
 #define OC_ENGINE_EMIT_DIR_H
 
-#include "engine/pull.h"
-#include "engine/store.h"
+#include "engine/registry/pull.h"
+#include "engine/store/store.h"
 #include "io/error.h"
 
 typedef struct oc_emit_dir_opts {

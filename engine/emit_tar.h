@@ -15,7 +15,7 @@
 
 #include <jansson.h>
 
-#include "engine/pull.h"
+#include "engine/registry/pull.h"
 #include "io/error.h"
 
 /* The manifest.json entry of one image:

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "engine/ref.h"
+#include "engine/image/ref.h"
 #include "io/error.h"
 
 typedef struct oc_list_entry {

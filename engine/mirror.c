@@ -22,9 +22,9 @@
 
 #include "engine/emit_dir.h"
 #include "engine/listfile.h"
-#include "engine/pull.h"
-#include "engine/registry.h"
-#include "engine/store.h"
+#include "engine/registry/pull.h"
+#include "engine/registry/registry.h"
+#include "engine/store/store.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
 #include "io/digest.h"

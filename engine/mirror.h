@@ -17,8 +17,8 @@
 
 #include <stdio.h>
 
-#include "engine/engine.h"
-#include "engine/manifest.h"
+#include "engine/registry/engine.h"
+#include "engine/image/manifest.h"
 #include "sched/progress.h"
 
 typedef struct oc_mirror_opts {

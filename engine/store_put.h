@@ -5,8 +5,8 @@
 #ifndef OC_ENGINE_STORE_PUT_H
 #define OC_ENGINE_STORE_PUT_H
 
-#include "engine/pull.h"
-#include "engine/store.h"
+#include "engine/registry/pull.h"
+#include "engine/store/store.h"
 
 /* tmp_path must be on the store's file system (its run directory).
  * *final_path (malloc'd) is the layer's path in the store. */

@@ -18,9 +18,9 @@ run_tree() { # DIR CMAKE_ARGS...
 }
 
 echo "== lint: clang-format (the checked-in .clang-format) and cppcheck"
-clang-format --dry-run --Werror io/*.[ch] sched/*.[ch] engine/*.[ch]
+clang-format --dry-run --Werror io/*.[ch] sched/*.[ch] engine/*.[ch] engine/*/*.[ch] cli/*.[ch]
 cppcheck --enable=warning,performance,portability --error-exitcode=1 -q --std=c11 \
-  --suppress=missingIncludeSystem -I . io sched engine
+  --suppress=missingIncludeSystem -I . io sched engine cli
 
 echo "== build and test: Release"
 run_tree build -DCMAKE_BUILD_TYPE=Release

@@ -18,7 +18,7 @@
 
 #include <openssl/evp.h>
 
-#include "engine/auth.h"
+#include "engine/registry/auth.h"
 #include "fuzz_common.h"
 
 static void check_value(const char *v, const char *what)

@@ -59,7 +59,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "engine/expand.h"
+#include "engine/expand/expand.h"
 #include "fuzz_common.h"
 
 #define SEP "OCCYLAYER\n"

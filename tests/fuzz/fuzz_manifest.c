@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/manifest.h"
+#include "engine/image/manifest.h"
 #include "fuzz_common.h"
 
 #define CT_MAX 160

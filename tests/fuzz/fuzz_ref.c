@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/ref.h"
+#include "engine/image/ref.h"
 #include "fuzz_common.h"
 
 #define HUB "registry-1.docker.io"

@@ -24,8 +24,8 @@
 
 #include <jansson.h>
 
-#include "engine/catalog.h"
-#include "engine/store_image.h"
+#include "engine/store/catalog.h"
+#include "engine/store/store_image.h"
 #include "fuzz_common.h"
 
 #define HEX 64

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/auth.h"
+#include "engine/registry/auth.h"
 
 #define HUB_REALM "https://auth.docker.io/token"
 

@@ -24,9 +24,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "engine/expand.h"
-#include "engine/expand_plan.h"
-#include "engine/layerpath.h"
+#include "engine/expand/expand.h"
+#include "engine/expand/expand_plan.h"
+#include "engine/expand/layerpath.h"
 #include "io/fsutil.h"
 
 static char tmpdir[256];

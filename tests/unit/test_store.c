@@ -24,11 +24,11 @@
 #include <jansson.h>
 
 #include "engine/emit_dir.h"
-#include "engine/recreate.h"
-#include "engine/store.h"
-#include "engine/store_gc.h"
-#include "engine/store_list.h"
-#include "engine/store_verify.h"
+#include "engine/store/recreate.h"
+#include "engine/store/store.h"
+#include "engine/store/store_gc.h"
+#include "engine/store/store_list.h"
+#include "engine/store/store_verify.h"
 #include "io/digest.h"
 #include "io/storelock.h"
 

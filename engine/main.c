@@ -1,8 +1,0 @@
-/* main.c - the occystrap executable: a thin shell over the engine library
- * (as curl's src/ is over lib/). All behaviour lives in cli.c. */
-#include "engine/cli.h"
-
-int main(int argc, char **argv)
-{
-    return oc_cli_main(argc, argv);
-}

@@ -1,0 +1,973 @@
+/* registry.c - registry v2 API client for one host (see registry.h).
+ *
+ * A call moves through: wait for a slot -> send -> (401: get a token, send
+ * again) -> (transient failure: release the slot, back off, send again,
+ * resuming the body where it broke) -> done. Each call owns one uv_timer
+ * for its backoff; the call is freed in that timer's close callback, after
+ * the consumer's on_done has returned. */
+#include "engine/registry/registry.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "engine/registry/auth.h"
+
+typedef struct token_entry {
+    char *scope;
+    char *token;
+    uint64_t expires_ms; /* uv_now() time */
+} token_entry;
+
+typedef struct reg_call reg_call;
+
+typedef struct token_fetch {
+    char *scope; /* cache key */
+    reg_call **waiters;
+    int n_waiters;
+    char *body;
+    size_t body_len;
+    long status;
+    struct token_fetch *next;
+} token_fetch;
+
+struct oc_registry {
+    oc_engine *e;
+    char *host;     /* the registry as references name it */
+    char *endpoint; /* the host[:port] contacted (config "endpoint", else host) */
+    char *base_url;
+    const char *ca_file;
+    char *user;
+    char *pass;
+    int basic_mode;       /* registry asked for Basic: send it on every request */
+    char *bearer_realm;   /* from the first Bearer challenge: later scopes get */
+    char *bearer_service; /* their token before the request, saving a 401 */
+    /* Until one answer told us how this registry authenticates, only one
+     * call (the probe) goes out; the others wait at the gate, so a burst of
+     * calls costs one 401, not one each. */
+    int auth_known;
+    reg_call *probe;
+    reg_call **gate;
+    size_t n_gate;
+    token_entry *tokens;
+    int n_tokens;
+    token_fetch *fetching;
+    reg_call *backing_off; /* calls waiting for a retry, for oc_registry_interrupt */
+};
+
+struct reg_call {
+    oc_registry *r;
+    char *repo;
+    char *url;
+    char *scope; /* "repository:<repo>:pull" */
+    char *method;
+    char *accept;
+    oc_reg_call_opts opts;
+    oc_reg_consumer consumer;
+    oc_slot_wait slot;
+    uv_timer_t timer;
+    int attempt;    /* sends that counted against the retry budget */
+    int auth_tries; /* tokens fetched for this call */
+    oc_reg_info info;
+    oc_http_transfer *transfer;            /* the send in flight, or NULL */
+    reg_call *backoff_prev, *backoff_next; /* in r->backing_off while its timer runs */
+    int in_backoff;
+    /* per send */
+    char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after;
+    int64_t h_content_length;
+    uint64_t requested_from;
+    int begun;
+    int consumer_failed;
+    uint64_t consumed; /* entity bytes the consumer holds */
+    char errbody[2048];
+    size_t errbody_len;
+    oc_error err;
+};
+
+static void call_attempt(reg_call *c);
+static void call_finish(reg_call *c, const oc_error *err);
+
+/* ---- small helpers ---- */
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = xstrdup(v);
+}
+
+void oc_reg_info_free(oc_reg_info *info)
+{
+    free(info->content_type);
+    free(info->docker_content_digest);
+    info->content_type = info->docker_content_digest = NULL;
+}
+
+const char *oc_registry_host(const oc_registry *r)
+{
+    return r->host;
+}
+
+/* "CODE: message" from a registry's JSON error body, or "". */
+static void describe_error_body(const char *body, size_t len, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    if (len == 0)
+        return;
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *errors = root ? json_object_get(root, "errors") : NULL;
+    json_t *first = json_is_array(errors) ? json_array_get(errors, 0) : NULL;
+    const char *code = first ? json_string_value(json_object_get(first, "code")) : NULL;
+    const char *msg = first ? json_string_value(json_object_get(first, "message")) : NULL;
+    if (code || msg)
+        snprintf(out, outsz, " (%s%s%s)", code ? code : "", code && msg ? ": " : "",
+                 msg ? msg : "");
+    json_decref(root);
+}
+
+/* ---- registry ---- */
+
+oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err)
+{
+    oc_registry *r = calloc(1, sizeof *r);
+    if (!r) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    r->e = e;
+    const oc_registry_config *rc = oc_config_registry(e->opts.config, host);
+    r->host = strdup(host);
+    r->endpoint = strdup(rc && rc->endpoint ? rc->endpoint : host);
+    int insecure = rc && rc->insecure >= 0 ? rc->insecure : e->opts.insecure;
+    r->ca_file = rc && rc->ca_cert ? rc->ca_cert : e->opts.ca_file;
+    if (!r->host || !r->endpoint ||
+        asprintf(&r->base_url, "%s://%s", insecure ? "http" : "https", r->endpoint) < 0) {
+        r->base_url = NULL;
+        oc_registry_free(r);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (rc && rc->concurrency)
+        oc_limiter_set_key_max(e->limiter, r->host, rc->concurrency);
+    if (rc && rc->requests_per_second > 0 &&
+        oc_limiter_set_key_rate(e->limiter, e->loop, r->host, rc->requests_per_second) != 0) {
+        oc_registry_free(r);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    const char *user = rc && rc->username ? rc->username : e->opts.username;
+    const char *pass = rc && rc->username ? rc->password : e->opts.password;
+    if (user) {
+        r->user = strdup(user);
+        r->pass = strdup(pass ? pass : "");
+    } else {
+        oc_error cfg_err;
+        oc_error_clear(&cfg_err);
+        int found = oc_auth_docker_config_lookup(r->endpoint, &r->user, &r->pass, &cfg_err);
+        if (found == 0 && strcmp(r->endpoint, host) != 0)
+            found = oc_auth_docker_config_lookup(host, &r->user, &r->pass, &cfg_err);
+        if (found < 0) {
+            oc_registry_free(r);
+            if (err)
+                *err = cfg_err;
+            return NULL;
+        }
+    }
+    return r;
+}
+
+void oc_registry_free(oc_registry *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n_tokens; i++) {
+        free(r->tokens[i].scope);
+        free(r->tokens[i].token);
+    }
+    free(r->tokens);
+    free(r->gate);
+    free(r->bearer_realm);
+    free(r->bearer_service);
+    free(r->host);
+    free(r->endpoint);
+    free(r->base_url);
+    free(r->user);
+    free(r->pass);
+    free(r);
+}
+
+static token_entry *token_lookup(oc_registry *r, const char *scope)
+{
+    for (int i = 0; i < r->n_tokens; i++)
+        if (strcmp(r->tokens[i].scope, scope) == 0)
+            return &r->tokens[i];
+    return NULL;
+}
+
+static const char *token_valid(oc_registry *r, const char *scope)
+{
+    token_entry *t = token_lookup(r, scope);
+    if (!t || !t->token)
+        return NULL;
+    if (uv_now(r->e->loop) + 5000 >= t->expires_ms)
+        return NULL;
+    return t->token;
+}
+
+static void token_store(oc_registry *r, const char *scope, const char *token, int expires_in)
+{
+    token_entry *t = token_lookup(r, scope);
+    if (!t) {
+        token_entry *grown = realloc(r->tokens, sizeof *grown * (size_t)(r->n_tokens + 1));
+        if (!grown)
+            return;
+        r->tokens = grown;
+        t = &r->tokens[r->n_tokens];
+        t->scope = strdup(scope);
+        t->token = NULL;
+        if (!t->scope)
+            return;
+        r->n_tokens++;
+    }
+    set_str(&t->token, token);
+    t->expires_ms = uv_now(r->e->loop) + (uint64_t)expires_in * 1000;
+}
+
+static void token_forget(oc_registry *r, const char *scope)
+{
+    token_entry *t = token_lookup(r, scope);
+    if (t) {
+        free(t->token);
+        t->token = NULL;
+    }
+}
+
+/* ---- token fetch (bearer flow) ---- */
+
+static void token_fetch_free(token_fetch *f)
+{
+    free(f->scope);
+    free(f->waiters);
+    free(f->body);
+    free(f);
+}
+
+static void token_on_header(void *opaque, long status, const char *name, const char *value)
+{
+    (void)opaque;
+    (void)status;
+    (void)name;
+    (void)value;
+}
+
+static int token_on_data(void *opaque, long status, const char *data, size_t len, oc_error *err)
+{
+    token_fetch *f = opaque;
+    f->status = status;
+    if (f->body_len + len > 1024 * 1024) {
+        oc_error_set(err, OC_E_FORMAT, "token response larger than 1 MiB");
+        return OC_HTTP_DATA_ABORT;
+    }
+    char *grown = realloc(f->body, f->body_len + len + 1);
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory reading a token");
+        return OC_HTTP_DATA_ABORT;
+    }
+    f->body = grown;
+    memcpy(f->body + f->body_len, data, len);
+    f->body_len += len;
+    f->body[f->body_len] = '\0';
+    return OC_HTTP_DATA_OK;
+}
+
+static void unlink_fetch(oc_registry *r, token_fetch *f)
+{
+    for (token_fetch **p = &r->fetching; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            return;
+        }
+}
+
+static void call_retry_later(reg_call *c, const oc_error *why);
+
+static void token_on_done(void *opaque, const oc_http_result *res)
+{
+    token_fetch *f = opaque;
+    reg_call *first = f->waiters[0];
+    oc_registry *r = first->r;
+    unlink_fetch(r, f);
+    oc_error err;
+    oc_error_clear(&err);
+    int transient = 0;
+    char *token = NULL;
+    int expires_in = 60;
+    if (!res->ok) {
+        err = *res->err;
+        oc_error_prefix(&err, "token service for %s", r->host);
+        transient = 1;
+    } else if (res->status == 401 || res->status == 403) {
+        char detail[512];
+        describe_error_body(f->body, f->body_len, detail, sizeof detail);
+        oc_error_set(&err, OC_E_AUTH, "token service for %s refused %s (HTTP %ld)%s", r->host,
+                     r->user ? "the credentials" : "anonymous access", res->status, detail);
+    } else if (res->status != 200) {
+        oc_error_set(&err, OC_E_HTTP, "token service for %s answered HTTP %ld", r->host,
+                     res->status);
+        transient = oc_retry_status_is_transient(res->status);
+    } else if (oc_auth_parse_token_response(f->body, f->body_len, &token, &expires_in, &err) != 0) {
+        oc_error_prefix(&err, "token service for %s", r->host);
+    }
+    if (token)
+        token_store(r, f->scope, token, expires_in);
+    free(token);
+    for (int i = 0; i < f->n_waiters; i++) {
+        reg_call *c = f->waiters[i];
+        if (err.code == OC_OK)
+            call_attempt(c);
+        else if (transient)
+            call_retry_later(c, &err);
+        else
+            call_finish(c, &err);
+    }
+    token_fetch_free(f);
+}
+
+/* Ask for a token for c's scope; c continues when it arrives. */
+static void token_request(reg_call *c, const oc_auth_challenge *ch)
+{
+    oc_registry *r = c->r;
+    for (token_fetch *f = r->fetching; f; f = f->next) {
+        if (strcmp(f->scope, c->scope) == 0) {
+            reg_call **grown = realloc(f->waiters, sizeof *grown * (size_t)(f->n_waiters + 1));
+            if (!grown)
+                break;
+            f->waiters = grown;
+            f->waiters[f->n_waiters++] = c;
+            return;
+        }
+    }
+    oc_error err;
+    oc_error_clear(&err);
+    token_fetch *f = calloc(1, sizeof *f);
+    if (!f || !(f->scope = strdup(c->scope)) || !(f->waiters = malloc(sizeof *f->waiters))) {
+        if (f)
+            token_fetch_free(f);
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        call_finish(c, &err);
+        return;
+    }
+    f->waiters[f->n_waiters++] = c;
+
+    const char *scope = ch->scope ? ch->scope : c->scope;
+    char *esc_scope = curl_easy_escape(NULL, scope, 0);
+    char *esc_service = ch->service ? curl_easy_escape(NULL, ch->service, 0) : NULL;
+    size_t n = strlen(ch->realm) + (esc_scope ? strlen(esc_scope) : 0) +
+               (esc_service ? strlen(esc_service) : 0) + 32;
+    char *url = malloc(n);
+    if (url)
+        snprintf(url, n, "%s%sservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?",
+                 esc_service ? esc_service : "", esc_scope ? esc_scope : "");
+    curl_free(esc_scope);
+    curl_free(esc_service);
+    char *basic = r->user ? oc_auth_basic_header(r->user, r->pass) : NULL;
+    char *auth_line = NULL;
+    if (basic && asprintf(&auth_line, "Authorization: %s", basic) < 0)
+        auth_line = NULL;
+    free(basic);
+    const char *headers[] = {auth_line, NULL};
+    oc_http_request req = {
+        .url = url,
+        .headers = auth_line ? headers : NULL,
+        .ca_file = r->ca_file,
+        .tls_verify = 1,
+        .follow_redirects = 1,
+        .stall_seconds = r->e->opts.stall_seconds,
+        .on_header = token_on_header,
+        .on_data = token_on_data,
+        .on_done = token_on_done,
+        .opaque = f,
+    };
+    oc_engine_log(r->e, "token: GET %s%s", url ? url : "?", auth_line ? " (Basic)" : "");
+    f->next = r->fetching;
+    r->fetching = f;
+    oc_http_transfer *t = url ? oc_http_start(r->e->http, &req, &err) : NULL;
+    free(url);
+    free(auth_line);
+    if (!t) {
+        unlink_fetch(r, f);
+        token_fetch_free(f);
+        if (err.code == OC_OK)
+            oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        call_finish(c, &err);
+    }
+}
+
+/* ---- one send of a call ---- */
+
+static void call_reset_send(reg_call *c)
+{
+    free(c->h_content_type);
+    free(c->h_digest);
+    free(c->h_content_range);
+    free(c->h_www_auth);
+    free(c->h_retry_after);
+    c->h_content_type = c->h_digest = c->h_content_range = c->h_www_auth = c->h_retry_after = NULL;
+    c->h_content_length = -1;
+    c->begun = 0;
+    c->consumer_failed = 0;
+    c->errbody_len = 0;
+    oc_error_clear(&c->err);
+}
+
+/* Docker Hub's "RateLimit-Remaining: 76;w=21600": when few requests are
+ * left in the window, spread the rest over it instead of running into 429s. */
+static void slow_down(oc_registry *r, const char *value)
+{
+    char *end = NULL;
+    long remaining = strtol(value, &end, 10);
+    const char *w = strstr(value, "w=");
+    long window = w ? strtol(w + 2, NULL, 10) : 0;
+    if (end == value || remaining < 0 || window <= 0)
+        return;
+    unsigned cap = r->e->opts.per_registry ? r->e->opts.per_registry : 8;
+    if ((unsigned long)remaining > 4ul * cap)
+        return; /* plenty left */
+    double rps = remaining > 0 ? (double)remaining / (double)window : 1.0 / (double)window;
+    double now = oc_limiter_key_rate(r->e->limiter, r->host);
+    if (now > 0 && now <= rps)
+        return;
+    oc_engine_log(r->e, "%s: %ld requests left in a %ld s window; slowing to %.4f requests/s",
+                  r->host, remaining, window, rps);
+    oc_limiter_set_key_rate(r->e->limiter, r->e->loop, r->host, rps);
+}
+
+static void call_on_header(void *opaque, long status, const char *name, const char *value)
+{
+    reg_call *c = opaque;
+    if (status >= 300 && status < 400)
+        return; /* a redirect's headers */
+    if (strcmp(name, "content-type") == 0)
+        set_str(&c->h_content_type, value);
+    else if (strcmp(name, "docker-content-digest") == 0)
+        set_str(&c->h_digest, value);
+    else if (strcmp(name, "content-range") == 0)
+        set_str(&c->h_content_range, value);
+    else if (strcmp(name, "www-authenticate") == 0)
+        set_str(&c->h_www_auth, value);
+    else if (strcmp(name, "retry-after") == 0)
+        set_str(&c->h_retry_after, value);
+    else if (strcmp(name, "content-length") == 0)
+        c->h_content_length = strtoll(value, NULL, 10);
+    else if (strcmp(name, "ratelimit-remaining") == 0)
+        slow_down(c->r, value);
+}
+
+/* "bytes S-E/T" -> start and total (-1 when '*'). */
+static int parse_content_range(const char *v, uint64_t *start, int64_t *total)
+{
+    unsigned long long s = 0, e = 0;
+    char tot[32];
+    if (!v || sscanf(v, "bytes %llu-%llu/%31s", &s, &e, tot) != 3 || e < s)
+        return -1;
+    *start = s;
+    *total = strcmp(tot, "*") == 0 ? -1 : strtoll(tot, NULL, 10);
+    return 0;
+}
+
+static void fill_info_headers(reg_call *c, long status)
+{
+    c->info.status = status;
+    set_str(&c->info.content_type, c->h_content_type);
+    set_str(&c->info.docker_content_digest, c->h_digest);
+    c->info.content_length = c->h_content_length;
+}
+
+static int call_on_data(void *opaque, long status, const char *data, size_t len, oc_error *err)
+{
+    reg_call *c = opaque;
+    if (status < 200 || status >= 300) {
+        size_t room = sizeof c->errbody - c->errbody_len;
+        size_t take = len < room ? len : room;
+        memcpy(c->errbody + c->errbody_len, data, take);
+        c->errbody_len += take;
+        return OC_HTTP_DATA_OK;
+    }
+    if (!c->begun) {
+        uint64_t offset = 0;
+        fill_info_headers(c, status);
+        if (status == 206) {
+            int64_t total = -1;
+            if (parse_content_range(c->h_content_range, &offset, &total) != 0 ||
+                offset != c->requested_from) {
+                oc_error_set(err, OC_E_NET,
+                             "registry answered a Range request from byte %" PRIu64
+                             " with Content-Range '%s'",
+                             c->requested_from, c->h_content_range ? c->h_content_range : "");
+                c->consumed = 0; /* next send starts over */
+                return OC_HTTP_DATA_ABORT;
+            }
+            c->info.content_length = total;
+            c->info.resumed = 1;
+        } else if (c->h_content_length >= 0) {
+            c->info.content_length = c->h_content_length;
+        }
+        if (c->consumer.on_begin &&
+            c->consumer.on_begin(c->consumer.opaque, offset, &c->info, err) != 0) {
+            c->consumer_failed = 1;
+            return OC_HTTP_DATA_ABORT;
+        }
+        c->begun = 1;
+        c->consumed = offset;
+    }
+    if (c->consumer.on_body) {
+        int rc = c->consumer.on_body(c->consumer.opaque, data, len, err);
+        if (rc == 1)
+            return OC_HTTP_DATA_PAUSE;
+        if (rc != 0) {
+            c->consumer_failed = 1;
+            return OC_HTTP_DATA_ABORT;
+        }
+    }
+    c->consumed += len;
+    c->info.bytes_received += len;
+    return OC_HTTP_DATA_OK;
+}
+
+static void call_free(uv_handle_t *h)
+{
+    reg_call *c = h->data;
+    call_reset_send(c);
+    oc_reg_info_free(&c->info);
+    free(c->repo);
+    free(c->url);
+    free(c->scope);
+    free(c->method);
+    free(c->accept);
+    free(c);
+}
+
+static void call_finish(reg_call *c, const oc_error *err)
+{
+    if (c->consumer.on_done)
+        c->consumer.on_done(c->consumer.opaque, &c->info, err && err->code != OC_OK ? err : NULL);
+    uv_close((uv_handle_t *)&c->timer, call_free);
+}
+
+static void backoff_unlink(reg_call *c)
+{
+    if (!c->in_backoff)
+        return;
+    if (c->backoff_prev)
+        c->backoff_prev->backoff_next = c->backoff_next;
+    else
+        c->r->backing_off = c->backoff_next;
+    if (c->backoff_next)
+        c->backoff_next->backoff_prev = c->backoff_prev;
+    c->backoff_prev = c->backoff_next = NULL;
+    c->in_backoff = 0;
+}
+
+static void on_backoff_done(uv_timer_t *t)
+{
+    reg_call *c = t->data;
+    backoff_unlink(c);
+    call_attempt(c);
+}
+
+static void call_interrupted(reg_call *c)
+{
+    oc_error err;
+    oc_error_set(&err, OC_E_CANCELLED, "%s %s: %s", c->method, c->url, c->r->e->interrupted_why);
+    call_finish(c, &err);
+}
+
+void oc_registry_interrupt(oc_registry *r)
+{
+    while (r->backing_off) {
+        reg_call *c = r->backing_off;
+        backoff_unlink(c);
+        uv_timer_stop(&c->timer);
+        call_interrupted(c);
+    }
+}
+
+static void call_retry_later(reg_call *c, const oc_error *why)
+{
+    if (c->r->e->interrupted) { /* no retry of an interrupted run */
+        call_interrupted(c);
+        return;
+    }
+    if (c->attempt >= c->r->e->opts.retry.max_attempts) {
+        oc_error err = *why;
+        oc_error_prefix(&err, "gave up after %d attempts", c->attempt);
+        call_finish(c, &err);
+        return;
+    }
+    uint64_t retry_after = 0;
+    if (c->h_retry_after)
+        oc_retry_after_parse(c->h_retry_after, time(NULL), &retry_after);
+    uint64_t delay = oc_retry_delay_ms(&c->r->e->opts.retry, c->attempt + 1, retry_after);
+    oc_engine_log(c->r->e, "retry %s in %" PRIu64 " ms (attempt %d): %s", c->url, delay,
+                  c->attempt + 1, why->msg);
+    c->backoff_next = c->r->backing_off;
+    if (c->backoff_next)
+        c->backoff_next->backoff_prev = c;
+    c->backoff_prev = NULL;
+    c->r->backing_off = c;
+    c->in_backoff = 1;
+    uv_timer_start(&c->timer, on_backoff_done, delay, 0);
+}
+
+static void call_on_401(reg_call *c)
+{
+    oc_registry *r = c->r;
+    oc_error err;
+    oc_error_clear(&err);
+    char detail[512];
+    describe_error_body(c->errbody, c->errbody_len, detail, sizeof detail);
+    oc_auth_challenge ch;
+    memset(&ch, 0, sizeof ch);
+    if (!c->h_www_auth) {
+        oc_error_set(&err, OC_E_AUTH, "%s answered 401 without a WWW-Authenticate challenge%s",
+                     r->host, detail);
+        call_finish(c, &err);
+        return;
+    }
+    if (oc_auth_parse_challenge(&ch, c->h_www_auth, &err) != 0) {
+        oc_error_prefix(&err, "%s", r->host);
+        call_finish(c, &err);
+        return;
+    }
+    if (ch.scheme == OC_AUTH_BEARER && c->auth_tries < 2) {
+        c->auth_tries++;
+        set_str(&r->bearer_realm, ch.realm);
+        set_str(&r->bearer_service, ch.service);
+        token_forget(r, c->scope);
+        token_request(c, &ch);
+    } else if (ch.scheme == OC_AUTH_BASIC && r->user && !r->basic_mode) {
+        r->basic_mode = 1;
+        call_attempt(c);
+    } else if (ch.scheme == OC_AUTH_BASIC && !r->user) {
+        oc_error_set(&err, OC_E_AUTH,
+                     "%s requires credentials (Basic auth); pass --username/--password or "
+                     "add them to ~/.docker/config.json%s",
+                     r->host, detail);
+        call_finish(c, &err);
+    } else {
+        oc_error_set(&err, OC_E_AUTH, "authentication refused by %s for %s (HTTP 401)%s", r->host,
+                     c->repo, detail);
+        call_finish(c, &err);
+    }
+    oc_auth_challenge_free(&ch);
+}
+
+static void call_on_done_inner(reg_call *c, const oc_http_result *res);
+
+/* Let the calls waiting for the first answer go. */
+static void gate_release(oc_registry *r)
+{
+    reg_call **waiting = r->gate;
+    size_t n = r->n_gate;
+    r->gate = NULL;
+    r->n_gate = 0;
+    for (size_t i = 0; i < n; i++)
+        call_attempt(waiting[i]);
+    free(waiting);
+}
+
+static void call_on_done(void *opaque, const oc_http_result *res)
+{
+    reg_call *c = opaque;
+    oc_registry *r = c->r;
+    int was_probe = r->probe == c;
+    if (was_probe) {
+        r->probe = NULL;
+        r->auth_known = res->ok;
+    }
+    call_on_done_inner(c, res);
+    if (was_probe)
+        gate_release(r);
+}
+
+static void call_on_done_inner(reg_call *c, const oc_http_result *res)
+{
+    c->transfer = NULL;
+    oc_limiter_release(c->r->e->limiter, &c->slot);
+    c->info.http_version = res->http_version;
+    c->info.local_port = res->local_port;
+    oc_engine_log(c->r->e,
+                  "done %s %s: HTTP/%ld status %ld, %" PRIu64
+                  " bytes, local port %ld, %ld new connection(s)",
+                  c->method, c->url, res->http_version, res->status, res->body_bytes,
+                  res->local_port, res->num_connects);
+    oc_error err;
+    oc_error_clear(&err);
+    char detail[512];
+
+    if (!res->ok) {
+        err = *res->err;
+        if (c->consumer_failed) {
+            call_finish(c, &err); /* the consumer refused the bytes: no retry here */
+            return;
+        }
+        oc_error_prefix(&err, "%s %s", c->method, c->url);
+        call_retry_later(c, &err);
+        return;
+    }
+    if (!c->begun)
+        fill_info_headers(c, res->status);
+    if (res->status >= 200 && res->status < 300) {
+        if (!c->begun && c->consumer.on_begin && strcmp(c->method, "HEAD") != 0 &&
+            c->consumer.on_begin(c->consumer.opaque, 0, &c->info, &err) != 0) {
+            call_finish(c, &err); /* an empty body */
+            return;
+        }
+        call_finish(c, NULL);
+        return;
+    }
+    describe_error_body(c->errbody, c->errbody_len, detail, sizeof detail);
+    if (res->status == 401) {
+        call_on_401(c);
+        return;
+    }
+    if (res->status == 404) {
+        oc_error_set(&err, OC_E_NOTFOUND, "%s: not found (HTTP 404)%s", c->url, detail);
+        call_finish(c, &err);
+        return;
+    }
+    if (res->status == 403) {
+        oc_error_set(&err, OC_E_AUTH, "%s: access denied (HTTP 403)%s", c->url, detail);
+        call_finish(c, &err);
+        return;
+    }
+    oc_error_set(&err, OC_E_HTTP, "%s %s: HTTP %ld%s", c->method, c->url, res->status, detail);
+    if (oc_retry_status_is_transient(res->status))
+        call_retry_later(c, &err);
+    else
+        call_finish(c, &err);
+}
+
+static void call_send(oc_slot_wait *w)
+{
+    reg_call *c = w->opaque;
+    oc_registry *r = c->r;
+    call_reset_send(c);
+    c->attempt++;
+    c->info.attempts = c->attempt;
+    if (c->opts.resumable && c->consumed > 0)
+        c->requested_from = c->consumed;
+    else if (c->attempt == 1)
+        c->requested_from = c->opts.resume_from;
+    else
+        c->requested_from = 0;
+
+    char *accept_line = NULL, *auth_line = NULL;
+    const char *headers[3] = {NULL, NULL, NULL};
+    int nh = 0;
+    if (c->accept && asprintf(&accept_line, "Accept: %s", c->accept) >= 0)
+        headers[nh++] = accept_line;
+    const char *token = token_valid(r, c->scope);
+    if (token) {
+        if (asprintf(&auth_line, "Authorization: Bearer %s", token) < 0)
+            auth_line = NULL;
+    } else if (r->basic_mode && r->user) {
+        char *basic = oc_auth_basic_header(r->user, r->pass);
+        if (basic && asprintf(&auth_line, "Authorization: %s", basic) < 0)
+            auth_line = NULL;
+        free(basic);
+    }
+    if (auth_line)
+        headers[nh++] = auth_line;
+
+    oc_http_request req = {
+        .method = c->method,
+        .url = c->url,
+        .headers = headers,
+        .ca_file = r->ca_file,
+        .tls_verify = 1,
+        .follow_redirects = 1,
+        .stall_seconds = r->e->opts.stall_seconds,
+        .range_from = c->requested_from,
+        .on_header = call_on_header,
+        .on_data = call_on_data,
+        .on_done = call_on_done,
+        .opaque = c,
+    };
+    oc_engine_log(r->e, "%s %s%s (attempt %d)", c->method, c->url,
+                  c->requested_from ? " (resume)" : "", c->attempt);
+    oc_error err;
+    oc_error_clear(&err);
+    oc_http_transfer *t = oc_http_start(r->e->http, &req, &err);
+    c->transfer = t;
+    free(accept_line);
+    free(auth_line);
+    if (!t) {
+        oc_limiter_release(r->e->limiter, &c->slot);
+        call_finish(c, &err);
+    }
+}
+
+static void call_attempt(reg_call *c)
+{
+    oc_registry *r = c->r;
+    if (!r->auth_known) {
+        if (r->probe && r->probe != c) {
+            reg_call **grown = realloc(r->gate, sizeof *grown * (r->n_gate + 1));
+            if (grown) {
+                r->gate = grown;
+                r->gate[r->n_gate++] = c;
+                return;
+            }
+        } else {
+            r->probe = c;
+        }
+    }
+    if (r->bearer_realm && c->auth_tries == 0 && !token_valid(r, c->scope)) {
+        /* the registry wants bearer tokens: get this scope's before asking */
+        c->auth_tries++;
+        oc_auth_challenge ch = {
+            .scheme = OC_AUTH_BEARER, .realm = r->bearer_realm, .service = r->bearer_service};
+        token_request(c, &ch);
+        return;
+    }
+    if (oc_limiter_acquire(c->r->e->limiter, c->r->host, &c->slot) != 0) {
+        oc_error err;
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        call_finish(c, &err);
+    }
+}
+
+int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const char *reference,
+                     const oc_reg_call_opts *opts, const oc_reg_consumer *consumer, oc_error *err)
+{
+    reg_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    c->r = r;
+    c->repo = strdup(repo);
+    c->method = strdup(opts && opts->method ? opts->method : "GET");
+    c->accept = opts && opts->accept ? strdup(opts->accept) : NULL;
+    if (opts)
+        c->opts = *opts;
+    c->opts.accept = NULL;
+    c->opts.method = NULL;
+    c->consumer = *consumer;
+    c->h_content_length = -1;
+    c->info.content_length = -1;
+    c->info.call = c;
+    if (asprintf(&c->url, "%s/v2/%s/%s/%s", r->base_url, repo, kind, reference) < 0)
+        c->url = NULL;
+    if (asprintf(&c->scope, "repository:%s:pull", repo) < 0)
+        c->scope = NULL;
+    if (!c->repo || !c->method || !c->url || !c->scope) {
+        free(c->repo);
+        free(c->method);
+        free(c->accept);
+        free(c->url);
+        free(c->scope);
+        free(c);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    c->slot.granted = call_send;
+    c->slot.opaque = c;
+    uv_timer_init(r->e->loop, &c->timer);
+    c->timer.data = c;
+    call_attempt(c);
+    return 0;
+}
+
+void oc_reg_call_unpause(oc_reg_call *call)
+{
+    if (call && call->transfer)
+        oc_http_unpause(call->transfer);
+}
+
+/* ---- small documents in memory ---- */
+
+typedef struct small_fetch {
+    char *buf;
+    size_t len;
+    size_t max;
+    char *what;
+    oc_reg_small_done done;
+    void *opaque;
+} small_fetch;
+
+static int small_begin(void *opaque, uint64_t offset, const oc_reg_info *info, oc_error *err)
+{
+    small_fetch *s = opaque;
+    (void)offset;
+    if (info->content_length > (int64_t)s->max) {
+        oc_error_set(err, OC_E_LIMIT, "%s is %" PRId64 " bytes, more than the %zu allowed", s->what,
+                     info->content_length, s->max);
+        return -1;
+    }
+    s->len = 0;
+    return 0;
+}
+
+static int small_body(void *opaque, const char *data, size_t len, oc_error *err)
+{
+    small_fetch *s = opaque;
+    if (s->len + len > s->max) {
+        oc_error_set(err, OC_E_LIMIT, "%s is larger than the %zu bytes allowed", s->what, s->max);
+        return -1;
+    }
+    char *grown = realloc(s->buf, s->len + len + 1);
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory reading %s", s->what);
+        return -1;
+    }
+    s->buf = grown;
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    return 0;
+}
+
+static void small_done(void *opaque, const oc_reg_info *info, const oc_error *err)
+{
+    small_fetch *s = opaque;
+    s->done(s->opaque, s->buf ? s->buf : "", s->len, info, err);
+    free(s->buf);
+    free(s->what);
+    free(s);
+}
+
+int oc_registry_fetch_small(oc_registry *r, const char *repo, const char *kind,
+                            const char *reference, const char *accept, size_t max,
+                            oc_reg_small_done done, void *opaque, oc_error *err)
+{
+    small_fetch *s = calloc(1, sizeof *s);
+    if (!s || asprintf(&s->what, "%s %s/%s", kind, repo, reference) < 0) {
+        free(s);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    s->max = max;
+    s->done = done;
+    s->opaque = opaque;
+    oc_reg_call_opts opts = {.accept = accept};
+    oc_reg_consumer consumer = {
+        .on_begin = small_begin, .on_body = small_body, .on_done = small_done, .opaque = s};
+    if (oc_registry_call(r, repo, kind, reference, &opts, &consumer, err) != 0) {
+        free(s->what);
+        free(s);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,83 @@
+/* registry.h - the registry v2 API client for one host.
+ *
+ * A call is one logical request (GET or HEAD of a manifest or blob) that the
+ * client carries through everything between it and an answer: a slot under
+ * the host's concurrency cap, the bearer flow (401 + WWW-Authenticate ->
+ * token from the realm, Basic to the realm when credentials exist, tokens
+ * cached per scope until expires_in), Basic-only registries, redirects to
+ * blob storage (Authorization never crosses to another host), and retries
+ * with backoff on connection errors, stalls, 5xx and 429 (Retry-After
+ * honoured). A broken blob body is resumed with Range from the bytes the
+ * consumer already accepted; Content-Range is validated, and a 200 answer to
+ * a Range request makes the consumer start over at 0. */
+#ifndef OC_ENGINE_REGISTRY_H
+#define OC_ENGINE_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/registry/engine.h"
+
+typedef struct reg_call oc_reg_call;
+
+typedef struct oc_reg_info {
+    oc_reg_call *call; /* the call this is about: for oc_reg_call_unpause */
+    long status;
+    char *content_type;
+    char *docker_content_digest;
+    int64_t content_length; /* of the whole entity, -1 if unknown */
+    long http_version;
+    long local_port;
+    int attempts;
+    uint64_t bytes_received; /* body bytes over all attempts */
+    int resumed;             /* a Range request continued the body */
+} oc_reg_info;
+
+typedef struct oc_reg_consumer {
+    /* A response body starts at offset (0, or the resume point the client
+     * asked for with Range). The consumer must drop anything it holds past
+     * offset. Return -1 with err set to refuse. */
+    int (*on_begin)(void *opaque, uint64_t offset, const oc_reg_info *info, oc_error *err);
+    /* 0: taken; 1: none taken, pause the transfer until oc_reg_call_unpause;
+     * -1 with err set: refuse (the call ends with that error, no retry). */
+    int (*on_body)(void *opaque, const char *data, size_t len, oc_error *err);
+    /* Final outcome; err is NULL on success. */
+    void (*on_done)(void *opaque, const oc_reg_info *info, const oc_error *err);
+    void *opaque;
+} oc_reg_consumer;
+
+typedef struct oc_reg_call_opts {
+    const char *method;   /* "GET" (default) or "HEAD" */
+    const char *accept;   /* Accept header, or NULL */
+    int resumable;        /* retry a broken body with Range */
+    uint64_t resume_from; /* start with a Range request (bytes already on disk) */
+} oc_reg_call_opts;
+
+oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err);
+void oc_registry_free(oc_registry *r);
+const char *oc_registry_host(const oc_registry *r);
+/* The engine was interrupted: calls waiting to retry end now with
+ * OC_E_CANCELLED (oc_engine_interrupt calls this). */
+void oc_registry_interrupt(oc_registry *r);
+
+/* Start GET/HEAD /v2/<repo>/<kind>/<reference>; kind is "manifests" or
+ * "blobs". Returns -1 (consumer never called) only if it cannot start. */
+int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const char *reference,
+                     const oc_reg_call_opts *opts, const oc_reg_consumer *consumer, oc_error *err);
+
+/* Convenience: fetch a small document (manifest, config) into memory, at
+ * most max bytes. done gets the body (owned by the callee, valid during the
+ * callback) or an error. */
+typedef void (*oc_reg_small_done)(void *opaque, const char *body, size_t len,
+                                  const oc_reg_info *info, const oc_error *err);
+int oc_registry_fetch_small(oc_registry *r, const char *repo, const char *kind,
+                            const char *reference, const char *accept, size_t max,
+                            oc_reg_small_done done, void *opaque, oc_error *err);
+
+void oc_reg_info_free(oc_reg_info *info);
+
+/* Resume a body paused by on_body returning 1. Harmless when the transfer
+ * has ended meanwhile. */
+void oc_reg_call_unpause(oc_reg_call *call);
+
+#endif

@@ -1,0 +1,694 @@
+/* store.c - a merged store on disk: locks, scratch, markers, catalog,
+ * lookup (see store.h for the layout and the rules). */
+#include "engine/store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "io/atomicfile.h"
+#include "io/fsutil.h"
+#include "io/storelock.h"
+
+#define META_DIR ".occystrap"
+#define TMP_DIR ".tmp"
+#define CATALOG_MAX (64u * 1024 * 1024)
+#define MARK_MAX (64u * 1024)
+
+struct oc_store {
+    char *dir;
+    oc_store_mode mode;
+    int lock_fd; /* store lock, -1 when reading unlocked */
+    char *tmp_dir;
+    char *run_dir;
+    int run_fd; /* our lock on run_dir */
+};
+
+void oc_store_crash_point(const char *name)
+{
+    const char *want = getenv("OCCYSTRAP_TEST_CRASH_AT");
+    if (want && strcmp(want, name) == 0)
+        raise(SIGKILL);
+}
+
+void oc_store_now(char out[32])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static char *join(const char *a, const char *b)
+{
+    char *p = NULL;
+    return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
+}
+
+char *oc_store_path(const oc_store *s, const char *name)
+{
+    return join(s->dir, name);
+}
+
+const char *oc_store_dir(const oc_store *s)
+{
+    return s->dir;
+}
+
+const char *oc_store_run_dir(const oc_store *s)
+{
+    return s->run_dir;
+}
+
+/* ---- opening ---- */
+
+/* Remove every entry of .tmp (only when no one else works on the store). */
+static void wipe_tmp(const char *tmp)
+{
+    DIR *d = opendir(tmp);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *p = join(tmp, e->d_name);
+        oc_error ignored;
+        if (p)
+            (void)oc_remove_tree(p, &ignored);
+        free(p);
+    }
+    closedir(d);
+}
+
+/* Remove the run directories in .tmp whose owner is gone (their lock is
+ * free). Best effort: a failure only leaves litter for the next run. */
+static void clean_dead_runs(const char *tmp)
+{
+    DIR *d = opendir(tmp);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "run-", 4) != 0)
+            continue;
+        char *p = join(tmp, e->d_name);
+        if (!p)
+            continue;
+        oc_error ignored;
+        int fd = oc_lock_open(p, 0, &ignored);
+        if (fd >= 0 && oc_lock_take(fd, OC_LOCK_EXCLUSIVE, 0, p, &ignored) == 0)
+            (void)oc_remove_tree(p, &ignored);
+        oc_lock_close(fd);
+        free(p);
+    }
+    closedir(d);
+}
+
+static int make_run_dir(oc_store *s, oc_error *err)
+{
+    char *tmpl = NULL;
+    if (asprintf(&tmpl, "%s/.new-XXXXXX", s->tmp_dir) < 0) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    if (!mkdtemp(tmpl)) {
+        oc_error_errno(err, errno, "create a scratch directory in %s", s->tmp_dir);
+        free(tmpl);
+        return -1;
+    }
+    s->run_fd = oc_lock_open(tmpl, 0, err);
+    if (s->run_fd < 0 || oc_lock_take(s->run_fd, OC_LOCK_EXCLUSIVE, 1, tmpl, err) != 0) {
+        rmdir(tmpl);
+        free(tmpl);
+        return -1;
+    }
+    const char *suffix = strrchr(tmpl, '-') + 1;
+    if (asprintf(&s->run_dir, "%s/run-%s", s->tmp_dir, suffix) < 0) {
+        s->run_dir = NULL;
+        rmdir(tmpl);
+        free(tmpl);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    if (rename(tmpl, s->run_dir) != 0) {
+        oc_error_errno(err, errno, "rename %s to %s", tmpl, s->run_dir);
+        rmdir(tmpl);
+        free(tmpl);
+        free(s->run_dir);
+        s->run_dir = NULL;
+        return -1;
+    }
+    free(tmpl);
+    return 0;
+}
+
+static int open_write(oc_store *s, oc_error *err)
+{
+    char *meta = join(s->dir, META_DIR);
+    char *blobs = meta ? join(meta, "blobs") : NULL;
+    char *lock = meta ? join(meta, "lock") : NULL;
+    int rc = -1;
+    if (!meta || !blobs || !lock || !s->tmp_dir) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (oc_mkdirs(s->dir, err) != 0 || oc_mkdirs(blobs, err) != 0 ||
+        oc_mkdirs(s->tmp_dir, err) != 0)
+        goto out;
+    s->lock_fd = oc_lock_open(lock, 1, err);
+    if (s->lock_fd < 0)
+        goto out;
+    int busy = oc_lock_take(s->lock_fd, OC_LOCK_EXCLUSIVE, 0, lock, err);
+    if (busy < 0)
+        goto out;
+    if (busy == 0)
+        wipe_tmp(s->tmp_dir); /* alone: whatever is in .tmp is litter */
+    /* from exclusive (or nothing) to shared; waits while gc runs */
+    if (oc_lock_take(s->lock_fd, OC_LOCK_SHARED, 1, lock, err) != 0)
+        goto out;
+    if (busy)
+        clean_dead_runs(s->tmp_dir);
+    rc = make_run_dir(s, err);
+out:
+    free(meta);
+    free(blobs);
+    free(lock);
+    return rc;
+}
+
+static int open_read(oc_store *s, oc_error *err)
+{
+    char *lock = join(s->dir, META_DIR "/lock");
+    if (!lock) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    oc_error ignored;
+    s->lock_fd = oc_lock_open(lock, 0, &ignored); /* none: a 0.2.0 or read-only store */
+    int rc = 0;
+    if (s->lock_fd >= 0 && oc_lock_take(s->lock_fd, OC_LOCK_SHARED, 1, lock, err) != 0)
+        rc = -1;
+    free(lock);
+    return rc;
+}
+
+static int open_gc(oc_store *s, oc_error *err)
+{
+    char *meta = join(s->dir, META_DIR);
+    char *lock = meta ? join(meta, "lock") : NULL;
+    int rc = -1;
+    if (!lock) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (oc_mkdirs(meta, err) != 0)
+        goto out;
+    s->lock_fd = oc_lock_open(lock, 1, err);
+    if (s->lock_fd < 0 || oc_lock_take(s->lock_fd, OC_LOCK_EXCLUSIVE, 1, lock, err) != 0)
+        goto out;
+    wipe_tmp(s->tmp_dir);
+    rc = 0;
+out:
+    free(meta);
+    free(lock);
+    return rc;
+}
+
+oc_store *oc_store_open(const char *dir, oc_store_mode mode, oc_error *err)
+{
+    oc_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->dir = strdup(dir)) || !(s->tmp_dir = join(dir, TMP_DIR))) {
+        oc_store_close(s);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    s->mode = mode;
+    s->lock_fd = -1;
+    s->run_fd = -1;
+    /* strip trailing slashes (but keep "/") so paths read well */
+    for (size_t n = strlen(s->dir); n > 1 && s->dir[n - 1] == '/'; n--)
+        s->dir[n - 1] = '\0';
+    if (mode != OC_STORE_WRITE) {
+        struct stat st;
+        int bad = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        if (bad) {
+            if (bad == ENOENT || bad == ENOTDIR)
+                oc_error_set(err, OC_E_NOTFOUND, "store %s: no such directory", dir);
+            else
+                oc_error_errno(err, bad, "store %s", dir);
+            oc_store_close(s);
+            return NULL;
+        }
+    }
+    int rc = mode == OC_STORE_WRITE ? open_write(s, err)
+             : mode == OC_STORE_GC  ? open_gc(s, err)
+                                    : open_read(s, err);
+    if (rc != 0) {
+        oc_error_prefix(err, "store %s", s->dir);
+        oc_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void oc_store_close(oc_store *s)
+{
+    if (!s)
+        return;
+    if (s->run_dir) {
+        oc_error ignored;
+        (void)oc_remove_tree(s->run_dir, &ignored);
+    }
+    oc_lock_close(s->run_fd);
+    oc_lock_close(s->lock_fd);
+    free(s->run_dir);
+    free(s->tmp_dir);
+    free(s->dir);
+    free(s);
+}
+
+/* ---- markers ---- */
+
+char *oc_store_mark_path(const oc_store *s, const char *hex)
+{
+    char *p = NULL;
+    return asprintf(&p, "%s/" META_DIR "/blobs/%s.json", s->dir, hex) < 0 ? NULL : p;
+}
+
+static int copy_field(char *dst, size_t cap, json_t *v)
+{
+    const char *str = json_string_value(v);
+    if (!str || strlen(str) >= cap)
+        return -1;
+    memcpy(dst, str, strlen(str) + 1);
+    return 0;
+}
+
+int oc_store_mark_read(const oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err)
+{
+    memset(m, 0, sizeof *m);
+    char *path = oc_store_mark_path(s, hex);
+    if (!path) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        free(path);
+        return 0;
+    }
+    size_t len = 0;
+    char *text = oc_read_file(path, MARK_MAX, &len, err);
+    if (!text) {
+        free(path);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, 0, &jerr);
+    free(text);
+    const char *kind = json_string_value(json_object_get(doc, "kind"));
+    json_t *size = json_object_get(doc, "size");
+    json_t *tar_size = json_object_get(doc, "tar_size");
+    int ok = kind && (strcmp(kind, "layer") == 0 || strcmp(kind, "config") == 0) &&
+             json_is_integer(size) && json_integer_value(size) >= 0 &&
+             copy_field(m->digest, sizeof m->digest, json_object_get(doc, "digest")) == 0 &&
+             strncmp(m->digest, "sha256:", 7) == 0 && strcmp(m->digest + 7, hex) == 0;
+    if (ok) {
+        m->is_layer = strcmp(kind, "layer") == 0;
+        m->size = (uint64_t)json_integer_value(size);
+        (void)copy_field(m->verified_at, sizeof m->verified_at,
+                         json_object_get(doc, "verified_at"));
+    }
+    if (ok && m->is_layer) {
+        ok = json_is_integer(tar_size) && json_integer_value(tar_size) >= 0 &&
+             copy_field(m->diff_id, sizeof m->diff_id, json_object_get(doc, "diff_id")) == 0 &&
+             strncmp(m->diff_id, "sha256:", 7) == 0;
+        if (ok)
+            m->tar_size = (uint64_t)json_integer_value(tar_size);
+    }
+    json_decref(doc);
+    if (!ok) {
+        oc_error_set(err, OC_E_FORMAT, "marker %s is malformed or names another blob", path);
+        free(path);
+        return -1;
+    }
+    free(path);
+    return 1;
+}
+
+int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err)
+{
+    if (!m->verified_at[0])
+        oc_store_now(m->verified_at);
+    json_t *doc = json_object();
+    if (!doc) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    json_object_set_new(doc, "kind", json_string(m->is_layer ? "layer" : "config"));
+    json_object_set_new(doc, "digest", json_string(m->digest));
+    json_object_set_new(doc, "size", json_integer((json_int_t)m->size));
+    json_object_set_new(doc, "verified_at", json_string(m->verified_at));
+    if (m->is_layer) {
+        json_object_set_new(doc, "diff_id", json_string(m->diff_id));
+        json_object_set_new(doc, "tar_size", json_integer((json_int_t)m->tar_size));
+    }
+    char *text = json_dumps(doc, JSON_INDENT(4) | JSON_SORT_KEYS);
+    json_decref(doc);
+    char *path = oc_store_mark_path(s, hex);
+    int rc = -1;
+    if (!text || !path)
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+    else
+        rc = oc_atomic_write_file(s->run_dir, path, text, strlen(text), err);
+    free(text);
+    free(path);
+    return rc;
+}
+
+/* Whether hex's marker (read into *m) is of the kind wanted and file (under
+ * the store) is a regular file of the size it records; its path into *path
+ * when asked (malloc'd, only on success). */
+static int blob_in_place(const oc_store *s, const char *hex, int is_layer, const char *file,
+                         oc_blob_mark *m, char **path)
+{
+    oc_error ignored;
+    if (oc_store_mark_read(s, hex, m, &ignored) != 1 || m->is_layer != is_layer)
+        return 0;
+    char *p = join(s->dir, file);
+    struct stat st;
+    int ok = p && lstat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+             (uint64_t)st.st_size == (is_layer ? m->tar_size : m->size);
+    if (ok && path)
+        *path = p;
+    else
+        free(p);
+    return ok;
+}
+
+int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, char **path,
+                        uint64_t *tar_size)
+{
+    oc_store *s = opaque;
+    if (strncmp(digest, "sha256:", 7) != 0 || !oc_store_name_is_hex(digest + 7, "", NULL))
+        return 0;
+    const char *hex = digest + 7;
+    char file[OC_SHA256_HEX_LEN + 16];
+    snprintf(file, sizeof file, "%s/layer.tar", hex);
+    oc_blob_mark m;
+    char *p = NULL;
+    if (!blob_in_place(s, hex, 1, file, &m, &p))
+        return 0;
+    if (strcmp(m.diff_id, diff_id) != 0) {
+        free(p);
+        return 0;
+    }
+    *path = p;
+    *tar_size = m.tar_size;
+    return 1;
+}
+
+int oc_store_image_intact(const oc_store *s, const oc_store_image *si, char *why, size_t cap)
+{
+    oc_blob_mark m;
+    if (!si->config || !blob_in_place(s, si->config_hex, 0, si->config, &m, NULL)) {
+        snprintf(why, cap, "config %s is missing or not as last verified",
+                 si->config ? si->config : "(none)");
+        return 0;
+    }
+    for (size_t i = 0; i < si->n_layers; i++) {
+        if (!blob_in_place(s, si->layer_hex[i], 1, si->layers[i], &m, NULL)) {
+            snprintf(why, cap, "layer %s is missing or not as last verified", si->layers[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- catalog ---- */
+
+int oc_store_catalog_load(const oc_store *s, oc_catalog **out, oc_error *err)
+{
+    *out = NULL;
+    char *path = join(s->dir, "catalog.json");
+    if (!path) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        free(path);
+        *out = oc_catalog_new(err);
+        return *out ? 0 : -1;
+    }
+    size_t len = 0;
+    char *text = oc_read_file(path, CATALOG_MAX, &len, err);
+    if (text)
+        *out = oc_catalog_parse(text, len, path, err);
+    free(text);
+    free(path);
+    return *out ? 0 : -1;
+}
+
+int oc_store_catalog_add(oc_store *s, const char *image, const char *tag, const char *manifest_file,
+                         oc_error *err)
+{
+    char *lock = join(s->dir, META_DIR "/catalog.lock");
+    char *path = join(s->dir, "catalog.json");
+    oc_catalog *c = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int fd = -1, rc = -1;
+    oc_atomic_file f = {.fd = -1};
+    if (!lock || !path) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        goto out;
+    }
+    fd = oc_lock_open(lock, 1, err);
+    if (fd < 0 || oc_lock_take(fd, OC_LOCK_EXCLUSIVE, 1, lock, err) != 0)
+        goto out;
+    if (oc_store_catalog_load(s, &c, err) != 0 ||
+        oc_catalog_set(c, image, tag, manifest_file, err) != 0 ||
+        !(text = oc_catalog_dump(c, &len, err)))
+        goto out;
+    if (oc_atomic_open(&f, s->run_dir, path, err) != 0)
+        goto out;
+    if (oc_atomic_write(&f, text, len, err) != 0) {
+        oc_atomic_abort(&f);
+        goto out;
+    }
+    oc_store_crash_point("catalog-write");
+    if (oc_atomic_commit(&f, err) != 0) {
+        oc_atomic_abort(&f);
+        goto out;
+    }
+    rc = 0;
+out:
+    oc_lock_close(fd); /* after the rename: the next writer reads our catalog */
+    oc_catalog_free(c);
+    free(text);
+    free(lock);
+    free(path);
+    return rc;
+}
+
+/* ---- finding images ---- */
+
+static int not_found(const oc_store *s, const oc_catalog *c, const char *image, const char *tag,
+                     oc_error *err)
+{
+    char *what = NULL;
+    if (oc_catalog_has_image(c, image)) {
+        what = oc_catalog_tags_of(c, image);
+        oc_error_set(err, OC_E_NOTFOUND, "store %s has no tag \"%s\" of %s; its tags: %s", s->dir,
+                     tag, image, what ? what : "?");
+    } else if (oc_catalog_count(c) == 0) {
+        oc_error_set(err, OC_E_NOTFOUND, "store %s holds no images (its catalog.json is %s)",
+                     s->dir, access(s->dir, F_OK) == 0 ? "missing or empty" : "missing");
+    } else {
+        what = oc_catalog_images(c);
+        oc_error_set(err, OC_E_NOTFOUND, "store %s has no image %s; it holds: %s", s->dir, image,
+                     what ? what : "?");
+    }
+    free(what);
+    return -1;
+}
+
+int oc_store_find(const oc_store *s, const char *image, const char *tag, oc_store_image *si,
+                  char **manifest_file, oc_error *err)
+{
+    memset(si, 0, sizeof *si);
+    if (manifest_file)
+        *manifest_file = NULL;
+    oc_catalog *c = NULL;
+    if (oc_store_catalog_load(s, &c, err) != 0)
+        return -1;
+    const char *listed = oc_catalog_get(c, image, tag);
+    char *name = listed ? strdup(listed) : oc_catalog_manifest_name(image, tag);
+    char *path = name ? join(s->dir, name) : NULL;
+    int rc = -1;
+    if (!path) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (!oc_catalog_file_name_ok(name)) {
+        oc_error_set(err, OC_E_FORMAT, "store %s: catalog.json names \"%s\" for %s:%s", s->dir,
+                     name, image, tag);
+        goto out;
+    }
+    if (!listed && access(path, F_OK) != 0) {
+        not_found(s, c, image, tag, err);
+        goto out;
+    }
+    if (oc_store_image_load(si, path, err) != 0)
+        goto out;
+    if (si->image_name && strcmp(si->image_name, image) != 0) {
+        oc_error_set(err, OC_E_FORMAT, "store %s: %s is image %s, not %s", s->dir, name,
+                     si->image_name, image);
+        oc_store_image_free(si);
+        goto out;
+    }
+    if (manifest_file) {
+        *manifest_file = name;
+        name = NULL;
+    }
+    rc = 0;
+out:
+    oc_catalog_free(c);
+    free(name);
+    free(path);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct name_list {
+    char ***v;
+    size_t *n;
+    size_t cap;
+} name_list;
+
+static int push_name(name_list *l, const char *name, size_t len)
+{
+    if (*l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        char **grown = realloc(*l->v, l->cap * sizeof *grown);
+        if (!grown)
+            return -1;
+        *l->v = grown;
+    }
+    char *copy = strndup(name, len);
+    if (!copy)
+        return -1;
+    (*l->v)[(*l->n)++] = copy;
+    return 0;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void oc_store_entries_free(oc_store_entries *e)
+{
+    free_names(e->layers, e->n_layers);
+    free_names(e->configs, e->n_configs);
+    free_names(e->manifests, e->n_manifests);
+    free_names(e->marks, e->n_marks);
+    memset(e, 0, sizeof *e);
+}
+
+long oc_store_entries_find(char *const *list, size_t n, const char *name)
+{
+    char *const *hit = n > 0 ? bsearch(&name, list, n, sizeof *list, cmp_names) : NULL;
+    return hit ? (long)(hit - list) : -1;
+}
+
+static int read_marks(const oc_store *s, name_list *marks, oc_error *err)
+{
+    char *dir = join(s->dir, META_DIR "/blobs");
+    if (!dir) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        int e = errno;
+        free(dir);
+        if (e == ENOENT)
+            return 0;
+        oc_error_errno(err, e, "read directory %s/" META_DIR "/blobs", s->dir);
+        return -1;
+    }
+    free(dir);
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)))
+        if (oc_store_name_is_hex(e->d_name, ".json", NULL))
+            rc = push_name(marks, e->d_name, OC_SHA256_HEX_LEN);
+    closedir(d);
+    if (rc != 0)
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+    return rc;
+}
+
+int oc_store_entries_read(const oc_store *s, oc_store_entries *out, oc_error *err)
+{
+    memset(out, 0, sizeof *out);
+    name_list layers = {&out->layers, &out->n_layers, 0};
+    name_list configs = {&out->configs, &out->n_configs, 0};
+    name_list manifests = {&out->manifests, &out->n_manifests, 0};
+    name_list marks = {&out->marks, &out->n_marks, 0};
+    DIR *d = opendir(s->dir);
+    if (!d) {
+        oc_error_errno(err, errno, "read directory %s", s->dir);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        const char *name = e->d_name;
+        size_t len = strlen(name);
+        struct stat st;
+        if (name[0] == '.' || fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && oc_store_name_is_hex(name, "", NULL))
+            rc = push_name(&layers, name, len);
+        else if (S_ISREG(st.st_mode) && oc_store_name_is_hex(name, ".json", NULL))
+            rc = push_name(&configs, name, OC_SHA256_HEX_LEN);
+        else if (S_ISREG(st.st_mode) && strncmp(name, "manifest", 8) == 0 && len >= 13 &&
+                 strcmp(name + len - 5, ".json") == 0)
+            rc = push_name(&manifests, name, len);
+    }
+    closedir(d);
+    if (rc != 0)
+        oc_error_set(err, OC_E_NOMEM, "out of memory listing %s", s->dir);
+    if (rc == 0)
+        rc = read_marks(s, &marks, err);
+    if (rc != 0) {
+        oc_store_entries_free(out);
+        return -1;
+    }
+    if (out->n_layers)
+        qsort(out->layers, out->n_layers, sizeof *out->layers, cmp_names);
+    if (out->n_configs)
+        qsort(out->configs, out->n_configs, sizeof *out->configs, cmp_names);
+    if (out->n_manifests)
+        qsort(out->manifests, out->n_manifests, sizeof *out->manifests, cmp_names);
+    if (out->n_marks)
+        qsort(out->marks, out->n_marks, sizeof *out->marks, cmp_names);
+    return 0;
+}

@@ -1,0 +1,55 @@
+/* store_verify.h - re-check everything a store holds.
+ *
+ * catalog.json and every manifest file must parse, and every file they name
+ * must exist; every config must hash to its name (a config with no marker
+ * that does not is a 0.2.0 store's re-serialised copy: noted, parsed, not
+ * counted as damage) and parse; every layer.tar is re-hashed against its
+ * diff_id, taken from its marker and from the configs of the images that
+ * use it (the two must agree), and its size checked against the marker.
+ * Markers must parse and name their blob. Things that are odd but not
+ * damage (a manifest file the catalog does not list, an unreferenced layer
+ * without a marker that cannot be checked, a marker whose blob is gone) are
+ * notes. Files under .tmp are scratch and never looked at. */
+#ifndef OC_ENGINE_STORE_VERIFY_H
+#define OC_ENGINE_STORE_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/store/store.h"
+#include "io/error.h"
+
+typedef enum oc_verify_kind {
+    OC_VERIFY_DAMAGED = 0,
+    OC_VERIFY_NOTE,
+} oc_verify_kind;
+
+/* file is relative to the store. */
+typedef void (*oc_verify_report)(void *opaque, oc_verify_kind kind, const char *file,
+                                 const char *msg);
+
+typedef struct oc_verify_stats {
+    size_t manifests;
+    size_t configs;
+    size_t layers;
+    size_t markers;
+    uint64_t bytes_hashed;
+    size_t damaged;
+    size_t notes;
+} oc_verify_stats;
+
+/* 0 when the check ran (damage is counted in stats->damaged), -1 when it
+ * could not (the store cannot be listed). */
+int oc_store_verify(const oc_store *s, oc_verify_report report, void *opaque,
+                    oc_verify_stats *stats, oc_error *err);
+
+/* Repair for a blob verify called damaged: file is "<hex>/layer.tar" or
+ * "<hex>.json" (a config). Its known-good marker goes first (so nothing
+ * trusts the file any more), then the file; each removal is made durable.
+ * The manifest files that name it stay: the next mirror or
+ * fetch-to-extracted finds the blob missing and fetches it again. The store
+ * must be open in OC_STORE_GC mode (no writer at work). Returns 1 removed,
+ * 0 not a blob name (nothing done), -1 error. */
+int oc_store_drop_blob(oc_store *s, const char *file, oc_error *err);
+
+#endif
