@@ -651,7 +651,7 @@ static void run_pipes(const pcase *cases, outcome *outs, int n, const oc_blobpip
         feeder_release(&fs[i]);
     }
     /* the pipes may still drain; the context waits for them */
-    oc_blobpipe_ctx_close(ctx);
+    oc_blobpipe_ctx_close(ctx, NULL, NULL);
     for (int i = 0; i < n; i++)
         uv_close((uv_handle_t *)&fs[i].idle, NULL);
     uv_close((uv_handle_t *)&dog, NULL);
@@ -1283,7 +1283,7 @@ static void test_new_bad_tmp_dir(void **state)
     assert_null(p);
     assert_int_equal(err.code, OC_E_IO);
     assert_non_null(strstr(err.msg, dir));
-    oc_blobpipe_ctx_close(ctx);
+    oc_blobpipe_ctx_close(ctx, NULL, NULL);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
@@ -1603,7 +1603,7 @@ static void test_pause_third_chunk(void **state)
         assert_int_equal(fin, 1);
         oc_blobpipe_release(p);
         uv_close((uv_handle_t *)&t, NULL);
-        oc_blobpipe_ctx_close(ctx);
+        oc_blobpipe_ctx_close(ctx, NULL, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         assert_int_equal(uv_loop_close(&loop), 0);
         assert_int_equal(count_files(dir, NULL, 0), 0);
@@ -1696,7 +1696,7 @@ static int big_write_case(const bigw *bc, char *why, size_t why_len)
     }
     oc_blobpipe_release(p);
     uv_close((uv_handle_t *)&t, NULL);
-    oc_blobpipe_ctx_close(ctx);
+    oc_blobpipe_ctx_close(ctx, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0 && ok) {
         snprintf(why, why_len, "loop did not close");

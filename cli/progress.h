@@ -7,8 +7,8 @@
  * image prints one plain line and a status line is printed every interval.
  * NONE prints only what the caller prints. The timer does not keep the loop
  * alive. */
-#ifndef OC_SCHED_PROGRESS_H
-#define OC_SCHED_PROGRESS_H
+#ifndef OC_CLI_PROGRESS_H
+#define OC_CLI_PROGRESS_H
 
 #include <stdint.h>
 #include <stdio.h>

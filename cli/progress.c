@@ -1,5 +1,5 @@
 /* progress.c - status line and plain progress lines (see progress.h). */
-#include "sched/progress.h"
+#include "cli/progress.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
