@@ -1,4 +1,4 @@
-/* expand.h - layers expanded into directories (DESIGN 5.4): one layer as it
+/* expand.h - layers expanded into directories (DESIGN.md 7.2): one layer as it
  * is (whiteout files kept visible), or all layers of an image merged into
  * its root filesystem with the OCI whiteout rules.
  *

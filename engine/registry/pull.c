@@ -83,7 +83,7 @@ struct pull_job {
     oc_pulled_image img;
 
     int manifest_retried; /* a manifest or config that failed its digest is */
-    int config_retried;   /* fetched once more from scratch (DESIGN 6) */
+    int config_retried;   /* fetched once more from scratch (DESIGN.md 4) */
     layer_fetch *fetches;
     size_t n_fetches;
     size_t pending;
@@ -320,7 +320,7 @@ static void layer_settle(layer_fetch *f, const oc_error *err)
         job_complete(j);
 }
 
-/* DESIGN 6: a blob that fails verification is fetched once more from
+/* DESIGN.md 4: a blob that fails verification is fetched once more from
  * scratch. Returns 1 when a new attempt started. */
 static int layer_retry(layer_fetch *f, const oc_error *err)
 {

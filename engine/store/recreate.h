@@ -1,5 +1,5 @@
 /* recreate.h - docker-load tarballs out of a store, with no network
- * (DESIGN 5.1): recreate-image for one image, export for several.
+ * (DESIGN.md 6.1): recreate-image for one image, export for several.
  *
  * Members: for each image in the order given, its config <hex>.json (the
  * store's bytes) unless already written, then each of its layers not yet
