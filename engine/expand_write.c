@@ -11,6 +11,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "engine/layertar.h"
 #include "io/atomicfile.h"
 
 struct oc_xwriter {
@@ -60,7 +61,9 @@ oc_xwriter *oc_xwriter_new(int rootfd, uint64_t max_bytes, oc_expand_stats *stat
     if (w->is_root)
         flags |= ARCHIVE_EXTRACT_OWNER;
     if (archive_write_disk_set_options(w->disk, flags) != ARCHIVE_OK) {
-        oc_error_set(err, OC_E_IO, "libarchive: %s", archive_error_string(w->disk));
+        char buf[128];
+        oc_error_set(err, OC_E_IO, "libarchive's disk writer refused its options: %s",
+                     oc_archive_why(w->disk, buf, sizeof buf));
         oc_xwriter_free(w);
         return NULL;
     }
@@ -71,7 +74,9 @@ int oc_xwriter_close(oc_xwriter *w, oc_error *err)
 {
     oc_xwriter_forget(w);
     if (archive_write_close(w->disk) < ARCHIVE_WARN) {
-        oc_error_set(err, OC_E_IO, "finishing the tree: %s", archive_error_string(w->disk));
+        char buf[128];
+        oc_error_set(err, OC_E_IO, "finishing the tree: %s",
+                     oc_archive_why(w->disk, buf, sizeof buf));
         return -1;
     }
     return 0;
@@ -134,12 +139,12 @@ oc_beneath oc_xwriter_parent(oc_xwriter *w, const char *path, int flags, int *fd
 static int disk_error(oc_xwriter *w, const char *path, oc_error *err)
 {
     int e = archive_errno(w->disk);
-    const char *msg = archive_error_string(w->disk);
+    char buf[128];
+    const char *msg = oc_archive_why(w->disk, buf, sizeof buf);
     oc_errcode code = e == ENOSPC || e == EDQUOT ? OC_E_NOSPACE : OC_E_IO;
-    if (e == EPERM || (msg && strstr(msg, "symlink")) || (msg && strstr(msg, "..")) ||
-        (msg && strstr(msg, "bsolute")))
+    if (e == EPERM || strstr(msg, "symlink") || strstr(msg, "..") || strstr(msg, "bsolute"))
         code = OC_E_FORMAT;
-    oc_error_set(err, code, "cannot write %s: %s", path, msg ? msg : "unknown libarchive error");
+    oc_error_set(err, code, "cannot write %s: %s", path, msg);
     return -1;
 }
 
@@ -147,7 +152,8 @@ static int header(oc_xwriter *w, struct archive_entry *e, const char *path, oc_e
 {
     int r = archive_write_header(w->disk, e);
     if (r == ARCHIVE_WARN) {
-        warn(w, path, archive_error_string(w->disk));
+        char buf[128];
+        warn(w, path, oc_archive_why(w->disk, buf, sizeof buf));
         return 0;
     }
     return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
@@ -157,7 +163,8 @@ static int finish(oc_xwriter *w, const char *path, oc_error *err)
 {
     int r = archive_write_finish_entry(w->disk);
     if (r == ARCHIVE_WARN) {
-        warn(w, path, archive_error_string(w->disk));
+        char buf[128];
+        warn(w, path, oc_archive_why(w->disk, buf, sizeof buf));
         return 0;
     }
     return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
@@ -233,9 +240,10 @@ static int write_regular(oc_xwriter *w, struct archive *r, struct archive_entry 
         int rr = archive_read_data_block(r, &buf, &len, &off);
         if (rr == ARCHIVE_EOF)
             break;
-        if (rr < ARCHIVE_WARN) {
+        if (rr != ARCHIVE_OK) { /* a warning here is a damaged entry too */
+            char why[128];
             oc_error_set(err, OC_E_FORMAT, "reading the data of %s: %s", path,
-                         archive_error_string(r));
+                         oc_archive_why(r, why, sizeof why));
             goto fail;
         }
         if (off < 0 || (uint64_t)off > (uint64_t)size || len > (uint64_t)size - (uint64_t)off) {
