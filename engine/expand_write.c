@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,33 @@ static void set_xattrs(oc_xwriter *w, int fd, struct archive_entry *e, const cha
             warn(w, path, "cannot restore an extended attribute");
 }
 
+/* containerd's boundTime: a time before 1970 or beyond what 64 bits of
+ * nanoseconds hold (2262) is written as the epoch. */
+static void bound_time(int64_t *sec, long *nsec)
+{
+    const int64_t max_sec = INT64_MAX / 1000000000, max_nsec = INT64_MAX % 1000000000;
+    if (*sec < 0 || *sec > max_sec || (*sec == max_sec && *nsec > max_nsec))
+        *sec = *nsec = 0;
+}
+
+/* The entry's times as containerd sets them: mtime bounded, atime the later
+ * of atime and mtime (the mtime when unset), bounded. */
+static void bound_times(struct archive_entry *e)
+{
+    int64_t ms = (int64_t)archive_entry_mtime(e), as = ms;
+    long mn = archive_entry_mtime_nsec(e), an = mn;
+    if (archive_entry_atime_is_set(e) &&
+        ((int64_t)archive_entry_atime(e) > ms ||
+         ((int64_t)archive_entry_atime(e) == ms && archive_entry_atime_nsec(e) > mn))) {
+        as = (int64_t)archive_entry_atime(e);
+        an = archive_entry_atime_nsec(e);
+    }
+    bound_time(&ms, &mn);
+    bound_time(&as, &an);
+    archive_entry_set_mtime(e, (time_t)ms, mn);
+    archive_entry_set_atime(e, (time_t)as, an);
+}
+
 /* Owner, mode, xattrs and times of the regular file fd, in the order that
  * keeps each: chown clears setuid bits and capabilities, so it goes first. */
 static void file_meta(oc_xwriter *w, int fd, struct archive_entry *e, const char *path)
@@ -204,14 +232,13 @@ static void file_meta(oc_xwriter *w, int fd, struct archive_entry *e, const char
     if (fchmod(fd, mode) != 0)
         warn(w, path, "cannot set the mode");
     set_xattrs(w, fd, e, path);
-    /* an unset mtime is now, as for libarchive; an unset atime is the mtime */
+    /* an unset mtime is now, as for libarchive; times as containerd sets
+     * them (bound_times) */
     struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
     if (archive_entry_mtime_is_set(e)) {
+        bound_times(e);
         ts[1].tv_sec = (time_t)archive_entry_mtime(e);
         ts[1].tv_nsec = archive_entry_mtime_nsec(e);
-        ts[0] = ts[1];
-    }
-    if (archive_entry_atime_is_set(e)) {
         ts[0].tv_sec = (time_t)archive_entry_atime(e);
         ts[0].tv_nsec = archive_entry_atime_nsec(e);
     }
@@ -301,6 +328,8 @@ int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, 
     }
     archive_entry_set_pathname(e, path);
     archive_entry_set_size(e, 0); /* only regular files carry data */
+    if (archive_entry_mtime_is_set(e))
+        bound_times(e);
     if (header(w, e, path, err) != 0 || finish(w, path, err) != 0)
         return -1;
     if (type == AE_IFLNK)
@@ -395,6 +424,9 @@ void oc_xwriter_meta_of(struct archive_entry *e, oc_plan_dirmeta *m)
     m->mode = archive_entry_perm(e) & 07777;
     m->uid = archive_entry_uid(e);
     m->gid = archive_entry_gid(e);
-    m->mtime = archive_entry_mtime_is_set(e) ? archive_entry_mtime(e) : 0;
-    m->mtime_ns = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+    int64_t sec = archive_entry_mtime_is_set(e) ? (int64_t)archive_entry_mtime(e) : 0;
+    long nsec = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+    bound_time(&sec, &nsec);
+    m->mtime = sec;
+    m->mtime_ns = nsec;
 }

@@ -29,6 +29,7 @@ struct oc_layertar {
     char *label;
     char *last;    /* the last entry read, for errors about what follows it */
     uint64_t next; /* where Go's reader finds the next header */
+    int empty;     /* an empty file: an archive without entries, as for Go */
 };
 
 const char *oc_archive_why(struct archive *a, char *buf, size_t cap)
@@ -57,12 +58,23 @@ oc_layertar *oc_layertar_open(int fd, const char *label, const char *path, oc_er
         return NULL;
     }
     t->fd = fd;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+        t->empty = 1; /* libarchive recognises no format in it */
+        return t;
+    }
     archive_read_support_format_tar(t->a);
     archive_read_support_format_gnutar(t->a);
     if (archive_read_open_fd(t->a, fd, READ_BLOCK) != ARCHIVE_OK) {
         char buf[128];
-        oc_error_set(err, OC_E_IO, "layer %s: cannot open %s: %s", label, path,
-                     oc_archive_why(t->a, buf, sizeof buf));
+        if (archive_errno(t->a) == EILSEQ) /* ARCHIVE_ERRNO_FILE_FORMAT */
+            oc_error_set(err, OC_E_FORMAT,
+                         "layer %s: malformed tar: its first header is damaged or not a tar "
+                         "header (%s)",
+                         label, oc_archive_why(t->a, buf, sizeof buf));
+        else
+            oc_error_set(err, OC_E_IO, "layer %s: cannot open %s: %s", label, path,
+                         oc_archive_why(t->a, buf, sizeof buf));
         oc_layertar_free(t);
         return NULL;
     }
@@ -92,7 +104,7 @@ static void after_last(const oc_layertar *t, char *buf, size_t cap)
     if (t->last)
         snprintf(buf, cap, "after entry '%.300s'", t->last);
     else
-        snprintf(buf, cap, "before the first entry");
+        snprintf(buf, cap, "at the first entry");
 }
 
 /* libarchive's notice that a PAX name in UTF-8 has no form in the current
@@ -119,8 +131,6 @@ static int disagree(const oc_tarhdr *g, struct archive_entry *e, char *why, size
     int want_ft = -1;
     switch (g->typeflag) {
     case '0':
-    case '7':
-    case 'S':
         want_ft = AE_IFREG;
         break;
     case '1':
@@ -141,12 +151,17 @@ static int disagree(const oc_tarhdr *g, struct archive_entry *e, char *why, size
     case '6':
         want_ft = AE_IFIFO;
         break;
-    default:
-        snprintf(why, cap,
-                 "type '%c' (0x%02x), which containerd does not unpack (Go's archive/tar passes "
-                 "it on as it is)",
+    default: /* containerd: "unhandled tar header type" */
+        snprintf(why, cap, "type '%c' (0x%02x)%s, which containerd does not unpack",
                  g->typeflag >= 0x20 && g->typeflag < 0x7f ? g->typeflag : '?',
-                 (unsigned char)g->typeflag);
+                 (unsigned char)g->typeflag,
+                 g->typeflag == 'S'   ? " (an old-GNU sparse file; PAX sparse files are fine)"
+                 : g->typeflag == '7' ? " (contiguous file)"
+                                      : "");
+        return 1;
+    }
+    if (g->uid < 0 || g->uid > 0xfffffffe || g->gid < 0 || g->gid > 0xfffffffe) {
+        snprintf(why, cap, "owner %" PRId64 ":%" PRId64 " is beyond 32 bits", g->uid, g->gid);
         return 1;
     }
     if (want_ft == 0 ? !hl : (hl || (int)ft != want_ft)) {
@@ -230,49 +245,62 @@ static int entry_refused(oc_layertar *t, struct archive_entry *e, uint64_t pos, 
                          oc_error *err)
 {
     const char *name = e ? archive_entry_pathname(e) : NULL;
-    if (name)
+    if (name && *name) {
         oc_error_set(err, OC_E_FORMAT, "layer %s: entry '%.400s' (tar byte %" PRIu64 "): %s",
                      t->label, name, pos, why);
-    else {
+    } else {
         char where[360];
         after_last(t, where, sizeof where);
-        oc_error_set(err, OC_E_FORMAT, "layer %s: the entry %s (tar byte %" PRIu64 "): %s",
-                     t->label, where, pos, why);
+        oc_error_set(err, OC_E_FORMAT, "layer %s: the entry at tar byte %" PRIu64 " (%s): %s",
+                     t->label, pos, where, why);
     }
     return -1;
 }
 
 int oc_layertar_next(oc_layertar *t, struct archive_entry **e, oc_error *err)
 {
-    char why[WHY_CAP], buf[128], where[360];
+    char why[WHY_CAP], buf[128], where[360], at[48] = "";
+    if (t->empty)
+        return 0;
     int r = archive_read_next_header(t->a, e);
-    uint64_t pos = (uint64_t)archive_read_header_position(t->a);
+    int64_t where_at = archive_read_header_position(t->a);
+    uint64_t pos = where_at >= 0 ? (uint64_t)where_at : t->next;
     if (r != ARCHIVE_RETRY && r >= ARCHIVE_WARN && pos != t->next) {
-        after_last(t, where, sizeof where);
         oc_error_set(err, OC_E_FORMAT,
-                     "layer %s: the tar readers disagree where the entry %s ends (libarchive "
+                     "layer %s: the tar readers disagree where entry '%.300s' ends (libarchive "
                      "reads the next header at byte %" PRIu64 ", Go's archive/tar at %" PRIu64
                      "; a link, directory or device with a data size?)",
-                     t->label, where, pos, t->next);
+                     t->label, t->last ? t->last : "", pos, t->next);
         return -1;
     }
     if (r == ARCHIVE_EOF) {
         if (oc_tarhdr_check_end(t->fd, pos, why, sizeof why) != 0) {
             after_last(t, where, sizeof where);
             oc_error_set(err, OC_E_FORMAT,
-                         "layer %s: malformed tar %s: %s (libarchive stops "
-                         "there and would drop the rest; Go's archive/tar "
-                         "refuses it)",
+                         "layer %s: malformed tar %s: %s (libarchive would stop there and drop "
+                         "the rest; Go's archive/tar refuses it)",
                          t->label, where, why);
             return -1;
         }
         return 0;
     }
     if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN) {
+        /* after a fatal error libarchive reports no position: the header
+         * is where the last entry ended (the readers agreed on it) */
         after_last(t, where, sizeof where);
-        oc_error_set(err, OC_E_FORMAT,
-                     "layer %s: malformed tar: a damaged header %s (tar byte %" PRIu64 "): %s",
-                     t->label, where, pos, oc_archive_why(t->a, buf, sizeof buf));
+        snprintf(at, sizeof at, " (tar byte %" PRIu64 ")", pos);
+        const char *msg = archive_error_string(t->a);
+        oc_tarhdr g;
+        int go_refuses = oc_tarhdr_read(t->fd, pos, &g, why, sizeof why) != 0;
+        if (!go_refuses)
+            oc_tarhdr_free(&g);
+        if (msg && *msg)
+            oc_error_set(err, OC_E_FORMAT, "layer %s: malformed tar: a damaged header %s%s: %s%s%s",
+                         t->label, where, at, msg, go_refuses ? "; " : "", go_refuses ? why : "");
+        else
+            oc_error_set(err, OC_E_FORMAT, "layer %s: malformed tar: a damaged header %s%s: %s",
+                         t->label, where, at,
+                         go_refuses ? why : oc_archive_why(t->a, buf, sizeof buf));
         return -1;
     }
     if (r == ARCHIVE_WARN && !charset_notice(t->a)) {
