@@ -84,6 +84,8 @@ static void usage(FILE *out)
           "  --per-registry N              requests in flight per registry (default 8)\n"
           "  --retries N                   attempts per request (default 5)\n"
           "  --stall-timeout SECONDS       retry a transfer idle this long (default 30)\n"
+          "  --rate-limit-wait SECONDS     longest wait for a registry's rate limit or a\n"
+          "                                Retry-After (default 60); beyond it, fail\n"
           "  --max-layer-size BYTES        refuse a layer whose tar is larger\n"
           "  --use-unique-names            (fetch-to-extracted) merged-directory names\n"
           "  --expand                      (fetch-to-extracted) also each layer expanded in\n"
@@ -590,6 +592,7 @@ enum {
     OPT_PER_REGISTRY,
     OPT_RETRIES,
     OPT_STALL,
+    OPT_RATE_WAIT,
     OPT_MAX_LAYER,
     OPT_UNIQUE,
     OPT_EXPAND,
@@ -631,6 +634,7 @@ int oc_cli_main(int argc, char **argv)
         {"per-registry", required_argument, NULL, OPT_PER_REGISTRY},
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"stall-timeout", required_argument, NULL, OPT_STALL},
+        {"rate-limit-wait", required_argument, NULL, OPT_RATE_WAIT},
         {"max-layer-size", required_argument, NULL, OPT_MAX_LAYER},
         {"use-unique-names", no_argument, NULL, OPT_UNIQUE},
         {"expand", no_argument, NULL, OPT_EXPAND},
@@ -730,6 +734,11 @@ int oc_cli_main(int argc, char **argv)
             if (parse_uint(optarg, "--stall-timeout", 3600, &n) != 0 || n == 0)
                 return EXIT_USAGE;
             o.engine.stall_seconds = (long)n;
+            break;
+        case OPT_RATE_WAIT:
+            if (parse_uint(optarg, "--rate-limit-wait", 86400, &n) != 0 || n == 0)
+                return EXIT_USAGE;
+            o.engine.rate_wait_ms = n * 1000;
             break;
         case OPT_MAX_LAYER:
             if (parse_uint(optarg, "--max-layer-size", UINT64_MAX, &n) != 0)

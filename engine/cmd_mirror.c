@@ -77,15 +77,12 @@ int oc_cmd_mirror(const oc_engine_opts *engine_opts, const oc_mirror_cli *mc, in
             eo.retry.max_attempts = cfg.retries;
         if (cfg.stall_timeout && !eo.stall_seconds)
             eo.stall_seconds = cfg.stall_timeout;
+        if (cfg.rate_limit_wait && !eo.rate_wait_ms)
+            eo.rate_wait_ms = (uint64_t)cfg.rate_limit_wait * 1000;
     }
     oc_engine engine;
     if (oc_engine_init(&engine, &eo, &err) != 0) {
         print_error(&err);
-        goto out;
-    }
-    if (oc_engine_catch_signals(&engine, &err) != 0) {
-        print_error(&err);
-        oc_engine_destroy(&engine);
         goto out;
     }
     status = oc_mirror_run(&engine, &o, &err);

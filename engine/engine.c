@@ -19,6 +19,9 @@ int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err)
         oc_retry_policy_default(&e->opts.retry);
     if (e->opts.stall_seconds <= 0)
         e->opts.stall_seconds = 30;
+    if (e->opts.rate_wait_ms == 0)
+        e->opts.rate_wait_ms = 60000;
+    e->opts.retry.retry_after_cap_ms = e->opts.rate_wait_ms; /* one bound on every wait */
     e->loop = malloc(sizeof *e->loop);
     if (!e->loop || uv_loop_init(e->loop) != 0) {
         free(e->loop);
@@ -153,6 +156,8 @@ void oc_engine_destroy(oc_engine *e)
         oc_blobpipe_ctx_close(e->pipes);
     if (e->limiter)
         oc_limiter_close(e->limiter);
+    for (int i = 0; i < e->n_registries; i++)
+        oc_registry_close(e->registries[i]);
     if (e->loop) {
         uv_run(e->loop, UV_RUN_DEFAULT);
         uv_loop_close(e->loop);
