@@ -168,7 +168,7 @@ static void pump(oc_budget *b)
             uint64_t now = now_ms(b), began = w->deadline_ms - b->max_wait_ms;
             duration(b->max_wait_ms, d, sizeof d);
             snprintf(why, sizeof why, "%s; %s the %s a request waits for it (--rate-limit-wait)",
-                     state, now >= began + 1000 ? "none came back within" : "that is beyond", d);
+                     state, now > began ? "none came back within" : "that is beyond", d);
         } else {
             snprintf(why, sizeof why, "%s", state);
         }
