@@ -37,9 +37,10 @@ typedef struct oc_registry_config {
 typedef struct oc_config {
     oc_registry_config *registries;
     size_t n_registries;
-    unsigned jobs;        /* 0 unset */
-    int retries;          /* 0 unset */
-    long stall_timeout;   /* 0 unset */
+    unsigned jobs;      /* 0 unset */
+    int retries;        /* 0 unset */
+    long stall_timeout; /* 0 unset */
+
     long rate_limit_wait; /* seconds, 0 unset */
 } oc_config;
 

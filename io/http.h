@@ -34,16 +34,17 @@ typedef struct oc_http_opts {
 
 /* Result of a transfer, given to on_done. */
 typedef struct oc_http_result {
-    int ok;                /* transfer completed at the HTTP level (any status) */
-    long status;           /* final HTTP status, 0 if none */
-    long http_version;     /* 1 (1.x), 2, or 0 unknown */
-    long num_connects;     /* new connections this transfer had to open */
-    long local_port;       /* local port of the connection used */
-    uint64_t body_bytes;   /* bytes handed to on_data */
-    double seconds;        /* total time */
-    int curl_code;         /* CURLcode, 0 on success */
-    const char *curl_msg;  /* curl's message when curl_code != 0 */
-    oc_error *err;         /* set when !ok: network error or on_data abort */
+    int ok;               /* transfer completed at the HTTP level (any status) */
+    long status;          /* final HTTP status, 0 if none */
+    long http_version;    /* 1 (1.x), 2, or 0 unknown */
+    long num_connects;    /* new connections this transfer had to open */
+    long local_port;      /* local port of the connection used */
+    uint64_t body_bytes;  /* bytes handed to on_data */
+    double seconds;       /* total time */
+    int curl_code;        /* CURLcode, 0 on success */
+    const char *curl_msg; /* curl's message when curl_code != 0 */
+    oc_error *err;        /* set when !ok: network error or on_data abort */
+
     long redirects;        /* redirects followed before the final response */
     const char *final_url; /* the URL that gave the final response (valid in on_done) */
 } oc_http_result;
