@@ -798,9 +798,14 @@ static int budget_settle(reg_call *c, const oc_http_result *res)
     int granted = c->budget_granted;
     c->budget_granted = 0;
     int said = res && res->ok && c->h_rl_remaining >= 0;
+    /* a 429 is the pull limit when the registry speaks of one (Docker Hub:
+     * RateLimit-Remaining 0, or TOOMANYREQUESTS from a registry whose
+     * answers carried the headers); any other 429 (TOOMANYREQUESTS is the
+     * spec's code for every 429) is a transient answer, retried with
+     * backoff and Retry-After */
     int limited = res && res->ok && res->status == 429 &&
                   (c->h_rl_remaining == 0 ||
-                   memmem(c->errbody, c->errbody_len, "TOOMANYREQUESTS", 15) != NULL);
+                   (r->budget && memmem(c->errbody, c->errbody_len, "TOOMANYREQUESTS", 15)));
     if (!r->budget && (said || limited)) {
         uint64_t bound = r->e->opts.rate_wait_ms ? r->e->opts.rate_wait_ms : 60000;
         r->budget = oc_budget_new(r->e->loop, bound);
