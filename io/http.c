@@ -282,6 +282,10 @@ static void transfer_finish(oc_http_transfer *t, CURLcode code)
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &res.num_connects);
     curl_easy_getinfo(t->easy, CURLINFO_LOCAL_PORT, &res.local_port);
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &res.seconds);
+    curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_COUNT, &res.redirects);
+    char *final_url = NULL;
+    curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &final_url);
+    res.final_url = final_url;
     http->stats.transfers++;
     http->stats.connects += (uint64_t)(res.num_connects > 0 ? res.num_connects : 0);
     http->stats.bytes += t->body_bytes;
