@@ -61,7 +61,9 @@ static void usage(FILE *out)
           "  export STORE TARFILE IMAGE:TAG [IMAGE:TAG...]\n"
           "      one tarball with several images of a store, shared layers once\n"
           "  mirror LIST STORE      mirror every entry of LIST into STORE, all at once,\n"
-          "                         fetching only what changed since the last run\n"
+          "                         fetching only what changed since the last run; an\n"
+          "                         entry is [REGISTRY/]REPO(:TAG|@DIGEST), REPO:* (every\n"
+          "                         tag) or REPO:/REGEX/ (the tags REGEX matches whole)\n"
           "  list [--json] STORE    what a store holds\n"
           "  expand STORE IMAGE TAG DIR  an image's merged root filesystem from a store\n"
           "  verify [--repair] STORE\n"
@@ -100,6 +102,10 @@ static void usage(FILE *out)
           "  --fail-fast                   stop at the first failed entry\n"
           "  --dry-run                     say what would be fetched\n"
           "  --lock-wait SECONDS           wait for another run on the same store\n"
+          "  --shard K/N                   mirror only shard K of N of the list (also\n"
+          "                                $OCCYSTRAP_SHARD=K/N); N processes share one store\n"
+          "  --shards N                    the same, K from $JOB_COMPLETION_INDEX + 1\n"
+          "                                (a Kubernetes Indexed Job)\n"
           "  -v, --verbose                 log each request (twice: curl's trace too)\n"
           "  -q, --quiet                   only errors\n"
           "  --version                     versions of occystrap and its libraries\n"
@@ -604,6 +610,8 @@ enum {
     OPT_PROGRESS,
     OPT_LOCK_WAIT,
     OPT_CONFIG,
+    OPT_SHARD,
+    OPT_SHARDS,
 };
 
 static int parse_uint(const char *text, const char *what, unsigned long long max,
@@ -644,6 +652,8 @@ int oc_cli_main(int argc, char **argv)
         {"progress", required_argument, NULL, OPT_PROGRESS},
         {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
         {"config", required_argument, NULL, OPT_CONFIG},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"shards", required_argument, NULL, OPT_SHARDS},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -693,6 +703,14 @@ int oc_cli_main(int argc, char **argv)
             break;
         case OPT_CONFIG:
             o.mirror.config_path = optarg;
+            break;
+        case OPT_SHARD:
+            o.mirror.shard = optarg;
+            break;
+        case OPT_SHARDS:
+            if (parse_uint(optarg, "--shards", 65536, &n) != 0 || n == 0)
+                return EXIT_USAGE;
+            o.mirror.shards = (unsigned)n;
             break;
         case OPT_LOCK_WAIT:
             if (parse_uint(optarg, "--lock-wait", 86400, &n) != 0)

@@ -14,6 +14,41 @@ static void print_error(const oc_error *err)
     fprintf(stderr, "occystrap: error: %s\n", err->msg);
 }
 
+/* This process's shard: --shard K/N, else $OCCYSTRAP_SHARD=K/N, else
+ * --shards N with Kubernetes' $JOB_COMPLETION_INDEX (0-based) as K-1. */
+static int choose_shard(const oc_mirror_cli *mc, oc_shard *s, oc_error *err)
+{
+    memset(s, 0, sizeof *s);
+    const char *env = getenv("OCCYSTRAP_SHARD");
+    if (mc->shard && mc->shards) {
+        oc_error_set(err, OC_E_USAGE, "--shard and --shards exclude each other");
+        return -1;
+    }
+    if (mc->shard)
+        return oc_shard_parse(mc->shard, "--shard", s, err);
+    if (env && *env && !mc->shards)
+        return oc_shard_parse(env, "OCCYSTRAP_SHARD", s, err);
+    if (!mc->shards)
+        return 0;
+    const char *index = getenv("JOB_COMPLETION_INDEX");
+    if (!index || !*index) {
+        oc_error_set(err, OC_E_USAGE,
+                     "--shards N takes this process's index from $JOB_COMPLETION_INDEX (a "
+                     "Kubernetes Indexed Job), which is not set; use --shard K/N");
+        return -1;
+    }
+    char *end = NULL;
+    unsigned long k = strtoul(index, &end, 10);
+    if (*end || index[0] == '-' || k >= mc->shards) {
+        oc_error_set(err, OC_E_USAGE, "JOB_COMPLETION_INDEX=%s is not an index below --shards %u",
+                     index, mc->shards);
+        return -1;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%lu/%u", k + 1, mc->shards);
+    return oc_shard_parse(text, "--shards", s, err);
+}
+
 int oc_cmd_mirror(const oc_engine_opts *engine_opts, const oc_mirror_cli *mc, int argc, char **argv)
 {
     if (argc != 2) {
@@ -35,6 +70,10 @@ int oc_cmd_mirror(const oc_engine_opts *engine_opts, const oc_mirror_cli *mc, in
     o.json_path = mc->json_stdout ? "-" : mc->json_file;
     o.lock_wait_s = mc->lock_wait_s;
     o.quiet = mc->quiet;
+    if (choose_shard(mc, &o.shard, &err) != 0) {
+        print_error(&err);
+        return 2;
+    }
     if (mc->progress && oc_progress_mode_parse(mc->progress, &o.progress) != 0) {
         fprintf(stderr, "occystrap: --progress takes auto, bar, plain or none, not '%s'\n",
                 mc->progress);

@@ -16,6 +16,8 @@ typedef struct oc_mirror_cli {
     long lock_wait_s;        /* --lock-wait */
     const char *config_path; /* --config */
     int quiet;
+    const char *shard; /* --shard K/N */
+    unsigned shards;   /* --shards N (K from $JOB_COMPLETION_INDEX) */
 } oc_mirror_cli;
 
 /* engine_opts is copied and completed from the config file. */

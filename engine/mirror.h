@@ -19,6 +19,7 @@
 
 #include "engine/registry/engine.h"
 #include "engine/image/manifest.h"
+#include "engine/image/shard.h"
 #include "sched/progress.h"
 
 typedef struct oc_mirror_opts {
@@ -34,6 +35,7 @@ typedef struct oc_mirror_opts {
     const char *json_path; /* report file, "-" = stdout, NULL = none */
     long lock_wait_s;      /* wait this long for another mirror run; 0 = don't wait */
     int quiet;
+    oc_shard shard; /* this process's part of the list (n 0 or 1: all of it) */
 } oc_mirror_opts;
 
 /* Returns the exit status: 0 all entries done, 1 some failed (each

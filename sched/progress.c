@@ -137,6 +137,11 @@ oc_progress *oc_progress_new(uv_loop_t *loop, oc_progress_mode mode, FILE *out,
     return p;
 }
 
+void oc_progress_set_images_total(oc_progress *p, unsigned images_total)
+{
+    p->images_total = images_total;
+}
+
 void oc_progress_expect_bytes(oc_progress *p, uint64_t bytes)
 {
     p->bytes_expected += bytes;

@@ -50,7 +50,7 @@ static void test_basic(void **state)
     assert_int_equal(l.entries[3].line, 6);
     assert_false(l.entries[4].ok);
     assert_int_equal(l.entries[4].line, 7);
-    assert_non_null(strstr(l.entries[4].err.msg, "line 7"));
+    assert_non_null(strstr(l.entries[4].err->msg, "line 7"));
     assert_true(l.entries[5].ok);
     assert_int_equal(oc_list_count_bad(&l), 2);
     oc_list_free(&l);
@@ -87,9 +87,9 @@ static void test_hostile(void **state)
     assert_int_equal(oc_list_parse(&l, text, n, NULL, &err), 0);
     assert_int_equal(l.n, 2);
     assert_false(l.entries[0].ok);
-    assert_non_null(strstr(l.entries[0].err.msg, "NUL"));
+    assert_non_null(strstr(l.entries[0].err->msg, "NUL"));
     assert_false(l.entries[1].ok);
-    assert_non_null(strstr(l.entries[1].err.msg, "longer"));
+    assert_non_null(strstr(l.entries[1].err->msg, "longer"));
     oc_list_free(&l);
     assert_int_equal(oc_list_parse(&l, "", 0, NULL, &err), 0);
     assert_int_equal(l.n, 0);
