@@ -25,8 +25,8 @@ typedef struct waiter {
 struct oc_blob_claims {
     uv_timer_t timer;
     oc_engine *e;
-    char *dir;   /* STORE/.occystrap/fetching */
-    char *mutex; /* STORE/.occystrap/fetching.lock */
+    char *dir;       /* STORE/.occystrap/fetching */
+    char *mutex;     /* STORE/.occystrap/fetching.lock */
     oc_strmap *held; /* digest -> lock path */
     waiter *w;
     size_t n_w, cap_w;

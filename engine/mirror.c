@@ -256,8 +256,8 @@ static void entry_finish(entry_job *j)
     if (!run->o->quiet || j->status == ST_FAILED) {
         if (j->status == ST_FAILED && oc_progress_mode_of(run->progress) == OC_PROGRESS_NONE)
             fprintf(stderr, "occystrap: %s\n", line); /* errors are printed whatever the display */
-        oc_progress_image_done(run->progress,
-                               j->status != ST_FAILED && j->status != ST_INTERRUPTED, line);
+        oc_progress_image_done(run->progress, j->status != ST_FAILED && j->status != ST_INTERRUPTED,
+                               line);
     }
     start_more(run);
     maybe_commit(run);

@@ -51,8 +51,8 @@ static int remember_error(repo_listing *l, const oc_error *err)
 /* The entry's filter: its regex and the config's settings. */
 static void select_tags(repo_listing *l, const oc_list_entry *e)
 {
-    const oc_repo_config *rc = oc_config_repository(l->x->e->opts.config, e->ref.registry,
-                                                    e->ref.repository);
+    const oc_repo_config *rc =
+        oc_config_repository(l->x->e->opts.config, e->ref.registry, e->ref.repository);
     oc_tag_filter f = {
         .regex = e->kind == OC_LIST_TAG_REGEX ? e->tag_regex : NULL,
         .exclude = rc ? (const char *const *)rc->exclude : NULL,
@@ -189,8 +189,8 @@ int oc_mirror_tags_expand(oc_engine *e, const oc_list *in, const oc_tags_expand_
         oc_registry *r = oc_engine_registry(e, le->ref.registry, &call_err);
         const oc_registry_config *rc = oc_config_registry(e->opts.config, le->ref.registry);
         x->pending++;
-        if (!r || oc_registry_list_tags(r, le->ref.repository, rc ? rc->tags_page_size : 0,
-                                        on_tags, l, &call_err) != 0) {
+        if (!r || oc_registry_list_tags(r, le->ref.repository, rc ? rc->tags_page_size : 0, on_tags,
+                                        l, &call_err) != 0) {
             if (call_err.code == OC_OK)
                 oc_error_set(&call_err, OC_E_NOMEM, "out of memory");
             on_tags(l, NULL, 0, &call_err);

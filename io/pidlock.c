@@ -17,8 +17,9 @@
 #define HOST_MAX 256
 #define ID_MAX (HOST_MAX + 64)
 
-/* A process's start time in clock ticks since boot (field 22 of
- * /proc/PID/stat), 0 when unknown. */
+/* A running process's start time in clock ticks since boot (field 22 of
+ * /proc/PID/stat); 0 when there is no such process, or it is a zombie
+ * (dead, not yet reaped: it holds nothing any more). */
 static unsigned long long start_time_of(long pid)
 {
     char path[64], buf[1024];
@@ -31,10 +32,14 @@ static unsigned long long start_time_of(long pid)
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command may hold blanks and ')' */
     unsigned long long start = 0;
+    char state = 0;
     /* after ") ": state is field 3; the start time is field 22 */
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-                            "%*d %*d %llu",
-                     &start) != 1)
+    if (!p ||
+        sscanf(p + 2,
+               "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+               "%*d %*d %llu",
+               &state, &start) != 2 ||
+        state == 'Z' || state == 'X')
         return 0;
     return start;
 }
@@ -84,7 +89,7 @@ static int owner_alive(const char *text, time_t mtime, unsigned stale_s)
     unsigned long long start = start_time_of(o.pid);
     if (start)
         return o.start == 0 || start == o.start;
-    /* no /proc entry: gone, unless /proc is not there to ask */
+    /* no /proc entry (or a zombie): gone, unless /proc is not there to ask */
     if (access("/proc/self/stat", F_OK) == 0)
         return 0;
     return kill((pid_t)o.pid, 0) == 0 || errno == EPERM;

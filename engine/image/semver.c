@@ -215,8 +215,9 @@ static int add_word(cset *s, const char *w, size_t len, oc_error *err, const cha
         caret = 1, skip = 1;
     oc_semver v;
     if (parse_len(w + skip, len - skip, &v) != 0) {
-        oc_error_set(err, OC_E_USAGE, "semver range \"%s\": \"%.*s\" is not a comparison with a version",
-                     range, (int)len, w);
+        oc_error_set(err, OC_E_USAGE,
+                     "semver range \"%s\": \"%.*s\" is not a comparison with a version", range,
+                     (int)len, w);
         return -1;
     }
     int partial = v.n_parts < 3;

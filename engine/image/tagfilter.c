@@ -109,8 +109,7 @@ static int by_index(const void *a, const void *b)
 }
 
 /* Keep the latest s->latest of picked[0..*n). */
-static int keep_latest(const oc_tag_selector *s, const char *const *tags, size_t *picked,
-                       size_t *n)
+static int keep_latest(const oc_tag_selector *s, const char *const *tags, size_t *picked, size_t *n)
 {
     if (s->latest == 0 || *n <= s->latest)
         return 0;

@@ -123,8 +123,8 @@ static int parse_repository(oc_repo_config *r, const char *name, json_t *obj, co
         return -1;
     }
     if (named_tag) {
-        oc_error_set(err, OC_E_USAGE, "%s: repository \"%s\" must name a repository, no tag or digest",
-                     what, name);
+        oc_error_set(err, OC_E_USAGE,
+                     "%s: repository \"%s\" must name a repository, no tag or digest", what, name);
         return -1;
     }
     if (!json_is_object(obj)) {

@@ -237,8 +237,8 @@ static void on_page(void *opaque, const char *body, size_t len, const oc_reg_inf
         return;
     }
     if (strcmp(next, l->ref) == 0) {
-        oc_error_set(&err, OC_E_FORMAT, "tags of %s: the registry's next page is the same page (%s)",
-                     l->repo, next);
+        oc_error_set(&err, OC_E_FORMAT,
+                     "tags of %s: the registry's next page is the same page (%s)", l->repo, next);
         free(next);
         listing_end(l, &err);
         return;

@@ -31,8 +31,8 @@ struct oc_store {
     int lock_fd; /* store lock, -1 when reading unlocked */
     char *tmp_dir;
     char *run_dir;
-    int run_fd;         /* our lock on run_dir */
-    oc_strmap *marks;   /* WRITE: hex -> oc_blob_mark known valid this run */
+    int run_fd;       /* our lock on run_dir */
+    oc_strmap *marks; /* WRITE: hex -> oc_blob_mark known valid this run */
 };
 
 void oc_store_crash_point(const char *name)
@@ -353,26 +353,58 @@ int oc_store_mark_read(const oc_store *s, const char *hex, oc_blob_mark *m, oc_e
     return 1;
 }
 
-/* A marker known valid, into the run's cache (best effort: without memory
- * it is read again next time). */
-static void remember_mark(const oc_store *s, const char *hex, const oc_blob_mark *m)
+/* A marker known valid this run, with the identity of its file then: a
+ * lookup costs a stat of the marker instead of reading and parsing it, and
+ * a marker changed since (by hand, by verify --repair) is read again. */
+typedef struct known_mark {
+    oc_blob_mark m;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} known_mark;
+
+static int same_file(const known_mark *k, const struct stat *st)
 {
-    oc_blob_mark *copy = s->marks ? malloc(sizeof *copy) : NULL;
-    if (!copy)
-        return;
-    *copy = *m;
-    if (oc_strmap_set(s->marks, hex, copy) != 0)
-        free(copy);
+    return k->ino == st->st_ino && k->size == st->st_size &&
+           k->mtime.tv_sec == st->st_mtim.tv_sec && k->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-/* The marker of hex: from the run's cache, else read (and cached when
- * valid). 1, 0 or -1 as oc_store_mark_read. */
+/* Remember m as hex's valid marker, its file as it is now (best effort:
+ * without memory it is read again next time). */
+static void remember_mark(const oc_store *s, const char *hex, const oc_blob_mark *m)
+{
+    char want[8 + OC_SHA256_HEX_LEN];
+    snprintf(want, sizeof want, "sha256:%s", hex);
+    if (!s->marks || strcmp(m->digest, want) != 0)
+        return;
+    char *path = oc_store_mark_path(s, hex);
+    struct stat st;
+    known_mark *k = path && stat(path, &st) == 0 ? malloc(sizeof *k) : NULL;
+    free(path);
+    if (!k)
+        return;
+    k->m = *m;
+    k->ino = st.st_ino;
+    k->size = st.st_size;
+    k->mtime = st.st_mtim;
+    if (oc_strmap_set(s->marks, hex, k) != 0)
+        free(k);
+}
+
+/* The marker of hex: from the run's cache when its file is unchanged, else
+ * read (and cached when valid). 1, 0 or -1 as oc_store_mark_read. */
 static int mark_lookup(const oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err)
 {
-    const oc_blob_mark *known = s->marks ? oc_strmap_get(s->marks, hex) : NULL;
+    const known_mark *known = s->marks ? oc_strmap_get(s->marks, hex) : NULL;
     if (known) {
-        *m = *known;
-        return 1;
+        char *path = oc_store_mark_path(s, hex);
+        struct stat st;
+        int same = path && stat(path, &st) == 0 && same_file(known, &st);
+        free(path);
+        if (same) {
+            *m = known->m;
+            return 1;
+        }
     }
     int r = oc_store_mark_read(s, hex, m, err);
     if (r == 1)
