@@ -24,6 +24,7 @@
 #include "engine/store/store.h"
 #include "engine/store/store_gc.h"
 #include "engine/store/store_list.h"
+#include "engine/store/store_relist.h"
 #include "engine/store/store_verify.h"
 #include "io/version.h"
 #include "io/atomicfile.h"
@@ -505,6 +506,12 @@ static size_t repair_blobs(oc_store *s, verify_run *vr, const char *store_dir)
     return dropped;
 }
 
+static void on_relisted(void *opaque, const char *file, const char *image, const char *tag)
+{
+    (void)opaque;
+    printf("listed  %s as %s:%s (complete, but missing from catalog.json)\n", file, image, tag);
+}
+
 static int cmd_verify(cli_opts *o, int argc, char **argv)
 {
     if (argc != 1) {
@@ -523,8 +530,16 @@ static int cmd_verify(cli_opts *o, int argc, char **argv)
         oc_error_set(&err, OC_E_NOMEM, "out of memory");
         rc = -1;
     }
-    if (rc == 0 && o->repair)
+    long relisted = 0;
+    if (rc == 0 && o->repair) {
         dropped = repair_blobs(s, &vr, argv[0]);
+        oc_error lerr;
+        oc_error_clear(&lerr);
+        relisted = oc_store_relist(s, on_relisted, NULL, &lerr);
+        if (relisted < 0)
+            fprintf(stderr, "occystrap: error: %s: listing complete images: %s\n", argv[0],
+                    lerr.msg);
+    }
     for (size_t i = 0; i < vr.n_damaged; i++)
         free(vr.damaged[i]);
     free(vr.damaged);
@@ -548,7 +563,10 @@ static int cmd_verify(cli_opts *o, int argc, char **argv)
                 "occystrap: --repair removed %zu damaged blob%s; the next mirror (or "
                 "fetch-to-extracted) of the images that use them fetches them again\n",
                 dropped, dropped == 1 ? "" : "s");
-    return st.damaged ? EXIT_FAILED : EXIT_OK;
+    if (relisted > 0)
+        fprintf(stderr, "occystrap: --repair listed %ld complete image%s in catalog.json\n",
+                relisted, relisted == 1 ? "" : "s");
+    return st.damaged || relisted < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
 static void on_gc(void *opaque, const char *name, uint64_t bytes)

@@ -559,7 +559,10 @@ int oc_store_catalog_replace(oc_store *s, const oc_catalog *c, oc_error *err)
         oc_error_set(err, OC_E_NOMEM, "out of memory");
     if (!text)
         goto out;
-    if (oc_atomic_open(&f, s->run_dir, path, err) != 0)
+    /* gc and verify --repair (alone in the store) have no run directory */
+    if (!s->run_dir && oc_mkdirs(s->tmp_dir, err) != 0)
+        goto out;
+    if (oc_atomic_open(&f, s->run_dir ? s->run_dir : s->tmp_dir, path, err) != 0)
         goto out;
     if (oc_atomic_write(&f, text, len, err) != 0) {
         oc_atomic_abort(&f);

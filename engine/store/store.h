@@ -111,7 +111,7 @@ int oc_store_catalog_add(oc_store *s, const char *image, const char *tag, const 
  * at once (catalog_batch.h): take the catalog lock (an fd for
  * oc_store_catalog_unlock), and write c as catalog.json atomically (a
  * temporary in the run directory, fsync, rename, fsync of the store) while
- * holding it. WRITE mode. */
+ * holding it. WRITE mode, or GC mode (alone in the store: .tmp is used). */
 int oc_store_catalog_lock(oc_store *s, oc_error *err);
 void oc_store_catalog_unlock(int fd);
 int oc_store_catalog_replace(oc_store *s, const oc_catalog *c, oc_error *err);
