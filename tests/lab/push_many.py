@@ -5,7 +5,8 @@ scale tests.
 
 usage: push_many.py REGISTRY --prefix REPO_PREFIX [--repos R] [--tags N]
                     [--tag-names T1,T2,...] [--tag-format FMT] [--layers K]
-                    [--layer-bytes B] [--threads T] [--list OUT] [--seed S]
+                    [--layer-bytes B] [--threads T] [--list OUT] [--json OUT]
+                    [--seed S]
 
 Every image has K shared layers (the same K blobs in every repository: the
 bench's "shared layers") and a config of its own (its repository and tag are
@@ -13,7 +14,8 @@ in it, so every manifest digest differs). Tags are spread round-robin over R
 repositories named REPO_PREFIX/r000 .. (R > 1) or REPO_PREFIX itself (R = 1).
 Tags are --tag-names as given, else --tag-format % i for i in 0..N-1
 (default "t%05d"). With --list, the references pushed are written to OUT, one
-a line, in push order (REGISTRY/REPO:TAG). Blobs already in a repository are
+a line, in push order (REGISTRY/REPO:TAG); with --json, {"layers": [the
+shared layers' digests], "references": [...]}. Blobs already in a repository are
 not uploaded again, and an existing tag is overwritten. The layers are random
 bytes drawn from --seed (default: fresh each run), gzip-compressed.
 
@@ -114,6 +116,7 @@ def main():
     ap.add_argument("--layer-bytes", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--list")
+    ap.add_argument("--json")
     ap.add_argument("--seed", type=int)
     a = ap.parse_args()
     if a.prefix.startswith(("fixtures/", "private/")):
@@ -177,10 +180,13 @@ def main():
         t.join()
     if failed:
         sys.exit("push_many: " + failed[0])
+    refs = ["%s/%s:%s" % (a.registry, repo, tag) for repo, tag in work]
     if a.list:
         with open(a.list, "w") as f:
-            for repo, tag in work:
-                f.write("%s/%s:%s\n" % (a.registry, repo, tag))
+            f.write("".join(r + "\n" for r in refs))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"layers": [l["digest"] for l in layers], "references": refs}, f, indent=1)
 
 
 main()
