@@ -61,8 +61,7 @@ long oc_store_relist(oc_store *s, oc_relist_report report, void *opaque, oc_erro
     added = 0;
     for (size_t i = 0; i < e.n_manifests; i++) {
         char *image = NULL, *tag = NULL;
-        if (oc_strmap_has(named, e.manifests[i]) ||
-            !listable(s, c, e.manifests[i], &image, &tag)) {
+        if (oc_strmap_has(named, e.manifests[i]) || !listable(s, c, e.manifests[i], &image, &tag)) {
             free(image);
             free(tag);
             continue;
