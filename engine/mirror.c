@@ -764,6 +764,8 @@ static void entry_start(entry_job *j)
         entry_abort(j, j->le->err);
         return;
     }
+    if (entry_stopped(j)) /* --fail-fast or a signal: no request for it */
+        return;
     j->name = familiar_name(&j->le->ref);
     j->r = j->name ? oc_engine_registry(run->e, j->le->ref.registry, &err) : NULL;
     if (!j->r) {
