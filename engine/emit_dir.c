@@ -13,8 +13,7 @@
 #include "engine/emit_tar.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
-
-#define CONFIG_MAX (64u * 1024 * 1024)
+#include "engine/image/limits.h"
 
 static int oom(oc_error *err)
 {
@@ -30,7 +29,7 @@ static int same_content(const char *path, const char *data, size_t len)
         return 0;
     oc_error ignored;
     size_t got = 0;
-    char *text = oc_read_file(path, CONFIG_MAX, &got, &ignored);
+    char *text = oc_read_file(path, OC_IMAGE_CONFIG_MAX, &got, &ignored);
     int same = text && got == len && memcmp(text, data, len) == 0;
     free(text);
     return same;

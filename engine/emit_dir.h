@@ -1,4 +1,4 @@
-/* emit_dir.h - a pulled image written into a store directory (DESIGN 5.2
+/* emit_dir.h - a pulled image written into a store directory (DESIGN.md 6.2
  * and 5.3): <config-hex>.json, <layer-hex>/layer.tar, the manifest file
  * and the catalog entry.
  *

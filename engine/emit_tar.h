@@ -1,4 +1,4 @@
-/* emit_tar.h - the docker-load tarball (DESIGN 5.1): <config-hex>.json with
+/* emit_tar.h - the docker-load tarball (DESIGN.md 6.1): <config-hex>.json with
  * the registry's exact bytes, <layer-hex>/layer.tar per distinct layer in
  * manifest order, manifest.json last; written under a temporary name beside
  * TARFILE and renamed only when complete.

@@ -9,11 +9,11 @@
  * layers were placed as they verified) -> its catalog entry handed to the
  * group commit (catalog_commit.h) -> reported once the catalog lists it.
  * Every step checks run->stop, which --fail-fast sets on the first failure.
- * At most WINDOW entries are at work at once (entries waiting only for the
- * catalog write do not count), so memory does not grow with the list. The
- * run owns the store, its catalog in memory, the in-flight table shared by
- * all pulls, the cross-process blob claims, the progress display and the
- * report. */
+ * At most a window of entries is at work at once (entries waiting only for
+ * the catalog write do not count), so memory does not grow with the list.
+ * The run owns the store, its catalog in memory, the in-flight table shared
+ * by all pulls, the cross-process blob claims and the entries' results; the
+ * caller hears of them through events and the final report (mirror.h). */
 #include "engine/mirror.h"
 
 #include <errno.h>
@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -40,8 +39,8 @@
 #include "io/digest.h"
 #include "io/storelock.h"
 #include "sched/once.h"
+#include "engine/image/limits.h"
 
-#define MANIFEST_MAX (4u * 1024 * 1024)
 /* entries at work at once, per request slot of the global cap */
 #define WINDOW_PER_JOB 8
 #define WINDOW_MIN 64
@@ -55,27 +54,6 @@ typedef enum {
     ST_INTERRUPTED, /* stopped by SIGINT/SIGTERM before it was mirrored */
     ST_COUNT
 } entry_status;
-
-static const char *status_name(entry_status s)
-{
-    switch (s) {
-    case ST_PENDING:
-        return "pending";
-    case ST_UPTODATE:
-        return "up-to-date";
-    case ST_FETCHED:
-        return "fetched";
-    case ST_FAILED:
-        return "failed";
-    case ST_DRYRUN:
-        return "would-fetch";
-    case ST_INTERRUPTED:
-        return "interrupted";
-    case ST_COUNT:
-        break;
-    }
-    return "?";
-}
 
 typedef struct mirror_run mirror_run;
 typedef struct entry_job entry_job;
@@ -94,6 +72,7 @@ struct entry_job {
     char *digest; /* what the tag resolved to, or the entry's digest */
     entry_status status;
     oc_error *err; /* why it failed (malloc'd), or NULL */
+    char *note;    /* dry run: what would be fetched */
     uint64_t bytes_fetched;
     uint64_t bytes_total; /* of the layers of the images stored */
     uint64_t started_ms, ended_ms;
@@ -114,7 +93,18 @@ struct entry_job {
 
 struct mirror_run {
     oc_engine *e;
-    const oc_mirror_opts *o;
+    const oc_mirror_opts *o; /* &opts */
+    oc_mirror_opts opts;     /* the caller's, copied: strings and platforms owned */
+    oc_mirror_done_cb done;
+    void *done_opaque;
+    uv_timer_t timer; /* the lock wait's polls, then the deferred finish */
+    int lock_fd;
+    int shard_lock_fd; /* mirror-K-of-N.lock of a sharded run */
+    uint64_t lock_wait_started_ms;
+    int lock_announced;
+    int starting; /* entries are being started: a finish waits for the loop */
+    oc_error err; /* the run's own failure (list, store, lock) */
+    int config_error;
     oc_store *store;
     oc_catalog_batch *catalog;
     oc_catalog_commit *commit;
@@ -127,18 +117,14 @@ struct mirror_run {
     size_t busy;   /* started, not finished, not parked */
     size_t parked; /* waiting only for the catalog write */
     size_t window;
+    int expanded; /* the entries exist (tags listed) */
+    unsigned catalog_writes, blob_waits; /* for the report, when those are closed */
     oc_once *in_flight;
-    oc_progress *progress;
     char *partial_dir; /* STORE/.occystrap/partial: broken downloads kept for the next run */
     size_t finished;
     size_t failed;
     size_t interrupted; /* entries stopped by a signal */
-    size_t repos_failed;
     int stop;
-    int expanded; /* the entries exist (tags listed) */
-    int starting; /* inside start_more */
-    oc_error setup_err;
-    int setup_failed;
 };
 
 /* ---- small helpers ---- */
@@ -193,13 +179,10 @@ static uint64_t now_ms(const mirror_run *run)
 
 /* ---- finishing an entry ---- */
 
+static void run_maybe_done(mirror_run *run);
+static void entry_view(const entry_job *j, oc_mirror_entry *out);
 static void start_more(mirror_run *run);
 static void maybe_commit(mirror_run *run);
-
-static const char *err_msg(const entry_job *j)
-{
-    return j->err ? j->err->msg : "";
-}
 
 /* Heavy per-entry state is not needed for the report: drop it. */
 static void entry_trim(entry_job *j)
@@ -228,39 +211,23 @@ static void entry_finish(entry_job *j)
         run->parked--;
     else if (j->started)
         run->busy--;
-    char line[1400];
-    const char *text = j->le->text;
-    double secs = (double)(j->ended_ms - j->started_ms) / 1000.0;
     if (j->status == ST_FAILED && run->e->interrupted && j->err && j->err->code == OC_E_CANCELLED)
         j->status = ST_INTERRUPTED;
     if (j->status == ST_INTERRUPTED) {
         run->interrupted++;
-        snprintf(line, sizeof line, "stopped %s (line %d): %s before it was mirrored", text,
-                 j->le->line, run->e->interrupted_why);
     } else if (j->status == ST_FAILED) {
         run->failed++;
-        snprintf(line, sizeof line, "FAILED  %s (line %d): %s", text, j->le->line, err_msg(j));
         if (run->o->fail_fast)
             run->stop = 1;
-    } else if (j->status == ST_UPTODATE) {
-        snprintf(line, sizeof line, "ok      %s: up to date (%s)", text,
-                 j->digest ? j->digest : "");
-    } else if (j->status == ST_DRYRUN) {
-        snprintf(line, sizeof line, "dry-run %s: would fetch %s (%zu platform image(s))", text,
-                 j->digest ? j->digest : "", j->n_pulls);
-    } else {
-        snprintf(line, sizeof line, "ok      %s: %s, %.1f MB fetched, %.2f s", text,
-                 j->digest ? j->digest : "", (double)j->bytes_fetched / 1e6, secs);
     }
     entry_trim(j);
-    if (!run->o->quiet || j->status == ST_FAILED) {
-        if (j->status == ST_FAILED && oc_progress_mode_of(run->progress) == OC_PROGRESS_NONE)
-            fprintf(stderr, "occystrap: %s\n", line); /* errors are printed whatever the display */
-        oc_progress_image_done(run->progress, j->status != ST_FAILED && j->status != ST_INTERRUPTED,
-                               line);
-    }
+    oc_mirror_entry view;
+    entry_view(j, &view);
+    oc_event ev = {.kind = OC_EVENT_ENTRY_FINISHED, .entry = &view};
+    oc_engine_emit(run->e, &ev);
     start_more(run);
     maybe_commit(run);
+    run_maybe_done(run);
 }
 
 static void entry_fail(entry_job *j, const oc_error *err)
@@ -352,19 +319,15 @@ static void on_bytes(void *opaque, uint64_t n)
 {
     plat_pull *pp = opaque;
     pp->job->bytes_fetched += n;
-    oc_progress_bytes(pp->job->run->progress, n);
+    oc_event ev = {.kind = OC_EVENT_BLOB_BYTES, .bytes = n};
+    oc_engine_emit(pp->job->run->e, &ev);
 }
 
 static void on_layer(void *opaque, int started, uint64_t size)
 {
     plat_pull *pp = opaque;
-    oc_progress *p = pp->job->run->progress;
-    if (started) {
-        oc_progress_expect_bytes(p, size);
-        oc_progress_layer_started(p);
-    } else {
-        oc_progress_layer_finished(p);
-    }
+    oc_event ev = {.kind = started ? OC_EVENT_BLOB_STARTED : OC_EVENT_BLOB_FINISHED, .size = size};
+    oc_engine_emit(pp->job->run->e, &ev);
 }
 
 static int place_layer(void *opaque, const oc_pulled_layer *layer, const char *tmp_path,
@@ -595,6 +558,8 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
     }
     if (run->o->dry_run) {
         j->status = ST_DRYRUN;
+        if (asprintf(&j->note, "%zu platform image(s)", j->n_pulls) < 0)
+            j->note = NULL;
         entry_finish(j);
         return;
     }
@@ -606,7 +571,7 @@ static void fetch_manifest(entry_job *j)
     oc_error err;
     oc_error_clear(&err);
     if (oc_registry_fetch_small(j->r, j->le->ref.repository, "manifests", j->digest,
-                                OC_MANIFEST_ACCEPT, MANIFEST_MAX, on_manifest, j, &err) != 0) {
+                                OC_MANIFEST_ACCEPT, OC_MANIFEST_MAX, on_manifest, j, &err) != 0) {
         entry_abort(j, &err);
     }
 }
@@ -747,7 +712,8 @@ static void on_head(void *opaque, const oc_reg_info *info, const oc_error *call_
         return;
     }
     if (oc_registry_fetch_small(j->r, j->le->ref.repository, "manifests", j->le->ref.tag,
-                                OC_MANIFEST_ACCEPT, MANIFEST_MAX, on_head_manifest, j, &err) != 0) {
+                                OC_MANIFEST_ACCEPT, OC_MANIFEST_MAX, on_head_manifest, j,
+                                &err) != 0) {
         entry_abort(j, &err);
     }
 }
@@ -788,148 +754,186 @@ static void entry_start(entry_job *j)
 
 /* ---- report ---- */
 
-static json_t *report_json(const mirror_run *run)
+static oc_entry_status public_status(entry_status s)
 {
-    json_t *root = json_object();
-    json_t *entries = json_array();
-    size_t counts[ST_COUNT] = {0};
-    uint64_t fetched = 0, total = 0;
-    for (size_t i = 0; i < run->n_jobs; i++) {
-        const entry_job *j = &run->jobs[i];
-        json_t *e = json_object();
-        json_object_set_new(e, "line", json_integer(j->le->line));
-        json_object_set_new(e, "reference", json_string(j->le->text));
-        if (j->name)
-            json_object_set_new(e, "name", json_string(j->name));
-        json_object_set_new(e, "status", json_string(status_name(j->status)));
-        if (j->digest)
-            json_object_set_new(e, "digest", json_string(j->digest));
-        json_t *plats = json_array();
-        for (size_t k = 0; k < j->n_stored; k++)
-            json_array_append_new(plats, json_string(j->stored[k]));
-        json_object_set_new(e, "platforms", plats);
-        if ((j->status == ST_FAILED || j->status == ST_INTERRUPTED) && j->err) {
-            json_object_set_new(e, "error", json_string(j->err->msg));
-            json_object_set_new(e, "error_kind", json_string(oc_errcode_name(j->err->code)));
-        }
-        json_object_set_new(e, "bytes_fetched", json_integer((json_int_t)j->bytes_fetched));
-        uint64_t reused = j->bytes_total > j->bytes_fetched ? j->bytes_total - j->bytes_fetched : 0;
-        json_object_set_new(e, "bytes_reused", json_integer((json_int_t)reused));
-        json_object_set_new(e, "seconds",
-                            json_real((double)(j->ended_ms - j->started_ms) / 1000.0));
-        json_array_append_new(entries, e);
-        counts[j->status]++;
-        fetched += j->bytes_fetched;
-        total += j->bytes_total;
+    switch (s) {
+    case ST_UPTODATE:
+        return OC_ENTRY_UP_TO_DATE;
+    case ST_FETCHED:
+        return OC_ENTRY_FETCHED;
+    case ST_FAILED:
+        return OC_ENTRY_FAILED;
+    case ST_DRYRUN:
+        return OC_ENTRY_WOULD_FETCH;
+    case ST_INTERRUPTED:
+        return OC_ENTRY_INTERRUPTED;
+    case ST_PENDING:
+    case ST_COUNT:
+        break;
     }
-    json_object_set_new(root, "entries", entries);
-    json_t *totals = json_object();
-    json_object_set_new(totals, "entries", json_integer((json_int_t)run->n_jobs));
-    json_object_set_new(totals, "fetched", json_integer((json_int_t)counts[ST_FETCHED]));
-    json_object_set_new(totals, "up_to_date", json_integer((json_int_t)counts[ST_UPTODATE]));
-    json_object_set_new(totals, "failed", json_integer((json_int_t)counts[ST_FAILED]));
-    json_object_set_new(totals, "would_fetch", json_integer((json_int_t)counts[ST_DRYRUN]));
-    json_object_set_new(totals, "interrupted", json_integer((json_int_t)counts[ST_INTERRUPTED]));
-    json_object_set_new(totals, "bytes_fetched", json_integer((json_int_t)fetched));
-    json_object_set_new(totals, "bytes_reused",
-                        json_integer((json_int_t)(total > fetched ? total - fetched : 0)));
-    json_object_set_new(totals, "catalog_writes",
-                        json_integer(run->catalog ? oc_catalog_batch_writes(run->catalog) : 0));
-    json_object_set_new(totals, "blob_waits",
-                        json_integer(run->claims ? oc_blob_claims_waits(run->claims) : 0));
-    if (run->o->shard.n > 1) {
-        char shard[32];
-        snprintf(shard, sizeof shard, "%u/%u", run->o->shard.k, run->o->shard.n);
-        json_object_set_new(totals, "shard", json_string(shard));
-    }
-    json_object_set_new(root, "totals", totals);
-    return root;
+    return OC_ENTRY_PENDING;
 }
 
-static int write_report(const mirror_run *run, const char *path, oc_error *err)
+/* An entry as the caller sees it: pointers into the job, valid while the
+ * job lives. */
+static void entry_view(const entry_job *j, oc_mirror_entry *out)
 {
-    json_t *root = report_json(run);
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    json_decref(root);
-    if (!text) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory writing the report");
-        return -1;
-    }
-    int rc = 0;
-    if (strcmp(path, "-") == 0) {
-        fputs(text, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-    } else {
-        FILE *f = fopen(path, "w");
-        if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0) {
-            oc_error_errno(err, errno, "cannot write report %s", path);
-            rc = -1;
-        }
-    }
-    free(text);
-    return rc;
+    memset(out, 0, sizeof *out);
+    out->line = j->le->line;
+    out->reference = j->le->text;
+    out->name = j->name;
+    out->digest = j->digest;
+    out->status = public_status(j->status);
+    out->platforms = (const char *const *)j->stored;
+    out->n_platforms = j->n_stored;
+    if (j->status == ST_FAILED || j->status == ST_INTERRUPTED)
+        out->error = j->err;
+    if (j->status == ST_DRYRUN)
+        out->note = j->note;
+    out->bytes_fetched = j->bytes_fetched;
+    out->bytes_reused = j->bytes_total > j->bytes_fetched ? j->bytes_total - j->bytes_fetched : 0;
+    uint64_t end = j->ended_ms ? j->ended_ms : j->started_ms;
+    out->seconds = (double)(end - j->started_ms) / 1000.0;
 }
 
 /* ---- the run ---- */
 
-/* Wait (up to --lock-wait) for lock path in mode. */
-static int take_lock(mirror_run *run, const char *name, oc_lock_mode mode, int *fd, oc_error *err)
+static void run_free(mirror_run *run)
 {
-    char *path = oc_store_path(run->store, name);
-    if (!path) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        return -1;
+    for (size_t i = 0; i < run->n_jobs; i++) {
+        entry_job *j = &run->jobs[i];
+        entry_trim(j);
+        for (size_t k = 0; k < j->n_stored; k++)
+            free(j->stored[k]);
+        free(j->stored);
+        free(j->name);
+        free(j->digest);
+        free(j->err);
+        free(j->note);
     }
-    *fd = oc_lock_open(path, 1, err);
-    if (*fd < 0) {
-        free(path);
-        return -1;
+    free(run->jobs);
+    if (run->work) {
+        oc_list_free(run->work);
+        free(run->work);
     }
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    int announced = 0;
-    for (;;) {
-        int r = oc_lock_take(*fd, mode, 0, path, err);
-        if (r <= 0) {
-            free(path);
-            return r;
-        }
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec >= run->o->lock_wait_s) {
-            oc_error_set(err, OC_E_USAGE,
-                         "another mirror run%s holds %s%s; try again later or pass --lock-wait "
-                         "SECONDS",
-                         run->o->shard.n > 1 ? " (of the same shard, or unsharded)" : "",
-                         oc_store_dir(run->store),
-                         run->o->lock_wait_s ? " and did not finish in time" : "");
-            free(path);
-            return -1;
-        }
-        if (!announced && !run->o->quiet) {
-            fprintf(stderr, "occystrap: waiting up to %ld s for another mirror run on %s\n",
-                    run->o->lock_wait_s, oc_store_dir(run->store));
-            announced = 1;
-        }
-        usleep(200 * 1000);
-    }
+    oc_once_free(run->in_flight);
+    oc_catalog_batch_free(run->catalog);
+    free(run->partial_dir);
+    oc_lock_close(run->shard_lock_fd);
+    oc_lock_close(run->lock_fd);
+    oc_store_close(run->store);
+    oc_list_free(&run->list);
+    for (size_t i = 0; i < run->opts.n_platforms; i++)
+        oc_platform_free(&run->opts.platforms[i]);
+    free(run->opts.platforms);
+    free((char *)run->opts.list_path);
+    free((char *)run->opts.store_dir);
+    free((char *)run->opts.default_registry);
+    free(run);
 }
 
-/* One mirror run per store, or one per shard: a sharded run holds
- * mirror.lock shared and mirror-K-of-N.lock exclusively, so shards run
- * together while a second run of the same shard, or an unsharded run
- * (which holds mirror.lock exclusively), waits. */
-static int take_mirror_lock(mirror_run *run, int *fd, int *shard_fd, oc_error *err)
+static void run_timer_closed(uv_handle_t *h)
 {
-    const oc_shard *sh = &run->o->shard;
-    if (sh->n <= 1)
-        return take_lock(run, ".occystrap/mirror.lock", OC_LOCK_EXCLUSIVE, fd, err);
-    if (take_lock(run, ".occystrap/mirror.lock", OC_LOCK_SHARED, fd, err) != 0)
-        return -1;
-    char name[64];
-    snprintf(name, sizeof name, ".occystrap/mirror-%u-of-%u.lock", sh->k, sh->n);
-    return take_lock(run, name, OC_LOCK_EXCLUSIVE, shard_fd, err);
+    run_free(h->data);
+}
+
+/* The report, the caller's callback, and the run's memory once its timer
+ * has closed. Runs from the timer, never inside an entry's callbacks. */
+static void run_complete(mirror_run *run)
+{
+    oc_engine *e = run->e;
+    oc_mirror_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (run->commit) {
+        oc_catalog_commit_close(run->commit); /* writes what is left (nothing, normally) */
+        run->commit = NULL;
+    }
+    if (run->catalog) {
+        run->catalog_writes = oc_catalog_batch_writes(run->catalog);
+        oc_engine_log(e, "catalog.json written %u time(s), read again %u time(s) for other writers",
+                      run->catalog_writes, oc_catalog_batch_rereads(run->catalog));
+    }
+    if (run->claims) {
+        run->blob_waits = oc_blob_claims_waits(run->claims);
+        oc_blob_claims_close(run->claims);
+        run->claims = NULL;
+    }
+    oc_mirror_entry *entries = calloc(run->n_jobs ? run->n_jobs : 1, sizeof *entries);
+    if (!entries && run->err.code == OC_OK)
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory writing the report");
+    for (size_t i = 0; entries && i < run->n_jobs; i++) {
+        const entry_job *j = &run->jobs[i];
+        entry_view(j, &entries[i]);
+        rep.fetched += j->status == ST_FETCHED;
+        rep.up_to_date += j->status == ST_UPTODATE;
+        rep.failed += j->status == ST_FAILED;
+        rep.would_fetch += j->status == ST_DRYRUN;
+        rep.interrupted += j->status == ST_INTERRUPTED;
+        rep.bytes_fetched += entries[i].bytes_fetched;
+        rep.bytes_reused += entries[i].bytes_reused;
+    }
+    rep.entries = entries;
+    rep.n_entries = entries ? run->n_jobs : 0;
+    rep.catalog_writes = run->catalog_writes;
+    rep.blob_waits = run->blob_waits;
+    rep.shard_k = run->o->shard.n > 1 ? run->o->shard.k : 0;
+    rep.shard_n = run->o->shard.n > 1 ? run->o->shard.n : 0;
+    if (run->err.code == OC_OK && run->n_jobs) {
+        if (e->interrupted && run->interrupted == 0 && run->finished == run->n_jobs) {
+            /* no download was left to cancel: the entries finished their
+             * local work (or the signal came in the loop's last turn) */
+            oc_engine_say(e, OC_LOG_WARNING,
+                          "%s, but every entry finished anyway (no download was left to "
+                          "cancel); nothing was abandoned",
+                          e->interrupted_why);
+        } else if (e->interrupted) {
+            oc_error_set(&run->err, OC_E_CANCELLED,
+                         "%s: %zu of %zu entries stopped before they were mirrored, %zu failed, "
+                         "%zu done; what is in the store verified (a rerun completes it and "
+                         "continues broken downloads)",
+                         e->interrupted_why, run->interrupted, run->n_jobs, run->failed,
+                         run->finished - run->interrupted - run->failed);
+            rep.signal = e->interrupted;
+        } else if (run->finished != run->n_jobs) {
+            oc_error_set(&run->err, OC_E_NET, "mirror ended with %zu of %zu entries unfinished",
+                         run->n_jobs - run->finished, run->n_jobs);
+        }
+    }
+    if (run->err.code != OC_OK)
+        rep.error = &run->err;
+    rep.config_error = run->config_error;
+    oc_event ev = {.kind = OC_EVENT_JOB_FINISHED};
+    oc_engine_emit(e, &ev);
+    run->done(&rep, run->done_opaque);
+    free(entries);
+    uv_close((uv_handle_t *)&run->timer, run_timer_closed);
+}
+
+static void on_finish_timer(uv_timer_t *t)
+{
+    run_complete(t->data);
+}
+
+/* Every entry has ended: finish from the loop, out of the callbacks that
+ * ended the last one. */
+static void run_maybe_done(mirror_run *run)
+{
+    if (!run->expanded || run->starting || run->finished != run->n_jobs)
+        return;
+    uv_timer_stop(&run->timer);
+    uv_timer_start(&run->timer, on_finish_timer, 0, 0);
+}
+
+/* The run failed before its entries started: report why. A store that
+ * cannot be opened, locked or written (read-only, no space, no
+ * permission) fails the work, as fetch-to-extracted does; a bad list, a
+ * directory that is not a store or a lock held by another run is the
+ * caller's configuration. */
+static void run_fail(mirror_run *run, int config_error)
+{
+    run->config_error = config_error;
+    uv_timer_stop(&run->timer);
+    uv_timer_start(&run->timer, on_finish_timer, 0, 0);
 }
 
 /* ---- starting entries ---- */
@@ -943,176 +947,263 @@ static void start_more(mirror_run *run)
         entry_start(&run->jobs[run->next++]);
     run->starting = 0;
     maybe_commit(run);
+    run_maybe_done(run);
 }
 
 static void on_repo_listed(void *opaque, const oc_list_entry *repo, size_t n_tags,
                            size_t n_selected, const oc_error *err)
 {
     mirror_run *run = opaque;
-    char line[1400];
     if (err) {
-        run->repos_failed++;
-        oc_engine_log(run->e, "tags of %s failed: %s", repo->text, err->msg);
-        return; /* reported as a failed entry (by the shard it falls in) */
+        /* a failed entry, reported by the shard it falls in */
+        oc_engine_log(run->e, "tags of %s: %s", repo->text, err->msg);
+        return;
     }
-    snprintf(line, sizeof line, "tags    %s (line %d): %zu of %zu tags selected%s", repo->text,
-             repo->line, n_selected, n_tags,
-             run->o->shard.n > 1 ? " (before the shard's cut)" : "");
-    if (!run->o->quiet)
-        oc_progress_print(run->progress, line);
+    oc_engine_say(run->e, OC_LOG_INFO, "tags    %s (line %d): %zu of %zu tags selected%s",
+                  repo->text, repo->line, n_selected, n_tags,
+                  run->o->shard.n > 1 ? " (before the shard's cut)" : "");
 }
 
 static void on_expanded(void *opaque, oc_list *out, const oc_error *err)
 {
     mirror_run *run = opaque;
     if (!out) {
-        run->setup_err = *err;
-        run->setup_failed = 1;
+        run->err = *err;
+        run_fail(run, 0);
         return;
     }
     run->work = out;
-    run->n_jobs = out->n;
-    run->jobs = calloc(run->n_jobs ? run->n_jobs : 1, sizeof *run->jobs);
+    run->jobs = calloc(out->n ? out->n : 1, sizeof *run->jobs);
     if (!run->jobs) {
-        oc_error_set(&run->setup_err, OC_E_NOMEM, "out of memory");
-        run->setup_failed = 1;
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
         return;
     }
+    run->n_jobs = out->n;
     for (size_t i = 0; i < run->n_jobs; i++) {
         run->jobs[i].run = run;
         run->jobs[i].le = &out->entries[i];
     }
-    oc_progress_set_images_total(run->progress, (unsigned)run->n_jobs);
+    oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = run->n_jobs};
+    oc_engine_emit(run->e, &ev);
     run->expanded = 1;
     start_more(run);
+    run_maybe_done(run); /* a shard may have no entry at all */
 }
 
-int oc_mirror_run(oc_engine *e, const oc_mirror_opts *o, oc_error *err)
+static void run_entries(mirror_run *run)
 {
-    mirror_run run;
-    memset(&run, 0, sizeof run);
-    run.e = e;
-    run.o = o;
-    int lock_fd = -1, shard_fd = -1;
-    int status = 2;
-    unsigned jobs = e->opts.jobs ? e->opts.jobs : 32;
-    run.window = jobs * WINDOW_PER_JOB > WINDOW_MIN ? jobs * WINDOW_PER_JOB : WINDOW_MIN;
-    if (oc_list_load(&run.list, o->list_path, o->default_registry, err) != 0)
-        return 2;
-    if (run.list.n == 0) {
-        oc_error_set(err, OC_E_USAGE, "list %s holds no entries", o->list_path);
-        goto out;
+    run->partial_dir = oc_store_path(run->store, ".occystrap/partial");
+    if (!run->partial_dir) {
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
+        return;
     }
-    run.store = oc_store_open(o->store_dir, OC_STORE_WRITE, err);
-    if (!run.store)
-        goto store_failed;
-    if (take_mirror_lock(&run, &lock_fd, &shard_fd, err) != 0)
-        goto store_failed;
-    run.partial_dir = oc_store_path(run.store, ".occystrap/partial");
-    if (!run.partial_dir) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        goto store_failed;
+    if (oc_mkdirs(run->partial_dir, &run->err) != 0) {
+        run_fail(run, 0);
+        return;
     }
-    if (oc_mkdirs(run.partial_dir, err) != 0)
-        goto store_failed;
-    run.catalog = oc_catalog_batch_open(run.store, err);
-    if (!run.catalog)
-        goto store_failed;
-    run.claims = oc_blob_claims_new(e, run.store, err);
-    if (!run.claims)
-        goto store_failed;
-    run.commit = oc_catalog_commit_new(e->loop, run.catalog);
-    run.in_flight = oc_once_new();
-    run.progress = oc_progress_new(e->loop, o->quiet ? OC_PROGRESS_NONE : o->progress, stderr,
-                                   (unsigned)run.list.n, 0);
-    if (!run.commit || !run.in_flight || !run.progress) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        goto out;
+    run->catalog = oc_catalog_batch_open(run->store, &run->err);
+    if (!run->catalog) {
+        run_fail(run, run->err.code == OC_E_FORMAT);
+        return;
     }
+    run->claims = oc_blob_claims_new(run->e, run->store, &run->err);
+    if (!run->claims) {
+        run_fail(run, 0);
+        return;
+    }
+    run->commit = oc_catalog_commit_new(run->e->loop, run->catalog);
+    run->in_flight = oc_once_new();
+    if (!run->commit || !run->in_flight) {
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
+        return;
+    }
+    unsigned jobs = run->e->opts.jobs ? run->e->opts.jobs : 32;
+    run->window = jobs * WINDOW_PER_JOB > WINDOW_MIN ? jobs * WINDOW_PER_JOB : WINDOW_MIN;
     oc_tags_expand_opts xo = {
-        .shard = &o->shard, .listed = on_repo_listed, .done = on_expanded, .opaque = &run};
-    if (oc_mirror_tags_expand(e, &run.list, &xo, err) != 0)
-        goto out;
-    uv_run(e->loop, UV_RUN_DEFAULT);
-    oc_engine_release_signals(e);
-    oc_catalog_commit_close(run.commit); /* writes what is left */
-    run.commit = NULL;
-    oc_engine_log(e, "catalog.json written %u time(s), read again %u time(s) for other writers",
-                  oc_catalog_batch_writes(run.catalog), oc_catalog_batch_rereads(run.catalog));
-    oc_progress_finish(run.progress);
-    run.progress = NULL;
-    if (run.setup_failed) {
-        *err = run.setup_err;
-        status = 1;
-        goto out;
-    }
-    status = run.failed ? 1 : 0;
-    if (!run.expanded && e->interrupted) {
-        oc_error_set(err, OC_E_CANCELLED, "%s while listing the repositories' tags",
-                     e->interrupted_why);
-        status = e->interrupted > 0 ? 128 + e->interrupted : 1;
-    } else if (e->interrupted && run.interrupted == 0 && run.finished == run.n_jobs) {
-        /* no download was left to cancel: the entries finished their local
-         * work (or the signal came in the loop's last turn) */
-        fprintf(stderr,
-                "occystrap: %s, but every entry finished anyway (no download was left to "
-                "cancel); nothing was abandoned\n",
-                e->interrupted_why);
-    } else if (e->interrupted) {
-        oc_error_set(err, OC_E_CANCELLED,
-                     "%s: %zu of %zu entries stopped before they were mirrored, %zu failed, "
-                     "%zu done; what is in the store verified (a rerun completes it and "
-                     "continues broken downloads)",
-                     e->interrupted_why, run.interrupted + (run.n_jobs - run.finished), run.n_jobs,
-                     run.failed, run.finished - run.interrupted - run.failed);
-        status = e->interrupted > 0 ? 128 + e->interrupted : 1;
-    } else if (run.finished != run.n_jobs) {
-        oc_error_set(err, OC_E_NET, "mirror ended with %zu of %zu entries unfinished",
-                     run.n_jobs - run.finished, run.n_jobs);
-        status = 1;
-    }
-    if (o->json_path) {
-        oc_error rerr;
-        if (write_report(&run, o->json_path, &rerr) != 0) {
-            fprintf(stderr, "occystrap: error: %s\n", rerr.msg);
-            status = status ? status : 1;
+        .shard = &run->o->shard, .listed = on_repo_listed, .done = on_expanded, .opaque = run};
+    if (oc_mirror_tags_expand(run->e, &run->list, &xo, &run->err) != 0)
+        run_fail(run, 0);
+}
+
+/* One try at the store's mirror lock: 1 taken, 0 held by another run, -1
+ * error. One run per store, or one per shard: a sharded run holds
+ * mirror.lock shared and mirror-K-of-N.lock exclusively, so the shards run
+ * together while a second run of the same shard, or an unsharded run
+ * (mirror.lock exclusive), waits. */
+static int try_lock(mirror_run *run, int *fd, const char *name, oc_lock_mode mode)
+{
+    if (*fd < 0) {
+        char *path = oc_store_path(run->store, name);
+        if (!path) {
+            oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+            return -1;
         }
+        *fd = oc_lock_open(path, 1, &run->err);
+        free(path);
+        if (*fd < 0)
+            return -1;
     }
-    goto out;
-store_failed:
-    /* a store that cannot be opened, locked or written (read-only, no
-     * space, no permission) fails the work, as fetch-to-extracted does; a
-     * directory that is not a store or a lock held by another run is a
-     * configuration error */
-    status = err->code == OC_E_USAGE || err->code == OC_E_FORMAT ? 2 : 1;
-out:
-    if (run.commit)
-        oc_catalog_commit_close(run.commit);
-    if (run.progress)
-        oc_progress_finish(run.progress);
-    oc_blob_claims_close(run.claims);
-    uv_run(e->loop, UV_RUN_NOWAIT);
-    for (size_t i = 0; i < run.n_jobs; i++) {
-        entry_job *j = &run.jobs[i];
-        entry_trim(j);
-        for (size_t k = 0; k < j->n_stored; k++)
-            free(j->stored[k]);
-        free(j->stored);
-        free(j->name);
-        free(j->digest);
-        free(j->err);
+    int r = oc_lock_take(*fd, mode, 0, name, &run->err);
+    return r < 0 ? -1 : r == 0 ? 1 : 0;
+}
+
+static int try_mirror_lock(mirror_run *run)
+{
+    const oc_shard *sh = &run->o->shard;
+    if (sh->n <= 1)
+        return try_lock(run, &run->lock_fd, ".occystrap/mirror.lock", OC_LOCK_EXCLUSIVE);
+    int r = try_lock(run, &run->lock_fd, ".occystrap/mirror.lock", OC_LOCK_SHARED);
+    if (r != 1)
+        return r;
+    char name[64];
+    snprintf(name, sizeof name, ".occystrap/mirror-%u-of-%u.lock", sh->k, sh->n);
+    return try_lock(run, &run->shard_lock_fd, name, OC_LOCK_EXCLUSIVE);
+}
+
+static void on_lock_timer(uv_timer_t *t)
+{
+    mirror_run *run = t->data;
+    if (run->e->interrupted) {
+        oc_error_set(&run->err, OC_E_CANCELLED, "%s while waiting for another mirror run on %s",
+                     run->e->interrupted_why, oc_store_dir(run->store));
+        uv_timer_stop(&run->timer);
+        run_fail(run, 0);
+        return;
     }
-    free(run.jobs);
-    if (run.work) {
-        oc_list_free(run.work);
-        free(run.work);
+    int r = try_mirror_lock(run);
+    if (r < 0) {
+        uv_timer_stop(&run->timer);
+        run_fail(run, 0);
+        return;
     }
-    oc_once_free(run.in_flight);
-    oc_catalog_batch_free(run.catalog);
-    free(run.partial_dir);
-    oc_lock_close(shard_fd);
-    oc_lock_close(lock_fd);
-    oc_store_close(run.store);
-    oc_list_free(&run.list);
-    return status;
+    if (r == 1) {
+        uv_timer_stop(&run->timer);
+        run_entries(run);
+        return;
+    }
+    if (now_ms(run) - run->lock_wait_started_ms >= (uint64_t)run->o->lock_wait_s * 1000) {
+        oc_error_set(&run->err, OC_E_USAGE,
+                     "another mirror run%s holds %s%s; try again later or pass --lock-wait "
+                     "SECONDS",
+                     run->o->shard.n > 1 ? " (of the same shard, or unsharded)" : "",
+                     oc_store_dir(run->store),
+                     run->o->lock_wait_s ? " and did not finish in time" : "");
+        uv_timer_stop(&run->timer);
+        run_fail(run, 1);
+        return;
+    }
+    if (!run->lock_announced) {
+        oc_engine_say(run->e, OC_LOG_INFO, "waiting up to %ld s for another mirror run on %s",
+                      run->o->lock_wait_s, oc_store_dir(run->store));
+        run->lock_announced = 1;
+    }
+}
+
+void oc_mirror_options_init(oc_mirror_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->api_version = OCCYSTRAP_API_VERSION;
+}
+
+/* The caller's options, copied and checked: platforms parsed. */
+static int copy_options(mirror_run *run, const oc_mirror_options *o, oc_error *err)
+{
+    oc_mirror_opts *m = &run->opts;
+    m->fail_fast = o->fail_fast;
+    m->dry_run = o->dry_run;
+    m->lock_wait_s = o->lock_wait_s;
+    if (o->shard_n > 1 && (o->shard_k < 1 || o->shard_k > o->shard_n)) {
+        oc_error_set(err, OC_E_USAGE, "shard %u of %u: K must be from 1 to N", o->shard_k,
+                     o->shard_n);
+        return -1;
+    }
+    m->shard.k = o->shard_n > 1 ? o->shard_k : 1;
+    m->shard.n = o->shard_n > 1 ? o->shard_n : 1;
+    m->list_path = strdup(o->list_path ? o->list_path : "(the list given)");
+    m->store_dir = strdup(o->store_dir);
+    m->default_registry = o->default_registry ? strdup(o->default_registry) : NULL;
+    m->platforms = calloc(o->n_platforms + 1, sizeof *m->platforms);
+    if (!m->list_path || !m->store_dir || !m->platforms ||
+        (o->default_registry && !m->default_registry)) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < o->n_platforms; i++) {
+        if (strcmp(o->platforms[i], "all") == 0) {
+            m->all_platforms = 1;
+            continue;
+        }
+        if (oc_platform_parse(&m->platforms[m->n_platforms], o->platforms[i], err) != 0)
+            return -1;
+        m->n_platforms++;
+    }
+    if (m->all_platforms && m->n_platforms) {
+        oc_error_set(err, OC_E_USAGE, "--platform all cannot be combined with other platforms");
+        return -1;
+    }
+    return 0;
+}
+
+int oc_mirror_start(oc_engine *e, const oc_mirror_options *o, oc_mirror_done_cb done, void *opaque,
+                    oc_error *err)
+{
+    if (!o || o->api_version != OCCYSTRAP_API_VERSION || (!o->list_path && !o->list_text) ||
+        !o->store_dir || !done) {
+        oc_error_set(err, OC_E_USAGE,
+                     "oc_mirror_start: a list, a store and a callback are needed (options "
+                     "filled by oc_mirror_options_init)");
+        return -1;
+    }
+    mirror_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    run->e = e;
+    run->o = &run->opts;
+    run->done = done;
+    run->done_opaque = opaque;
+    run->lock_fd = -1;
+    run->shard_lock_fd = -1;
+    oc_error_clear(&run->err);
+    if (copy_options(run, o, err) != 0) {
+        run_free(run);
+        return -1;
+    }
+    uv_timer_init(e->loop, &run->timer);
+    run->timer.data = run;
+    /* From here on a failure is the run's: reported through done. */
+    int listed = o->list_path
+                     ? oc_list_load(&run->list, o->list_path, run->o->default_registry, &run->err)
+                     : oc_list_parse(&run->list, o->list_text, strlen(o->list_text),
+                                     run->o->default_registry, &run->err);
+    if (listed != 0) {
+        run_fail(run, 1);
+        return 0;
+    }
+    if (run->list.n == 0) {
+        oc_error_set(&run->err, OC_E_USAGE, "list %s holds no entries", run->o->list_path);
+        run_fail(run, 1);
+        return 0;
+    }
+    run->store = oc_store_open(run->o->store_dir, OC_STORE_WRITE, &run->err);
+    if (!run->store) {
+        run_fail(run, run->err.code == OC_E_USAGE || run->err.code == OC_E_FORMAT);
+        return 0;
+    }
+    int r = try_mirror_lock(run);
+    if (r < 0) {
+        run_fail(run, run->err.code == OC_E_USAGE || run->err.code == OC_E_FORMAT);
+    } else if (r == 1) {
+        run_entries(run);
+    } else {
+        run->lock_wait_started_ms = now_ms(run);
+        on_lock_timer(&run->timer); /* says "waiting", or fails at once without --lock-wait */
+        if (!uv_is_active((uv_handle_t *)&run->timer) && run->err.code == OC_OK)
+            uv_timer_start(&run->timer, on_lock_timer, 200, 200);
+    }
+    return 0;
 }

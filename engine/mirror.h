@@ -11,17 +11,21 @@
  * is reported and the others go on (unless fail_fast). Names in the store
  * are docker's familiar names (registry host included outside Docker Hub),
  * so they never collide across registries; with several platforms each is
- * stored under "<tag>+<os>-<arch>[-<variant>]" ('+' cannot occur in a tag). */
+ * stored under "<tag>+<os>-<arch>[-<variant>]" ('+' cannot occur in a tag).
+ *
+ * The run is a job on the caller's loop: oc_mirror_start (occystrap.h)
+ * takes the store's mirror lock (waiting on a timer, never blocking the
+ * loop), starts every entry, reports each through an ENTRY_FINISHED event
+ * as it ends, and once the last has ended hands the report to the caller's
+ * callback. */
 #ifndef OC_ENGINE_MIRROR_H
 #define OC_ENGINE_MIRROR_H
 
-#include <stdio.h>
-
-#include "engine/registry/engine.h"
 #include "engine/image/manifest.h"
 #include "engine/image/shard.h"
-#include "sched/progress.h"
+#include "engine/registry/engine.h"
 
+/* The public oc_mirror_start (occystrap.h) turns its options into these. */
 typedef struct oc_mirror_opts {
     const char *list_path; /* "-" = stdin */
     const char *store_dir;
@@ -31,15 +35,8 @@ typedef struct oc_mirror_opts {
     int all_platforms;
     int fail_fast;
     int dry_run;
-    oc_progress_mode progress;
-    const char *json_path; /* report file, "-" = stdout, NULL = none */
-    long lock_wait_s;      /* wait this long for another mirror run; 0 = don't wait */
-    int quiet;
-    oc_shard shard; /* this process's part of the list (n 0 or 1: all of it) */
+    long lock_wait_s; /* wait this long for another mirror run; 0 = don't wait */
+    oc_shard shard;   /* this process's part of the list (n 0 or 1: all of it) */
 } oc_mirror_opts;
-
-/* Returns the exit status: 0 all entries done, 1 some failed (each
- * reported), 2 usage or configuration errors (err set). */
-int oc_mirror_run(oc_engine *e, const oc_mirror_opts *o, oc_error *err);
 
 #endif

@@ -55,6 +55,8 @@ typedef struct out_buf {
 struct oc_blobpipe_ctx {
     uv_loop_t *loop;
     uv_async_t async;
+    void (*closed)(void *opaque); /* oc_blobpipe_ctx_close's callback */
+    void *closed_opaque;
     oc_workq *pool_read;  /* digest and inflate strands */
     oc_workq *pool_write; /* write strands */
     size_t chunk_size;
@@ -839,14 +841,20 @@ oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *op
 static void ctx_closed(uv_handle_t *h)
 {
     oc_blobpipe_ctx *ctx = h->data;
+    void (*closed)(void *) = ctx->closed;
+    void *opaque = ctx->closed_opaque;
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
+    if (closed)
+        closed(opaque);
 }
 
-void oc_blobpipe_ctx_close(oc_blobpipe_ctx *ctx)
+void oc_blobpipe_ctx_close(oc_blobpipe_ctx *ctx, void (*closed)(void *opaque), void *opaque)
 {
     if (!ctx)
         return;
+    ctx->closed = closed;
+    ctx->closed_opaque = opaque;
     /* released pipes drain; then run their frees */
     oc_workq_free(ctx->pool_read);
     oc_workq_free(ctx->pool_write);

@@ -38,8 +38,9 @@ typedef struct oc_blobpipe_opts {
 
 oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts, oc_error *err);
 /* Waits for all work, frees released pipes and closes the async handle; the
- * loop must run afterwards so the handle's close completes. */
-void oc_blobpipe_ctx_close(oc_blobpipe_ctx *ctx);
+ * loop must run afterwards so the handle's close completes, when
+ * closed(opaque) is called (NULL: no call). */
+void oc_blobpipe_ctx_close(oc_blobpipe_ctx *ctx, void (*closed)(void *opaque), void *opaque);
 
 typedef struct oc_blob_result {
     char compressed_hex[OC_SHA256_HEX_LEN + 1];

@@ -1,5 +1,5 @@
 /* error.c - filling and decorating oc_error (see error.h). */
-#include "error.h"
+#include "io/error.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -43,6 +43,10 @@ struct oc_http {
     int verbose;
     CURL *spare[SPARE_EASY]; /* easy handles of finished transfers, reset for the next */
     int n_spare;
+    void (*trace)(void *opaque, const char *line);
+    void *trace_opaque;
+    void (*closed)(void *opaque); /* oc_http_close's callback */
+    void *closed_opaque;
 };
 
 typedef struct sock_watch {
@@ -74,11 +78,20 @@ static void check_multi_info(oc_http *http);
 
 /* ---- teardown ---- */
 
+static void http_free(oc_http *http)
+{
+    void (*closed)(void *) = http->closed;
+    void *opaque = http->closed_opaque;
+    free(http);
+    if (closed)
+        closed(opaque);
+}
+
 static void http_handle_closed(uv_handle_t *h)
 {
     oc_http *http = h->data;
     if (--http->handles_open == 0)
-        free(http);
+        http_free(http);
 }
 
 static void sock_watch_closed(uv_handle_t *h)
@@ -87,7 +100,7 @@ static void sock_watch_closed(uv_handle_t *h)
     oc_http *http = w->http;
     free(w);
     if (--http->handles_open == 0 && http->closing)
-        free(http);
+        http_free(http);
 }
 
 /* ---- curl -> uv ---- */
@@ -395,6 +408,8 @@ oc_http *oc_http_new(uv_loop_t *loop, const oc_http_opts *opts, oc_error *err)
     snprintf(http->user_agent, sizeof http->user_agent, "%s",
              opts && opts->user_agent ? opts->user_agent : "occystrap");
     http->verbose = opts ? opts->verbose : 0;
+    http->trace = opts ? opts->trace : NULL;
+    http->trace_opaque = opts ? opts->trace_opaque : NULL;
 
     curl_multi_setopt(http->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
@@ -416,11 +431,13 @@ oc_http *oc_http_new(uv_loop_t *loop, const oc_http_opts *opts, oc_error *err)
     return http;
 }
 
-void oc_http_close(oc_http *http)
+void oc_http_close(oc_http *http, void (*closed)(void *opaque), void *opaque)
 {
     if (!http || http->closing)
         return;
     http->closing = 1;
+    http->closed = closed;
+    http->closed_opaque = opaque;
     /* Closes cached connections; curl reports each socket with
      * CURL_POLL_REMOVE, which closes its watcher. */
     curl_multi_cleanup(http->multi);
@@ -430,6 +447,34 @@ void oc_http_close(oc_http *http)
     uv_close((uv_handle_t *)&http->timeout, http_handle_closed);
     uv_close((uv_handle_t *)&http->cancel_timer, http_handle_closed);
     uv_close((uv_handle_t *)&http->stall_timer, http_handle_closed);
+}
+
+/* curl's trace (informational text and headers, as curl -v shows them),
+ * one line at a time to the trace callback; bodies are not traced. */
+static int on_curl_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *opaque)
+{
+    (void)easy;
+    oc_http *http = opaque;
+    const char *prefix = type == CURLINFO_TEXT         ? "* "
+                         : type == CURLINFO_HEADER_IN  ? "< "
+                         : type == CURLINFO_HEADER_OUT ? "> "
+                                                       : NULL;
+    if (!prefix)
+        return 0;
+    while (size > 0) {
+        size_t len = 0;
+        while (len < size && data[len] != '\n')
+            len++;
+        size_t next = len < size ? len + 1 : len;
+        while (len > 0 && data[len - 1] == '\r')
+            len--;
+        char line[1024];
+        snprintf(line, sizeof line, "%s%.*s", prefix, (int)(len < 1000 ? len : 1000), data);
+        http->trace(http->trace_opaque, line);
+        data += next;
+        size -= next;
+    }
+    return 0;
 }
 
 static int set_headers(oc_http_transfer *t, const oc_http_request *req)
@@ -526,8 +571,11 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
         snprintf(range, sizeof range, "%llu-", (unsigned long long)req->range_from);
         curl_easy_setopt(e, CURLOPT_RANGE, range);
     }
-    if (http->verbose)
+    if (http->verbose && http->trace) {
+        curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_curl_debug);
+        curl_easy_setopt(e, CURLOPT_DEBUGDATA, http);
         curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+    }
 
     t->last_activity_ms = uv_now(http->loop);
     t->next_active = http->active;

@@ -11,7 +11,8 @@
  *
  * Lifetimes: a transfer lives from oc_http_start until its on_done callback
  * returns; the oc_http must outlive all its transfers. oc_http_close starts
- * the teardown; the loop must then run until the handles are closed. */
+ * the teardown; the loop must then run until the handles are closed, when
+ * closed(opaque) is called (the oc_http is freed by then). */
 #ifndef OC_IO_HTTP_H
 #define OC_IO_HTTP_H
 
@@ -29,7 +30,9 @@ typedef struct oc_http_opts {
     long max_host_connections;  /* per host:port; 0 = 8 */
     long max_total_connections; /* 0 = 64 */
     const char *user_agent;     /* NULL = "occystrap" */
-    int verbose;                /* curl's own trace to stderr */
+    int verbose;                /* curl's own trace, a line at a time to trace */
+    void (*trace)(void *opaque, const char *line);
+    void *trace_opaque;
 } oc_http_opts;
 
 /* Result of a transfer, given to on_done. */
@@ -73,7 +76,7 @@ typedef struct oc_http_request {
 oc_http *oc_http_new(uv_loop_t *loop, const oc_http_opts *opts, oc_error *err);
 /* Start teardown: cancels nothing, call it after every transfer finished.
  * Memory is freed once the loop has closed the handles. */
-void oc_http_close(oc_http *http);
+void oc_http_close(oc_http *http, void (*closed)(void *opaque), void *opaque);
 
 /* Start a transfer; NULL with err set if it could not be started (then
  * on_done is never called). */

@@ -3,12 +3,9 @@
 #ifndef OC_IO_VERSION_H
 #define OC_IO_VERSION_H
 
-#include <stdio.h>
+#include "occystrap/occystrap.h"
 
-const char *oc_version(void);
-/* One line per library: name, version, and what matters about it
- * (HTTP/2 through nghttp2, ISA-L inflate in use). */
-void oc_version_print(FILE *out);
+/* oc_version() and oc_version_describe() are in the public header. */
 /* 1 when the linked libcurl can speak HTTP/2. */
 int oc_version_curl_has_http2(void);
 

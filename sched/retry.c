@@ -58,7 +58,8 @@ int oc_retry_after_parse(const char *value, time_t now, uint64_t *delay_ms)
     return 0;
 }
 
-uint64_t oc_retry_delay_ms(const oc_retry_policy *p, int attempt, uint64_t retry_after_ms)
+uint64_t oc_retry_delay_ms(const oc_retry_policy *p, int attempt, uint64_t retry_after_ms,
+                           uint64_t *rng)
 {
     if (retry_after_ms > 0)
         return retry_after_ms < p->retry_after_cap_ms ? retry_after_ms : p->retry_after_cap_ms;
@@ -72,7 +73,15 @@ uint64_t oc_retry_delay_ms(const oc_retry_policy *p, int attempt, uint64_t retry
     if (ceiling > p->max_ms)
         ceiling = p->max_ms;
     uint64_t floor = ceiling / 4;
-    /* jitter need not be cryptographic; random() is seeded in the CLI */
+    /* jitter need not be cryptographic: the caller's splitmix64 state */
     uint64_t span = ceiling - floor + 1;
-    return floor + (uint64_t)random() % span;
+    return floor + oc_rng_next(rng) % span;
+}
+
+uint64_t oc_rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }

@@ -27,7 +27,13 @@ int oc_retry_after_parse(const char *value, time_t now, uint64_t *delay_ms);
 
 /* Delay before attempt number `attempt` (2 for the first retry): a uniform
  * random value in [0, min(max, base * 2^(attempt-2))] ("full jitter"), at
- * least 1/4 of that ceiling; when retry_after_ms > 0 it wins, capped. */
-uint64_t oc_retry_delay_ms(const oc_retry_policy *p, int attempt, uint64_t retry_after_ms);
+ * least 1/4 of that ceiling; when retry_after_ms > 0 it wins, capped. rng
+ * is the caller's jitter state (one per engine, see oc_rng_next). */
+uint64_t oc_retry_delay_ms(const oc_retry_policy *p, int attempt, uint64_t retry_after_ms,
+                           uint64_t *rng);
+
+/* The next value of a splitmix64 sequence: fast, statistically good,
+ * not cryptographic; state is any 64-bit seed. */
+uint64_t oc_rng_next(uint64_t *state);
 
 #endif

@@ -8,13 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 declare -A ALLOWED=(
-  [io]="io include"
-  [sched]="sched io include"
-  [engine/image]="engine/image io include"
-  [engine/store]="engine/store engine/image io include"
-  [engine/expand]="engine/expand io include"
-  [engine/registry]="engine/registry engine/image sched io include"
-  [engine]="engine sched io include"
+  [io]="io occystrap"
+  [sched]="sched io occystrap"
+  [engine/image]="engine/image io occystrap"
+  [engine/store]="engine/store engine/image io occystrap"
+  [engine/expand]="engine/expand io occystrap"
+  [engine/registry]="engine/registry engine/image sched io occystrap"
+  [engine]="engine sched io occystrap"
   [cli]="cli occystrap"
 )
 

@@ -17,10 +17,12 @@ run_tree() { # DIR CMAKE_ARGS...
   (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900)
 }
 
-echo "== lint: clang-format (the checked-in .clang-format) and cppcheck"
-clang-format --dry-run --Werror io/*.[ch] sched/*.[ch] engine/*.[ch] engine/*/*.[ch] cli/*.[ch]
+echo "== lint: clang-format (the checked-in .clang-format), cppcheck, the layers' include rules"
+clang-format --dry-run --Werror io/*.[ch] sched/*.[ch] engine/*.[ch] engine/*/*.[ch] cli/*.[ch] \
+  include/occystrap/*.h examples/*.c
 cppcheck --enable=warning,performance,portability --error-exitcode=1 -q --std=c11 \
-  --suppress=missingIncludeSystem -I . io sched engine cli
+  --suppress=missingIncludeSystem -I . -I include io sched engine cli examples
+bash scripts/check_layers.sh
 
 echo "== build and test: Release"
 run_tree build -DCMAKE_BUILD_TYPE=Release

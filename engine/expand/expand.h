@@ -1,4 +1,4 @@
-/* expand.h - layers expanded into directories (DESIGN 5.4): one layer as it
+/* expand.h - layers expanded into directories (DESIGN.md 7.2): one layer as it
  * is (whiteout files kept visible), or all layers of an image merged into
  * its root filesystem with the OCI whiteout rules.
  *
@@ -32,39 +32,16 @@
 #include <stdint.h>
 
 #include "io/error.h"
+#include "occystrap/occystrap.h"
 
-typedef enum oc_expand_strategy {
-    OC_EXPAND_AUTO = 0,
-    OC_EXPAND_OLDEST_FIRST,
-    OC_EXPAND_WRITE_ONCE,
-} oc_expand_strategy;
-
-typedef struct oc_expand_opts {
-    oc_expand_strategy strategy;
-    uint64_t max_bytes; /* bound on file bytes written per expand; 0 = none */
-    int no_sync;        /* skip the final syncfs (tests, benchmarks) */
-} oc_expand_opts;
-
-typedef struct oc_expand_stats {
-    uint64_t entries; /* tar entries read */
-    uint64_t files, dirs, symlinks, hardlinks, others;
-    uint64_t bytes;           /* file bytes written */
-    uint64_t whiteouts;       /* whiteout and opaque markers applied */
-    uint64_t owners_skipped;  /* entries not owned by us whose owner we could not set */
-    uint64_t devices_skipped; /* device nodes not made (not root) */
-    uint64_t warnings;        /* other things libarchive could not restore */
-    char first_warning[256];
-    double seconds;
-} oc_expand_stats;
+/* oc_expand_strategy, oc_expand_opts and oc_expand_stats are public
+ * (occystrap.h), with oc_expand_strategy_parse, oc_expand_strategy_name and
+ * oc_expand_stats_format. */
 
 typedef struct oc_expand_layer {
     const char *tar_path; /* uncompressed layer tar */
     const char *label;    /* names the layer in errors (its digest hex) */
 } oc_expand_layer;
-
-/* "oldest-first", "write-once" or "auto"; -1 if unknown. */
-int oc_expand_strategy_parse(const char *text);
-const char *oc_expand_strategy_name(oc_expand_strategy s);
 
 /* Merge layers (oldest first) into the root filesystem dir. dir must not
  * exist, or be an empty directory, or (replace) be an earlier result,
@@ -76,9 +53,5 @@ int oc_expand_merge(const oc_expand_layer *layers, size_t n, const char *dir, in
  * the empty files they are. */
 int oc_expand_as_is(const oc_expand_layer *layer, const char *dir, int replace,
                     const oc_expand_opts *opts, oc_expand_stats *stats, oc_error *err);
-
-/* "N entries (...), M MB; owners of K entries not restored (not root)..."
- * for a summary line. */
-void oc_expand_stats_format(const oc_expand_stats *s, char *buf, size_t cap);
 
 #endif

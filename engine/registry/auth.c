@@ -33,9 +33,9 @@
 #include <unistd.h>
 
 #include "engine/image/ref.h"
+#include "engine/image/limits.h"
 
 #define HEADER_MAX 16384
-#define CONFIG_MAX (4 * 1024 * 1024)
 #define EXPIRES_DEFAULT 60
 #define EXPIRES_MAX 86400
 #define EXCERPT_MAX 80
@@ -525,8 +525,9 @@ static int read_config(const char *path, char **data, size_t *len, oc_error *err
         close(fd);
         return -1;
     }
-    if (st.st_size > CONFIG_MAX) {
-        oc_error_set(err, OC_E_LIMIT, "docker config %s is larger than %d bytes", path, CONFIG_MAX);
+    if (st.st_size > OC_SETTINGS_FILE_MAX) {
+        oc_error_set(err, OC_E_LIMIT, "docker config %s is larger than %d bytes", path,
+                     OC_SETTINGS_FILE_MAX);
         close(fd);
         return -1;
     }

@@ -10,8 +10,7 @@
 #include "engine/image/semver.h"
 #include "engine/image/tagfilter.h"
 #include "io/atomicfile.h"
-
-#define CONFIG_MAX (4u * 1024 * 1024)
+#include "engine/image/limits.h"
 
 static int want_string(json_t *v, const char *what, const char *key, char **out, oc_error *err)
 {
@@ -263,7 +262,7 @@ out:
 int oc_config_load(oc_config *c, const char *path, oc_error *err)
 {
     size_t len = 0;
-    char *text = oc_read_file(path, CONFIG_MAX, &len, err);
+    char *text = oc_read_file(path, OC_SETTINGS_FILE_MAX, &len, err);
     if (!text) {
         oc_error_prefix(err, "config");
         if (err)

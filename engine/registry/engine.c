@@ -1,4 +1,6 @@
-/* engine.c - the shared run context (see engine.h). */
+/* engine.c - the shared run context (see engine.h) and the public engine
+ * calls of occystrap.h: made on the caller's loop, closed with a callback
+ * once every handle it opened is closed, events to the caller's callback. */
 #include "engine/registry/engine.h"
 
 #include <inttypes.h>
@@ -7,116 +9,66 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "engine/image/limits.h"
 #include "engine/registry/registry.h"
 #include "io/version.h"
 
-int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err)
+static void trace_line(void *opaque, const char *line)
+{
+    const oc_engine *e = opaque;
+    oc_event ev = {.kind = OC_EVENT_LOG, .level = OC_LOG_TRACE, .message = line};
+    oc_engine_emit(e, &ev);
+}
+
+int oc_engine_init(oc_engine *e, uv_loop_t *loop, const oc_engine_opts *opts, oc_error *err)
 {
     memset(e, 0, sizeof *e);
+    e->loop = loop;
     e->opts = *opts;
     if (e->opts.retry.max_attempts <= 0)
         oc_retry_policy_default(&e->opts.retry);
     if (e->opts.stall_seconds <= 0)
-        e->opts.stall_seconds = 30;
-    e->loop = malloc(sizeof *e->loop);
-    if (!e->loop || uv_loop_init(e->loop) != 0) {
-        free(e->loop);
-        e->loop = NULL;
-        oc_error_set(err, OC_E_NOMEM, "cannot create the event loop");
-        return -1;
-    }
+        e->opts.stall_seconds = OC_DEFAULT_STALL_SECONDS;
+    if (!e->opts.jobs)
+        e->opts.jobs = OC_DEFAULT_JOBS;
+    if (!e->opts.per_registry)
+        e->opts.per_registry = OC_DEFAULT_PER_REGISTRY;
     e->started_ms = uv_now(e->loop);
+    e->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)e;
     char ua[64];
     snprintf(ua, sizeof ua, "occystrap/%s", oc_version());
     oc_http_opts hopts = {
-        .max_host_connections = e->opts.per_registry ? e->opts.per_registry : 8,
-        .max_total_connections = e->opts.jobs ? e->opts.jobs : 32,
+        .max_host_connections = e->opts.per_registry,
+        .max_total_connections = e->opts.jobs,
         .user_agent = ua,
         .verbose = e->opts.verbose > 1,
+        .trace = trace_line,
+        .trace_opaque = e,
     };
     e->http = oc_http_new(e->loop, &hopts, err);
-    e->limiter = oc_limiter_new(e->opts.jobs ? e->opts.jobs : 32,
-                                e->opts.per_registry ? e->opts.per_registry : 8);
-    e->pipes = oc_blobpipe_ctx_new(e->loop, &e->opts.pipe, err);
+    e->limiter = oc_limiter_new(e->opts.jobs, e->opts.per_registry);
+    e->pipes = e->http ? oc_blobpipe_ctx_new(e->loop, &e->opts.pipe, err) : NULL;
     if (!e->http || !e->limiter || !e->pipes) {
         if (err && err->code == OC_OK)
             oc_error_set(err, OC_E_NOMEM, "out of memory");
-        oc_engine_destroy(e);
+        oc_http_close(e->http, NULL, NULL);
+        oc_blobpipe_ctx_close(e->pipes, NULL, NULL);
+        oc_limiter_close(e->limiter);
+        oc_limiter_free(e->limiter);
+        e->http = NULL;
+        e->pipes = NULL;
+        e->limiter = NULL;
         return -1;
     }
     return 0;
-}
-
-static void signal_closed(uv_handle_t *h)
-{
-    oc_engine *e = h->data;
-    if (--e->signals_open == 0) { /* libuv runs close callbacks in any order */
-        free(e->signals);
-        e->signals = NULL;
-    }
-}
-
-static void stop_signals(oc_engine *e)
-{
-    if (!e->signals)
-        return;
-    for (int i = 0; i < 2; i++)
-        if (!uv_is_closing((uv_handle_t *)&e->signals[i]))
-            uv_close((uv_handle_t *)&e->signals[i], signal_closed);
 }
 
 static const char *signal_name(int signum)
 {
     return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "a signal";
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    oc_engine *e = h->data;
-    /* closing the watchers gives the signals back their default action:
-     * a second one ends the process at once */
-    stop_signals(e);
-    fprintf(stderr,
-            "occystrap: %s received: stopping; downloads in flight are abandoned, what "
-            "verified is kept (send it again to exit at once)\n",
-            signal_name(signum));
-    oc_engine_interrupt(e, signum);
-}
-
-int oc_engine_catch_signals(oc_engine *e, oc_error *err)
-{
-    if (e->signals)
-        return 0;
-    e->signals = calloc(2, sizeof *e->signals);
-    if (!e->signals) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        return -1;
-    }
-    const int which[2] = {SIGINT, SIGTERM};
-    for (int i = 0; i < 2; i++) {
-        uv_signal_init(e->loop, &e->signals[i]);
-        e->signals[i].data = e;
-        e->signals_open++;
-    }
-    for (int i = 0; i < 2; i++) {
-        int rc = uv_signal_start(&e->signals[i], on_signal, which[i]);
-        uv_unref((uv_handle_t *)&e->signals[i]); /* they must not keep the loop alive */
-        if (rc != 0) {
-            oc_error_set(err, OC_E_IO, "cannot watch signal %d: %s", which[i], uv_strerror(rc));
-            stop_signals(e);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void oc_engine_release_signals(oc_engine *e)
-{
-    if (!e->signals)
-        return;
-    uv_run(e->loop, UV_RUN_NOWAIT); /* a signal caught but not yet dispatched */
-    stop_signals(e);
 }
 
 void oc_engine_interrupt(oc_engine *e, int signum)
@@ -138,31 +90,9 @@ void oc_engine_interrupt(oc_engine *e, int signum)
         oc_limiter_drain(e->limiter);
 }
 
-void oc_engine_destroy(oc_engine *e)
+int oc_engine_interrupted(const oc_engine *e)
 {
-    stop_signals(e);
-    if (e->http) {
-        oc_http_stats st;
-        oc_http_get_stats(e->http, &st);
-        oc_engine_log(
-            e, "http: %" PRIu64 " transfers, %" PRIu64 " new connections, %" PRIu64 " body bytes",
-            st.transfers, st.connects, st.bytes);
-        oc_http_close(e->http);
-    }
-    if (e->pipes)
-        oc_blobpipe_ctx_close(e->pipes);
-    if (e->limiter)
-        oc_limiter_close(e->limiter);
-    if (e->loop) {
-        uv_run(e->loop, UV_RUN_DEFAULT);
-        uv_loop_close(e->loop);
-        free(e->loop);
-    }
-    for (int i = 0; i < e->n_registries; i++)
-        oc_registry_free(e->registries[i]);
-    free(e->registries);
-    oc_limiter_free(e->limiter);
-    memset(e, 0, sizeof *e);
+    return e->interrupted;
 }
 
 oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err)
@@ -183,15 +113,140 @@ oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err)
     return r;
 }
 
+void oc_engine_emit(const oc_engine *e, oc_event *ev)
+{
+    if (!e->on_event)
+        return;
+    uv_update_time(e->loop);
+    ev->seconds = (double)(uv_now(e->loop) - e->started_ms) / 1000.0;
+    e->on_event(ev, e->event_opaque);
+}
+
+static void say(const oc_engine *e, oc_log_level level, const char *fmt, va_list ap)
+{
+    char line[2048];
+    vsnprintf(line, sizeof line, fmt, ap);
+    oc_event ev = {.kind = OC_EVENT_LOG, .level = level, .message = line};
+    oc_engine_emit(e, &ev);
+}
+
+void oc_engine_say(const oc_engine *e, oc_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    say(e, level, fmt, ap);
+    va_end(ap);
+}
+
 void oc_engine_log(const oc_engine *e, const char *fmt, ...)
 {
-    if (!e->opts.verbose)
+    if (!e->opts.verbose || !e->on_event)
         return;
     va_list ap;
     va_start(ap, fmt);
-    uv_update_time(e->loop);
-    fprintf(stderr, "occystrap: [%6.3f] ", (double)(uv_now(e->loop) - e->started_ms) / 1000.0);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(e, OC_LOG_DEBUG, fmt, ap);
     va_end(ap);
+}
+
+/* ---- the public engine ---- */
+
+void oc_engine_options_init(oc_engine_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->api_version = OCCYSTRAP_API_VERSION;
+}
+
+int oc_engine_new(uv_loop_t *loop, const oc_engine_options *o, oc_engine **out, oc_error *err)
+{
+    *out = NULL;
+    if (!loop || !o || o->api_version != OCCYSTRAP_API_VERSION) {
+        oc_error_set(err, OC_E_USAGE,
+                     "oc_engine_new: options of API version %d, this library is version %d "
+                     "(fill them with oc_engine_options_init)",
+                     o ? o->api_version : 0, OCCYSTRAP_API_VERSION);
+        return -1;
+    }
+    if (o->password && !o->username) {
+        oc_error_set(err, OC_E_USAGE, "a password needs a username");
+        return -1;
+    }
+    oc_engine *e = malloc(sizeof *e);
+    if (!e) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    oc_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (o->config_file && oc_config_load(&cfg, o->config_file, err) != 0) {
+        free(e);
+        return -1;
+    }
+    oc_engine_opts eo = {
+        .ca_file = o->ca_file,
+        .insecure = o->insecure,
+        .username = o->username,
+        .password = o->password,
+        .jobs = o->jobs ? o->jobs : cfg.jobs,
+        .per_registry = o->per_registry,
+        .stall_seconds = o->stall_seconds ? o->stall_seconds : cfg.stall_timeout,
+        .verbose = o->verbose,
+        .pipe = {.chunk_size = o->pipe_chunk_size,
+                 .in_chunks = o->pipe_in_chunks,
+                 .out_bufs = o->pipe_out_bufs,
+                 .threads = o->pipe_threads},
+    };
+    oc_retry_policy_default(&eo.retry);
+    if (o->retries > 0)
+        eo.retry.max_attempts = o->retries;
+    else if (cfg.retries > 0)
+        eo.retry.max_attempts = cfg.retries;
+    if (oc_engine_init(e, loop, &eo, err) != 0) {
+        oc_config_free(&cfg);
+        free(e);
+        return -1;
+    }
+    e->config = cfg;
+    e->opts.config = o->config_file ? &e->config : NULL;
+    if (o->random_seed)
+        e->rng = o->random_seed;
+    e->on_event = o->on_event;
+    e->event_opaque = o->event_opaque;
+    *out = e;
+    return 0;
+}
+
+static void subsystem_closed(void *opaque)
+{
+    oc_engine *e = opaque;
+    if (--e->closes_pending > 0)
+        return;
+    void (*closed)(void *) = e->closed;
+    void *closed_opaque = e->closed_opaque;
+    for (int i = 0; i < e->n_registries; i++)
+        oc_registry_free(e->registries[i]);
+    free(e->registries);
+    oc_config_free(&e->config);
+    free(e);
+    if (closed)
+        closed(closed_opaque);
+}
+
+void oc_engine_close(oc_engine *e, void (*closed)(void *opaque), void *opaque)
+{
+    if (!e || e->closing)
+        return;
+    e->closing = 1;
+    e->closed = closed;
+    e->closed_opaque = opaque;
+    oc_http_stats st;
+    oc_http_get_stats(e->http, &st);
+    oc_engine_log(
+        e, "http: %" PRIu64 " transfers, %" PRIu64 " new connections, %" PRIu64 " body bytes",
+        st.transfers, st.connects, st.bytes);
+    oc_limiter_close(e->limiter); /* its timer frees itself */
+    oc_limiter_free(e->limiter);
+    e->limiter = NULL;
+    e->closes_pending = 2;
+    oc_http_close(e->http, subsystem_closed, e);
+    oc_blobpipe_ctx_close(e->pipes, subsystem_closed, e);
 }

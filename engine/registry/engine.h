@@ -1,10 +1,14 @@
-/* engine.h - the context every asynchronous part of a run shares: the libuv
- * loop, the HTTP engine on it, the concurrency limiter, the retry policy and
- * the per-host registry clients. One per process run. */
+/* engine.h - the context every asynchronous part of a run shares: the
+ * caller's libuv loop, the HTTP engine on it, the concurrency limiter, the
+ * retry policy and its jitter state, the per-host registry clients, and the
+ * caller's event callback. The public handle oc_engine (occystrap.h) is
+ * this struct. */
 #ifndef OC_ENGINE_ENGINE_H
 #define OC_ENGINE_ENGINE_H
 
 #include <uv.h>
+
+#include "occystrap/occystrap.h"
 
 #include "engine/registry/config.h"
 #include "io/error.h"
@@ -29,45 +33,43 @@ typedef struct oc_engine_opts {
     const oc_config *config; /* per-registry settings (--config), or NULL */
 } oc_engine_opts;
 
-typedef struct oc_engine {
-    uv_loop_t *loop;
+struct oc_engine {
+    uv_loop_t *loop; /* the caller's */
     oc_http *http;
     oc_limiter *limiter;
     oc_blobpipe_ctx *pipes;
     oc_engine_opts opts;
+    oc_config config; /* loaded from the options' config_file, owned */
     oc_registry **registries;
     int n_registries;
-    uint64_t started_ms; /* loop time at init, for log timestamps */
-    /* Interruption (SIGINT/SIGTERM, see oc_engine_catch_signals): the
-     * signal taken, 0 while the run goes on. */
+    uint64_t started_ms; /* loop time at init, for event timestamps */
+    uint64_t rng;        /* retry jitter (sched/retry.h oc_rng_next) */
+    /* Interruption (oc_engine_interrupt): the signal taken (-1 for none
+     * named), 0 while the run goes on. */
     int interrupted;
     char interrupted_why[64]; /* "interrupted by SIGTERM" */
-    uv_signal_t *signals;     /* SIGINT and SIGTERM watchers, or NULL */
-    int signals_open;         /* of them, not yet closed */
-} oc_engine;
+    oc_event_cb on_event;
+    void *event_opaque;
+    /* oc_engine_close: the subsystems still closing, and who to tell. */
+    int closing;
+    int closes_pending;
+    void (*closed)(void *opaque);
+    void *closed_opaque;
+};
 
-int oc_engine_init(oc_engine *e, const oc_engine_opts *opts, oc_error *err);
-/* Closes the HTTP engine and runs the loop until every handle is closed. */
-void oc_engine_destroy(oc_engine *e);
+/* Set up e on the caller's loop (e is the caller's memory). */
+int oc_engine_init(oc_engine *e, uv_loop_t *loop, const oc_engine_opts *opts, oc_error *err);
 /* The client for a registry (as named in references: endpoint rewrites,
  * TLS, credentials and caps come from the config), created on first use. */
 oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err);
-/* Take SIGINT and SIGTERM on the loop: the first one interrupts the run
- * (oc_engine_interrupt) and says so on stderr; the watchers then stop, so a
- * second signal ends the process at once. Signals that arrive before the
- * loop runs are taken when it does. */
-int oc_engine_catch_signals(oc_engine *e, oc_error *err);
-/* The run's work is over (its loop returned): take a signal that arrived
- * in the loop's last turn (the run then counts as interrupted), and give
- * SIGINT and SIGTERM back their default action, so one arriving from now on
- * ends the process at once instead of being caught and never acted on. */
-void oc_engine_release_signals(oc_engine *e);
-/* Stop the run: every transfer is cancelled and no new one starts (each
- * fails with OC_E_CANCELLED "interrupted by SIG..."), retries are not
- * made; work already verified stays, what was in flight is abandoned by its
- * owner as on any failure. signum is the cause (0: none named). */
-void oc_engine_interrupt(oc_engine *e, int signum);
-/* Debug line to stderr when verbose. */
+/* oc_engine_interrupt and oc_engine_interrupted are public (occystrap.h). */
+
+/* Hand an event to the caller (its seconds are filled in here). */
+void oc_engine_emit(const oc_engine *e, oc_event *ev);
+/* A log event at level: always sent (the caller filters). */
+void oc_engine_say(const oc_engine *e, oc_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A DEBUG log event, only when verbose (building the line costs). */
 void oc_engine_log(const oc_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -17,9 +17,8 @@
 #include "engine/registry/registry.h"
 #include "io/inflate.h"
 #include "io/blobpipe.h"
+#include "engine/image/limits.h"
 
-#define MANIFEST_MAX (4u * 1024 * 1024)
-#define CONFIG_MAX (64u * 1024 * 1024)
 /* Layers at least this large keep a partial copy when a partial_dir is set. */
 #define PARTIAL_MIN (4u * 1024 * 1024)
 
@@ -89,7 +88,7 @@ struct pull_job {
     oc_pulled_image img;
 
     int manifest_retried; /* a manifest or config that failed its digest is */
-    int config_retried;   /* fetched once more from scratch (DESIGN 6) */
+    int config_retried;   /* fetched once more from scratch (DESIGN.md 4) */
     layer_fetch *fetches;
     size_t n_fetches;
     size_t pending;
@@ -330,7 +329,7 @@ static void layer_settle(layer_fetch *f, const oc_error *err)
         job_complete(j);
 }
 
-/* DESIGN 6: a blob that fails verification is fetched once more from
+/* DESIGN.md 4: a blob that fails verification is fetched once more from
  * scratch. Returns 1 when a new attempt started. */
 static int layer_retry(layer_fetch *f, const oc_error *err)
 {
@@ -765,8 +764,8 @@ static void on_config(void *opaque, const char *body, size_t len, const oc_reg_i
                      cd->digest, len, got);
         if (!j->config_retried++) {
             oc_engine_log(j->e, "%s: %s; fetching it again", j->label, err.msg);
-            if (oc_registry_fetch_small(j->r, j->repo, "blobs", cd->digest, NULL, CONFIG_MAX,
-                                        on_config, j, &err) == 0)
+            if (oc_registry_fetch_small(j->r, j->repo, "blobs", cd->digest, NULL,
+                                        OC_IMAGE_CONFIG_MAX, on_config, j, &err) == 0)
                 return;
         }
         goto fail;
@@ -813,7 +812,7 @@ static int fetch_manifest(pull_job *j, const char *reference, oc_error *err)
         return -1;
     }
     return oc_registry_fetch_small(j->r, j->repo, "manifests", reference, OC_MANIFEST_ACCEPT,
-                                   MANIFEST_MAX, on_manifest, j, err);
+                                   OC_MANIFEST_MAX, on_manifest, j, err);
 }
 
 static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg_info *info,
@@ -897,13 +896,13 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
     memcpy(j->img.manifest_body, body, len);
     j->img.manifest_body[len] = '\0';
     j->img.manifest_len = len;
-    if (j->manifest.config.size > (int64_t)CONFIG_MAX) {
+    if (j->manifest.config.size > (int64_t)OC_IMAGE_CONFIG_MAX) {
         oc_error_set(&err, OC_E_LIMIT, "config %s is %" PRId64 " bytes, more than %u allowed",
-                     j->manifest.config.digest, j->manifest.config.size, CONFIG_MAX);
+                     j->manifest.config.digest, j->manifest.config.size, OC_IMAGE_CONFIG_MAX);
         goto fail;
     }
-    if (oc_registry_fetch_small(j->r, j->repo, "blobs", j->manifest.config.digest, NULL, CONFIG_MAX,
-                                on_config, j, &err) != 0)
+    if (oc_registry_fetch_small(j->r, j->repo, "blobs", j->manifest.config.digest, NULL,
+                                OC_IMAGE_CONFIG_MAX, on_config, j, &err) != 0)
         goto fail;
     return;
 fail:

@@ -623,7 +623,8 @@ static void call_retry_later(reg_call *c, const oc_error *why)
     uint64_t retry_after = 0;
     if (c->h_retry_after)
         oc_retry_after_parse(c->h_retry_after, time(NULL), &retry_after);
-    uint64_t delay = oc_retry_delay_ms(&c->r->e->opts.retry, c->attempt + 1, retry_after);
+    uint64_t delay =
+        oc_retry_delay_ms(&c->r->e->opts.retry, c->attempt + 1, retry_after, &c->r->e->rng);
     oc_engine_log(c->r->e, "retry %s in %" PRIu64 " ms (attempt %d): %s", c->url, delay,
                   c->attempt + 1, why->msg);
     c->backoff_next = c->r->backing_off;

@@ -1,5 +1,5 @@
 /* recreate.h - docker-load tarballs out of a store, with no network
- * (DESIGN 5.1): recreate-image for one image, export for several.
+ * (DESIGN.md 6.1): recreate-image for one image, export for several.
  *
  * Members: for each image in the order given, its config <hex>.json (the
  * store's bytes) unless already written, then each of its layers not yet
@@ -24,11 +24,10 @@
 #include "engine/store/store.h"
 #include "io/error.h"
 #include "io/tarcopy.h"
+#include "occystrap/occystrap.h"
 
-typedef struct oc_recreate_item {
-    const char *image;
-    const char *tag;
-} oc_recreate_item;
+/* An image of the store by name and tag (the public oc_image_tag). */
+typedef oc_image_tag oc_recreate_item;
 
 typedef struct oc_recreate_stats {
     size_t images;      /* distinct images (manifest.json entries) */

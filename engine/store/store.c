@@ -19,10 +19,10 @@
 #include "io/fsutil.h"
 #include "io/storelock.h"
 #include "io/strmap.h"
+#include "engine/image/limits.h"
 
 #define META_DIR ".occystrap"
 #define TMP_DIR ".tmp"
-#define CATALOG_MAX (64u * 1024 * 1024)
 #define MARK_MAX (64u * 1024)
 
 struct oc_store {
@@ -519,7 +519,7 @@ int oc_store_catalog_load(const oc_store *s, oc_catalog **out, oc_error *err)
         return *out ? 0 : -1;
     }
     size_t len = 0;
-    char *text = oc_read_file(path, CATALOG_MAX, &len, err);
+    char *text = oc_read_file(path, OC_STORE_JSON_MAX, &len, err);
     if (text)
         *out = oc_catalog_parse(text, len, path, err);
     free(text);

@@ -1,4 +1,4 @@
-/* store.h - a merged unique-names store on disk (DESIGN 5.3): opening it
+/* store.h - a merged unique-names store on disk (DESIGN.md 7.1): opening it
  * under the right lock, its scratch space, the known-good markers, the
  * catalog on disk, and finding an image in it.
  *

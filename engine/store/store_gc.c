@@ -16,7 +16,7 @@
 typedef struct gctx {
     oc_store *s;
     int dry_run;
-    oc_gc_report report;
+    oc_gc_cb report;
     void *opaque;
     oc_gc_stats *st;
     oc_store_entries e;
@@ -150,7 +150,7 @@ static int drop(gctx *g, const char *hex, const char *name, int is_layer)
         g->st->configs++;
     g->st->bytes += bytes;
     if (g->report)
-        g->report(g->opaque, name, bytes);
+        g->report(name, bytes, g->opaque);
     return 0;
 }
 
@@ -184,13 +184,13 @@ static int collect(gctx *g)
         if (g->report) {
             char name[OC_SHA256_HEX_LEN + 32];
             snprintf(name, sizeof name, ".occystrap/blobs/%s.json", hex);
-            g->report(g->opaque, name, 0);
+            g->report(name, 0, g->opaque);
         }
     }
     return 0;
 }
 
-int oc_store_gc(oc_store *s, int dry_run, oc_gc_report report, void *opaque, oc_gc_stats *stats,
+int oc_store_gc(oc_store *s, int dry_run, oc_gc_cb report, void *opaque, oc_gc_stats *stats,
                 oc_error *err)
 {
     oc_gc_stats local = {0};

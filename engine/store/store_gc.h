@@ -17,22 +17,13 @@
 #include <stdint.h>
 
 #include "engine/store/store.h"
+#include "occystrap/occystrap.h"
 #include "io/error.h"
 
-/* One removal (or, with dry_run, one that would be made); name relative to
- * the store, bytes the sum of its files' sizes. */
-typedef void (*oc_gc_report)(void *opaque, const char *name, uint64_t bytes);
-
-typedef struct oc_gc_stats {
-    size_t layers;  /* layer directories removed */
-    size_t configs; /* configs removed */
-    size_t markers; /* markers removed (with their blob or stale) */
-    uint64_t bytes; /* freed */
-    size_t kept_layers;
-    size_t kept_configs;
-} oc_gc_stats;
-
-int oc_store_gc(oc_store *s, int dry_run, oc_gc_report report, void *opaque, oc_gc_stats *stats,
+/* report (the public oc_gc_cb) is called for each file removed (or, with
+ * dry_run, that would be): name relative to the store, bytes the sum of its
+ * files' sizes. The stats are the public oc_gc_stats (occystrap.h). */
+int oc_store_gc(oc_store *s, int dry_run, oc_gc_cb report, void *opaque, oc_gc_stats *stats,
                 oc_error *err);
 
 #endif

@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "io/atomicfile.h"
-
-#define MANIFEST_FILE_MAX (16u * 1024 * 1024)
+#include "engine/image/limits.h"
 
 int oc_store_name_is_hex(const char *name, const char *suffix, char hex[OC_SHA256_HEX_LEN + 1])
 {
@@ -200,7 +199,7 @@ int oc_store_image_load(oc_store_image *si, const char *path, oc_error *err)
 {
     memset(si, 0, sizeof *si);
     size_t len = 0;
-    char *text = oc_read_file(path, MANIFEST_FILE_MAX, &len, err);
+    char *text = oc_read_file(path, OC_STORE_JSON_MAX, &len, err);
     if (!text)
         return -1;
     int rc = oc_store_image_parse(si, text, len, path, err);

@@ -17,12 +17,11 @@
 #include "engine/image/manifest.h"
 #include "io/atomicfile.h"
 #include "io/digest.h"
-
-#define CONFIG_MAX (64u * 1024 * 1024)
+#include "engine/image/limits.h"
 
 typedef struct vctx {
     const oc_store *s;
-    oc_verify_report report;
+    oc_verify_cb report;
     void *opaque;
     oc_verify_stats *st;
     oc_store_entries e;
@@ -35,10 +34,10 @@ typedef struct vctx {
     int *listed;            /* parallel to e.manifests: named by the catalog */
 } vctx;
 
-static void say(vctx *v, oc_verify_kind kind, const char *file, const char *fmt, ...)
+static void say(vctx *v, oc_verify_finding kind, const char *file, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void say(vctx *v, oc_verify_kind kind, const char *file, const char *fmt, ...)
+static void say(vctx *v, oc_verify_finding kind, const char *file, const char *fmt, ...)
 {
     char msg[1200];
     va_list ap;
@@ -50,7 +49,7 @@ static void say(vctx *v, oc_verify_kind kind, const char *file, const char *fmt,
     else
         v->st->notes++;
     if (v->report)
-        v->report(v->opaque, kind, file, msg);
+        v->report(kind, file, msg, v->opaque);
 }
 
 typedef struct cat_walk {
@@ -125,7 +124,7 @@ static void check_configs(vctx *v)
         oc_error err;
         oc_error_clear(&err);
         size_t len = 0;
-        char *body = path ? oc_read_file(path, CONFIG_MAX, &len, &err) : NULL;
+        char *body = path ? oc_read_file(path, OC_IMAGE_CONFIG_MAX, &len, &err) : NULL;
         free(path);
         v->st->configs++;
         if (!body) {
@@ -257,8 +256,8 @@ static void check_marks(vctx *v)
     }
 }
 
-int oc_store_verify(const oc_store *s, oc_verify_report report, void *opaque,
-                    oc_verify_stats *stats, oc_error *err)
+int oc_store_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc_verify_stats *stats,
+                    oc_error *err)
 {
     oc_verify_stats local = {0};
     vctx v = {.s = s, .report = report, .opaque = opaque, .st = stats ? stats : &local};

@@ -18,30 +18,14 @@
 
 #include "engine/store/store.h"
 #include "io/error.h"
+#include "occystrap/occystrap.h"
 
-typedef enum oc_verify_kind {
-    OC_VERIFY_DAMAGED = 0,
-    OC_VERIFY_NOTE,
-} oc_verify_kind;
-
-/* file is relative to the store. */
-typedef void (*oc_verify_report)(void *opaque, oc_verify_kind kind, const char *file,
-                                 const char *msg);
-
-typedef struct oc_verify_stats {
-    size_t manifests;
-    size_t configs;
-    size_t layers;
-    size_t markers;
-    uint64_t bytes_hashed;
-    size_t damaged;
-    size_t notes;
-} oc_verify_stats;
-
-/* 0 when the check ran (damage is counted in stats->damaged), -1 when it
+/* The findings (oc_verify_finding: DAMAGED, NOTE) and the stats are the
+ * public oc_verify's (occystrap.h); file is relative to the store. Returns
+ * 0 when the check ran (damage is counted in stats->damaged), -1 when it
  * could not (the store cannot be listed). */
-int oc_store_verify(const oc_store *s, oc_verify_report report, void *opaque,
-                    oc_verify_stats *stats, oc_error *err);
+int oc_store_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc_verify_stats *stats,
+                    oc_error *err);
 
 /* Repair for a blob verify called damaged: file is "<hex>/layer.tar" or
  * "<hex>.json" (a config). Its known-good marker goes first (so nothing

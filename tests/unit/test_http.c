@@ -561,7 +561,7 @@ static void print_handle(uv_handle_t *h, void *arg)
  * the test's own watchdog. */
 static void env_close(env *e, xfer **xs, int n)
 {
-    oc_http_close(e->http);
+    oc_http_close(e->http, NULL, NULL);
     e->http = NULL;
     uv_timer_start(&e->dog, on_dog, 5000, 0);
     uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -1355,7 +1355,7 @@ static oc_http *close_target;
 static void on_done_then_close(void *opaque, const oc_http_result *res)
 {
     on_done(opaque, res);
-    oc_http_close(close_target);
+    oc_http_close(close_target, NULL, NULL);
 }
 
 static void test_close_from_on_done(void **state)

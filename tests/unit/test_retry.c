@@ -16,6 +16,9 @@
 
 #include "sched/retry.h"
 
+/* the jitter state the engine keeps per engine */
+static uint64_t test_rng = 1;
+
 static void test_policy_default(void **state)
 {
     (void)state;
@@ -153,7 +156,7 @@ static void check_bounds(const oc_retry_policy *p, int attempts)
         uint64_t ceil = ceiling_for(p, attempt);
         uint64_t lo = UINT64_MAX, hi = 0;
         for (int i = 0; i < 4000; i++) {
-            uint64_t d = oc_retry_delay_ms(p, attempt, 0);
+            uint64_t d = oc_retry_delay_ms(p, attempt, 0, &test_rng);
             if (d < ceil / 4 || d > ceil)
                 fail_msg("attempt %d: delay %llu outside [%llu, %llu]", attempt,
                          (unsigned long long)d, (unsigned long long)(ceil / 4),
@@ -177,7 +180,7 @@ static void check_bounds(const oc_retry_policy *p, int attempts)
 static void test_delay_bounds_default(void **state)
 {
     (void)state;
-    srandom(1);
+    test_rng = 1;
     oc_retry_policy p;
     oc_retry_policy_default(&p);
     check_bounds(&p, 12);
@@ -192,13 +195,13 @@ static void test_delay_bounds_default(void **state)
 static void test_delay_bounds_custom(void **state)
 {
     (void)state;
-    srandom(2);
+    test_rng = 2;
     oc_retry_policy p = {
         .max_attempts = 10, .base_ms = 100, .max_ms = 1000, .retry_after_cap_ms = 5000};
     check_bounds(&p, 10);
     /* the cap is not a power-of-two multiple of base */
     for (int i = 0; i < 1000; i++) {
-        uint64_t d = oc_retry_delay_ms(&p, 6, 0); /* 100 * 16 = 1600 -> capped at 1000 */
+        uint64_t d = oc_retry_delay_ms(&p, 6, 0, &test_rng); /* 100 * 16 = 1600 -> capped at 1000 */
         assert_true(d >= 250 && d <= 1000);
     }
     /* a tiny base: ceiling 1 or 2 ms, floor 0 */
@@ -207,28 +210,28 @@ static void test_delay_bounds_custom(void **state)
     /* base 0: no delay at all */
     oc_retry_policy z = {.max_attempts = 5, .base_ms = 0, .max_ms = 0, .retry_after_cap_ms = 0};
     for (int a = 1; a < 6; a++)
-        assert_int_equal(oc_retry_delay_ms(&z, a, 0), 0);
+        assert_int_equal(oc_retry_delay_ms(&z, a, 0, &test_rng), 0);
 }
 
 /* Large attempt numbers must neither overflow the shift nor exceed max_ms. */
 static void test_delay_large_attempts(void **state)
 {
     (void)state;
-    srandom(3);
+    test_rng = 3;
     oc_retry_policy p;
     oc_retry_policy_default(&p);
     int attempts[] = {20, 21, 22, 30, 63, 64, 65, 100, 1000, 2147483647};
     for (size_t i = 0; i < sizeof attempts / sizeof attempts[0]; i++) {
         for (int k = 0; k < 100; k++) {
-            uint64_t d = oc_retry_delay_ms(&p, attempts[i], 0);
+            uint64_t d = oc_retry_delay_ms(&p, attempts[i], 0, &test_rng);
             if (d < p.max_ms / 4 || d > p.max_ms)
                 fail_msg("attempt %d: delay %llu", attempts[i], (unsigned long long)d);
         }
     }
     /* attempt 1 and below behave as the first retry */
     for (int k = 0; k < 200; k++) {
-        uint64_t d0 = oc_retry_delay_ms(&p, 0, 0);
-        uint64_t d1 = oc_retry_delay_ms(&p, 1, 0);
+        uint64_t d0 = oc_retry_delay_ms(&p, 0, 0, &test_rng);
+        uint64_t d1 = oc_retry_delay_ms(&p, 1, 0, &test_rng);
         assert_true(d0 >= 62 && d0 <= 250);
         assert_true(d1 >= 62 && d1 <= 250);
     }
@@ -238,7 +241,7 @@ static void test_delay_large_attempts(void **state)
                            .max_ms = (uint64_t)1 << 52,
                            .retry_after_cap_ms = 1000};
     for (int a = 2; a < 40; a++) {
-        uint64_t d = oc_retry_delay_ms(&big, a, 0);
+        uint64_t d = oc_retry_delay_ms(&big, a, 0, &test_rng);
         if (d > big.max_ms)
             fail_msg("attempt %d: delay %llu above max %llu", a, (unsigned long long)d,
                      (unsigned long long)big.max_ms);
@@ -252,33 +255,33 @@ static void test_delay_large_attempts(void **state)
 static void test_retry_after_wins_and_is_capped(void **state)
 {
     (void)state;
-    srandom(4);
+    test_rng = 4;
     oc_retry_policy p;
     oc_retry_policy_default(&p);
     /* Retry-After wins over the backoff, whatever the attempt */
     for (int a = 2; a < 10; a++) {
-        assert_int_equal(oc_retry_delay_ms(&p, a, 3000), 3000);
-        assert_int_equal(oc_retry_delay_ms(&p, a, 1), 1);
+        assert_int_equal(oc_retry_delay_ms(&p, a, 3000, &test_rng), 3000);
+        assert_int_equal(oc_retry_delay_ms(&p, a, 1, &test_rng), 1);
         /* even when longer than the backoff's max */
-        assert_int_equal(oc_retry_delay_ms(&p, a, 30000), 30000);
+        assert_int_equal(oc_retry_delay_ms(&p, a, 30000, &test_rng), 30000);
         /* and capped */
-        assert_int_equal(oc_retry_delay_ms(&p, a, 60000), 60000);
-        assert_int_equal(oc_retry_delay_ms(&p, a, 60001), 60000);
-        assert_int_equal(oc_retry_delay_ms(&p, a, 86400000), 60000);
-        assert_int_equal(oc_retry_delay_ms(&p, a, UINT64_MAX), 60000);
+        assert_int_equal(oc_retry_delay_ms(&p, a, 60000, &test_rng), 60000);
+        assert_int_equal(oc_retry_delay_ms(&p, a, 60001, &test_rng), 60000);
+        assert_int_equal(oc_retry_delay_ms(&p, a, 86400000, &test_rng), 60000);
+        assert_int_equal(oc_retry_delay_ms(&p, a, UINT64_MAX, &test_rng), 60000);
     }
     oc_retry_policy small = p;
     small.retry_after_cap_ms = 500;
-    assert_int_equal(oc_retry_delay_ms(&small, 2, 120000), 500);
+    assert_int_equal(oc_retry_delay_ms(&small, 2, 120000, &test_rng), 500);
     /* parse + delay together, as the registry client uses them */
     uint64_t ra = 0;
     assert_int_equal(oc_retry_after_parse("120", 0, &ra), 0);
-    assert_int_equal(oc_retry_delay_ms(&p, 3, ra), 60000);
+    assert_int_equal(oc_retry_delay_ms(&p, 3, ra, &test_rng), 60000);
     assert_int_equal(oc_retry_after_parse("2", 0, &ra), 0);
-    assert_int_equal(oc_retry_delay_ms(&p, 3, ra), 2000);
+    assert_int_equal(oc_retry_delay_ms(&p, 3, ra, &test_rng), 2000);
     /* Retry-After 0 (or a past date): the ordinary backoff applies */
     for (int k = 0; k < 200; k++) {
-        uint64_t d = oc_retry_delay_ms(&p, 3, 0);
+        uint64_t d = oc_retry_delay_ms(&p, 3, 0, &test_rng);
         assert_true(d >= 125 && d <= 500);
     }
 }

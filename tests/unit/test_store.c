@@ -356,7 +356,7 @@ typedef struct reports {
     char last[2048];
 } reports;
 
-static void on_report(void *opaque, oc_verify_kind kind, const char *file, const char *msg)
+static void on_report(oc_verify_finding kind, const char *file, const char *msg, void *opaque)
 {
     reports *r = opaque;
     if (kind == OC_VERIFY_DAMAGED)

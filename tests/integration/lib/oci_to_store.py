@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # oci_to_store.py - write one image of an OCI image layout into a merged
-# store directory as occystrap lays it out (DESIGN 5.3), without a
+# store directory as occystrap lays it out (DESIGN.md 7.1), without a
 # registry: STORE/<blob hex>/layer.tar (uncompressed, streamed),
 # STORE/<config hex>.json, STORE/manifest-<image>-<tag>.json (with
 # "ImageName") and STORE/catalog.json. Lets `occystrap expand` be tested

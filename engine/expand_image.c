@@ -1,10 +1,10 @@
-/* cmd_expand.c - `expand` and fetch-to-extracted --expand (see
- * cmd_expand.h). The store is read through its files only: catalog.json
+/* expand_image.c - an image's layers expanded from a store or a fetched
+ * directory (see expand_image.h). The store is read through its files only: catalog.json
  * maps image -> tag -> manifest file name; the manifest file is a docker
  * manifest.json array whose first element lists "Layers" as
  * "<hex>/layer.tar". Names from those files are checked before use, so a
  * damaged store cannot point the expand outside itself. */
-#include "engine/cmd_expand.h"
+#include "engine/expand_image.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,8 +15,7 @@
 #include <jansson.h>
 
 #include "io/atomicfile.h"
-
-#define JSON_MAX (64u * 1024 * 1024)
+#include "engine/image/limits.h"
 
 static char *join(const char *a, const char *b)
 {
@@ -51,7 +50,7 @@ static int is_hex64(const char *s, size_t len)
 static json_t *load_json(const char *path, oc_error *err)
 {
     size_t len = 0;
-    char *text = oc_read_file(path, JSON_MAX, &len, err);
+    char *text = oc_read_file(path, OC_STORE_JSON_MAX, &len, err);
     if (!text)
         return NULL;
     json_error_t jerr;
@@ -205,64 +204,55 @@ out:
     return rc;
 }
 
-static void report(const char *what, const char *dir, const oc_expand_stats *st, int quiet)
+/* The summary (INFO) and what could not be restored (WARNING), as events. */
+static void report(const oc_engine *e, const char *what, const char *dir, const oc_expand_stats *st,
+                   int summary)
 {
-    char line[512];
-    if (!quiet) {
+    if (summary) {
+        char line[512];
         oc_expand_stats_format(st, line, sizeof line);
-        fprintf(stderr, "occystrap: %s -> %s: %s\n", what, dir, line);
+        oc_engine_say(e, OC_LOG_INFO, "%s -> %s: %s", what, dir, line);
     }
     if (st->owners_skipped || st->devices_skipped)
-        fprintf(stderr,
-                "occystrap: warning: not running as root: owners of %llu entries not restored, "
-                "%llu device nodes not made\n",
-                (unsigned long long)st->owners_skipped, (unsigned long long)st->devices_skipped);
+        oc_engine_say(e, OC_LOG_WARNING,
+                      "warning: not running as root: owners of %llu entries not restored, "
+                      "%llu device nodes not made",
+                      (unsigned long long)st->owners_skipped,
+                      (unsigned long long)st->devices_skipped);
     if (st->warnings)
-        fprintf(stderr, "occystrap: warning: %llu things not restored, the first: %s\n",
-                (unsigned long long)st->warnings, st->first_warning);
+        oc_engine_say(e, OC_LOG_WARNING, "warning: %llu things not restored, the first: %s",
+                      (unsigned long long)st->warnings, st->first_warning);
 }
 
-int oc_cmd_expand(int argc, char **argv, const oc_expand_opts *xo, int quiet)
+int oc_expand_image(const char *store, const char *image, const char *tag, const char *dir,
+                    const oc_expand_opts *xo, oc_expand_stats *stats, size_t *n_layers,
+                    oc_error *err)
 {
-    if (argc != 4) {
-        fprintf(stderr, "occystrap: expand takes STORE IMAGE TAG DIR (got %d arguments)\n", argc);
-        return 2;
-    }
-    const char *store = argv[0], *image = argv[1], *tag = argv[2], *dir = argv[3];
-    oc_error err;
-    oc_error_clear(&err);
     layer_list layers = {0};
     oc_expand_stats st;
     memset(&st, 0, sizeof st);
-    int status = 1;
-    char *manifest = find_manifest(store, image, tag, &err);
-    if (!manifest || read_layers(store, manifest, &layers, &err) != 0)
+    int rc = -1;
+    char *manifest = find_manifest(store, image, tag, err);
+    if (!manifest || read_layers(store, manifest, &layers, err) != 0)
         goto out;
-    oc_expand_opts o = *xo;
-    if (getenv("OCCYSTRAP_EXPAND_NO_SYNC")) /* benchmarks: time the writing alone */
-        o.no_sync = 1;
-    if (oc_expand_merge(layers.v, layers.n, dir, 0, &o, &st, &err) != 0) {
-        oc_error_prefix(&err, "expanding %s:%s", image, tag);
+    if (oc_expand_merge(layers.v, layers.n, dir, 0, xo, &st, err) != 0) {
+        oc_error_prefix(err, "expanding %s:%s", image, tag);
         goto out;
     }
-    char what[512];
-    snprintf(what, sizeof what, "%s:%s (%zu layers, %s)", image, tag, layers.n,
-             oc_expand_strategy_name(xo->strategy));
-    report(what, dir, &st, quiet);
-    status = 0;
+    rc = 0;
 out:
-    if (status != 0) {
-        fprintf(stderr, "occystrap: error: %s\n", err.msg);
-        if (err.code == OC_E_USAGE)
-            status = 2;
-    }
+    if (stats)
+        *stats = st;
+    if (n_layers)
+        *n_layers = layers.n;
     free(manifest);
     layers_free(&layers);
-    return status;
+    return rc;
 }
 
-int oc_fetch_expand(const oc_pulled_image *img, const char *dir, const char *image, const char *tag,
-                    int unique_names, const oc_expand_opts *xo, int quiet, oc_error *err)
+int oc_fetch_expand(const oc_engine *e, const oc_pulled_image *img, const char *dir,
+                    const char *image, const char *tag, int unique_names, const oc_expand_opts *xo,
+                    oc_error *err)
 {
     layer_list layers = {0};
     char *merged = NULL, *ldir = NULL;
@@ -287,8 +277,7 @@ int oc_fetch_expand(const oc_pulled_image *img, const char *dir, const char *ima
         memset(&st, 0, sizeof st);
         if (oc_expand_as_is(&layers.v[i], ldir, 1, xo, &st, err) != 0)
             goto out;
-        if (st.owners_skipped || st.devices_skipped || st.warnings)
-            report(img->layers[i].hex, ldir, &st, 1);
+        report(e, img->layers[i].hex, ldir, &st, 0);
     }
     char *name = unique_names ? image_file_name("manifest-", image, tag, "") : strdup("manifest");
     merged = name ? join(dir, name) : NULL;
@@ -300,7 +289,7 @@ int oc_fetch_expand(const oc_pulled_image *img, const char *dir, const char *ima
     memset(&st, 0, sizeof st);
     if (oc_expand_merge(layers.v, layers.n, merged, 1, xo, &st, err) != 0)
         goto out;
-    report("merged root filesystem", merged, &st, quiet);
+    report(e, "merged root filesystem", merged, &st, 1);
     rc = 0;
 out:
     if (rc != 0)

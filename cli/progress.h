@@ -7,8 +7,8 @@
  * image prints one plain line and a status line is printed every interval.
  * NONE prints only what the caller prints. The timer does not keep the loop
  * alive. */
-#ifndef OC_SCHED_PROGRESS_H
-#define OC_SCHED_PROGRESS_H
+#ifndef OC_CLI_PROGRESS_H
+#define OC_CLI_PROGRESS_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -31,8 +31,6 @@ oc_progress *oc_progress_new(uv_loop_t *loop, oc_progress_mode mode, FILE *out,
 int oc_progress_mode_parse(const char *text, oc_progress_mode *mode);
 oc_progress_mode oc_progress_mode_of(const oc_progress *p);
 
-/* The number of images changed (a mirror learns it after listing tags). */
-void oc_progress_set_images_total(oc_progress *p, unsigned images_total);
 void oc_progress_expect_bytes(oc_progress *p, uint64_t bytes);
 void oc_progress_bytes(oc_progress *p, uint64_t bytes);
 void oc_progress_layer_started(oc_progress *p);

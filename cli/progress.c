@@ -1,5 +1,5 @@
 /* progress.c - status line and plain progress lines (see progress.h). */
-#include "sched/progress.h"
+#include "cli/progress.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -135,11 +135,6 @@ oc_progress *oc_progress_new(uv_loop_t *loop, oc_progress_mode mode, FILE *out,
     }
     uv_unref((uv_handle_t *)&p->timer);
     return p;
-}
-
-void oc_progress_set_images_total(oc_progress *p, unsigned images_total)
-{
-    p->images_total = images_total;
 }
 
 void oc_progress_expect_bytes(oc_progress *p, uint64_t bytes)

@@ -1,0 +1,25 @@
+/* limits.h - the sizes of the documents occystrap accepts, defined once.
+ *
+ * Every JSON document is read whole into memory (they are small; layers are
+ * streamed and never held), so each has a bound that a hostile or broken
+ * server or file cannot push past. The registries' own limits guide the
+ * values: distribution refuses manifests over 4 MiB; image configs of real
+ * images reach a few MiB (long histories), so they get 64 MiB. */
+#ifndef OC_ENGINE_IMAGE_LIMITS_H
+#define OC_ENGINE_IMAGE_LIMITS_H
+
+/* An image manifest or index, as a registry serves it. */
+#define OC_MANIFEST_MAX (4u * 1024 * 1024)
+/* An image config blob. */
+#define OC_IMAGE_CONFIG_MAX (64u * 1024 * 1024)
+/* A settings file of ours or docker's (--config, ~/.docker/config.json). */
+#define OC_SETTINGS_FILE_MAX (4u * 1024 * 1024)
+/* The store's own JSON files: catalog.json, manifest files, markers' reads. */
+#define OC_STORE_JSON_MAX (64u * 1024 * 1024)
+
+/* Requests in flight, and the stall bound, when the caller sets none. */
+#define OC_DEFAULT_JOBS 32
+#define OC_DEFAULT_PER_REGISTRY 8
+#define OC_DEFAULT_STALL_SECONDS 30
+
+#endif

@@ -1,0 +1,358 @@
+/* occystrap/occystrap.h - the occystrap library's public interface.
+ *
+ * occystrap mirrors container images from registries into verified local
+ * files: docker-load tarballs, extracted directories, and a deduplicated
+ * store that many images share. This header is all a program needs (the
+ * occystrap command is written against it and nothing else).
+ *
+ * Shape (libuv's vocabulary, curl's split of tool and library):
+ * - The caller owns the libuv loop. oc_engine_new() puts an engine on it;
+ *   jobs (a fetch, a mirror run) are started on the engine with an options
+ *   struct and a completion callback, and run while the caller runs the
+ *   loop. The engine never calls uv_run; oc_engine_close() starts its
+ *   teardown and calls back once every handle it opened is closed, after
+ *   which the caller may close its loop.
+ * - The library never prints and never exits. What it has to say arrives
+ *   through the engine's event callback (log lines with a level, job and
+ *   blob progress, each mirror entry as it finishes); failures are oc_error
+ *   values with a message that names the image, the blob and the cause;
+ *   results are data (oc_mirror_report), never process exit codes.
+ * - The store commands (export, list, verify, gc, expand) need no network
+ *   and no loop: they are plain calls that return when done.
+ *
+ * Threads: every call and callback happens on the loop's thread, except the
+ *   store commands, which may run on any thread (one call per store at a
+ *   time is not required: the store's own locks order them).
+ * Versioning: OCCYSTRAP_API_VERSION grows when this header changes in a way
+ *   that breaks callers; every options struct is filled by its _init()
+ *   function first, which records the version the caller was built with. */
+#ifndef OCCYSTRAP_H
+#define OCCYSTRAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "occystrap/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OCCYSTRAP_API_VERSION 1
+
+/* ---- the library ---------------------------------------------------- */
+
+/* occystrap's version, e.g. "0.4.0". */
+OC_API const char *oc_version(void);
+/* Lines naming occystrap's version and those of the libraries it runs on,
+ * with what matters about each (HTTP/2 through nghttp2, ISA-L in use), as
+ * `occystrap --version` shows them. Returns the length written (the text
+ * is cut, always terminated, when size is too small). */
+OC_API size_t oc_version_describe(char *buf, size_t size);
+/* Process-wide set-up of the HTTP library (libcurl's global init): call
+ * once before the first engine, from one thread. */
+OC_API int oc_global_init(oc_error *err);
+OC_API void oc_global_cleanup(void);
+
+/* ---- events ------------------------------------------------------------ */
+
+typedef enum oc_log_level {
+    OC_LOG_ERROR = 0, /* something failed (also reported as an oc_error) */
+    OC_LOG_WARNING,   /* worth a human's attention; the work goes on */
+    OC_LOG_INFO,      /* a summary line a quiet run would not show */
+    OC_LOG_DEBUG,     /* every request (verbose >= 1) */
+    OC_LOG_TRACE,     /* the HTTP library's own trace (verbose >= 2) */
+} oc_log_level;
+
+typedef struct oc_mirror_entry oc_mirror_entry;
+
+typedef enum oc_event_kind {
+    OC_EVENT_LOG = 0,        /* level, message */
+    OC_EVENT_JOB_STARTED,    /* count: entries (mirror) or 1 (fetch) */
+    OC_EVENT_JOB_FINISHED,   /* the job's completion callback follows */
+    OC_EVENT_BLOB_STARTED,   /* digest, size: a layer download begins */
+    OC_EVENT_BLOB_BYTES,     /* bytes: more of a layer arrived */
+    OC_EVENT_BLOB_FINISHED,  /* digest: a layer download ended (either way) */
+    OC_EVENT_BLOB_REUSED,    /* digest, size: a layer the store already held */
+    OC_EVENT_ENTRY_FINISHED, /* entry: one mirror entry is done (any status) */
+} oc_event_kind;
+
+typedef struct oc_event {
+    oc_event_kind kind;
+    oc_log_level level;           /* OC_EVENT_LOG */
+    const char *message;          /* OC_EVENT_LOG: one line, no newline */
+    double seconds;               /* since the engine was made */
+    const char *digest;           /* blob events */
+    uint64_t size;                /* BLOB_STARTED, BLOB_REUSED: the blob's size */
+    uint64_t bytes;               /* BLOB_BYTES */
+    uint64_t count;               /* JOB_STARTED */
+    const oc_mirror_entry *entry; /* ENTRY_FINISHED */
+} oc_event;
+
+/* Called on the loop thread; the event and its strings live until it
+ * returns. It must not close the engine. */
+typedef void (*oc_event_cb)(const oc_event *ev, void *opaque);
+
+/* ---- the engine ---------------------------------------------------------- */
+
+typedef struct oc_engine oc_engine;
+
+typedef struct oc_engine_options {
+    int api_version;         /* set by oc_engine_options_init */
+    const char *ca_file;     /* extra CA bundle for TLS registries */
+    int insecure;            /* plain HTTP (skip TLS verification if https is forced) */
+    const char *username;    /* credentials for every registry; else the config */
+    const char *password;    /* file's, else ~/.docker/config.json's */
+    const char *config_file; /* per-registry settings (JSON), or NULL */
+    unsigned jobs;           /* requests in flight in all; 0 = 32 (or the config's) */
+    unsigned per_registry;   /* requests in flight per registry; 0 = 8 */
+    int retries;             /* attempts per request; 0 = 5 (or the config's) */
+    long stall_seconds;      /* abort and retry a transfer idle this long; 0 = 30 */
+    int verbose;             /* 1: a DEBUG event per request; 2: the HTTP trace too */
+    uint64_t random_seed;    /* retry jitter; 0 = from the clock and the pid */
+    /* The layer pipeline: 0 keeps each default. */
+    size_t pipe_chunk_size; /* bytes per buffer */
+    int pipe_in_chunks;     /* compressed buffers per layer */
+    int pipe_out_bufs;      /* uncompressed buffers per layer */
+    int pipe_threads;       /* worker threads; 0 = the cores */
+    oc_event_cb on_event;   /* NULL: events are dropped */
+    void *event_opaque;
+} oc_engine_options;
+
+OC_API void oc_engine_options_init(oc_engine_options *o);
+/* An engine on loop: nothing runs until the caller runs the loop. */
+OC_API int oc_engine_new(uv_loop_t *loop, const oc_engine_options *o, oc_engine **out,
+                         oc_error *err);
+/* Stop every job of the engine as soon as possible: transfers in flight are
+ * cancelled, none start, retries and waits end; each job then completes
+ * with OC_E_CANCELLED. What verified is kept. signum names the cause in
+ * messages ("interrupted by SIGTERM"); 0 names none. Safe to call twice. */
+OC_API void oc_engine_interrupt(oc_engine *e, int signum);
+/* The signal passed to oc_engine_interrupt, -1 for 0, or 0 if never. */
+OC_API int oc_engine_interrupted(const oc_engine *e);
+/* Start closing: the jobs must have completed. closed(opaque) runs from the
+ * loop once every handle is closed and the engine is freed. */
+OC_API void oc_engine_close(oc_engine *e, void (*closed)(void *opaque), void *opaque);
+
+/* ---- fetch: one image into a tarball or a directory ----------------------- */
+
+typedef enum oc_fetch_target {
+    OC_FETCH_TARFILE = 0, /* a docker-load tarball at path */
+    OC_FETCH_EXTRACTED,   /* the tarball's files in the directory path */
+} oc_fetch_target;
+
+typedef enum oc_expand_strategy {
+    OC_EXPAND_AUTO = 0, /* write-once */
+    OC_EXPAND_OLDEST_FIRST,
+    OC_EXPAND_WRITE_ONCE,
+} oc_expand_strategy;
+
+typedef struct oc_expand_opts {
+    oc_expand_strategy strategy;
+    uint64_t max_bytes; /* bound on file bytes written per expand; 0 = none */
+    int no_sync;        /* skip the final syncfs (tests, benchmarks) */
+} oc_expand_opts;
+
+/* What an expansion did (and could not do: not running as root). */
+typedef struct oc_expand_stats {
+    uint64_t entries; /* tar entries read */
+    uint64_t files, dirs, symlinks, hardlinks, others;
+    uint64_t bytes;           /* file bytes written */
+    uint64_t whiteouts;       /* whiteout and opaque markers applied */
+    uint64_t owners_skipped;  /* entries not owned by us whose owner we could not set */
+    uint64_t devices_skipped; /* device nodes not made (not root) */
+    uint64_t warnings;        /* other things that could not be restored */
+    char first_warning[256];
+    double seconds;
+} oc_expand_stats;
+
+typedef struct oc_fetch_options {
+    int api_version;      /* set by oc_fetch_options_init */
+    const char *registry; /* host[:port]; "docker.io" is Docker Hub */
+    const char *image;    /* repository; a one-part Docker Hub name gets library/ */
+    const char *tag;      /* a tag, or a digest "sha256:..." */
+    oc_fetch_target target;
+    const char *path;     /* TARFILE or DIR */
+    const char *platform; /* "os/arch[/variant]" from an index; NULL = linux/amd64 */
+    int unique_names;     /* EXTRACTED: the merged-store layout (catalog.json) */
+    int expand;           /* EXTRACTED: layers and the root filesystem expanded too */
+    oc_expand_opts expand_opts;
+    uint64_t max_layer_bytes; /* refuse a layer whose tar grows beyond this; 0 = none */
+} oc_fetch_options;
+
+typedef struct oc_fetch_result {
+    const oc_error *error; /* NULL when the image was written */
+    const char *name;      /* "image:tag" as docker names it */
+    size_t layers_reused;  /* EXTRACTED: layers the directory already held */
+    int interrupted;       /* as oc_engine_interrupted(), when it stopped the fetch */
+} oc_fetch_result;
+
+typedef void (*oc_fetch_done_cb)(const oc_fetch_result *res, void *opaque);
+
+OC_API void oc_fetch_options_init(oc_fetch_options *o);
+/* Start the fetch; done runs once, from the loop. A fetch that fails or is
+ * interrupted leaves no TARFILE and no scratch files. When it cannot start,
+ * err->code is OC_E_USAGE if the options are at fault (a malformed
+ * reference or platform), another code if the target is (it cannot be
+ * created or is not a store). */
+OC_API int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb done,
+                          void *opaque, oc_error *err);
+
+/* ---- mirror: every entry of a list into one store, at once ------------------
+ *
+ * A list entry is [REGISTRY/]REPO(:TAG|@sha256:DIGEST), or a whole
+ * repository: REPO:* (every tag) or REPO:/REGEX/ (the tags the POSIX
+ * extended REGEX matches whole); the config file's "repositories" section
+ * may narrow those by a semver range, exclude regexes and latest: N. A run
+ * may take one shard of the list (shard_k of shard_n: the entries whose
+ * reference hashes there, DESIGN.md 7.4), so N processes share one list,
+ * into one store or several. */
+
+typedef enum oc_entry_status {
+    OC_ENTRY_PENDING = 0,
+    OC_ENTRY_UP_TO_DATE,  /* the registry's digest is the one the store holds */
+    OC_ENTRY_FETCHED,     /* stored now */
+    OC_ENTRY_FAILED,      /* error says why; the other entries went on */
+    OC_ENTRY_WOULD_FETCH, /* dry run */
+    OC_ENTRY_INTERRUPTED, /* stopped by oc_engine_interrupt before it was mirrored */
+} oc_entry_status;
+
+/* One entry of the list, as the report and ENTRY_FINISHED events give it. */
+struct oc_mirror_entry {
+    int line;              /* in the list file */
+    const char *reference; /* the entry's text */
+    const char *name;      /* the image's name in the store, or NULL */
+    const char *digest;    /* what the tag resolved to, or NULL */
+    oc_entry_status status;
+    const char *const *platforms; /* "os/arch[/variant]" of each stored image */
+    size_t n_platforms;
+    const oc_error *error; /* FAILED, INTERRUPTED: why */
+    const char *note;      /* WOULD_FETCH: what would be fetched */
+    uint64_t bytes_fetched;
+    uint64_t bytes_reused;
+    double seconds;
+};
+
+typedef struct oc_mirror_options {
+    int api_version;       /* set by oc_mirror_options_init */
+    const char *list_path; /* one entry a line, "-" = standard input */
+    const char *list_text; /* or the list itself (the same lines), if list_path is NULL */
+    const char *store_dir;
+    const char *default_registry; /* for entries that name none; NULL = Docker Hub */
+    const char *const *platforms; /* "os/arch[/variant]", or one "all"; none = linux/amd64 */
+    size_t n_platforms;
+    int fail_fast;    /* stop scheduling at the first failure */
+    int dry_run;      /* say what would be fetched, fetch nothing */
+    long lock_wait_s; /* wait this long for another run on the store; 0 = don't */
+    unsigned shard_k; /* this run is shard K (1..N) of N; N 0 or 1: the whole list */
+    unsigned shard_n;
+} oc_mirror_options;
+
+typedef struct oc_mirror_report {
+    const oc_mirror_entry *entries; /* in list order */
+    size_t n_entries;
+    size_t fetched, up_to_date, failed, would_fetch, interrupted;
+    uint64_t bytes_fetched, bytes_reused;
+    /* The run itself failed (the list, the store, the lock), or it was
+     * interrupted, or ended with entries unfinished: error says so. */
+    const oc_error *error;
+    int config_error; /* error is the caller's: a bad list or option, a lock held */
+    int signal;       /* as oc_engine_interrupted() when interrupted */
+    unsigned catalog_writes;   /* times catalog.json was renamed into place (in batches) */
+    unsigned blob_waits;       /* waits for a layer another process was downloading */
+    unsigned shard_k, shard_n; /* the shard this run took, 0 0 for the whole list */
+} oc_mirror_report;
+
+/* The report lives until the callback returns. */
+typedef void (*oc_mirror_done_cb)(const oc_mirror_report *report, void *opaque);
+
+OC_API void oc_mirror_options_init(oc_mirror_options *o);
+/* Start the run; done runs once, from the loop, with the report. Returns
+ * -1 only when nothing could start (err). */
+OC_API int oc_mirror_start(oc_engine *e, const oc_mirror_options *o, oc_mirror_done_cb done,
+                           void *opaque, oc_error *err);
+
+/* ---- the store, without network ------------------------------------------------ */
+
+typedef struct oc_image_tag {
+    const char *image; /* as stored, e.g. "busybox" or "quay.io/org/x" */
+    const char *tag;
+} oc_image_tag;
+
+/* Split "IMAGE:TAG" (the last ':' after the last '/') into malloc'd parts. */
+OC_API int oc_image_tag_split(const char *text, char **image, char **tag, oc_error *err);
+
+typedef struct oc_export_stats {
+    size_t images, layers, layers_dups;
+    uint64_t total_bytes; /* written, headers and padding included */
+    uint64_t copy_file_range_bytes, sendfile_bytes, readwrite_bytes;
+} oc_export_stats;
+
+/* One docker-load tarball with the images of a store, each layer once (one
+ * image: what fetch-to-tarfile writes for it, byte for byte). force_readwrite
+ * copies with read/write instead of the kernel's copy (measurements). */
+OC_API int oc_export(const char *store, const oc_image_tag *images, size_t n, const char *tarfile,
+                     int force_readwrite, oc_export_stats *stats, oc_error *err);
+
+/* What a store holds, as a JSON document (malloc'd text): {"images": [{image,
+ * tag, layers, bytes, fetched_at, manifest_digest, in_catalog, ...}],
+ * "distinct_layers", "layer_bytes", "bytes_without_sharing", "problems"}. */
+OC_API char *oc_store_listing(const char *store, oc_error *err);
+
+typedef enum oc_verify_finding {
+    OC_VERIFY_DAMAGED = 0, /* a file that is not what it must be */
+    OC_VERIFY_NOTE,        /* odd but not damage */
+    OC_VERIFY_REMOVED,     /* repair: a damaged blob and its marker removed */
+    OC_VERIFY_KEPT,        /* repair: a damaged file that is not a blob, left alone */
+    OC_VERIFY_LISTED,      /* repair: a complete image catalog.json lacked, listed */
+} oc_verify_finding;
+
+typedef void (*oc_verify_cb)(oc_verify_finding kind, const char *file, const char *msg,
+                             void *opaque);
+
+typedef struct oc_verify_stats {
+    size_t manifests, configs, layers, markers;
+    uint64_t bytes_hashed;
+    size_t damaged, notes, removed;
+    size_t listed; /* repair: complete images put back into catalog.json */
+} oc_verify_stats;
+
+/* Re-hash everything in a store. With repair (which waits for running
+ * writers), each damaged layer or config is removed with its marker, so the
+ * next mirror fetches it again, and every complete image a killed run left
+ * out of catalog.json is listed in it. Returns 0 when the check ran (stats->damaged
+ * says what it found), -1 when it could not. */
+OC_API int oc_verify(const char *store, int repair, oc_verify_cb cb, void *opaque,
+                     oc_verify_stats *stats, oc_error *err);
+
+typedef void (*oc_gc_cb)(const char *file, uint64_t bytes, void *opaque);
+
+typedef struct oc_gc_stats {
+    uint64_t bytes;
+    size_t layers, configs, markers;
+    size_t kept_layers, kept_configs;
+} oc_gc_stats;
+
+/* Remove the blobs no image of the store references (waits for writers). */
+OC_API int oc_gc(const char *store, int dry_run, oc_gc_cb cb, void *opaque, oc_gc_stats *stats,
+                 oc_error *err);
+
+/* An image's merged root filesystem from a store, into dir (which must not
+ * exist, or be empty), whiteouts applied. layers is set to the image's
+ * number of layers. */
+OC_API int oc_expand_image(const char *store, const char *image, const char *tag, const char *dir,
+                           const oc_expand_opts *o, oc_expand_stats *stats, size_t *layers,
+                           oc_error *err);
+/* "auto", "oldest-first", "write-once" -> strategy; -1 if unknown. */
+OC_API int oc_expand_strategy_parse(const char *text);
+OC_API const char *oc_expand_strategy_name(oc_expand_strategy s);
+/* "N entries (...), M MB; ..." for a summary line. */
+OC_API void oc_expand_stats_format(const oc_expand_stats *s, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
