@@ -117,7 +117,7 @@ struct mirror_run {
     size_t busy;   /* started, not finished, not parked */
     size_t parked; /* waiting only for the catalog write */
     size_t window;
-    int expanded; /* the entries exist (tags listed) */
+    int expanded;                        /* the entries exist (tags listed) */
     unsigned catalog_writes, blob_waits; /* for the report, when those are closed */
     oc_once *in_flight;
     char *partial_dir; /* STORE/.occystrap/partial: broken downloads kept for the next run */

@@ -258,8 +258,8 @@ typedef struct oc_mirror_report {
     /* The run itself failed (the list, the store, the lock), or it was
      * interrupted, or ended with entries unfinished: error says so. */
     const oc_error *error;
-    int config_error; /* error is the caller's: a bad list or option, a lock held */
-    int signal;       /* as oc_engine_interrupted() when interrupted */
+    int config_error;          /* error is the caller's: a bad list or option, a lock held */
+    int signal;                /* as oc_engine_interrupted() when interrupted */
     unsigned catalog_writes;   /* times catalog.json was renamed into place (in batches) */
     unsigned blob_waits;       /* waits for a layer another process was downloading */
     unsigned shard_k, shard_n; /* the shard this run took, 0 0 for the whole list */
