@@ -48,6 +48,9 @@ seen=$(sort -u inodes.txt | wc -l)
 [ "$fetched" = "$N" ] || fail "first run fetched $fetched of $N"
 [ "$(listed store)" = "$N" ] || fail "the catalog lists $(listed store) images, wanted $N"
 limit=$(calc "$secs + 2")
+# seen from outside first (a lower bound of the renames), then the run's own count
+[ "$(calc "$seen <= $limit")" = 1 ] ||
+  fail "catalog.json had at least $seen different inodes in a run of $secs s (at most $limit)"
 [ "$(calc "$writes <= $limit")" = 1 ] ||
   fail "catalog.json was written $writes times in a run of $secs s (at most $limit)"
 [ "$seen" -le "$writes" ] || fail "catalog.json had $seen inodes but the report says $writes writes"
