@@ -2,7 +2,7 @@
 # scale.sh - the bench's scale row: occystrap mirror over lists of 1,000 and 10,000 tags
 # (bench/README.md, "Scale").
 #
-#   bash bench/scale.sh [--reps N] [--sizes "1000 10000"]
+#   bash bench/scale.sh [--reps N] [--reruns R] [--sizes "1000 10000"]
 #   bash bench/run.sh --scale     (runs this after the main bench, on the same lab)
 #
 # 1. builds occystrap (Release) in build-bench/ like run.sh, or takes $OCCYSTRAP
@@ -14,7 +14,8 @@
 #    1,000 is the first 1,000 of those.
 # 4. for each size: occystrap mirror into a fresh store (first run), the same again (the
 #    no-op rerun), and `curl --parallel --parallel-max C -I` of the same manifests with the
-#    same Accept header (the limit: C = the per-registry cap, 8); for 1,000 also
+#    same Accept header (the limit: C = the per-registry cap, 8), these two alternated R
+#    times (default 3); for 1,000 also
 #    `skopeo sync` into dir: (the peer, first run only: it has no incremental mode for dir:)
 # 5. prints a table (wall, CPU, peak RSS; medians of N reps) and the ratios
 #    t(10,000)/t(1,000) and rerun/curl, and writes bench/out/scale.csv and scale.md.
@@ -25,6 +26,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 OUT=$HERE/out
 PY=/usr/bin/python3
 REPS=1
+RERUNS=3
 SIZES="1000 10000"
 CONC=8
 PREFIX=bench/scale
@@ -33,12 +35,14 @@ RUN_TIMEOUT=${OCCY_BENCH_TIMEOUT:-900}
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) REPS=$2; shift 2 ;;
+    --reruns) RERUNS=$2; shift 2 ;;
     --sizes) SIZES=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: bash bench/scale.sh [--reps N] [--sizes \"1000 10000\"]" >&2; exit 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: bash bench/scale.sh [--reps N] [--reruns R] [--sizes \"1000 10000\"]" >&2; exit 2 ;;
   esac
 done
-[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || { echo "scale: --reps wants a number" >&2; exit 2; }
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] && [[ "$RERUNS" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "scale: --reps and --reruns want a number" >&2; exit 2; }
 for n in $SIZES; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] && [ "$n" -le "$TOTAL" ] || { echo "scale: sizes are 1..$TOTAL" >&2; exit 2; }
 done
@@ -141,10 +145,14 @@ for rep in $(seq 1 "$REPS"); do
     rm -rf "$TMP/store"
     timed "$n" occystrap first "$rep" "$OCCY" --config "$TMP/config.json" --progress none -q \
       --json-file "$TMP/first-$n.json" mirror "$TMP/list-$n.txt" "$TMP/store"
-    timed "$n" occystrap rerun "$rep" "$OCCY" --config "$TMP/config.json" --progress none -q \
-      mirror "$TMP/list-$n.txt" "$TMP/store"
-    timed "$n" curl heads "$rep" curl -sS --parallel --parallel-max "$CONC" -I -H "Accept: $ACCEPT" \
-      -K "$TMP/curl-$n.cfg" -o /dev/null
+    # the rerun and the limit, alternated RERUNS times (medians): on a shared machine one
+    # run of either says little
+    for r in $(seq 1 "$RERUNS"); do
+      timed "$n" occystrap rerun "$rep.$r" "$OCCY" --config "$TMP/config.json" --progress none \
+        -q mirror "$TMP/list-$n.txt" "$TMP/store"
+      timed "$n" curl heads "$rep.$r" curl -sS --parallel --parallel-max "$CONC" -I \
+        -H "Accept: $ACCEPT" -K "$TMP/curl-$n.cfg" -o /dev/null
+    done
     rm -rf "$TMP/store"
     if [ "$n" -le 1000 ]; then
       "$PY" - "$TMP/list-$n.txt" "$LAB_PLAIN" >"$TMP/sync-$n.yaml" <<'PYEOF'

@@ -33,6 +33,7 @@
 #include "engine/registry/pull.h"
 #include "engine/registry/registry.h"
 #include "engine/store/catalog_batch.h"
+#include "engine/store/image_index.h"
 #include "engine/store/store.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
@@ -107,6 +108,7 @@ struct mirror_run {
     int config_error;
     oc_store *store;
     oc_catalog_batch *catalog;
+    oc_image_index *index; /* the images' manifest files, read once */
     oc_catalog_commit *commit;
     oc_blob_claims *claims;
     oc_list list;  /* LIST as read */
@@ -395,6 +397,7 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
             j->stored = grown;
             j->stored[j->n_stored++] = strdup(img->platform ? img->platform : "");
         }
+        oc_image_index_note(j->run->index, j->name, pp->tag);
         if (list_later(j, pp->tag, on_pull_listed, pp, &e) == 0)
             listed_later = 1;
         else
@@ -609,7 +612,7 @@ static int store_is_current(entry_job *j, const char *digest)
         oc_store_image si;
         oc_error err;
         oc_error_clear(&err);
-        int found = ptag && oc_store_lookup(run->store, cat, j->name, ptag, &si, NULL, &err) == 0;
+        int found = ptag && oc_image_index_lookup(run->index, cat, j->name, ptag, &si, &err) == 0;
         int same =
             found && si.has_ours &&
             ((si.index_digest && strcmp(si.index_digest, digest) == 0) ||
@@ -818,6 +821,7 @@ static void run_free(mirror_run *run)
     }
     oc_once_free(run->in_flight);
     oc_catalog_batch_free(run->catalog);
+    oc_image_index_free(run->index);
     free(run->partial_dir);
     oc_lock_close(run->shard_lock_fd);
     oc_lock_close(run->lock_fd);
@@ -852,6 +856,17 @@ static void run_complete(mirror_run *run)
         run->catalog_writes = oc_catalog_batch_writes(run->catalog);
         oc_engine_log(e, "catalog.json written %u time(s), read again %u time(s) for other writers",
                       run->catalog_writes, oc_catalog_batch_rereads(run->catalog));
+    }
+    if (run->index) {
+        oc_error ierr;
+        oc_error_clear(&ierr);
+        oc_engine_log(e, "image index: %u manifest file(s) read",
+                      oc_image_index_misses(run->index));
+        if (oc_image_index_save(run->index, &ierr) != 0)
+            oc_engine_say(e, OC_LOG_WARNING,
+                          "the store's image index was not written (the next run reads the "
+                          "manifest files instead): %s",
+                          ierr.msg);
     }
     if (run->claims) {
         run->blob_waits = oc_blob_claims_waits(run->claims);
@@ -1006,6 +1021,12 @@ static void run_entries(mirror_run *run)
     run->catalog = oc_catalog_batch_open(run->store, &run->err);
     if (!run->catalog) {
         run_fail(run, run->err.code == OC_E_FORMAT);
+        return;
+    }
+    run->index = oc_image_index_open(run->store);
+    if (!run->index) {
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
         return;
     }
     run->claims = oc_blob_claims_new(run->e, run->store, &run->err);

@@ -391,6 +391,54 @@ static void remember_mark(const oc_store *s, const char *hex, const oc_blob_mark
         free(k);
 }
 
+typedef struct marks_walk {
+    oc_store_mark_visit fn;
+    void *opaque;
+} marks_walk;
+
+static void visit_mark(const char *hex, void *value, void *opaque)
+{
+    const known_mark *k = value;
+    marks_walk *w = opaque;
+    if (!k)
+        return;
+    oc_file_id id = {.ino = (uint64_t)k->ino,
+                     .size = (uint64_t)k->size,
+                     .mtime_s = (int64_t)k->mtime.tv_sec,
+                     .mtime_ns = k->mtime.tv_nsec};
+    w->fn(w->opaque, hex, &k->m, &id);
+}
+
+void oc_store_marks_foreach(const oc_store *s, oc_store_mark_visit fn, void *opaque)
+{
+    marks_walk w = {fn, opaque};
+    if (s->marks)
+        oc_strmap_foreach(s->marks, visit_mark, &w);
+}
+
+size_t oc_store_marks_count(const oc_store *s)
+{
+    return s->marks ? oc_strmap_count(s->marks) : 0;
+}
+
+void oc_store_marks_seed(oc_store *s, const char *hex, const oc_blob_mark *m, const oc_file_id *id)
+{
+    char want[8 + OC_SHA256_HEX_LEN];
+    snprintf(want, sizeof want, "sha256:%s", hex);
+    if (!s->marks || strcmp(m->digest, want) != 0 || oc_strmap_has(s->marks, hex))
+        return;
+    known_mark *k = malloc(sizeof *k);
+    if (!k)
+        return;
+    k->m = *m;
+    k->ino = (ino_t)id->ino;
+    k->size = (off_t)id->size;
+    k->mtime.tv_sec = (time_t)id->mtime_s;
+    k->mtime.tv_nsec = id->mtime_ns;
+    if (oc_strmap_set(s->marks, hex, k) != 0)
+        free(k);
+}
+
 /* The marker of hex: from the run's cache when its file is unchanged, else
  * read (and cached when valid). 1, 0 or -1 as oc_store_mark_read. */
 static int mark_lookup(const oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err)

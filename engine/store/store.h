@@ -89,6 +89,26 @@ int oc_store_mark_read(const oc_store *s, const char *hex, oc_blob_mark *m, oc_e
  * per run while it stays valid. */
 int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err);
 
+/* A file's identity: a cached fact about a file holds while it is the same
+ * (inode, size and mtime unchanged). */
+typedef struct oc_file_id {
+    uint64_t ino;
+    uint64_t size;
+    int64_t mtime_s;
+    long mtime_ns;
+} oc_file_id;
+
+/* The markers this run holds valid, each with its file's identity then
+ * (the image index keeps them across runs: image_index.h). */
+typedef void (*oc_store_mark_visit)(void *opaque, const char *hex, const oc_blob_mark *m,
+                                    const oc_file_id *id);
+void oc_store_marks_foreach(const oc_store *s, oc_store_mark_visit fn, void *opaque);
+size_t oc_store_marks_count(const oc_store *s);
+/* Seed the run's cache with a marker known valid while its file has
+ * identity id (checked by a stat before each use, as any cached marker).
+ * WRITE mode; ignored otherwise or when m does not name hex. */
+void oc_store_marks_seed(oc_store *s, const char *hex, const oc_blob_mark *m, const oc_file_id *id);
+
 /* oc_pull_opts.have_layer for this store (opaque is the oc_store). */
 int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, char **path,
                         uint64_t *tar_size);
