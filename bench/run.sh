@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - the occystrap benchmark, one command (bench/README.md explains it).
 #
-#   bash bench/run.sh [--reps N] [--quick]
+#   bash bench/run.sh [--reps N] [--quick] [--scale]
 #
 # 1. builds occystrap (Release) in build-bench/, or reuses that build
 # 2. starts its own loopback lab registry in bench/out/lab (stopped again at exit)
@@ -14,6 +14,8 @@
 #    and bench/out/ratios.png
 #
 # --quick: 1 pass and no warm-up pass (to check the harness, not to quote numbers).
+# --scale: then also the scale row (bench/scale.sh: mirror of 1,000 and 10,000 tags) on the
+# same lab; about 5 more minutes the first time (pushing 10,000 images), 3 later.
 # Environment: OCCYSTRAP=/path/to/occystrap benches that binary instead of building one;
 # OCCY_BENCH_BUILD=DIR builds in DIR instead of build-bench/; OCCY_BENCH_TIMEOUT=S kills a
 # run after S seconds (default 60; an image+tool that timed out is not run again).
@@ -27,12 +29,13 @@ OUT=$HERE/out
 PY=/usr/bin/python3
 REPS=3
 QUICK=0
+SCALE=0
 RUN_TIMEOUT=${OCCY_BENCH_TIMEOUT:-60}
 IMAGES=(realistic big many shared-1)
 TOOLS=(occystrap skopeo limit-pipe igzip sha-gz)
 
 usage() {
-  echo "usage: bash bench/run.sh [--reps N] [--quick]" >&2
+  echo "usage: bash bench/run.sh [--reps N] [--quick] [--scale]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -40,7 +43,8 @@ while [ $# -gt 0 ]; do
     --reps) [ $# -ge 2 ] || usage; REPS=$2; shift 2 ;;
     --reps=*) REPS=${1#--reps=}; shift ;;
     --quick) QUICK=1; REPS=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --scale) SCALE=1; shift ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage ;;
   esac
 done
@@ -352,4 +356,7 @@ mv -f "$OUT/meta.partial.txt" "$OUT/meta.txt"
 
 # --- 5. report ------------------------------------------------------------------------------------
 "$PY" "$HERE/report.py" "$OUT"
+if [ "$SCALE" = 1 ]; then
+  LAB_DIR=$LAB OCCYSTRAP=$OCCY bash "$HERE/scale.sh" || say "WARNING: the scale row failed"
+fi
 say "done in $(($(date +%s) - T_START))s: $OUT/results.csv, $OUT/results.md, $OUT/ratios.png"

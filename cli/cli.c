@@ -23,7 +23,8 @@ static const cli_command commands[] = {
      "one tarball with several images of a store, shared layers once", 3, -1, cli_export},
     {"mirror", "LIST STORE",
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
-     "changed since the last run",
+     "changed since the last run; an entry is [REGISTRY/]REPO(:TAG|@DIGEST),\n"
+     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole)",
      2, 2, cli_mirror},
     {"list", "[--json] STORE", "what a store holds", 1, 1, cli_list},
     {"expand", "STORE IMAGE TAG DIR", "an image's merged root filesystem from a store", 4, 4,
@@ -63,6 +64,8 @@ enum {
     OPT_FAIL_FAST,
     OPT_PROGRESS,
     OPT_LOCK_WAIT,
+    OPT_SHARD,
+    OPT_SHARDS,
     OPT_CONFIG,
     OPT_VERBOSE,
     OPT_QUIET,
@@ -108,6 +111,11 @@ static const cli_option options[] = {
     {"fail-fast", 0, NULL, OPT_FAIL_FAST, "mirror", "stop at the first failed entry"},
     {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror", "how progress is shown"},
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
+    {"shard", 0, "K/N", OPT_SHARD, "mirror",
+     "mirror only shard K of N of the list (also\n$OCCYSTRAP_SHARD=K/N); N processes share one "
+     "store"},
+    {"shards", 0, "N", OPT_SHARDS, "mirror",
+     "the same, K from $JOB_COMPLETION_INDEX + 1 (a\nKubernetes Indexed Job)"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
     {"verbose", 'v', NULL, OPT_VERBOSE, NULL, "log each request (twice: curl's trace too)"},
@@ -313,6 +321,14 @@ static int take_option(cli_opts *o, int id, const char *arg)
         if (parse_uint(arg, "--lock-wait", 86400, &n) != 0)
             return -1;
         o->lock_wait_s = (long)n;
+        return 0;
+    case OPT_SHARD:
+        o->shard = arg;
+        return 0;
+    case OPT_SHARDS:
+        if (parse_uint(arg, "--shards", 65536, &n) != 0 || n == 0)
+            return -1;
+        o->shards = (unsigned)n;
         return 0;
     case OPT_VERBOSE:
         o->engine.verbose++;

@@ -34,6 +34,8 @@ typedef struct cli_opts {
     int fail_fast;
     const char *progress;
     long lock_wait_s;
+    const char *shard; /* --shard K/N */
+    unsigned shards;   /* --shards N (K from $JOB_COMPLETION_INDEX) */
     uint64_t max_layer_bytes;
     oc_expand_opts expand_opts;
 } cli_opts;

@@ -127,6 +127,59 @@ static int on_event(const oc_event *ev, void *opaque)
     }
 }
 
+/* "K/N" with 1 <= K <= N <= 65536 into k and n; what names its source. */
+static int parse_shard(const char *text, const char *what, unsigned *k, unsigned *n)
+{
+    char *end = NULL;
+    unsigned long kk = text[0] >= '0' && text[0] <= '9' ? strtoul(text, &end, 10) : 0;
+    unsigned long nn = 0;
+    int ok = end && *end == '/' && end[1] >= '0' && end[1] <= '9';
+    if (ok) {
+        nn = strtoul(end + 1, &end, 10);
+        ok = *end == '\0';
+    }
+    if (!ok || nn < 1 || nn > 65536 || kk < 1 || kk > nn) {
+        cli_say("%s wants K/N with 1 <= K <= N <= 65536, not \"%s\"", what, text);
+        return -1;
+    }
+    *k = (unsigned)kk;
+    *n = (unsigned)nn;
+    return 0;
+}
+
+/* This process's shard: --shard K/N, else $OCCYSTRAP_SHARD=K/N, else
+ * --shards N with Kubernetes' $JOB_COMPLETION_INDEX (0-based) as K-1. */
+static int choose_shard(const cli_opts *o, unsigned *k, unsigned *n)
+{
+    *k = *n = 0;
+    const char *env = getenv("OCCYSTRAP_SHARD");
+    if (o->shard && o->shards) {
+        cli_say("--shard and --shards exclude each other");
+        return -1;
+    }
+    if (o->shard)
+        return parse_shard(o->shard, "--shard", k, n);
+    if (env && *env && !o->shards)
+        return parse_shard(env, "OCCYSTRAP_SHARD", k, n);
+    if (!o->shards)
+        return 0;
+    const char *index = getenv("JOB_COMPLETION_INDEX");
+    if (!index || !*index) {
+        cli_say("--shards N takes this process's index from $JOB_COMPLETION_INDEX (a Kubernetes "
+                "Indexed Job), which is not set; use --shard K/N");
+        return -1;
+    }
+    char *end = NULL;
+    unsigned long i = index[0] >= '0' && index[0] <= '9' ? strtoul(index, &end, 10) : 0;
+    if (!end || *end || i >= o->shards) {
+        cli_say("JOB_COMPLETION_INDEX=%s is not an index below --shards %u", index, o->shards);
+        return -1;
+    }
+    *k = (unsigned)i + 1;
+    *n = o->shards;
+    return 0;
+}
+
 static json_t *report_json(const oc_mirror_report *rep)
 {
     json_t *root = json_object();
@@ -164,6 +217,13 @@ static json_t *report_json(const oc_mirror_report *rep)
     json_object_set_new(totals, "interrupted", json_integer((json_int_t)rep->interrupted));
     json_object_set_new(totals, "bytes_fetched", json_integer((json_int_t)rep->bytes_fetched));
     json_object_set_new(totals, "bytes_reused", json_integer((json_int_t)rep->bytes_reused));
+    json_object_set_new(totals, "catalog_writes", json_integer((json_int_t)rep->catalog_writes));
+    json_object_set_new(totals, "blob_waits", json_integer((json_int_t)rep->blob_waits));
+    if (rep->shard_n > 1) {
+        char shard[32];
+        snprintf(shard, sizeof shard, "%u/%u", rep->shard_k, rep->shard_n);
+        json_object_set_new(totals, "shard", json_string(shard));
+    }
     json_object_set_new(root, "totals", totals);
     return root;
 }
@@ -241,6 +301,8 @@ int cli_mirror(cli_opts *o, int argc, char **argv)
     mo.fail_fast = o->fail_fast;
     mo.dry_run = o->dry_run;
     mo.lock_wait_s = o->lock_wait_s;
+    if (choose_shard(o, &mo.shard_k, &mo.shard_n) != 0)
+        return EXIT_USAGE;
 
     oc_error err;
     memset(&err, 0, sizeof err);

@@ -158,6 +158,9 @@ static void on_finding(oc_verify_finding kind, const char *file, const char *msg
     case OC_VERIFY_KEPT:
         printf("kept    %s: %s\n", file, msg);
         break;
+    case OC_VERIFY_LISTED:
+        printf("listed  %s (%s)\n", file, msg);
+        break;
     }
 }
 
@@ -183,6 +186,9 @@ int cli_verify(cli_opts *o, int argc, char **argv)
         cli_say("--repair removed %zu damaged blob%s; the next mirror (or fetch-to-extracted) "
                 "of the images that use them fetches them again",
                 st.removed, st.removed == 1 ? "" : "s");
+    if (st.listed)
+        cli_say("--repair listed %zu complete image%s in catalog.json", st.listed,
+                st.listed == 1 ? "" : "s");
     return st.damaged ? EXIT_FAILED : EXIT_OK;
 }
 

@@ -162,7 +162,7 @@ int oc_emit_dir(oc_store *s, oc_pulled_image *img, const oc_emit_dir_opts *o, oc
     if (write_manifest_file(s, img, o, name, err) != 0)
         goto out;
     oc_store_crash_point("manifest-written");
-    if (oc_store_catalog_add(s, o->image, o->tag, name, err) != 0)
+    if (!o->no_catalog && oc_store_catalog_add(s, o->image, o->tag, name, err) != 0)
         goto out;
     rc = 0;
 out:

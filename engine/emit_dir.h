@@ -24,6 +24,7 @@ typedef struct oc_emit_dir_opts {
     int unique_names;
     const char *registry;   /* recorded in our keys */
     const char *repository; /* recorded in our keys */
+    int no_catalog;         /* the caller lists the image (a batch: catalog_commit.h) */
 } oc_emit_dir_opts;
 
 /* img's layer files must be in the store's run directory (same file

@@ -1,14 +1,19 @@
 /* mirror.c - every entry of a LIST into one store, on one loop (see
  * mirror.h).
  *
- * An entry_job walks: HEAD (tags only) -> up to date? done : GET the
- * manifest by digest -> an index is kept in the store and expanded into the
- * wanted platforms -> one pull per platform -> each pull's image written
- * into the store (config, manifest file, catalog entry; its layers were
- * placed as they verified) -> reported. Every step checks run->stop, which
- * --fail-fast sets on the first failure. The run owns the store, the
- * in-flight table shared by all pulls and the entries' results; the caller
- * hears of them through events and the final report (mirror.h). */
+ * The run first lists the tags of LIST's repository entries and keeps its
+ * shard's entries (mirror_tags.h). An entry_job then walks: HEAD (tags only)
+ * -> up to date? done : GET the manifest by digest -> an index is kept in
+ * the store and expanded into the wanted platforms -> one pull per platform
+ * -> each pull's image written into the store (config, manifest file; its
+ * layers were placed as they verified) -> its catalog entry handed to the
+ * group commit (catalog_commit.h) -> reported once the catalog lists it.
+ * Every step checks run->stop, which --fail-fast sets on the first failure.
+ * At most a window of entries is at work at once (entries waiting only for
+ * the catalog write do not count), so memory does not grow with the list.
+ * The run owns the store, its catalog in memory, the in-flight table shared
+ * by all pulls, the cross-process blob claims and the entries' results; the
+ * caller hears of them through events and the final report (mirror.h). */
 #include "engine/mirror.h"
 
 #include <errno.h>
@@ -20,11 +25,16 @@
 
 #include <jansson.h>
 
+#include "engine/blob_claims.h"
+#include "engine/catalog_commit.h"
 #include "engine/emit_dir.h"
 #include "engine/listfile.h"
+#include "engine/mirror_tags.h"
 #include "engine/registry/pull.h"
 #include "engine/registry/registry.h"
 #include "engine/registry/resolve.h"
+#include "engine/store/catalog_batch.h"
+#include "engine/store/image_index.h"
 #include "engine/store/store.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
@@ -32,6 +42,10 @@
 #include "io/storelock.h"
 #include "sched/once.h"
 #include "engine/image/limits.h"
+
+/* entries at work at once, per request slot of the global cap */
+#define WINDOW_PER_JOB 8
+#define WINDOW_MIN 64
 
 typedef enum {
     ST_PENDING = 0,
@@ -59,21 +73,25 @@ struct entry_job {
     char *name;   /* catalog image name */
     char *digest; /* what the tag resolved to, or the entry's digest */
     entry_status status;
-    oc_error err;
+    oc_error *err; /* why it failed (malloc'd), or NULL */
+    char *note;    /* dry run: what would be fetched */
     uint64_t bytes_fetched;
     uint64_t bytes_total; /* of the layers of the images stored */
     uint64_t started_ms, ended_ms;
     plat_pull *pulls;
     size_t n_pulls;
     size_t pulls_pending;
+    size_t listing; /* catalog entries handed to the group commit, not yet written */
     char *manifest; /* the manifest or index the digest names, for the pulls */
     size_t manifest_len;
     char *manifest_type;
     char **stored; /* platform strings stored, for the report */
     size_t n_stored;
-    int finished;
-    int manifest_retried; /* a manifest that failed its digest is fetched once more */
-    char *fetched;        /* the manifest when resolving the tag took a GET */
+    unsigned started : 1;
+    unsigned finished : 1;
+    unsigned parked : 1;           /* only waits for the catalog write */
+    unsigned manifest_retried : 1; /* a manifest that failed its digest is fetched once more */
+    char *fetched;                 /* the manifest when resolving the tag took a GET */
     size_t fetched_len;
     char *fetched_type;
 };
@@ -86,15 +104,27 @@ struct mirror_run {
     void *done_opaque;
     uv_timer_t timer; /* the lock wait's polls, then the deferred finish */
     int lock_fd;
+    int shard_lock_fd; /* mirror-K-of-N.lock of a sharded run */
     uint64_t lock_wait_started_ms;
     int lock_announced;
     int starting; /* entries are being started: a finish waits for the loop */
     oc_error err; /* the run's own failure (list, store, lock) */
     int config_error;
     oc_store *store;
-    oc_list list;
+    oc_catalog_batch *catalog;
+    oc_image_index *index; /* the images' manifest files, read once */
+    oc_catalog_commit *commit;
+    oc_blob_claims *claims;
+    oc_list list;  /* LIST as read */
+    oc_list *work; /* the entries of this run: repositories expanded, shard cut */
     entry_job *jobs;
     size_t n_jobs;
+    size_t next;   /* the next job to start */
+    size_t busy;   /* started, not finished, not parked */
+    size_t parked; /* waiting only for the catalog write */
+    size_t window;
+    int expanded;                        /* the entries exist (tags listed) */
+    unsigned catalog_writes, blob_waits; /* for the report, when those are closed */
     oc_once *in_flight;
     char *partial_dir; /* STORE/.occystrap/partial: broken downloads kept for the next run */
     size_t finished;
@@ -157,6 +187,26 @@ static uint64_t now_ms(const mirror_run *run)
 
 static void run_maybe_done(mirror_run *run);
 static void entry_view(const entry_job *j, oc_mirror_entry *out);
+static void start_more(mirror_run *run);
+static void maybe_commit(mirror_run *run);
+
+/* Heavy per-entry state is not needed for the report: drop it. */
+static void entry_trim(entry_job *j)
+{
+    for (size_t k = 0; k < j->n_pulls; k++) {
+        oc_platform_free(&j->pulls[k].platform);
+        free(j->pulls[k].tag);
+    }
+    free(j->pulls);
+    j->pulls = NULL;
+    j->n_pulls = 0;
+    free(j->manifest);
+    free(j->manifest_type);
+    j->manifest = j->manifest_type = NULL;
+    free(j->fetched);
+    free(j->fetched_type);
+    j->fetched = j->fetched_type = NULL;
+}
 
 static void entry_finish(entry_job *j)
 {
@@ -166,7 +216,11 @@ static void entry_finish(entry_job *j)
     j->finished = 1;
     j->ended_ms = now_ms(run);
     run->finished++;
-    if (j->status == ST_FAILED && run->e->interrupted && j->err.code == OC_E_CANCELLED)
+    if (j->parked)
+        run->parked--;
+    else if (j->started)
+        run->busy--;
+    if (j->status == ST_FAILED && run->e->interrupted && j->err && j->err->code == OC_E_CANCELLED)
         j->status = ST_INTERRUPTED;
     if (j->status == ST_INTERRUPTED) {
         run->interrupted++;
@@ -175,19 +229,25 @@ static void entry_finish(entry_job *j)
         if (run->o->fail_fast)
             run->stop = 1;
     }
+    entry_trim(j);
     oc_mirror_entry view;
     entry_view(j, &view);
     oc_event ev = {.kind = OC_EVENT_ENTRY_FINISHED, .entry = &view};
     oc_engine_emit(run->e, &ev);
+    start_more(run);
+    maybe_commit(run);
     run_maybe_done(run);
 }
 
 static void entry_fail(entry_job *j, const oc_error *err)
 {
-    if (j->status != ST_FAILED) {
-        j->status = ST_FAILED;
-        j->err = *err;
-    }
+    if (j->status == ST_FAILED)
+        return;
+    j->status = ST_FAILED;
+    free(j->err);
+    j->err = malloc(sizeof *j->err);
+    if (j->err)
+        *j->err = *err;
 }
 
 /* The entry failed for good: record why and report it. */
@@ -210,6 +270,56 @@ static int entry_stopped(entry_job *j)
     oc_error_set(&err, OC_E_CANCELLED, "not mirrored: an earlier entry failed (--fail-fast)");
     entry_abort(j, &err);
     return 1;
+}
+
+/* ---- catalog entries, written in batches ---- */
+
+/* Does the entry wait for nothing but its catalog entries? */
+static void check_parked(entry_job *j)
+{
+    mirror_run *run = j->run;
+    if (j->parked || j->finished || j->listing == 0 || j->listing < j->pulls_pending)
+        return;
+    j->parked = 1;
+    run->busy--;
+    run->parked++;
+    start_more(run);
+}
+
+/* Everything still at work waits for the catalog: write it now. */
+static void maybe_commit(mirror_run *run)
+{
+    if (run->commit && run->busy == 0 && run->next == run->n_jobs &&
+        oc_catalog_commit_pending(run->commit) > 0)
+        oc_catalog_commit_now(run->commit);
+}
+
+/* Hand image:tag -> its manifest file to the group commit; listed runs
+ * when the catalog holds it. */
+static int list_later(entry_job *j, const char *tag, oc_catalog_listed listed, void *opaque,
+                      oc_error *err)
+{
+    char *file = oc_catalog_manifest_name(j->name, tag);
+    if (!file) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    int rc = oc_catalog_commit_add(j->run->commit, j->name, tag, file, listed, opaque, err);
+    free(file);
+    if (rc != 0)
+        return -1;
+    j->listing++;
+    check_parked(j);
+    maybe_commit(j->run);
+    return 0;
+}
+
+static void listing_failed(entry_job *j, const oc_error *err)
+{
+    oc_error why = *err;
+    oc_error_prefix(&why, "%s: the image is in the store but catalog.json could not be written",
+                    j->le->text);
+    entry_fail(j, &why);
 }
 
 /* ---- pulls ---- */
@@ -238,11 +348,23 @@ static int place_layer(void *opaque, const oc_pulled_layer *layer, const char *t
 
 static void pull_settled(entry_job *j)
 {
-    if (--j->pulls_pending > 0)
+    if (--j->pulls_pending > 0) {
+        check_parked(j);
         return;
+    }
     if (j->status != ST_FAILED)
         j->status = ST_FETCHED;
     entry_finish(j);
+}
+
+static void on_pull_listed(void *opaque, const oc_error *err)
+{
+    plat_pull *pp = opaque;
+    entry_job *j = pp->job;
+    j->listing--;
+    if (err)
+        listing_failed(j, err);
+    pull_settled(j);
 }
 
 static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
@@ -268,7 +390,9 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
                            .repo_tag = repo_tag,
                            .unique_names = 1,
                            .registry = j->le->ref.registry,
-                           .repository = j->le->ref.repository};
+                           .repository = j->le->ref.repository,
+                           .no_catalog = 1};
+    int listed_later = 0;
     if (oc_emit_dir(j->run->store, img, &eo, &e) != 0) {
         oc_error_prefix(&e, "%s", j->le->text);
         entry_fail(j, &e);
@@ -280,9 +404,15 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
             j->stored = grown;
             j->stored[j->n_stored++] = strdup(img->platform ? img->platform : "");
         }
+        oc_image_index_note(j->run->index, j->name, pp->tag);
+        if (list_later(j, pp->tag, on_pull_listed, pp, &e) == 0)
+            listed_later = 1;
+        else
+            listing_failed(j, &e);
     }
     free(repo_tag);
-    pull_settled(j);
+    if (!listed_later)
+        pull_settled(j);
 }
 
 static void start_pulls(entry_job *j)
@@ -307,6 +437,9 @@ static void start_pulls(entry_job *j)
             .on_layer = on_layer,
             .progress_opaque = pp,
             .partial_dir = run->partial_dir,
+            .claim_layer = oc_blob_claims_claim,
+            .release_layer = oc_blob_claims_release,
+            .claim_opaque = run->claims,
             .manifest_body = j->manifest,
             .manifest_len = j->manifest_len,
             .manifest_type = j->manifest_type,
@@ -435,7 +568,8 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
     }
     if (run->o->dry_run) {
         j->status = ST_DRYRUN;
-        snprintf(j->err.msg, sizeof j->err.msg, "%zu platform image(s)", j->n_pulls);
+        if (asprintf(&j->note, "%zu platform image(s)", j->n_pulls) < 0)
+            j->note = NULL;
         entry_finish(j);
         return;
     }
@@ -460,32 +594,40 @@ static void fetch_manifest(entry_job *j)
     }
 }
 
-static int catalog_lists(mirror_run *run, const char *name, const char *tag)
+static void on_current_listed(void *opaque, const oc_error *err)
 {
-    oc_catalog *cat = NULL;
-    oc_error err;
-    if (oc_store_catalog_load(run->store, &cat, &err) != 0)
-        return 0;
-    int listed = oc_catalog_get(cat, name, tag) != NULL;
-    oc_catalog_free(cat);
-    return listed;
+    entry_job *j = opaque;
+    j->listing--;
+    if (err)
+        listing_failed(j, err);
+    if (j->listing > 0)
+        return;
+    if (j->status != ST_FAILED)
+        j->status = ST_UPTODATE;
+    entry_finish(j);
 }
 
-/* Is every wanted platform of this entry in the store at digest? */
+/* Is every wanted platform of this entry in the store at digest? 1 yes, 0
+ * no; 2 yes, but some were not listed in the catalog (a run killed between
+ * a manifest file and its catalog entry): they are handed to the group
+ * commit and the entry finishes when they are written. */
 static int store_is_current(entry_job *j, const char *digest)
 {
     mirror_run *run = j->run;
     if (run->o->all_platforms)
         return 0; /* the platform list lives in the index: fetch it */
+    const oc_catalog *cat = oc_catalog_batch_view(run->catalog);
     const char *tag = j->le->ref.tag ? j->le->ref.tag : j->le->ref.digest;
     int many = many_platforms(run);
-    for (size_t i = 0; i < n_wanted(run); i++) {
+    char **unlisted = calloc(n_wanted(run), sizeof *unlisted);
+    size_t n_unlisted = 0;
+    int current = unlisted != NULL;
+    for (size_t i = 0; i < n_wanted(run) && current; i++) {
         char *ptag = platform_tag(tag, wanted(run, i), many);
         oc_store_image si;
-        memset(&si, 0, sizeof si);
         oc_error err;
-        char *file = NULL;
-        int found = ptag && oc_store_find(run->store, j->name, ptag, &si, &file, &err) == 0;
+        oc_error_clear(&err);
+        int found = ptag && oc_image_index_lookup(run->index, cat, j->name, ptag, &si, &err) == 0;
         int same =
             found && si.has_ours &&
             ((si.index_digest && strcmp(si.index_digest, digest) == 0) ||
@@ -499,17 +641,33 @@ static int store_is_current(entry_job *j, const char *digest)
         }
         if (found)
             oc_store_image_free(&si);
-        /* a run killed between the manifest file and the catalog entry left
-         * the image complete but unlisted: list it now */
-        if (same && !catalog_lists(run, j->name, ptag) &&
-            oc_store_catalog_add(run->store, j->name, ptag, file, &err) != 0)
-            same = 0;
-        free(file);
-        free(ptag);
-        if (!same)
-            return 0;
+        if (same && !oc_catalog_get(cat, j->name, ptag))
+            unlisted[n_unlisted++] = ptag;
+        else
+            free(ptag);
+        current = same;
     }
-    return 1;
+    if (current && n_unlisted && !run->o->dry_run) {
+        oc_error err;
+        oc_error_clear(&err);
+        /* held while they are handed over, so no callback finishes it early */
+        j->listing++;
+        for (size_t i = 0; i < n_unlisted; i++) {
+            if (list_later(j, unlisted[i], on_current_listed, j, &err) != 0) {
+                listing_failed(j, &err);
+                break;
+            }
+        }
+        for (size_t i = 0; i < n_unlisted; i++)
+            free(unlisted[i]);
+        free(unlisted);
+        on_current_listed(j, NULL); /* the hold */
+        return 2;
+    }
+    for (size_t i = 0; i < n_unlisted; i++)
+        free(unlisted[i]);
+    free(unlisted);
+    return current;
 }
 
 static void resolved(entry_job *j, const char *digest)
@@ -522,7 +680,10 @@ static void resolved(entry_job *j, const char *digest)
         entry_abort(j, &err);
         return;
     }
-    if (store_is_current(j, digest)) {
+    int current = store_is_current(j, digest);
+    if (current == 2)
+        return; /* finishes when the catalog lists it */
+    if (current) {
         j->status = ST_UPTODATE;
         entry_finish(j);
         return;
@@ -559,10 +720,14 @@ static void entry_start(entry_job *j)
     oc_error err;
     oc_error_clear(&err);
     j->started_ms = now_ms(run);
+    j->started = 1;
+    run->busy++;
     if (!j->le->ok) {
-        entry_abort(j, &j->le->err);
+        entry_abort(j, j->le->err);
         return;
     }
+    if (entry_stopped(j)) /* --fail-fast or a signal: no request for it */
+        return;
     j->name = familiar_name(&j->le->ref);
     j->r = j->name ? oc_engine_registry(run->e, j->le->ref.registry, &err) : NULL;
     if (!j->r) {
@@ -615,9 +780,9 @@ static void entry_view(const entry_job *j, oc_mirror_entry *out)
     out->platforms = (const char *const *)j->stored;
     out->n_platforms = j->n_stored;
     if (j->status == ST_FAILED || j->status == ST_INTERRUPTED)
-        out->error = &j->err;
+        out->error = j->err;
     if (j->status == ST_DRYRUN)
-        out->note = j->err.msg;
+        out->note = j->note;
     out->bytes_fetched = j->bytes_fetched;
     out->bytes_reused = j->bytes_total > j->bytes_fetched ? j->bytes_total - j->bytes_fetched : 0;
     uint64_t end = j->ended_ms ? j->ended_ms : j->started_ms;
@@ -630,24 +795,25 @@ static void run_free(mirror_run *run)
 {
     for (size_t i = 0; i < run->n_jobs; i++) {
         entry_job *j = &run->jobs[i];
-        for (size_t k = 0; k < j->n_pulls; k++) {
-            oc_platform_free(&j->pulls[k].platform);
-            free(j->pulls[k].tag);
-        }
-        free(j->pulls);
+        entry_trim(j);
         for (size_t k = 0; k < j->n_stored; k++)
             free(j->stored[k]);
         free(j->stored);
         free(j->name);
         free(j->digest);
-        free(j->manifest);
-        free(j->manifest_type);
-        free(j->fetched);
-        free(j->fetched_type);
+        free(j->err);
+        free(j->note);
     }
     free(run->jobs);
+    if (run->work) {
+        oc_list_free(run->work);
+        free(run->work);
+    }
     oc_once_free(run->in_flight);
+    oc_catalog_batch_free(run->catalog);
+    oc_image_index_free(run->index);
     free(run->partial_dir);
+    oc_lock_close(run->shard_lock_fd);
     oc_lock_close(run->lock_fd);
     oc_store_close(run->store);
     oc_list_free(&run->list);
@@ -672,6 +838,31 @@ static void run_complete(mirror_run *run)
     oc_engine *e = run->e;
     oc_mirror_report rep;
     memset(&rep, 0, sizeof rep);
+    if (run->commit) {
+        oc_catalog_commit_close(run->commit); /* writes what is left (nothing, normally) */
+        run->commit = NULL;
+    }
+    if (run->catalog) {
+        run->catalog_writes = oc_catalog_batch_writes(run->catalog);
+        oc_engine_log(e, "catalog.json written %u time(s), read again %u time(s) for other writers",
+                      run->catalog_writes, oc_catalog_batch_rereads(run->catalog));
+    }
+    if (run->index) {
+        oc_error ierr;
+        oc_error_clear(&ierr);
+        oc_engine_log(e, "image index: %u manifest file(s) read",
+                      oc_image_index_misses(run->index));
+        if (oc_image_index_save(run->index, &ierr) != 0)
+            oc_engine_say(e, OC_LOG_WARNING,
+                          "the store's image index was not written (the next run reads the "
+                          "manifest files instead): %s",
+                          ierr.msg);
+    }
+    if (run->claims) {
+        run->blob_waits = oc_blob_claims_waits(run->claims);
+        oc_blob_claims_close(run->claims);
+        run->claims = NULL;
+    }
     oc_mirror_entry *entries = calloc(run->n_jobs ? run->n_jobs : 1, sizeof *entries);
     if (!entries && run->err.code == OC_OK)
         oc_error_set(&run->err, OC_E_NOMEM, "out of memory writing the report");
@@ -688,6 +879,10 @@ static void run_complete(mirror_run *run)
     }
     rep.entries = entries;
     rep.n_entries = entries ? run->n_jobs : 0;
+    rep.catalog_writes = run->catalog_writes;
+    rep.blob_waits = run->blob_waits;
+    rep.shard_k = run->o->shard.n > 1 ? run->o->shard.k : 0;
+    rep.shard_n = run->o->shard.n > 1 ? run->o->shard.n : 0;
     if (run->err.code == OC_OK && run->n_jobs) {
         if (e->interrupted && run->interrupted == 0 && run->finished == run->n_jobs) {
             /* no download was left to cancel: the entries finished their
@@ -730,7 +925,7 @@ static void on_finish_timer(uv_timer_t *t)
  * ended the last one. */
 static void run_maybe_done(mirror_run *run)
 {
-    if (run->starting || run->finished != run->n_jobs)
+    if (!run->expanded || run->starting || run->finished != run->n_jobs)
         return;
     uv_timer_stop(&run->timer);
     uv_timer_start(&run->timer, on_finish_timer, 0, 0);
@@ -748,6 +943,61 @@ static void run_fail(mirror_run *run, int config_error)
     uv_timer_start(&run->timer, on_finish_timer, 0, 0);
 }
 
+/* ---- starting entries ---- */
+
+static void start_more(mirror_run *run)
+{
+    if (run->starting || !run->expanded)
+        return; /* entries that finish at once must not recurse */
+    run->starting = 1;
+    while (run->next < run->n_jobs && run->busy < run->window)
+        entry_start(&run->jobs[run->next++]);
+    run->starting = 0;
+    maybe_commit(run);
+    run_maybe_done(run);
+}
+
+static void on_repo_listed(void *opaque, const oc_list_entry *repo, size_t n_tags,
+                           size_t n_selected, const oc_error *err)
+{
+    mirror_run *run = opaque;
+    if (err) {
+        /* a failed entry, reported by the shard it falls in */
+        oc_engine_log(run->e, "tags of %s: %s", repo->text, err->msg);
+        return;
+    }
+    oc_engine_say(run->e, OC_LOG_INFO, "tags    %s (line %d): %zu of %zu tags selected%s",
+                  repo->text, repo->line, n_selected, n_tags,
+                  run->o->shard.n > 1 ? " (before the shard's cut)" : "");
+}
+
+static void on_expanded(void *opaque, oc_list *out, const oc_error *err)
+{
+    mirror_run *run = opaque;
+    if (!out) {
+        run->err = *err;
+        run_fail(run, 0);
+        return;
+    }
+    run->work = out;
+    run->jobs = calloc(out->n ? out->n : 1, sizeof *run->jobs);
+    if (!run->jobs) {
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
+        return;
+    }
+    run->n_jobs = out->n;
+    for (size_t i = 0; i < run->n_jobs; i++) {
+        run->jobs[i].run = run;
+        run->jobs[i].le = &out->entries[i];
+    }
+    oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = run->n_jobs};
+    oc_engine_emit(run->e, &ev);
+    run->expanded = 1;
+    start_more(run);
+    run_maybe_done(run); /* a shard may have no entry at all */
+}
+
 static void run_entries(mirror_run *run)
 {
     run->partial_dir = oc_store_path(run->store, ".occystrap/partial");
@@ -760,44 +1010,70 @@ static void run_entries(mirror_run *run)
         run_fail(run, 0);
         return;
     }
-    run->in_flight = oc_once_new();
-    run->jobs = calloc(run->list.n, sizeof *run->jobs);
-    if (!run->in_flight || !run->jobs) {
+    run->catalog = oc_catalog_batch_open(run->store, &run->err);
+    if (!run->catalog) {
+        run_fail(run, run->err.code == OC_E_FORMAT);
+        return;
+    }
+    run->index = oc_image_index_open(run->store);
+    if (!run->index) {
         oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return;
     }
-    run->n_jobs = run->list.n;
-    for (size_t i = 0; i < run->n_jobs; i++) {
-        run->jobs[i].run = run;
-        run->jobs[i].le = &run->list.entries[i];
+    run->claims = oc_blob_claims_new(run->e, run->store, &run->err);
+    if (!run->claims) {
+        run_fail(run, 0);
+        return;
     }
-    oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = run->n_jobs};
-    oc_engine_emit(run->e, &ev);
-    run->starting = 1;
-    for (size_t i = 0; i < run->n_jobs; i++)
-        entry_start(&run->jobs[i]);
-    run->starting = 0;
-    run_maybe_done(run);
+    run->commit = oc_catalog_commit_new(run->e->loop, run->catalog);
+    run->in_flight = oc_once_new();
+    if (!run->commit || !run->in_flight) {
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
+        return;
+    }
+    unsigned jobs = run->e->opts.jobs ? run->e->opts.jobs : 32;
+    run->window = jobs * WINDOW_PER_JOB > WINDOW_MIN ? jobs * WINDOW_PER_JOB : WINDOW_MIN;
+    oc_tags_expand_opts xo = {
+        .shard = &run->o->shard, .listed = on_repo_listed, .done = on_expanded, .opaque = run};
+    if (oc_mirror_tags_expand(run->e, &run->list, &xo, &run->err) != 0)
+        run_fail(run, 0);
 }
 
 /* One try at the store's mirror lock: 1 taken, 0 held by another run, -1
- * error. */
-static int try_mirror_lock(mirror_run *run)
+ * error. One run per store, or one per shard: a sharded run holds
+ * mirror.lock shared and mirror-K-of-N.lock exclusively, so the shards run
+ * together while a second run of the same shard, or an unsharded run
+ * (mirror.lock exclusive), waits. */
+static int try_lock(mirror_run *run, int *fd, const char *name, oc_lock_mode mode)
 {
-    if (run->lock_fd < 0) {
-        char *path = oc_store_path(run->store, ".occystrap/mirror.lock");
+    if (*fd < 0) {
+        char *path = oc_store_path(run->store, name);
         if (!path) {
             oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
             return -1;
         }
-        run->lock_fd = oc_lock_open(path, 1, &run->err);
+        *fd = oc_lock_open(path, 1, &run->err);
         free(path);
-        if (run->lock_fd < 0)
+        if (*fd < 0)
             return -1;
     }
-    int r = oc_lock_take(run->lock_fd, OC_LOCK_EXCLUSIVE, 0, ".occystrap/mirror.lock", &run->err);
+    int r = oc_lock_take(*fd, mode, 0, name, &run->err);
     return r < 0 ? -1 : r == 0 ? 1 : 0;
+}
+
+static int try_mirror_lock(mirror_run *run)
+{
+    const oc_shard *sh = &run->o->shard;
+    if (sh->n <= 1)
+        return try_lock(run, &run->lock_fd, ".occystrap/mirror.lock", OC_LOCK_EXCLUSIVE);
+    int r = try_lock(run, &run->lock_fd, ".occystrap/mirror.lock", OC_LOCK_SHARED);
+    if (r != 1)
+        return r;
+    char name[64];
+    snprintf(name, sizeof name, ".occystrap/mirror-%u-of-%u.lock", sh->k, sh->n);
+    return try_lock(run, &run->shard_lock_fd, name, OC_LOCK_EXCLUSIVE);
 }
 
 static void on_lock_timer(uv_timer_t *t)
@@ -823,8 +1099,9 @@ static void on_lock_timer(uv_timer_t *t)
     }
     if (now_ms(run) - run->lock_wait_started_ms >= (uint64_t)run->o->lock_wait_s * 1000) {
         oc_error_set(&run->err, OC_E_USAGE,
-                     "another mirror run holds %s%s; try again later or pass --lock-wait "
+                     "another mirror run%s holds %s%s; try again later or pass --lock-wait "
                      "SECONDS",
+                     run->o->shard.n > 1 ? " (of the same shard, or unsharded)" : "",
                      oc_store_dir(run->store),
                      run->o->lock_wait_s ? " and did not finish in time" : "");
         uv_timer_stop(&run->timer);
@@ -851,6 +1128,13 @@ static int copy_options(mirror_run *run, const oc_mirror_options *o, oc_error *e
     m->fail_fast = o->fail_fast;
     m->dry_run = o->dry_run;
     m->lock_wait_s = o->lock_wait_s;
+    if (o->shard_n > 1 && (o->shard_k < 1 || o->shard_k > o->shard_n)) {
+        oc_error_set(err, OC_E_USAGE, "shard %u of %u: K must be from 1 to N", o->shard_k,
+                     o->shard_n);
+        return -1;
+    }
+    m->shard.k = o->shard_n > 1 ? o->shard_k : 1;
+    m->shard.n = o->shard_n > 1 ? o->shard_n : 1;
     m->list_path = strdup(o->list_path ? o->list_path : "(the list given)");
     m->store_dir = strdup(o->store_dir);
     m->default_registry = o->default_registry ? strdup(o->default_registry) : NULL;
@@ -896,6 +1180,7 @@ int oc_mirror_start(oc_engine *e, const oc_mirror_options *o, oc_mirror_done_cb 
     run->done = done;
     run->done_opaque = opaque;
     run->lock_fd = -1;
+    run->shard_lock_fd = -1;
     oc_error_clear(&run->err);
     if (copy_options(run, o, err) != 0) {
         run_free(run);

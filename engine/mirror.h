@@ -22,6 +22,7 @@
 #define OC_ENGINE_MIRROR_H
 
 #include "engine/image/manifest.h"
+#include "engine/image/shard.h"
 #include "engine/registry/engine.h"
 
 /* The public oc_mirror_start (occystrap.h) turns its options into these. */
@@ -35,6 +36,7 @@ typedef struct oc_mirror_opts {
     int fail_fast;
     int dry_run;
     long lock_wait_s; /* wait this long for another mirror run; 0 = don't wait */
+    oc_shard shard;   /* this process's part of the list (n 0 or 1: all of it) */
 } oc_mirror_opts;
 
 #endif

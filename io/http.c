@@ -23,6 +23,10 @@
 
 #include <curl/curl.h>
 
+/* Easy handles kept for reuse: a bulk run starts thousands of short
+ * transfers, and curl_easy_reset costs far less than a new handle. */
+#define SPARE_EASY 64
+
 struct oc_http {
     uv_loop_t *loop;
     CURLM *multi;
@@ -37,6 +41,8 @@ struct oc_http {
     char stopped[256]; /* after oc_http_stop: why no transfer may start */
     char user_agent[128];
     int verbose;
+    CURL *spare[SPARE_EASY]; /* easy handles of finished transfers, reset for the next */
+    int n_spare;
     void (*trace)(void *opaque, const char *line);
     void *trace_opaque;
     void (*closed)(void *opaque); /* oc_http_close's callback */
@@ -264,7 +270,12 @@ static void transfer_free(oc_http_transfer *t)
     if (t->next_active)
         t->next_active->prev_active = t->prev_active;
     curl_slist_free_all(t->headers);
-    curl_easy_cleanup(t->easy);
+    if (t->easy && !http->closing && http->n_spare < SPARE_EASY) {
+        curl_easy_reset(t->easy);
+        http->spare[http->n_spare++] = t->easy;
+    } else {
+        curl_easy_cleanup(t->easy);
+    }
     free(t);
 }
 
@@ -435,6 +446,8 @@ void oc_http_close(oc_http *http, void (*closed)(void *opaque), void *opaque)
      * CURL_POLL_REMOVE, which closes its watcher. */
     curl_multi_cleanup(http->multi);
     http->multi = NULL;
+    while (http->n_spare > 0)
+        curl_easy_cleanup(http->spare[--http->n_spare]);
     uv_close((uv_handle_t *)&http->timeout, http_handle_closed);
     uv_close((uv_handle_t *)&http->cancel_timer, http_handle_closed);
     uv_close((uv_handle_t *)&http->stall_timer, http_handle_closed);
@@ -499,7 +512,9 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
         return NULL;
     }
     oc_http_transfer *t = calloc(1, sizeof *t);
-    if (!t || !(t->easy = curl_easy_init())) {
+    if (t)
+        t->easy = http->n_spare > 0 ? http->spare[--http->n_spare] : curl_easy_init();
+    if (!t || !t->easy) {
         free(t);
         oc_error_set(err, OC_E_NOMEM, "out of memory starting a transfer to %s", req->url);
         return NULL;

@@ -1,6 +1,9 @@
 /* limits.c - global and per-key concurrency caps with FIFO waiters (see
  * limits.h). Keys are few (one per registry), so they live in a small array
- * searched linearly. */
+ * searched linearly. Each key keeps its own FIFO of waiters, numbered in
+ * the order they came: the next slot goes to the oldest waiter whose key
+ * fits, found by looking at each key's first waiter only, so a grant costs
+ * O(keys) however many requests wait (a bulk run queues thousands). */
 #include "sched/limits.h"
 
 #include <stdint.h>
@@ -14,6 +17,8 @@ typedef struct key_slot {
     double rate;   /* requests per second, 0 = unlimited */
     double tokens; /* bucket, at most max(rate, 1) */
     uint64_t refilled_ms;
+    oc_slot_wait *head; /* this key's waiters, FIFO */
+    oc_slot_wait *tail;
 } key_slot;
 
 struct oc_limiter {
@@ -22,11 +27,10 @@ struct oc_limiter {
     unsigned default_key_max;
     key_slot *keys;
     int n_keys;
-    oc_slot_wait *head; /* FIFO of waiters over all keys */
-    oc_slot_wait *tail;
-    uv_loop_t *loop;    /* set with the first rate */
-    uv_timer_t *refill; /* wakes waiters held back only by a rate */
-    int draining;       /* oc_limiter_drain: every slot is granted at once */
+    unsigned long long seq; /* numbers the waiters in order of arrival */
+    uv_loop_t *loop;        /* set with the first rate */
+    uv_timer_t *refill;     /* wakes waiters held back only by a rate */
+    int draining;           /* oc_limiter_drain: every slot is granted at once */
 };
 
 oc_limiter *oc_limiter_new(unsigned global_max, unsigned default_key_max)
@@ -63,7 +67,7 @@ static int key_find(oc_limiter *l, const char *key, int create)
     char *copy = strdup(key);
     if (!copy)
         return -1;
-    l->keys[l->n_keys] = (key_slot){.key = copy, .max = l->default_key_max, .active = 0};
+    l->keys[l->n_keys] = (key_slot){.key = copy, .max = l->default_key_max};
     return l->n_keys++;
 }
 
@@ -117,41 +121,40 @@ int oc_limiter_acquire(oc_limiter *l, const char *key, oc_slot_wait *w)
     int i = key_find(l, key, 1);
     if (i < 0)
         return -1;
+    key_slot *k = &l->keys[i];
     w->key_index = i;
     w->next = NULL;
     /* Nobody overtakes a waiter of the same key. */
-    int queued_same_key = 0;
-    for (oc_slot_wait *q = l->head; q; q = q->next)
-        if (q->key_index == i)
-            queued_same_key = 1;
-    if (!queued_same_key && fits(l, i)) {
+    if (!k->head && fits(l, i)) {
         w->waiting = 0;
         take(l, i);
         w->granted(w);
         return 0;
     }
     w->waiting = 1;
-    if (l->tail)
-        l->tail->next = w;
+    w->seq = l->seq++;
+    if (k->tail)
+        k->tail->next = w;
     else
-        l->head = w;
-    l->tail = w;
+        k->head = w;
+    k->tail = w;
     arm_refill(l);
     return 0;
 }
 
 static void unlink_waiter(oc_limiter *l, oc_slot_wait *w)
 {
+    key_slot *k = &l->keys[w->key_index];
     oc_slot_wait *prev = NULL;
-    for (oc_slot_wait *q = l->head; q; prev = q, q = q->next) {
+    for (oc_slot_wait *q = k->head; q; prev = q, q = q->next) {
         if (q != w)
             continue;
         if (prev)
             prev->next = q->next;
         else
-            l->head = q->next;
-        if (l->tail == q)
-            l->tail = prev;
+            k->head = q->next;
+        if (k->tail == q)
+            k->tail = prev;
         w->next = NULL;
         w->waiting = 0;
         return;
@@ -171,9 +174,9 @@ static void arm_refill(oc_limiter *l)
     if (!l->refill)
         return;
     uint64_t wait_ms = 0;
-    for (oc_slot_wait *q = l->head; q; q = q->next) {
-        key_slot *k = &l->keys[q->key_index];
-        if (k->rate <= 0 || k->active >= k->max || k->tokens >= 1.0)
+    for (int i = 0; i < l->n_keys; i++) {
+        key_slot *k = &l->keys[i];
+        if (!k->head || k->rate <= 0 || k->active >= k->max || k->tokens >= 1.0)
             continue;
         uint64_t ms = (uint64_t)((1.0 - k->tokens) * 1000.0 / k->rate) + 1;
         if (wait_ms == 0 || ms < wait_ms)
@@ -186,12 +189,12 @@ static void arm_refill(oc_limiter *l)
 static void grant_waiters(oc_limiter *l)
 {
     for (;;) {
+        /* the oldest waiter among the keys that fit: each key's first */
         oc_slot_wait *pick = NULL;
-        for (oc_slot_wait *q = l->head; q; q = q->next) {
-            if (fits(l, q->key_index)) {
+        for (int i = 0; i < l->n_keys; i++) {
+            oc_slot_wait *q = l->keys[i].head;
+            if (q && (!pick || q->seq < pick->seq) && fits(l, i))
                 pick = q;
-                break;
-            }
         }
         if (!pick)
             break;

@@ -18,6 +18,7 @@ struct oc_slot_wait {
     void *opaque;
     /* private */
     oc_slot_wait *next;
+    unsigned long long seq; /* order of arrival, across keys */
     int key_index;
     int waiting;
 };

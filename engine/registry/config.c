@@ -7,6 +7,8 @@
 #include <jansson.h>
 
 #include "engine/image/ref.h"
+#include "engine/image/semver.h"
+#include "engine/image/tagfilter.h"
 #include "io/atomicfile.h"
 #include "engine/image/limits.h"
 
@@ -74,6 +76,9 @@ static int parse_registry(oc_registry_config *r, const char *name, json_t *obj, 
         } else if (strcmp(key, "concurrency") == 0) {
             rc = want_count(v, what, key, 1024, &n, err);
             r->concurrency = (unsigned)n;
+        } else if (strcmp(key, "tags_page_size") == 0) {
+            rc = want_count(v, what, key, 100000, &n, err);
+            r->tags_page_size = (unsigned)n;
         } else if (strcmp(key, "requests_per_second") == 0) {
             if (!json_is_number(v) || json_number_value(v) <= 0) {
                 oc_error_set(err, OC_E_USAGE, "%s: \"requests_per_second\" must be > 0", what);
@@ -93,6 +98,84 @@ static int parse_registry(oc_registry_config *r, const char *name, json_t *obj, 
         oc_error_set(err, OC_E_USAGE, "%s: registry \"%s\" needs both username and password", what,
                      name);
         return -1;
+    }
+    return 0;
+}
+
+static int parse_repository(oc_repo_config *r, const char *name, json_t *obj, const char *what,
+                            oc_error *err)
+{
+    memset(r, 0, sizeof *r);
+    oc_ref ref;
+    if (oc_ref_parse(&ref, name, NULL, err) != 0) {
+        oc_error_prefix(err, "%s: repository \"%s\"", what, name);
+        err->code = OC_E_USAGE;
+        return -1;
+    }
+    const char *tail = strrchr(name, '/');
+    int named_tag = strchr(tail ? tail + 1 : name, ':') || strchr(name, '@');
+    r->registry = strdup(ref.registry);
+    r->repository = strdup(ref.repository);
+    oc_ref_free(&ref);
+    if (!r->registry || !r->repository) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    if (named_tag) {
+        oc_error_set(err, OC_E_USAGE,
+                     "%s: repository \"%s\" must name a repository, no tag or digest", what, name);
+        return -1;
+    }
+    if (!json_is_object(obj)) {
+        oc_error_set(err, OC_E_USAGE, "%s: repository \"%s\" must be an object", what, name);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    long long n;
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "semver") == 0) {
+            if (want_string(v, what, key, &r->semver, err) != 0)
+                return -1;
+            oc_semver_range *range = oc_semver_range_parse(r->semver, err);
+            if (!range) {
+                oc_error_prefix(err, "%s: repository \"%s\"", what, name);
+                return -1;
+            }
+            oc_semver_range_free(range);
+        } else if (strcmp(key, "exclude") == 0) {
+            if (!json_is_array(v)) {
+                oc_error_set(err, OC_E_USAGE, "%s: \"exclude\" of \"%s\" must be a list of regexes",
+                             what, name);
+                return -1;
+            }
+            r->exclude = calloc(json_array_size(v) + 1, sizeof *r->exclude);
+            if (!r->exclude) {
+                oc_error_set(err, OC_E_NOMEM, "out of memory");
+                return -1;
+            }
+            size_t i;
+            json_t *re;
+            json_array_foreach(v, i, re)
+            {
+                if (want_string(re, what, key, &r->exclude[r->n_exclude], err) != 0)
+                    return -1;
+                r->n_exclude++;
+                if (oc_tag_regex_check(r->exclude[i], err) != 0) {
+                    oc_error_prefix(err, "%s: repository \"%s\"", what, name);
+                    return -1;
+                }
+            }
+        } else if (strcmp(key, "latest") == 0) {
+            if (want_count(v, what, key, 1000000, &n, err) != 0)
+                return -1;
+            r->latest = (unsigned)n;
+        } else {
+            oc_error_set(err, OC_E_USAGE, "%s: unknown key \"%s\" for repository \"%s\"", what, key,
+                         name);
+            return -1;
+        }
     }
     return 0;
 }
@@ -131,6 +214,24 @@ int oc_config_parse(oc_config *c, const char *text, size_t len, const char *what
             json_object_foreach(v, name, reg)
             {
                 if (parse_registry(&c->registries[c->n_registries++], name, reg, what, err) != 0)
+                    goto out;
+            }
+        } else if (strcmp(key, "repositories") == 0) {
+            if (!json_is_object(v)) {
+                oc_error_set(err, OC_E_USAGE, "%s: \"repositories\" must be an object", what);
+                goto out;
+            }
+            c->repositories = calloc(json_object_size(v) + 1, sizeof *c->repositories);
+            if (!c->repositories) {
+                oc_error_set(err, OC_E_NOMEM, "out of memory");
+                goto out;
+            }
+            const char *name;
+            json_t *repo;
+            json_object_foreach(v, name, repo)
+            {
+                if (parse_repository(&c->repositories[c->n_repositories++], name, repo, what,
+                                     err) != 0)
                     goto out;
             }
         } else if (strcmp(key, "jobs") == 0) {
@@ -188,6 +289,16 @@ void oc_config_free(oc_config *c)
         free(r->password);
     }
     free(c->registries);
+    for (size_t i = 0; i < c->n_repositories; i++) {
+        oc_repo_config *r = &c->repositories[i];
+        free(r->registry);
+        free(r->repository);
+        free(r->semver);
+        for (size_t k = 0; k < r->n_exclude; k++)
+            free(r->exclude[k]);
+        free(r->exclude);
+    }
+    free(c->repositories);
     memset(c, 0, sizeof *c);
 }
 
@@ -199,5 +310,18 @@ const oc_registry_config *oc_config_registry(const oc_config *c, const char *nam
     for (size_t i = 0; i < c->n_registries; i++)
         if (strcmp(c->registries[i].name, canon) == 0)
             return &c->registries[i];
+    return NULL;
+}
+
+const oc_repo_config *oc_config_repository(const oc_config *c, const char *registry,
+                                           const char *repository)
+{
+    if (!c)
+        return NULL;
+    const char *canon = oc_registry_canonical(registry);
+    for (size_t i = 0; i < c->n_repositories; i++)
+        if (strcmp(c->repositories[i].registry, canon) == 0 &&
+            strcmp(c->repositories[i].repository, repository) == 0)
+            return &c->repositories[i];
     return NULL;
 }

@@ -9,7 +9,15 @@
  *         "ca_cert": "/etc/ssl/private-ca.pem",
  *         "username": "u", "password": "p",   // else ~/.docker/config.json
  *         "concurrency": 4,                   // requests in flight to it
- *         "requests_per_second": 10           // start at most this many a second
+ *         "requests_per_second": 10,          // start at most this many a second
+ *         "tags_page_size": 100               // "n" of tags/list (else the registry's)
+ *       }
+ *     },
+ *     "repositories": {                       // filters of LIST's REPO:* and REPO:/RE/
+ *       "docker.io/library/nginx": {          // [REGISTRY/]REPO as in LIST
+ *         "semver": ">=1.24 <2",              // version range (image/semver.h)
+ *         "exclude": ["[0-9.]+-alpine.*"],    // anchored POSIX EREs
+ *         "latest": 3                         // keep the 3 highest
  *       }
  *     },
  *     "jobs": 32, "retries": 5, "stall_timeout": 30,
@@ -32,11 +40,23 @@ typedef struct oc_registry_config {
     char *password;
     unsigned concurrency;       /* 0 unset */
     double requests_per_second; /* 0 unset */
+    unsigned tags_page_size;    /* 0 unset */
 } oc_registry_config;
+
+typedef struct oc_repo_config {
+    char *registry; /* canonical, as in references */
+    char *repository;
+    char *semver;   /* range, or NULL */
+    char **exclude; /* regexes */
+    size_t n_exclude;
+    unsigned latest; /* 0 unset */
+} oc_repo_config;
 
 typedef struct oc_config {
     oc_registry_config *registries;
     size_t n_registries;
+    oc_repo_config *repositories;
+    size_t n_repositories;
     unsigned jobs;      /* 0 unset */
     int retries;        /* 0 unset */
     long stall_timeout; /* 0 unset */
@@ -49,5 +69,8 @@ int oc_config_load(oc_config *c, const char *path, oc_error *err);
 void oc_config_free(oc_config *c);
 /* Settings for a registry name (canonical), or NULL. */
 const oc_registry_config *oc_config_registry(const oc_config *c, const char *name);
+/* Tag filters for a repository (registry canonical), or NULL. */
+const oc_repo_config *oc_config_repository(const oc_config *c, const char *registry,
+                                           const char *repository);
 
 #endif

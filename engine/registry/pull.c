@@ -48,6 +48,8 @@ typedef struct layer_fetch {
     int owner;      /* claimed in the run's in-flight table: must complete it */
     int fail_scope; /* FAIL_*: who else the last attempt's failure is for */
     int recalled;   /* a remembered failure covers this pull: settle with it */
+    int claimed;    /* holds the claim of another process's kind (claim_layer) */
+    int other;      /* waits for another process that fetches it */
     oc_once_waiter waiter;
     uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
     char *path;
@@ -72,6 +74,9 @@ struct pull_job {
     oc_once *in_flight;
     int (*layer_placed)(void *, const oc_pulled_layer *, const char *, char **, oc_error *);
     void *layer_placed_opaque;
+    int (*claim_layer)(void *, const char *, void (*)(void *), void *, oc_error *);
+    void (*release_layer)(void *, const char *);
+    void *claim_opaque;
     void (*on_bytes)(void *, uint64_t);
     void (*on_layer)(void *, int, uint64_t);
     void *progress_opaque;
@@ -301,6 +306,10 @@ static void layer_settle(layer_fetch *f, const oc_error *err)
 {
     pull_job *j = f->job;
     int failed = err && err->code != OC_OK;
+    if (f->claimed) {
+        f->claimed = 0;
+        j->release_layer(j->claim_opaque, f->desc->digest);
+    }
     if (f->owner) {
         /* wake the other pulls waiting for this digest: with the placed file,
          * or with the failure, remembered first when it is theirs too (they
@@ -478,6 +487,7 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
 }
 
 static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const oc_error *err);
+static void layer_on_other_done(void *opaque);
 
 /* Settle a layer that layer_claim found recalled, with the remembered error. */
 static void layer_settle_recalled(layer_fetch *f)
@@ -538,18 +548,78 @@ static int layer_claim(layer_fetch *f, oc_error *err)
         }
         f->owner = 1;
     }
-    if (layer_make_pipe(f, err) != 0) {
-        oc_blobpipe_release(f->pipe);
-        f->pipe = NULL;
-        if (f->owner) { /* let a waiting pull try its own luck */
-            f->owner = 0;
-            oc_once_complete(j->in_flight, f->desc->digest, 0, NULL, err);
+    if (j->claim_layer) {
+        int c = j->claim_layer(j->claim_opaque, f->desc->digest, layer_on_other_done, f, err);
+        if (c == 1) {
+            f->other = 1;
+            oc_engine_log(j->e, "%s: layer %s is being fetched by another process; waiting",
+                          j->label, f->desc->digest);
+            return 0; /* layer_on_other_done follows */
         }
-        return -1;
+        if (c < 0)
+            goto failed;
+        f->claimed = 1;
     }
+    if (layer_make_pipe(f, err) != 0)
+        goto failed;
     if (j->on_layer)
         j->on_layer(j->progress_opaque, 1, (uint64_t)f->desc->size);
     return 0;
+failed:
+    oc_blobpipe_release(f->pipe);
+    f->pipe = NULL;
+    if (f->claimed) {
+        f->claimed = 0;
+        j->release_layer(j->claim_opaque, f->desc->digest);
+    }
+    if (f->owner) { /* let a waiting pull try its own luck */
+        f->owner = 0;
+        oc_once_complete(j->in_flight, f->desc->digest, 0, NULL, err);
+    }
+    return -1;
+}
+
+/* The other process that held the layer is done or gone: take what it
+ * placed, or fetch it ourselves. */
+static void layer_on_other_done(void *opaque)
+{
+    layer_fetch *f = opaque;
+    pull_job *j = f->job;
+    oc_error err;
+    oc_error_clear(&err);
+    f->other = 0;
+    if (j->failed) {
+        oc_error_set(&err, OC_E_CANCELLED, "layer %s: not fetched, another layer failed",
+                     f->desc->digest);
+        layer_settle(f, &err);
+        return;
+    }
+    if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id, &f->path,
+                                       &f->tar_size) == 1) {
+        oc_engine_log(j->e, "%s: layer %s was placed by another process", j->label,
+                      f->desc->digest);
+        f->reused = 1;
+        f->finished = 1;
+        layer_settle(f, NULL);
+        return;
+    }
+    int c = j->claim_layer(j->claim_opaque, f->desc->digest, layer_on_other_done, f, &err);
+    if (c == 1) {
+        f->other = 1;
+        return;
+    }
+    if (c == 0) {
+        f->claimed = 1;
+        if (layer_make_pipe(f, &err) == 0) {
+            if (j->on_layer)
+                j->on_layer(j->progress_opaque, 1, (uint64_t)f->desc->size);
+            layer_start(f);
+            return;
+        }
+        oc_blobpipe_release(f->pipe);
+        f->pipe = NULL;
+    }
+    layer_settle(f, &err);
 }
 
 /* Another pull finished (or gave up) the layer we waited for. */
@@ -865,6 +935,9 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->in_flight = opts->in_flight;
     j->layer_placed = opts->layer_placed;
     j->layer_placed_opaque = opts->layer_placed_opaque;
+    j->claim_layer = opts->claim_layer;
+    j->release_layer = opts->release_layer;
+    j->claim_opaque = opts->claim_opaque;
     j->on_bytes = opts->on_bytes;
     j->on_layer = opts->on_layer;
     j->progress_opaque = opts->progress_opaque;

@@ -86,6 +86,17 @@ typedef struct oc_pull_opts {
     int (*layer_placed)(void *opaque, const oc_pulled_layer *layer, const char *tmp_path,
                         char **final_path, oc_error *err);
     void *layer_placed_opaque;
+    /* Optional: other processes writing the same store (a sharded mirror).
+     * Before this pull fetches a layer (have_layer said no and no other pull
+     * of the run has it in flight), claim_layer is asked: 0 fetch it
+     * (release_layer follows when the fetch is over, placed or failed); 1
+     * another live process is fetching it: the pull waits until again is
+     * called, then asks have_layer (the other may have placed it) and
+     * claim_layer once more; -1 with err fails the layer. */
+    int (*claim_layer)(void *opaque, const char *digest, void (*again)(void *again_opaque),
+                       void *again_opaque, oc_error *err);
+    void (*release_layer)(void *opaque, const char *digest);
+    void *claim_opaque;
     /* Optional: bytes of layer blobs as they arrive, for progress. */
     void (*on_bytes)(void *opaque, uint64_t n);
     void (*on_layer)(void *opaque, int started, uint64_t blob_size); /* 1 started, 0 ended */

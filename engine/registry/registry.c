@@ -95,7 +95,7 @@ struct reg_call {
     int budget_granted; /* this send went with a grant of r->budget, not yet answered */
     int cdn_refreshes;  /* fresh redirects asked for after the redirect target refused */
     /* per send */
-    char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after;
+    char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after, *h_link;
     int64_t h_content_length;
     long h_rl_limit, h_rl_remaining, h_rl_window; /* RateLimit-Limit/-Remaining, -1 unsaid */
     uint64_t requested_from;
@@ -129,7 +129,8 @@ void oc_reg_info_free(oc_reg_info *info)
 {
     free(info->content_type);
     free(info->docker_content_digest);
-    info->content_type = info->docker_content_digest = NULL;
+    free(info->link);
+    info->content_type = info->docker_content_digest = info->link = NULL;
 }
 
 const char *oc_registry_host(const oc_registry *r)
@@ -470,7 +471,9 @@ static void call_reset_send(reg_call *c)
     free(c->h_content_range);
     free(c->h_www_auth);
     free(c->h_retry_after);
+    free(c->h_link);
     c->h_content_type = c->h_digest = c->h_content_range = c->h_www_auth = c->h_retry_after = NULL;
+    c->h_link = NULL;
     c->h_content_length = -1;
     c->h_rl_limit = c->h_rl_remaining = c->h_rl_window = -1;
     c->begun = 0;
@@ -508,6 +511,8 @@ static void call_on_header(void *opaque, long status, const char *name, const ch
         set_str(&c->h_www_auth, value);
     else if (strcmp(name, "retry-after") == 0)
         set_str(&c->h_retry_after, value);
+    else if (strcmp(name, "link") == 0)
+        set_str(&c->h_link, value);
     else if (strcmp(name, "content-length") == 0)
         c->h_content_length = strtoll(value, NULL, 10);
     else if (strcmp(name, "ratelimit-remaining") == 0)
@@ -533,6 +538,7 @@ static void fill_info_headers(reg_call *c, long status)
     c->info.status = status;
     set_str(&c->info.content_type, c->h_content_type);
     set_str(&c->info.docker_content_digest, c->h_digest);
+    set_str(&c->info.link, c->h_link);
     c->info.content_length = c->h_content_length;
 }
 

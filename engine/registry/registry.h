@@ -30,6 +30,7 @@ typedef struct oc_reg_info {
     long status;
     char *content_type;
     char *docker_content_digest;
+    char *link;             /* the Link header (tags/list pagination), or NULL */
     int64_t content_length; /* of the whole entity, -1 if unknown */
     long http_version;
     long local_port;

@@ -18,6 +18,7 @@
 #include "io/atomicfile.h"
 #include "io/fsutil.h"
 #include "io/storelock.h"
+#include "io/strmap.h"
 #include "engine/image/limits.h"
 
 #define META_DIR ".occystrap"
@@ -30,7 +31,8 @@ struct oc_store {
     int lock_fd; /* store lock, -1 when reading unlocked */
     char *tmp_dir;
     char *run_dir;
-    int run_fd; /* our lock on run_dir */
+    int run_fd;       /* our lock on run_dir */
+    oc_strmap *marks; /* WRITE: hex -> oc_blob_mark known valid this run */
 };
 
 void oc_store_crash_point(const char *name)
@@ -238,6 +240,11 @@ oc_store *oc_store_open(const char *dir, oc_store_mode mode, oc_error *err)
     /* strip trailing slashes (but keep "/") so paths read well */
     for (size_t n = strlen(s->dir); n > 1 && s->dir[n - 1] == '/'; n--)
         s->dir[n - 1] = '\0';
+    if (mode == OC_STORE_WRITE && !(s->marks = oc_strmap_new(free))) {
+        oc_store_close(s);
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return NULL;
+    }
     if (mode != OC_STORE_WRITE) {
         struct stat st;
         int bad = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
@@ -271,6 +278,7 @@ void oc_store_close(oc_store *s)
     }
     oc_lock_close(s->run_fd);
     oc_lock_close(s->lock_fd);
+    oc_strmap_free(s->marks);
     free(s->run_dir);
     free(s->tmp_dir);
     free(s->dir);
@@ -345,6 +353,113 @@ int oc_store_mark_read(const oc_store *s, const char *hex, oc_blob_mark *m, oc_e
     return 1;
 }
 
+/* A marker known valid this run, with the identity of its file then: a
+ * lookup costs a stat of the marker instead of reading and parsing it, and
+ * a marker changed since (by hand, by verify --repair) is read again. */
+typedef struct known_mark {
+    oc_blob_mark m;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+} known_mark;
+
+static int same_file(const known_mark *k, const struct stat *st)
+{
+    return k->ino == st->st_ino && k->size == st->st_size &&
+           k->mtime.tv_sec == st->st_mtim.tv_sec && k->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Remember m as hex's valid marker, its file as it is now (best effort:
+ * without memory it is read again next time). */
+static void remember_mark(const oc_store *s, const char *hex, const oc_blob_mark *m)
+{
+    char want[8 + OC_SHA256_HEX_LEN];
+    snprintf(want, sizeof want, "sha256:%s", hex);
+    if (!s->marks || strcmp(m->digest, want) != 0)
+        return;
+    char *path = oc_store_mark_path(s, hex);
+    struct stat st;
+    known_mark *k = path && stat(path, &st) == 0 ? malloc(sizeof *k) : NULL;
+    free(path);
+    if (!k)
+        return;
+    k->m = *m;
+    k->ino = st.st_ino;
+    k->size = st.st_size;
+    k->mtime = st.st_mtim;
+    if (oc_strmap_set(s->marks, hex, k) != 0)
+        free(k);
+}
+
+typedef struct marks_walk {
+    oc_store_mark_visit fn;
+    void *opaque;
+} marks_walk;
+
+static void visit_mark(const char *hex, void *value, void *opaque)
+{
+    const known_mark *k = value;
+    marks_walk *w = opaque;
+    if (!k)
+        return;
+    oc_file_id id = {.ino = (uint64_t)k->ino,
+                     .size = (uint64_t)k->size,
+                     .mtime_s = (int64_t)k->mtime.tv_sec,
+                     .mtime_ns = k->mtime.tv_nsec};
+    w->fn(w->opaque, hex, &k->m, &id);
+}
+
+void oc_store_marks_foreach(const oc_store *s, oc_store_mark_visit fn, void *opaque)
+{
+    marks_walk w = {fn, opaque};
+    if (s->marks)
+        oc_strmap_foreach(s->marks, visit_mark, &w);
+}
+
+size_t oc_store_marks_count(const oc_store *s)
+{
+    return s->marks ? oc_strmap_count(s->marks) : 0;
+}
+
+void oc_store_marks_seed(oc_store *s, const char *hex, const oc_blob_mark *m, const oc_file_id *id)
+{
+    char want[8 + OC_SHA256_HEX_LEN];
+    snprintf(want, sizeof want, "sha256:%s", hex);
+    if (!s->marks || strcmp(m->digest, want) != 0 || oc_strmap_has(s->marks, hex))
+        return;
+    known_mark *k = malloc(sizeof *k);
+    if (!k)
+        return;
+    k->m = *m;
+    k->ino = (ino_t)id->ino;
+    k->size = (off_t)id->size;
+    k->mtime.tv_sec = (time_t)id->mtime_s;
+    k->mtime.tv_nsec = id->mtime_ns;
+    if (oc_strmap_set(s->marks, hex, k) != 0)
+        free(k);
+}
+
+/* The marker of hex: from the run's cache when its file is unchanged, else
+ * read (and cached when valid). 1, 0 or -1 as oc_store_mark_read. */
+static int mark_lookup(const oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err)
+{
+    const known_mark *known = s->marks ? oc_strmap_get(s->marks, hex) : NULL;
+    if (known) {
+        char *path = oc_store_mark_path(s, hex);
+        struct stat st;
+        int same = path && stat(path, &st) == 0 && same_file(known, &st);
+        free(path);
+        if (same) {
+            *m = known->m;
+            return 1;
+        }
+    }
+    int r = oc_store_mark_read(s, hex, m, err);
+    if (r == 1)
+        remember_mark(s, hex, m);
+    return r;
+}
+
 int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err)
 {
     if (!m->verified_at[0])
@@ -372,6 +487,8 @@ int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error 
         rc = oc_atomic_write_file(s->run_dir, path, text, strlen(text), err);
     free(text);
     free(path);
+    if (rc == 0)
+        remember_mark(s, hex, m);
     return rc;
 }
 
@@ -382,7 +499,7 @@ static int blob_in_place(const oc_store *s, const char *hex, int is_layer, const
                          oc_blob_mark *m, char **path)
 {
     oc_error ignored;
-    if (oc_store_mark_read(s, hex, m, &ignored) != 1 || m->is_layer != is_layer)
+    if (mark_lookup(s, hex, m, &ignored) != 1 || m->is_layer != is_layer)
         return 0;
     char *p = join(s->dir, file);
     struct stat st;
@@ -458,28 +575,42 @@ int oc_store_catalog_load(const oc_store *s, oc_catalog **out, oc_error *err)
     return *out ? 0 : -1;
 }
 
-int oc_store_catalog_add(oc_store *s, const char *image, const char *tag, const char *manifest_file,
-                         oc_error *err)
+int oc_store_catalog_lock(oc_store *s, oc_error *err)
 {
     char *lock = join(s->dir, META_DIR "/catalog.lock");
-    char *path = join(s->dir, "catalog.json");
-    oc_catalog *c = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    int fd = -1, rc = -1;
-    oc_atomic_file f = {.fd = -1};
-    if (!lock || !path) {
+    if (!lock) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
-        goto out;
+        return -1;
     }
-    fd = oc_lock_open(lock, 1, err);
-    if (fd < 0 || oc_lock_take(fd, OC_LOCK_EXCLUSIVE, 1, lock, err) != 0)
+    int fd = oc_lock_open(lock, 1, err);
+    if (fd >= 0 && oc_lock_take(fd, OC_LOCK_EXCLUSIVE, 1, lock, err) != 0) {
+        oc_lock_close(fd);
+        fd = -1;
+    }
+    free(lock);
+    return fd;
+}
+
+void oc_store_catalog_unlock(int fd)
+{
+    oc_lock_close(fd);
+}
+
+int oc_store_catalog_replace(oc_store *s, const oc_catalog *c, oc_error *err)
+{
+    char *path = join(s->dir, "catalog.json");
+    size_t len = 0;
+    char *text = path ? oc_catalog_dump(c, &len, err) : NULL;
+    oc_atomic_file f = {.fd = -1};
+    int rc = -1;
+    if (!path)
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+    if (!text)
         goto out;
-    if (oc_store_catalog_load(s, &c, err) != 0 ||
-        oc_catalog_set(c, image, tag, manifest_file, err) != 0 ||
-        !(text = oc_catalog_dump(c, &len, err)))
+    /* gc and verify --repair (alone in the store) have no run directory */
+    if (!s->run_dir && oc_mkdirs(s->tmp_dir, err) != 0)
         goto out;
-    if (oc_atomic_open(&f, s->run_dir, path, err) != 0)
+    if (oc_atomic_open(&f, s->run_dir ? s->run_dir : s->tmp_dir, path, err) != 0)
         goto out;
     if (oc_atomic_write(&f, text, len, err) != 0) {
         oc_atomic_abort(&f);
@@ -492,11 +623,24 @@ int oc_store_catalog_add(oc_store *s, const char *image, const char *tag, const 
     }
     rc = 0;
 out:
-    oc_lock_close(fd); /* after the rename: the next writer reads our catalog */
-    oc_catalog_free(c);
     free(text);
-    free(lock);
     free(path);
+    return rc;
+}
+
+int oc_store_catalog_add(oc_store *s, const char *image, const char *tag, const char *manifest_file,
+                         oc_error *err)
+{
+    oc_catalog *c = NULL;
+    int rc = -1;
+    int fd = oc_store_catalog_lock(s, err);
+    if (fd < 0)
+        return -1;
+    if (oc_store_catalog_load(s, &c, err) == 0 &&
+        oc_catalog_set(c, image, tag, manifest_file, err) == 0)
+        rc = oc_store_catalog_replace(s, c, err);
+    oc_store_catalog_unlock(fd); /* after the rename: the next writer reads our catalog */
+    oc_catalog_free(c);
     return rc;
 }
 
@@ -531,6 +675,17 @@ int oc_store_find(const oc_store *s, const char *image, const char *tag, oc_stor
     oc_catalog *c = NULL;
     if (oc_store_catalog_load(s, &c, err) != 0)
         return -1;
+    int rc = oc_store_find_in(s, c, image, tag, si, manifest_file, err);
+    oc_catalog_free(c);
+    return rc;
+}
+
+int oc_store_lookup(const oc_store *s, const oc_catalog *c, const char *image, const char *tag,
+                    oc_store_image *si, char **manifest_file, oc_error *err)
+{
+    memset(si, 0, sizeof *si);
+    if (manifest_file)
+        *manifest_file = NULL;
     const char *listed = oc_catalog_get(c, image, tag);
     char *name = listed ? strdup(listed) : oc_catalog_manifest_name(image, tag);
     char *path = name ? join(s->dir, name) : NULL;
@@ -545,7 +700,7 @@ int oc_store_find(const oc_store *s, const char *image, const char *tag, oc_stor
         goto out;
     }
     if (!listed && access(path, F_OK) != 0) {
-        not_found(s, c, image, tag, err);
+        rc = 1;
         goto out;
     }
     if (oc_store_image_load(si, path, err) != 0)
@@ -562,10 +717,18 @@ int oc_store_find(const oc_store *s, const char *image, const char *tag, oc_stor
     }
     rc = 0;
 out:
-    oc_catalog_free(c);
     free(name);
     free(path);
     return rc;
+}
+
+int oc_store_find_in(const oc_store *s, const oc_catalog *c, const char *image, const char *tag,
+                     oc_store_image *si, char **manifest_file, oc_error *err)
+{
+    int r = oc_store_lookup(s, c, image, tag, si, manifest_file, err);
+    if (r == 1)
+        return not_found(s, c, image, tag, err);
+    return r;
 }
 
 static int cmp_names(const void *a, const void *b)

@@ -83,8 +83,31 @@ char *oc_store_mark_path(const oc_store *s, const char *hex);
 /* 1 read, 0 no marker, -1 unreadable or malformed (err says why). */
 int oc_store_mark_read(const oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err);
 /* Write (replace) the marker of hex; WRITE mode. verified_at is filled in
- * when empty. */
+ * when empty. A writer remembers the markers it wrote or found valid for
+ * the rest of its run (have_layer and image_intact then cost a stat, not a
+ * read and a parse, per blob), so a marker is read from disk at most once
+ * per run while it stays valid. */
 int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err);
+
+/* A file's identity: a cached fact about a file holds while it is the same
+ * (inode, size and mtime unchanged). */
+typedef struct oc_file_id {
+    uint64_t ino;
+    uint64_t size;
+    int64_t mtime_s;
+    long mtime_ns;
+} oc_file_id;
+
+/* The markers this run holds valid, each with its file's identity then
+ * (the image index keeps them across runs: image_index.h). */
+typedef void (*oc_store_mark_visit)(void *opaque, const char *hex, const oc_blob_mark *m,
+                                    const oc_file_id *id);
+void oc_store_marks_foreach(const oc_store *s, oc_store_mark_visit fn, void *opaque);
+size_t oc_store_marks_count(const oc_store *s);
+/* Seed the run's cache with a marker known valid while its file has
+ * identity id (checked by a stat before each use, as any cached marker).
+ * WRITE mode; ignored otherwise or when m does not name hex. */
+void oc_store_marks_seed(oc_store *s, const char *hex, const oc_blob_mark *m, const oc_file_id *id);
 
 /* oc_pull_opts.have_layer for this store (opaque is the oc_store). */
 int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, char **path,
@@ -104,6 +127,14 @@ int oc_store_catalog_load(const oc_store *s, oc_catalog **out, oc_error *err);
  * the catalog on disk at that moment, written atomically. WRITE mode. */
 int oc_store_catalog_add(oc_store *s, const char *image, const char *tag, const char *manifest_file,
                          oc_error *err);
+/* The pieces of oc_store_catalog_add, for a caller that merges many entries
+ * at once (catalog_batch.h): take the catalog lock (an fd for
+ * oc_store_catalog_unlock), and write c as catalog.json atomically (a
+ * temporary in the run directory, fsync, rename, fsync of the store) while
+ * holding it. WRITE mode, or GC mode (alone in the store: .tmp is used). */
+int oc_store_catalog_lock(oc_store *s, oc_error *err);
+void oc_store_catalog_unlock(int fd);
+int oc_store_catalog_replace(oc_store *s, const oc_catalog *c, oc_error *err);
 
 /* The image image:tag: the catalog's manifest file, or the file 0.2.0's
  * naming rule gives when the catalog lacks it (a run that died between the
@@ -111,6 +142,15 @@ int oc_store_catalog_add(oc_store *s, const char *image, const char *tag, const 
  * images). *manifest_file (may be NULL) receives the file name. */
 int oc_store_find(const oc_store *s, const char *image, const char *tag, oc_store_image *si,
                   char **manifest_file, oc_error *err);
+/* The same with a catalog the caller already holds (a mirror run reads
+ * catalog.json once, not once per image). */
+int oc_store_find_in(const oc_store *s, const oc_catalog *c, const char *image, const char *tag,
+                     oc_store_image *si, char **manifest_file, oc_error *err);
+/* oc_store_find_in without the message listing what the store holds (its
+ * cost grows with the store): 0 found, 1 the store has no such image, -1
+ * error (a manifest file that does not parse, ...). */
+int oc_store_lookup(const oc_store *s, const oc_catalog *c, const char *image, const char *tag,
+                    oc_store_image *si, char **manifest_file, oc_error *err);
 
 /* What the store directory holds, each list sorted. */
 typedef struct oc_store_entries {

@@ -2,6 +2,7 @@
  * verify with repair, gc): each opens the store in the mode it needs (a
  * reader shares the store lock; repair and gc take it exclusively, so they
  * wait for running writers), runs, and closes it. No network, no loop. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "engine/store/store.h"
 #include "engine/store/store_gc.h"
 #include "engine/store/store_list.h"
+#include "engine/store/store_relist.h"
 #include "engine/store/store_verify.h"
 #include "occystrap/occystrap.h"
 
@@ -109,6 +111,17 @@ static int repair_blobs(oc_store *s, verify_run *vr, oc_verify_stats *st, oc_err
     return 0;
 }
 
+/* verify --repair: a complete image the catalog lacks is listed. */
+static void on_relisted(void *opaque, const char *file, const char *image, const char *tag)
+{
+    verify_run *vr = opaque;
+    char msg[1100];
+    snprintf(msg, sizeof msg, "complete, but missing from catalog.json: listed as %s:%s", image,
+             tag);
+    if (vr->cb)
+        vr->cb(OC_VERIFY_LISTED, file, msg, vr->opaque);
+}
+
 int oc_verify(const char *store, int repair, oc_verify_cb cb, void *opaque, oc_verify_stats *stats,
               oc_error *err)
 {
@@ -125,6 +138,15 @@ int oc_verify(const char *store, int repair, oc_verify_cb cb, void *opaque, oc_v
     if (rc == 0 && repair && repair_blobs(s, &vr, &st, err) != 0) {
         oc_error_prefix(err, "%s", store);
         rc = -1;
+    }
+    if (rc == 0 && repair) {
+        long listed = oc_store_relist(s, on_relisted, &vr, err);
+        if (listed < 0) {
+            oc_error_prefix(err, "%s: listing complete images", store);
+            rc = -1;
+        } else {
+            st.listed = (size_t)listed;
+        }
     }
     for (size_t i = 0; i < vr.n_damaged; i++)
         free(vr.damaged[i]);

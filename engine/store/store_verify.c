@@ -31,6 +31,7 @@ typedef struct vctx {
     const char **expect;    /* parallel to e.layers: diff_id from the configs */
     const char **expect_by; /* the manifest file that said so */
     int *referenced;        /* parallel to e.layers */
+    int *listed;            /* parallel to e.manifests: named by the catalog */
 } vctx;
 
 static void say(vctx *v, oc_verify_finding kind, const char *file, const char *fmt, ...)
@@ -58,12 +59,15 @@ typedef struct cat_walk {
 static int check_catalog_entry(void *opaque, const char *image, const char *tag, const char *file)
 {
     vctx *v = ((cat_walk *)opaque)->v;
+    long k = -1;
     if (!oc_catalog_file_name_ok(file))
         say(v, OC_VERIFY_DAMAGED, "catalog.json", "%s:%s names \"%s\", not a file in the store",
             image, tag, file);
-    else if (oc_store_entries_find(v->e.manifests, v->e.n_manifests, file) < 0)
+    else if ((k = oc_store_entries_find(v->e.manifests, v->e.n_manifests, file)) < 0)
         say(v, OC_VERIFY_DAMAGED, "catalog.json", "%s:%s names %s, which is missing", image, tag,
             file);
+    else
+        v->listed[k] = 1;
     return 0;
 }
 
@@ -81,21 +85,6 @@ static void check_catalog(vctx *v, oc_catalog **listed)
     oc_catalog_foreach(*listed, check_catalog_entry, &w);
 }
 
-typedef struct listed_find {
-    const char *file;
-    int found;
-} listed_find;
-
-static int match_file(void *opaque, const char *image, const char *tag, const char *file)
-{
-    (void)image;
-    (void)tag;
-    listed_find *f = opaque;
-    if (strcmp(f->file, file) == 0)
-        f->found = 1;
-    return f->found;
-}
-
 static void check_manifests(vctx *v, const oc_catalog *listed)
 {
     for (size_t i = 0; i < v->e.n_manifests; i++) {
@@ -111,12 +100,8 @@ static void check_manifests(vctx *v, const oc_catalog *listed)
         }
         free(path);
         const oc_store_image *si = &v->images[i];
-        if (listed) {
-            listed_find f = {name, 0};
-            oc_catalog_foreach(listed, match_file, &f);
-            if (!f.found)
-                say(v, OC_VERIFY_NOTE, name, "not listed in catalog.json");
-        }
+        if (listed && !v->listed[i])
+            say(v, OC_VERIFY_NOTE, name, "not listed in catalog.json");
         if (oc_store_entries_find(v->e.configs, v->e.n_configs, si->config_hex) < 0)
             say(v, OC_VERIFY_DAMAGED, name, "its config %s is missing", si->config);
         for (size_t l = 0; l < si->n_layers; l++) {
@@ -287,7 +272,9 @@ int oc_store_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc_ver
     v.expect = calloc(v.e.n_layers + 1, sizeof *v.expect);
     v.expect_by = calloc(v.e.n_layers + 1, sizeof *v.expect_by);
     v.referenced = calloc(v.e.n_layers + 1, sizeof *v.referenced);
-    if (!v.images || !v.configs || !v.config_ok || !v.expect || !v.expect_by || !v.referenced) {
+    v.listed = calloc(v.e.n_manifests + 1, sizeof *v.listed);
+    if (!v.images || !v.configs || !v.config_ok || !v.expect || !v.expect_by || !v.referenced ||
+        !v.listed) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         goto out;
     }
@@ -311,6 +298,7 @@ out:
     free(v.expect);
     free(v.expect_by);
     free(v.referenced);
+    free(v.listed);
     oc_store_entries_free(&v.e);
     return rc;
 }

@@ -202,7 +202,15 @@ OC_API void oc_fetch_options_init(oc_fetch_options *o);
 OC_API int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb done,
                           void *opaque, oc_error *err);
 
-/* ---- mirror: every entry of a list into one store, at once ------------------ */
+/* ---- mirror: every entry of a list into one store, at once ------------------
+ *
+ * A list entry is [REGISTRY/]REPO(:TAG|@sha256:DIGEST), or a whole
+ * repository: REPO:* (every tag) or REPO:/REGEX/ (the tags the POSIX
+ * extended REGEX matches whole); the config file's "repositories" section
+ * may narrow those by a semver range, exclude regexes and latest: N. A run
+ * may take one shard of the list (shard_k of shard_n: the entries whose
+ * reference hashes there, DESIGN.md 7.4), so N processes share one list,
+ * into one store or several. */
 
 typedef enum oc_entry_status {
     OC_ENTRY_PENDING = 0,
@@ -240,6 +248,8 @@ typedef struct oc_mirror_options {
     int fail_fast;    /* stop scheduling at the first failure */
     int dry_run;      /* say what would be fetched, fetch nothing */
     long lock_wait_s; /* wait this long for another run on the store; 0 = don't */
+    unsigned shard_k; /* this run is shard K (1..N) of N; N 0 or 1: the whole list */
+    unsigned shard_n;
 } oc_mirror_options;
 
 typedef struct oc_mirror_report {
@@ -250,8 +260,11 @@ typedef struct oc_mirror_report {
     /* The run itself failed (the list, the store, the lock), or it was
      * interrupted, or ended with entries unfinished: error says so. */
     const oc_error *error;
-    int config_error; /* error is the caller's: a bad list or option, a lock held */
-    int signal;       /* as oc_engine_interrupted() when interrupted */
+    int config_error;          /* error is the caller's: a bad list or option, a lock held */
+    int signal;                /* as oc_engine_interrupted() when interrupted */
+    unsigned catalog_writes;   /* times catalog.json was renamed into place (in batches) */
+    unsigned blob_waits;       /* waits for a layer another process was downloading */
+    unsigned shard_k, shard_n; /* the shard this run took, 0 0 for the whole list */
 } oc_mirror_report;
 
 /* The report lives until the callback returns. */
@@ -295,6 +308,7 @@ typedef enum oc_verify_finding {
     OC_VERIFY_NOTE,        /* odd but not damage */
     OC_VERIFY_REMOVED,     /* repair: a damaged blob and its marker removed */
     OC_VERIFY_KEPT,        /* repair: a damaged file that is not a blob, left alone */
+    OC_VERIFY_LISTED,      /* repair: a complete image catalog.json lacked, listed */
 } oc_verify_finding;
 
 typedef void (*oc_verify_cb)(oc_verify_finding kind, const char *file, const char *msg,
@@ -304,11 +318,13 @@ typedef struct oc_verify_stats {
     size_t manifests, configs, layers, markers;
     uint64_t bytes_hashed;
     size_t damaged, notes, removed;
+    size_t listed; /* repair: complete images put back into catalog.json */
 } oc_verify_stats;
 
 /* Re-hash everything in a store. With repair (which waits for running
  * writers), each damaged layer or config is removed with its marker, so the
- * next mirror fetches it again. Returns 0 when the check ran (stats->damaged
+ * next mirror fetches it again, and every complete image a killed run left
+ * out of catalog.json is listed in it. Returns 0 when the check ran (stats->damaged
  * says what it found), -1 when it could not. */
 OC_API int oc_verify(const char *store, int repair, oc_verify_cb cb, void *opaque,
                      oc_verify_stats *stats, oc_error *err);

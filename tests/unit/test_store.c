@@ -28,6 +28,7 @@
 #include "engine/store/store.h"
 #include "engine/store/store_gc.h"
 #include "engine/store/store_list.h"
+#include "engine/store/store_relist.h"
 #include "engine/store/store_verify.h"
 #include "io/digest.h"
 #include "io/storelock.h"
@@ -180,6 +181,8 @@ static void free_image(fake_image *f)
     free(img->platform);
 }
 
+static int emit_no_catalog;
+
 static void emit(oc_store *s, fake_image *f, const char *image, const char *tag)
 {
     char repo_tag[256];
@@ -189,7 +192,8 @@ static void emit(oc_store *s, fake_image *f, const char *image, const char *tag)
                           .repo_tag = repo_tag,
                           .unique_names = 1,
                           .registry = "reg.example",
-                          .repository = image};
+                          .repository = image,
+                          .no_catalog = emit_no_catalog};
     oc_error err;
     oc_error_clear(&err);
     /* emit_dir moves the files and clears the paths; keep our copies to free */
@@ -581,6 +585,64 @@ static void test_legacy_config(void **state)
 }
 
 /* Several processes add catalog entries at once: every entry lands. */
+static int relisted;
+
+static void on_relisted(void *opaque, const char *file, const char *image, const char *tag)
+{
+    (void)opaque;
+    relisted++;
+    assert_string_equal(file, "manifest-org_b-v1.json");
+    assert_string_equal(image, "org/b");
+    assert_string_equal(tag, "v1");
+}
+
+/* Images whose run died between the manifest file and the catalog: listed
+ * again by oc_store_relist (verify --repair), but not one whose blob is
+ * gone. */
+static void test_relist(void **state)
+{
+    (void)state;
+    oc_store *s = open_store(OC_STORE_WRITE);
+    const fake_layer la[] = {{"layer of a ", 100}}, lb[] = {{"layer of b ", 100}},
+                     lc[] = {{"layer of c ", 100}};
+    fake_image a, b, c;
+    make_image(&a, s, "a", la, 1);
+    emit(s, &a, "org/a", "v1");
+    emit_no_catalog = 1;
+    make_image(&b, s, "b", lb, 1);
+    emit(s, &b, "org/b", "v1");
+    make_image(&c, s, "c", lc, 1);
+    emit(s, &c, "org/c", "v1");
+    emit_no_catalog = 0;
+    char rel[100];
+    snprintf(rel, sizeof rel, "%s/layer.tar", c.img.layers[0].hex);
+    assert_int_equal(unlink(path_in(rel)), 0);
+    oc_store_close(s);
+    reports r = verify();
+    assert_int_equal(r.notes, 2); /* b and c are not listed */
+
+    s = open_store(OC_STORE_GC);
+    oc_error err;
+    relisted = 0;
+    assert_int_equal(oc_store_relist(s, on_relisted, NULL, &err), 1);
+    assert_int_equal(relisted, 1);
+    assert_int_equal(oc_store_relist(s, on_relisted, NULL, &err), 0);
+    oc_store_close(s);
+    s = open_store(OC_STORE_READ);
+    oc_store_image si;
+    assert_int_equal(oc_store_find(s, "org/b", "v1", &si, NULL, &err), 0);
+    oc_store_image_free(&si);
+    oc_catalog *cat = NULL;
+    assert_int_equal(oc_store_catalog_load(s, &cat, &err), 0);
+    assert_null(oc_catalog_get(cat, "org/c", "v1"));
+    assert_int_equal(oc_catalog_count(cat), 2);
+    oc_catalog_free(cat);
+    oc_store_close(s);
+    free_image(&a);
+    free_image(&b);
+    free_image(&c);
+}
+
 static void test_concurrent_catalog(void **state)
 {
     (void)state;
@@ -668,6 +730,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_verify_recreate_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_find, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
