@@ -10,6 +10,7 @@
 #include "io/digest.h"
 #include "io/pidlock.h"
 #include "io/strmap.h"
+#include "io/grow.h"
 
 #define TICK_MS 200
 #define RECHECK_TICKS 5    /* the owner's liveness: every second */
@@ -131,14 +132,10 @@ static void ensure_timer(oc_blob_claims *c)
 
 static int add_waiter(oc_blob_claims *c, char *path, void (*again)(void *), void *opaque)
 {
-    if (c->n_w == c->cap_w) {
-        size_t cap = c->cap_w ? c->cap_w * 2 : 16;
-        waiter *grown = realloc(c->w, cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        c->w = grown;
-        c->cap_w = cap;
-    }
+    waiter *grown = oc_grow(c->w, &c->cap_w, c->n_w + 1, sizeof *grown, 16);
+    if (!grown)
+        return -1;
+    c->w = grown;
     c->w[c->n_w++] = (waiter){path, again, opaque};
     ensure_timer(c);
     uv_ref((uv_handle_t *)&c->timer);

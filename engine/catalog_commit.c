@@ -1,6 +1,7 @@
 /* catalog_commit.c - group commit of catalog entries (see
  * catalog_commit.h). */
 #include "engine/catalog_commit.h"
+#include "io/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -61,16 +62,12 @@ int oc_catalog_commit_add(oc_catalog_commit *c, const char *image, const char *t
                           const char *manifest_file, oc_catalog_listed listed, void *opaque,
                           oc_error *err)
 {
-    if (c->n_w == c->cap_w) {
-        size_t cap = c->cap_w ? c->cap_w * 2 : 64;
-        waiter *grown = realloc(c->w, cap * sizeof *grown);
-        if (!grown) {
-            oc_error_set(err, OC_E_NOMEM, "out of memory");
-            return -1;
-        }
-        c->w = grown;
-        c->cap_w = cap;
+    waiter *grown = oc_grow(c->w, &c->cap_w, c->n_w + 1, sizeof *grown, 64);
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
     }
+    c->w = grown;
     if (oc_catalog_batch_add(c->b, image, tag, manifest_file, err) != 0)
         return -1;
     c->w[c->n_w++] = (waiter){listed, opaque};

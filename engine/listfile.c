@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/image/tagfilter.h"
+#include "io/grow.h"
 
 #define LINE_MAX_LEN 4096
 #define LIST_MAX_BYTES (64u * 1024 * 1024)
@@ -13,14 +14,10 @@
 
 static oc_list_entry *grow(oc_list *list)
 {
-    if (list->n == list->cap) {
-        size_t cap = list->cap ? list->cap * 2 : 64;
-        oc_list_entry *grown = realloc(list->entries, sizeof *grown * cap);
-        if (!grown)
-            return NULL;
-        list->entries = grown;
-        list->cap = cap;
-    }
+    oc_list_entry *grown = oc_grow(list->entries, &list->cap, list->n + 1, sizeof *grown, 64);
+    if (!grown)
+        return NULL;
+    list->entries = grown;
     oc_list_entry *e = &list->entries[list->n];
     memset(e, 0, sizeof *e);
     return e;

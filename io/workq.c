@@ -16,7 +16,7 @@ struct oc_workq {
     pthread_cond_t wake;
     pthread_cond_t idle;
     pthread_cond_t strand_idle;
-    oc_strand *ready_head, *ready_tail;
+    oc_queue ready; /* strands with a task to run, FIFO */
     int busy; /* tasks posted and not finished */
     int stopping;
     int n_threads;
@@ -25,23 +25,17 @@ struct oc_workq {
 
 static void ready_push(oc_workq *q, oc_strand *s)
 {
-    s->next_ready = NULL;
-    if (q->ready_tail)
-        q->ready_tail->next_ready = s;
-    else
-        q->ready_head = s;
-    q->ready_tail = s;
+    oc_queue_insert_tail(&q->ready, &s->ready);
     s->queued = 1;
 }
 
 static oc_strand *ready_pop(oc_workq *q)
 {
-    oc_strand *s = q->ready_head;
-    if (!s)
+    oc_queue *n = oc_queue_head(&q->ready);
+    if (!n)
         return NULL;
-    q->ready_head = s->next_ready;
-    if (!q->ready_head)
-        q->ready_tail = NULL;
+    oc_queue_remove(n);
+    oc_strand *s = OC_QUEUE_DATA(n, oc_strand, ready);
     s->queued = 0;
     return s;
 }
@@ -56,16 +50,15 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&q->wake, &q->lock);
         if (!s)
             break;
-        oc_task *t = s->head;
-        s->head = t->next;
-        if (!s->head)
-            s->tail = NULL;
+        oc_queue *n = oc_queue_head(&s->tasks);
+        oc_queue_remove(n);
+        oc_task *t = OC_QUEUE_DATA(n, oc_task, node);
         s->running = 1;
         pthread_mutex_unlock(&q->lock);
         t->run(t);
         pthread_mutex_lock(&q->lock);
         s->running = 0;
-        if (s->head)
+        if (!oc_queue_empty(&s->tasks))
             ready_push(q, s);
         else
             pthread_cond_broadcast(&q->strand_idle);
@@ -91,6 +84,7 @@ oc_workq *oc_workq_new(int threads, const char *name)
         free(q);
         return NULL;
     }
+    oc_queue_init(&q->ready);
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->wake, NULL);
     pthread_cond_init(&q->idle, NULL);
@@ -136,18 +130,15 @@ void oc_strand_init(oc_strand *s, oc_workq *q)
 {
     memset(s, 0, sizeof *s);
     s->q = q;
+    oc_queue_init(&s->tasks);
+    oc_queue_init(&s->ready);
 }
 
 void oc_strand_post(oc_strand *s, oc_task *task)
 {
     oc_workq *q = s->q;
-    task->next = NULL;
     pthread_mutex_lock(&q->lock);
-    if (s->tail)
-        s->tail->next = task;
-    else
-        s->head = task;
-    s->tail = task;
+    oc_queue_insert_tail(&s->tasks, &task->node);
     q->busy++;
     if (!s->queued && !s->running) {
         ready_push(q, s);
@@ -160,7 +151,7 @@ void oc_strand_wait_idle(oc_strand *s)
 {
     oc_workq *q = s->q;
     pthread_mutex_lock(&q->lock);
-    while (s->head || s->running || s->queued)
+    while (!oc_queue_empty(&s->tasks) || s->running || s->queued)
         pthread_cond_wait(&q->strand_idle, &q->lock);
     pthread_mutex_unlock(&q->lock);
 }

@@ -15,10 +15,12 @@
 
 #include <pthread.h>
 
+#include "io/queue.h"
+
 typedef struct oc_task oc_task;
 struct oc_task {
     void (*run)(oc_task *task);
-    oc_task *next; /* private */
+    oc_queue node; /* private: in its strand's queue */
 };
 
 typedef struct oc_workq oc_workq;
@@ -26,10 +28,10 @@ typedef struct oc_workq oc_workq;
 typedef struct oc_strand {
     /* private: protected by the pool's lock */
     oc_workq *q;
-    oc_task *head, *tail;
-    int queued;  /* on the pool's ready list */
-    int running; /* a worker is running one of its tasks */
-    struct oc_strand *next_ready;
+    oc_queue tasks; /* posted, not yet running */
+    int queued;     /* on the pool's ready list */
+    int running;    /* a worker is running one of its tasks */
+    oc_queue ready; /* its node in the pool's ready list */
 } oc_strand;
 
 /* threads <= 0: one per online CPU. NULL if no thread could start. */

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/queue.h"
+
 typedef struct key_slot {
     char *key;
     unsigned max;
@@ -17,15 +19,14 @@ typedef struct key_slot {
     double rate;   /* requests per second, 0 = unlimited */
     double tokens; /* bucket, at most max(rate, 1) */
     uint64_t refilled_ms;
-    oc_slot_wait *head; /* this key's waiters, FIFO */
-    oc_slot_wait *tail;
+    oc_queue waiters; /* this key's waiters, FIFO */
 } key_slot;
 
 struct oc_limiter {
     unsigned global_max;
     unsigned global_active;
     unsigned default_key_max;
-    key_slot *keys;
+    key_slot **keys; /* each allocated alone: waiters link to its queue's head */
     int n_keys;
     unsigned long long seq; /* numbers the waiters in order of arrival */
     uv_loop_t *loop;        /* set with the first rate */
@@ -47,8 +48,10 @@ void oc_limiter_free(oc_limiter *l)
 {
     if (!l)
         return;
-    for (int i = 0; i < l->n_keys; i++)
-        free(l->keys[i].key);
+    for (int i = 0; i < l->n_keys; i++) {
+        free(l->keys[i]->key);
+        free(l->keys[i]);
+    }
     free(l->keys);
     free(l);
 }
@@ -56,18 +59,25 @@ void oc_limiter_free(oc_limiter *l)
 static int key_find(oc_limiter *l, const char *key, int create)
 {
     for (int i = 0; i < l->n_keys; i++)
-        if (strcmp(l->keys[i].key, key) == 0)
+        if (strcmp(l->keys[i]->key, key) == 0)
             return i;
     if (!create)
         return -1;
-    key_slot *grown = realloc(l->keys, sizeof *grown * (size_t)(l->n_keys + 1));
+    key_slot **grown = realloc(l->keys, sizeof *grown * (size_t)(l->n_keys + 1));
     if (!grown)
         return -1;
     l->keys = grown;
+    key_slot *k = calloc(1, sizeof *k);
     char *copy = strdup(key);
-    if (!copy)
+    if (!k || !copy) {
+        free(k);
+        free(copy);
         return -1;
-    l->keys[l->n_keys] = (key_slot){.key = copy, .max = l->default_key_max};
+    }
+    k->key = copy;
+    k->max = l->default_key_max;
+    oc_queue_init(&k->waiters);
+    l->keys[l->n_keys] = k;
     return l->n_keys++;
 }
 
@@ -75,7 +85,7 @@ void oc_limiter_set_key_max(oc_limiter *l, const char *key, unsigned max)
 {
     int i = key_find(l, key, 1);
     if (i >= 0 && max > 0)
-        l->keys[i].max = max;
+        l->keys[i]->max = max;
 }
 
 static void refill(oc_limiter *l, key_slot *k)
@@ -102,16 +112,16 @@ static int fits(oc_limiter *l, int key_index)
         return 1;
     if (l->global_max && l->global_active >= l->global_max)
         return 0;
-    key_slot *k = &l->keys[key_index];
+    key_slot *k = l->keys[key_index];
     return k->active < k->max && rate_allows(l, k);
 }
 
 static void take(oc_limiter *l, int key_index)
 {
     l->global_active++;
-    l->keys[key_index].active++;
-    if (l->keys[key_index].rate > 0)
-        l->keys[key_index].tokens -= 1.0;
+    l->keys[key_index]->active++;
+    if (l->keys[key_index]->rate > 0)
+        l->keys[key_index]->tokens -= 1.0;
 }
 
 static void arm_refill(oc_limiter *l);
@@ -121,11 +131,10 @@ int oc_limiter_acquire(oc_limiter *l, const char *key, oc_slot_wait *w)
     int i = key_find(l, key, 1);
     if (i < 0)
         return -1;
-    key_slot *k = &l->keys[i];
+    key_slot *k = l->keys[i];
     w->key_index = i;
-    w->next = NULL;
     /* Nobody overtakes a waiter of the same key. */
-    if (!k->head && fits(l, i)) {
+    if (oc_queue_empty(&k->waiters) && fits(l, i)) {
         w->waiting = 0;
         take(l, i);
         w->granted(w);
@@ -133,32 +142,15 @@ int oc_limiter_acquire(oc_limiter *l, const char *key, oc_slot_wait *w)
     }
     w->waiting = 1;
     w->seq = l->seq++;
-    if (k->tail)
-        k->tail->next = w;
-    else
-        k->head = w;
-    k->tail = w;
+    oc_queue_insert_tail(&k->waiters, &w->node);
     arm_refill(l);
     return 0;
 }
 
-static void unlink_waiter(oc_limiter *l, oc_slot_wait *w)
+static void unlink_waiter(oc_slot_wait *w)
 {
-    key_slot *k = &l->keys[w->key_index];
-    oc_slot_wait *prev = NULL;
-    for (oc_slot_wait *q = k->head; q; prev = q, q = q->next) {
-        if (q != w)
-            continue;
-        if (prev)
-            prev->next = q->next;
-        else
-            k->head = q->next;
-        if (k->tail == q)
-            k->tail = prev;
-        w->next = NULL;
-        w->waiting = 0;
-        return;
-    }
+    oc_queue_remove(&w->node); /* only waiters are linked (w->waiting) */
+    w->waiting = 0;
 }
 
 static void grant_waiters(oc_limiter *l);
@@ -175,8 +167,8 @@ static void arm_refill(oc_limiter *l)
         return;
     uint64_t wait_ms = 0;
     for (int i = 0; i < l->n_keys; i++) {
-        key_slot *k = &l->keys[i];
-        if (!k->head || k->rate <= 0 || k->active >= k->max || k->tokens >= 1.0)
+        key_slot *k = l->keys[i];
+        if (oc_queue_empty(&k->waiters) || k->rate <= 0 || k->active >= k->max || k->tokens >= 1.0)
             continue;
         uint64_t ms = (uint64_t)((1.0 - k->tokens) * 1000.0 / k->rate) + 1;
         if (wait_ms == 0 || ms < wait_ms)
@@ -192,13 +184,14 @@ static void grant_waiters(oc_limiter *l)
         /* the oldest waiter among the keys that fit: each key's first */
         oc_slot_wait *pick = NULL;
         for (int i = 0; i < l->n_keys; i++) {
-            oc_slot_wait *q = l->keys[i].head;
+            oc_queue *n = oc_queue_head(&l->keys[i]->waiters);
+            oc_slot_wait *q = n ? OC_QUEUE_DATA(n, oc_slot_wait, node) : NULL;
             if (q && (!pick || q->seq < pick->seq) && fits(l, i))
                 pick = q;
         }
         if (!pick)
             break;
-        unlink_waiter(l, pick);
+        unlink_waiter(pick);
         take(l, pick->key_index);
         pick->granted(pick);
     }
@@ -209,8 +202,8 @@ void oc_limiter_release(oc_limiter *l, oc_slot_wait *w)
 {
     if (l->global_active > 0)
         l->global_active--;
-    if (l->keys[w->key_index].active > 0)
-        l->keys[w->key_index].active--;
+    if (l->keys[w->key_index]->active > 0)
+        l->keys[w->key_index]->active--;
     grant_waiters(l);
 }
 
@@ -226,15 +219,16 @@ void oc_limiter_drain(oc_limiter *l)
 
 void oc_limiter_withdraw(oc_limiter *l, oc_slot_wait *w)
 {
+    (void)l; /* the waiter knows its queue */
     if (w->waiting)
-        unlink_waiter(l, w);
+        unlink_waiter(w);
 }
 
 unsigned oc_limiter_active(const oc_limiter *l, const char *key)
 {
     for (int i = 0; i < l->n_keys; i++)
-        if (strcmp(l->keys[i].key, key) == 0)
-            return l->keys[i].active;
+        if (strcmp(l->keys[i]->key, key) == 0)
+            return l->keys[i]->active;
     return 0;
 }
 
@@ -251,7 +245,7 @@ int oc_limiter_set_key_rate(oc_limiter *l, uv_loop_t *loop, const char *key, dou
         l->refill->data = l; /* only an armed timer keeps the loop alive */
         l->loop = loop;
     }
-    key_slot *k = &l->keys[i];
+    key_slot *k = l->keys[i];
     if (k->rate <= 0 && rps > 0) {
         k->tokens = 1.0; /* the first request goes at once */
         k->refilled_ms = uv_now(loop);
@@ -263,8 +257,8 @@ int oc_limiter_set_key_rate(oc_limiter *l, uv_loop_t *loop, const char *key, dou
 double oc_limiter_key_rate(const oc_limiter *l, const char *key)
 {
     for (int i = 0; i < l->n_keys; i++)
-        if (strcmp(l->keys[i].key, key) == 0)
-            return l->keys[i].rate;
+        if (strcmp(l->keys[i]->key, key) == 0)
+            return l->keys[i]->rate;
     return 0;
 }
 

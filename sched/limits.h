@@ -9,6 +9,8 @@
 
 #include <uv.h>
 
+#include "io/queue.h"
+
 typedef struct oc_limiter oc_limiter;
 
 typedef struct oc_slot_wait oc_slot_wait;
@@ -17,7 +19,7 @@ struct oc_slot_wait {
     void (*granted)(oc_slot_wait *w);
     void *opaque;
     /* private */
-    oc_slot_wait *next;
+    oc_queue node; /* in its key's queue while it waits */
     unsigned long long seq; /* order of arrival, across keys */
     int key_index;
     int waiting;

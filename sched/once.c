@@ -12,7 +12,7 @@ typedef struct slot {
     int state;
     char *key;
     char *value;
-    oc_once_waiter *head, *tail;
+    oc_queue waiters; /* FIFO; its nodes point at this slot: fixed up when slots move */
 } slot;
 
 struct oc_once {
@@ -86,6 +86,8 @@ static int grow(oc_once *t)
             while (t->slots[j].state != SLOT_EMPTY)
                 j = (j + 1) & mask;
             t->slots[j] = old[i];
+            oc_queue_init(&t->slots[j].waiters);
+            oc_queue_move(&old[i].waiters, &t->slots[j].waiters);
             t->used++;
         } else {
             free(old[i].key);
@@ -113,6 +115,7 @@ static slot *insert(oc_once *t, const char *key)
     free(s->key);
     free(s->value);
     memset(s, 0, sizeof *s);
+    oc_queue_init(&s->waiters);
     s->key = copy;
     s->state = SLOT_RUNNING;
     return s;
@@ -126,12 +129,7 @@ int oc_once_claim(oc_once *t, const char *key, oc_once_waiter *w, const char **v
         return OC_ONCE_DONE;
     }
     if (s) {
-        w->next = NULL;
-        if (s->tail)
-            s->tail->next = w;
-        else
-            s->head = w;
-        s->tail = w;
+        oc_queue_insert_tail(&s->waiters, &w->node);
         return OC_ONCE_WAIT;
     }
     return insert(t, key) ? OC_ONCE_OWNER : -1;
@@ -148,17 +146,13 @@ void oc_once_withdraw(oc_once *t, const char *key, oc_once_waiter *w)
     slot *s = find(t, key);
     if (!s)
         return;
-    oc_once_waiter *prev = NULL;
-    for (oc_once_waiter *q = s->head; q; prev = q, q = q->next) {
-        if (q != w)
-            continue;
-        if (prev)
-            prev->next = q->next;
-        else
-            s->head = q->next;
-        if (s->tail == q)
-            s->tail = prev;
-        return;
+    oc_queue *q;
+    OC_QUEUE_FOREACH(q, &s->waiters)
+    {
+        if (q == &w->node) {
+            oc_queue_remove(q);
+            return;
+        }
     }
 }
 
@@ -167,8 +161,9 @@ void oc_once_complete(oc_once *t, const char *key, int ok, const char *value, co
     slot *s = find(t, key);
     if (!s)
         return;
-    oc_once_waiter *waiters = s->head;
-    s->head = s->tail = NULL;
+    oc_queue waiters;
+    oc_queue_init(&waiters);
+    oc_queue_move(&s->waiters, &waiters);
     const char *v = NULL;
     if (ok) {
         s->state = SLOT_DONE;
@@ -182,10 +177,10 @@ void oc_once_complete(oc_once *t, const char *key, int ok, const char *value, co
     /* A waiter's callback may claim again, which may move slots: hold on to
      * our own copy of the value. */
     char *vcopy = v ? strdup(v) : NULL;
-    while (waiters) {
-        oc_once_waiter *w = waiters;
-        waiters = w->next;
-        w->next = NULL;
+    oc_queue *n;
+    while ((n = oc_queue_head(&waiters))) {
+        oc_queue_remove(n);
+        oc_once_waiter *w = OC_QUEUE_DATA(n, oc_once_waiter, node);
         w->ready(w, ok, vcopy, err);
     }
     free(vcopy);

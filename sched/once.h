@@ -11,6 +11,7 @@
 #define OC_SCHED_ONCE_H
 
 #include "io/error.h"
+#include "io/queue.h"
 
 typedef struct oc_once oc_once;
 
@@ -19,7 +20,7 @@ struct oc_once_waiter {
     /* set by the caller; value is valid during the call */
     void (*ready)(oc_once_waiter *w, int ok, const char *value, const oc_error *err);
     void *opaque;
-    oc_once_waiter *next; /* private */
+    oc_queue node; /* private: in its key's queue of waiters */
 };
 
 enum { OC_ONCE_OWNER = 0, OC_ONCE_WAIT = 1, OC_ONCE_DONE = 2 };

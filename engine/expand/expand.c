@@ -28,6 +28,7 @@
 #include "io/atomicfile.h"
 #include "io/fsutil.h"
 #include "io/safefs.h"
+#include "io/grow.h"
 
 #define PATH_CAP 8192
 
@@ -133,16 +134,12 @@ typedef struct dir_records {
 
 static int records_add(dir_records *d, const char *path, const oc_plan_dirmeta *m, oc_error *err)
 {
-    if (d->n == d->cap) {
-        size_t nc = d->cap ? d->cap * 2 : 256;
-        dir_record *nv = realloc(d->v, nc * sizeof *nv);
-        if (!nv) {
-            oc_error_set(err, OC_E_NOMEM, "out of memory");
-            return -1;
-        }
-        d->v = nv;
-        d->cap = nc;
+    dir_record *nv = oc_grow(d->v, &d->cap, d->n + 1, sizeof *nv, 256);
+    if (!nv) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
     }
+    d->v = nv;
     dir_record *r = &d->v[d->n];
     r->path = strdup(path);
     if (!r->path) {
@@ -205,19 +202,16 @@ static void wl_clear(whiteout_list *w)
 
 static int wl_add(whiteout_list *w, const char *path, int opaque, oc_error *err)
 {
-    if (w->n == w->cap) {
-        size_t nc = w->cap ? w->cap * 2 : 32;
-        char **np = realloc(w->paths, nc * sizeof *np);
-        if (np)
-            w->paths = np;
-        int *no = np ? realloc(w->opaque, nc * sizeof *no) : NULL;
-        if (!np || !no) {
-            oc_error_set(err, OC_E_NOMEM, "out of memory");
-            return -1;
-        }
-        w->opaque = no;
-        w->cap = nc;
+    size_t cap_o = w->cap; /* the two arrays grow together */
+    char **np = oc_grow(w->paths, &w->cap, w->n + 1, sizeof *np, 32);
+    if (np)
+        w->paths = np;
+    int *no = np ? oc_grow(w->opaque, &cap_o, w->n + 1, sizeof *no, 32) : NULL;
+    if (!np || !no) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
     }
+    w->opaque = no;
     if (!(w->paths[w->n] = strdup(path))) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         return -1;

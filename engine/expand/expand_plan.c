@@ -7,6 +7,7 @@
  * children so a subtree can be deleted. A non-directory points to an
  * "inode": the entry that supplies its bytes, shared by hard links. */
 #include "engine/expand/expand_plan.h"
+#include "io/grow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -105,21 +106,6 @@ static void *arena_alloc(oc_plan *p, size_t size)
     void *r = p->arena->data + p->arena->used;
     p->arena->used += size;
     return r;
-}
-
-static int grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need)
-        nc *= 2;
-    void *nv = realloc(*v, nc * elem);
-    if (!nv)
-        return -1;
-    *v = nv;
-    *cap = nc;
-    return 0;
 }
 
 static int oom(oc_error *err)
@@ -367,8 +353,10 @@ int oc_plan_begin_layer(oc_plan *p, unsigned layer, oc_error *err)
 
 int oc_plan_add_whiteout(oc_plan *p, const char *path, int opaque, oc_error *err)
 {
-    if (grow((void **)&p->wh, &p->cap_wh, p->n_wh + 1, sizeof *p->wh) != 0)
+    whiteout *wh = oc_grow(p->wh, &p->cap_wh, p->n_wh + 1, sizeof *wh, 16);
+    if (!wh)
         return oom(err);
+    p->wh = wh;
     char *c = strdup(path);
     if (!c)
         return oom(err);
@@ -381,8 +369,10 @@ int oc_plan_add_whiteout(oc_plan *p, const char *path, int opaque, oc_error *err
 int oc_plan_add(oc_plan *p, uint32_t idx, const char *name, const char *path, oc_plan_type type,
                 const char *link, const oc_plan_dirmeta *meta, oc_error *err)
 {
-    if (grow((void **)&p->pend, &p->cap_pend, p->n_pend + 1, sizeof *p->pend) != 0)
+    pending *pend = oc_grow(p->pend, &p->cap_pend, p->n_pend + 1, sizeof *pend, 16);
+    if (!pend)
         return oom(err);
+    p->pend = pend;
     pending *e = &p->pend[p->n_pend];
     memset(e, 0, sizeof *e);
     e->idx = idx;
@@ -530,9 +520,10 @@ static int apply_entry(oc_plan *p, const pending *e, oc_error *err)
     oc_plan_node *n =
         add_node(p, dir, leaf, leaf_len, e->type == OC_PLAN_SYMLINK ? NODE_SYMLINK : NODE_FILE);
     plan_inode *ino = arena_alloc(p, sizeof *ino);
-    if (!n || !ino ||
-        grow((void **)&p->inodes, &p->cap_inodes, p->n_inodes + 1, sizeof *p->inodes) != 0)
+    plan_inode **inodes = oc_grow(p->inodes, &p->cap_inodes, p->n_inodes + 1, sizeof *inodes, 16);
+    if (!n || !ino || !inodes)
         return oom(err);
+    p->inodes = inodes;
     memset(ino, 0, sizeof *ino);
     ino->layer = p->cur_layer;
     ino->idx = e->idx;
@@ -562,16 +553,20 @@ static int collect(oc_plan *p, oc_plan_node *dir, oc_error *err)
 {
     for (oc_plan_node *n = dir->child; n; n = n->next) {
         if (n->type == NODE_DIR) {
-            if (grow((void **)&p->dirs, &p->cap_dirs, p->n_dirs + 1, sizeof *p->dirs) != 0)
+            oc_plan_node **dirs = oc_grow(p->dirs, &p->cap_dirs, p->n_dirs + 1, sizeof *dirs, 16);
+            if (!dirs)
                 return oom(err);
+            p->dirs = dirs;
             p->dirs[p->n_dirs++] = n;
             if (collect(p, n, err) != 0)
                 return -1;
             continue;
         }
         plan_inode *ino = n->ino;
-        if (grow((void **)&ino->paths, &ino->cap, ino->n + 1, sizeof *ino->paths) != 0)
+        oc_plan_node **paths = oc_grow(ino->paths, &ino->cap, ino->n + 1, sizeof *paths, 16);
+        if (!paths)
             return oom(err);
+        ino->paths = paths;
         ino->paths[ino->n++] = n;
         if (n == ino->origin && ino->n > 1) { /* write at the entry's own path when it lives */
             ino->paths[ino->n - 1] = ino->paths[0];

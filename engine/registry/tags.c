@@ -1,5 +1,6 @@
 /* tags.c - listing a repository's tags page by page (see tags.h). */
 #include "engine/registry/tags.h"
+#include "io/grow.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -69,14 +70,10 @@ int oc_tags_parse_page(const char *body, size_t len, const char *repo, char ***t
             oc_error_set(err, OC_E_LIMIT, "tags of %s: more than %u tags", repo, TAGS_MAX);
             goto out;
         }
-        if (*n == *cap) {
-            size_t grown_cap = *cap ? *cap * 2 : 256;
-            char **grown = realloc(*tags, grown_cap * sizeof *grown);
-            if (!grown)
-                goto oom;
-            *tags = grown;
-            *cap = grown_cap;
-        }
+        char **grown = oc_grow(*tags, cap, *n + 1, sizeof *grown, 256);
+        if (!grown)
+            goto oom;
+        *tags = grown;
         if (!((*tags)[*n] = strdup(t)))
             goto oom;
         (*n)++;

@@ -1,6 +1,7 @@
 /* catalog_batch.c - catalog.json in memory, written in batches (see
  * catalog_batch.h). */
 #include "engine/store/catalog_batch.h"
+#include "io/grow.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -132,16 +133,12 @@ unsigned oc_catalog_batch_rereads(const oc_catalog_batch *b)
 int oc_catalog_batch_add(oc_catalog_batch *b, const char *image, const char *tag,
                          const char *manifest_file, oc_error *err)
 {
-    if (b->n_q == b->cap_q) {
-        size_t cap = b->cap_q ? b->cap_q * 2 : 64;
-        queued *grown = realloc(b->q, cap * sizeof *grown);
-        if (!grown) {
-            oc_error_set(err, OC_E_NOMEM, "out of memory");
-            return -1;
-        }
-        b->q = grown;
-        b->cap_q = cap;
+    queued *grown = oc_grow(b->q, &b->cap_q, b->n_q + 1, sizeof *grown, 64);
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
     }
+    b->q = grown;
     queued *e = &b->q[b->n_q];
     e->image = strdup(image);
     e->tag = strdup(tag);

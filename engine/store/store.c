@@ -20,6 +20,7 @@
 #include "io/storelock.h"
 #include "io/strmap.h"
 #include "engine/image/limits.h"
+#include "io/grow.h"
 
 #define META_DIR ".occystrap"
 #define TMP_DIR ".tmp"
@@ -744,13 +745,10 @@ typedef struct name_list {
 
 static int push_name(name_list *l, const char *name, size_t len)
 {
-    if (*l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        char **grown = realloc(*l->v, l->cap * sizeof *grown);
-        if (!grown)
-            return -1;
-        *l->v = grown;
-    }
+    char **grown = oc_grow(*l->v, &l->cap, *l->n + 1, sizeof *grown, 16);
+    if (!grown)
+        return -1;
+    *l->v = grown;
     char *copy = strndup(name, len);
     if (!copy)
         return -1;

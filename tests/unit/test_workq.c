@@ -226,7 +226,7 @@ static void test_strands_run_in_parallel(void **state)
     oc_strand a, b;
     oc_strand_init(&a, q);
     oc_strand_init(&b, q);
-    par_task ta = {{run_par, NULL}}, tb = {{run_par, NULL}};
+    par_task ta = {{run_par, {NULL, NULL}}}, tb = {{run_par, {NULL, NULL}}};
     oc_strand_post(&a, &ta.t);
     oc_strand_post(&b, &tb.t);
     oc_strand_wait_idle(&a);
@@ -321,7 +321,7 @@ static void test_single_thread_round_robin(void **state)
         oc_strand_post(&lng, &lt[i].t);
     }
     sleep_us(1000); /* the long strand is under way */
-    fair_task st = {{run_fair, NULL}, 1, 0};
+    fair_task st = {{run_fair, {NULL, NULL}}, 1, 0};
     oc_strand_post(&shrt, &st.t);
     oc_strand_wait_idle(&lng);
     oc_strand_wait_idle(&shrt);
@@ -373,7 +373,7 @@ static void test_wait_idle_after_last_task(void **state)
         atomic_init(&finished, 0);
         oc_strand s;
         oc_strand_init(&s, q);
-        idle_task t = {{run_idle, NULL}, &finished, 30000};
+        idle_task t = {{run_idle, {NULL, NULL}}, &finished, 30000};
         oc_strand_post(&s, &t.t);
         sleep_us(5000); /* a worker has taken it */
         oc_strand_wait_idle(&s);
@@ -405,11 +405,11 @@ static void test_wait_idle_ignores_other_strands(void **state)
     oc_strand busy, quick;
     oc_strand_init(&busy, q);
     oc_strand_init(&quick, q);
-    par_task g = {{run_gate, NULL}};
+    par_task g = {{run_gate, {NULL, NULL}}};
     oc_strand_post(&busy, &g.t);
     atomic_int finished;
     atomic_init(&finished, 0);
-    idle_task it = {{run_idle, NULL}, &finished, 1000};
+    idle_task it = {{run_idle, {NULL, NULL}}, &finished, 1000};
     oc_strand_post(&quick, &it.t);
     oc_strand_wait_idle(&quick); /* would hang 5 s and fail below if it waited for busy */
     assert_int_equal(atomic_load(&finished), 1);
@@ -657,7 +657,7 @@ static void test_two_pools_blocking(void **state)
     oc_strand_init(&sa, a);
     oc_strand_init(&sb, b);
     x.writer = &sb;
-    xtask p1 = {{run_produce, NULL}, &x}, p2 = {{run_produce, NULL}, &x};
+    xtask p1 = {{run_produce, {NULL, NULL}}, &x}, p2 = {{run_produce, {NULL, NULL}}, &x};
     oc_strand_post(&sa, &p1.t);
     oc_strand_post(&sa, &p2.t);
     oc_strand_wait_idle(&sa);
