@@ -25,6 +25,10 @@ static const cli_command commands[] = {
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
      "changed since the last run",
      2, 2, cli_mirror},
+    {"push", "STORE REGISTRY[/PREFIX] [IMAGE[:TAG]...]",
+     "push the store's images (all, or those named) to a registry with their\n"
+     "exact bytes: every digest unchanged; only what the registry lacks is sent",
+     2, -1, cli_push},
     {"list", "[--json] STORE", "what a store holds", 1, 1, cli_list},
     {"expand", "STORE IMAGE TAG DIR", "an image's merged root filesystem from a store", 4, 4,
      cli_expand},
@@ -37,7 +41,7 @@ static const cli_command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Which commands an option applies to. */
-#define NET "fetch-to-tarfile fetch-to-extracted mirror"
+#define NET "fetch-to-tarfile fetch-to-extracted mirror push"
 #define EXPANDS "fetch-to-extracted expand"
 
 enum {
@@ -63,6 +67,8 @@ enum {
     OPT_PROGRESS,
     OPT_LOCK_WAIT,
     OPT_CONFIG,
+    OPT_KEEP_HOST,
+    OPT_CHUNK_SIZE,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_VERSION,
@@ -99,14 +105,18 @@ static const cli_option options[] = {
     {"max-expand-size", 0, "BYTES", OPT_MAX_EXPAND, EXPANDS, "refuse to write more than this"},
     {"expand-strategy", 0, "S", OPT_EXPAND_STRATEGY, EXPANDS,
      "auto, oldest-first or write-once (default auto)"},
-    {"json", 0, NULL, OPT_JSON, "list mirror",
-     "list: machine-readable output; mirror: the run's\nreport on stdout"},
-    {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror", "the run's report in FILE"},
+    {"json", 0, NULL, OPT_JSON, "list mirror push",
+     "list: machine-readable output; mirror, push: the\nrun's report on stdout"},
+    {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror push", "the run's report in FILE"},
+    {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror push", "how progress is shown"},
     {"fail-fast", 0, NULL, OPT_FAIL_FAST, "mirror", "stop at the first failed entry"},
-    {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror", "how progress is shown"},
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
+    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push",
+     "PREFIX/<source host>/<repository> (default:\nPREFIX/<repository>)"},
+    {"chunk-size", 0, "BYTES", OPT_CHUNK_SIZE, "push",
+     "bytes per PATCH; blobs up to this size go in one\nPUT (default 32 MiB)"},
     {"verbose", 'v', NULL, OPT_VERBOSE, NULL, "log each request (twice: curl's trace too)"},
     {"quiet", 'q', NULL, OPT_QUIET, NULL, "only errors"},
     {"version", 0, NULL, OPT_VERSION, NULL, "versions of occystrap and its libraries"},
@@ -305,6 +315,18 @@ static int take_option(cli_opts *o, int id, const char *arg)
         if (parse_uint(arg, "--lock-wait", 86400, &n) != 0)
             return -1;
         o->lock_wait_s = (long)n;
+        return 0;
+    case OPT_KEEP_HOST:
+        o->keep_host = 1;
+        return 0;
+    case OPT_CHUNK_SIZE:
+        if (parse_uint(arg, "--chunk-size", UINT64_MAX, &n) != 0)
+            return -1;
+        if (n < 1024) {
+            cli_say("--chunk-size wants at least 1024 bytes, not %llu", n);
+            return -1;
+        }
+        o->chunk_size = n;
         return 0;
     case OPT_VERBOSE:
         o->engine.verbose++;
