@@ -65,7 +65,8 @@ struct reg_call {
     oc_registry *r;
     char *repo;
     char *url;
-    char *scope; /* "repository:<repo>:pull" */
+    char *scope; /* "repository:<repo>:pull", or the caller's */
+    int own_scope;
     char *method;
     char *accept;
     oc_reg_call_opts opts;
@@ -409,8 +410,15 @@ static void token_request(reg_call *c, const oc_auth_challenge *ch)
     }
     f->waiters[f->n_waiters++] = c;
 
-    const char *scope = ch->scope ? ch->scope : c->scope;
+    /* a call with scopes of its own (a push) asks for those and the
+     * challenge's: the first answer of a registry may name only pull */
+    char *both = NULL;
+    if (c->own_scope && ch->scope && strcmp(ch->scope, c->scope) != 0 &&
+        asprintf(&both, "%s %s", c->scope, ch->scope) < 0)
+        both = NULL;
+    const char *scope = both ? both : ch->scope ? ch->scope : c->scope;
     char *esc_scope = scope_query(scope);
+    free(both);
     char *esc_service = ch->service ? curl_easy_escape(NULL, ch->service, 0) : NULL;
     size_t n = strlen(ch->realm) + (esc_scope ? strlen(esc_scope) : 0) +
                (esc_service ? strlen(esc_service) : 0) + 32;
@@ -959,6 +967,7 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     if (opts && opts->scope ? !(c->scope = strdup(opts->scope))
                             : asprintf(&c->scope, "repository:%s:pull", repo) < 0)
         c->scope = NULL;
+    c->own_scope = opts && opts->scope;
     if (opts && opts->body)
         c->body = *opts->body;
     c->opts.body = opts && opts->body ? &c->body : NULL;

@@ -53,8 +53,8 @@ finish() {
 }
 
 # start_proxy NAME RULE...: a fault proxy (tests/lab/faultproxy.py) in front
-# of the plain instance; sets PROXY (host:port) and PROXY_LOG. Stopped by pid
-# when the test exits.
+# of the plain instance (or of $PROXY_UPSTREAM); sets PROXY (host:port) and
+# PROXY_LOG. Stopped by pid when the test exits.
 PROXY_PIDS=()
 stop_proxies() {
   local p
@@ -69,7 +69,7 @@ start_proxy() {
   for r in "$@"; do args+=(--rule "$r"); done
   PROXY_LOG="$WORK_DIR/proxy-$name.log"
   rm -f "$WORK_DIR/proxy-$name.port"
-  $PY "$TESTS_DIR/lab/faultproxy.py" --upstream "$LAB_PLAIN" --port-file "$WORK_DIR/proxy-$name.port" \
+  $PY "$TESTS_DIR/lab/faultproxy.py" --upstream "${PROXY_UPSTREAM:-$LAB_PLAIN}" --port-file "$WORK_DIR/proxy-$name.port" \
     --log "$PROXY_LOG" "${args[@]+"${args[@]}"}" &
   PROXY_PIDS+=($!)
   local i
