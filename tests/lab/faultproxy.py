@@ -27,6 +27,7 @@ Actions (several may be combined with commas, e.g. cut=5000,full200):
   cutup=K          forward the request with only the first K bytes of its
                    body, then close both connections (the registry gets a
                    body cut short, as when a client's connection drops)
+  slowup=BPS       read the request body from the client at BPS bytes per second
   dropup=K         read K bytes of the request body from the client, then
                    close its connection; the registry never sees the request
   pass             forward unchanged
@@ -139,10 +140,12 @@ def read_head(sock):
     return head.decode("latin-1"), rest
 
 
-def forward_body(client, up, rest, length, chunked, limit):
-    """The rest of a request body, client -> upstream. False when it was cut
-    at limit bytes (the caller closes both ends)."""
+def forward_body(client, up, rest, length, chunked, limit, rate=None):
+    """The rest of a request body, client -> upstream (at rate bytes a second
+    when given). False when it was cut at limit bytes (the caller closes both
+    ends)."""
     sent = len(rest)
+    piece = 16384 if rate else 65536
     if limit is not None and sent >= limit:
         return False
     if chunked:  # forward until the last chunk has gone by
@@ -159,9 +162,11 @@ def forward_body(client, up, rest, length, chunked, limit):
             tail = (tail + chunk)[-5:]
         return True
     while sent < length:
-        chunk = client.recv(min(65536, length - sent))
+        chunk = client.recv(min(piece, length - sent))
         if not chunk:
             break
+        if rate:
+            time.sleep(len(chunk) / rate)
         if limit is not None and sent + len(chunk) >= limit:
             up.sendall(chunk[: limit - sent])
             return False
@@ -211,7 +216,8 @@ class Handler(socketserver.BaseRequestHandler):
         limit_up = int(action["cutup"]) if "cutup" in action else None
         first = rest if limit_up is None else rest[:limit_up]
         up.sendall(("%s\r\n%s\r\nConnection: close\r\n\r\n" % (lines[0], "\r\n".join(keep))).encode("latin-1") + first)
-        if not forward_body(client, up, rest, length, chunked, limit_up):
+        rate_up = float(action["slowup"]) if "slowup" in action else None
+        if not forward_body(client, up, rest, length, chunked, limit_up, rate_up):
             log("  cut the request body after %d bytes" % limit_up)
             client.shutdown(socket.SHUT_RDWR)
             up.close()
