@@ -102,8 +102,7 @@ static int on_event(const oc_event *ev, void *opaque)
         if (failed && p->mode == OC_PROGRESS_NONE)
             cli_say("%s", line); /* errors are printed whatever the display */
         if (p->progress) {
-            oc_progress_image_done(p->progress, !failed && im->status != OC_PUSH_INTERRUPTED,
-                                   line);
+            oc_progress_image_done(p->progress, !failed && im->status != OC_PUSH_INTERRUPTED, line);
             if (im->note) {
                 char note[2400];
                 snprintf(note, sizeof note, "note    %s:%s: %s", im->name, im->tag, im->note);

@@ -42,9 +42,9 @@ typedef struct blob_need {
     char *digest;
     uint64_t size;
     oc_once_waiter waiter;
-    int fd;        /* open while its upload runs */
-    int owner;     /* this job uploads it for the run */
-    int started;   /* bytes went out: BLOB_STARTED was sent */
+    int fd;      /* open while its upload runs */
+    int owner;   /* this job uploads it for the run */
+    int started; /* bytes went out: BLOB_STARTED was sent */
 } blob_need;
 
 /* One manifest to put, in order: an index's children, then the index. */
@@ -58,7 +58,7 @@ typedef struct man_put {
 
 struct image_job {
     push_run *run;
-    char *name;   /* the store's */
+    char *name; /* the store's */
     char *tag;
     char *repo;   /* in the target */
     char *target; /* "REGISTRY/REPO:TAG" for the report */
@@ -141,8 +141,9 @@ static char *repository_of(const char *name, int keep_host, oc_error *err)
     if (!keep_host) {
         out = strdup(ref.repository);
     } else {
-        const char *host =
-            strcmp(ref.registry, oc_registry_canonical("docker.io")) == 0 ? "docker.io" : ref.registry;
+        const char *host = strcmp(ref.registry, oc_registry_canonical("docker.io")) == 0
+                               ? "docker.io"
+                               : ref.registry;
         if (asprintf(&out, "%s/%s", host, ref.repository) >= 0) {
             for (char *p = out; *p && *p != '/'; p++)
                 if (*p == ':')
@@ -166,7 +167,9 @@ static char *target_repository(push_run *run, const char *name, oc_error *err)
     if (!path)
         return NULL;
     char *full = NULL;
-    if (run->prefix ? asprintf(&full, "%s/%s", run->prefix, path) < 0 : !(full = strdup(path)))
+    if (!run->prefix)
+        full = strdup(path);
+    else if (asprintf(&full, "%s/%s", run->prefix, path) < 0)
         full = NULL;
     free(path);
     if (!full) {
@@ -350,8 +353,10 @@ static void on_uploaded(void *opaque, const oc_upload_result *res, const oc_erro
         oc_engine_emit(run->e, &ev);
     }
     if (res->resumes || res->restarts)
-        oc_engine_say(run->e, OC_LOG_INFO, "%s: blob %s uploaded after %d resume(s) and %d "
-                      "restart(s)", j->target, b->digest, res->resumes, res->restarts);
+        oc_engine_say(run->e, OC_LOG_INFO,
+                      "%s: blob %s uploaded after %d resume(s) and %d "
+                      "restart(s)",
+                      j->target, b->digest, res->resumes, res->restarts);
     if (b->owner)
         oc_once_complete(run->owners, b->digest, 1, j->repo, NULL);
     blob_settled(j);
@@ -460,7 +465,8 @@ static void on_head_tag(void *opaque, const oc_reg_info *info, const oc_error *e
         job_abort(j, err);
         return;
     }
-    if (!err && info->docker_content_digest && strcmp(info->docker_content_digest, j->digest) == 0) {
+    if (!err && info->docker_content_digest &&
+        strcmp(info->docker_content_digest, j->digest) == 0) {
         j->status = OC_PUSH_UP_TO_DATE;
         job_finish(j);
         return;
@@ -601,8 +607,7 @@ static int index_plan(image_job *j, const oc_manifest *idx, char *body, size_t l
                      "the store holds %zu of the %zu manifests of index %s: an index is pushed "
                      "only whole, so that its digest stays the same (mirror it with --platform "
                      "all%s)",
-                     held, idx->n_manifests, j->digest,
-                     held ? ", or keep one platform" : "");
+                     held, idx->n_manifests, j->digest, held ? ", or keep one platform" : "");
         goto out;
     }
     for (size_t i = 0; i < idx->n_manifests; i++) {
@@ -738,8 +743,8 @@ static void job_name_target(image_job *j)
     oc_error_clear(&err);
     j->repo = target_repository(run, j->name, &err);
     const char *sep = strncmp(j->tag, "sha256:", 7) == 0 ? "@" : ":";
-    if (asprintf(&j->target, "%s/%s%s%s", run->registry, j->repo ? j->repo : j->name, sep,
-                 j->tag) < 0)
+    if (asprintf(&j->target, "%s/%s%s%s", run->registry, j->repo ? j->repo : j->name, sep, j->tag) <
+        0)
         j->target = NULL;
     if (!j->repo)
         job_fail(j, &err);
@@ -764,16 +769,16 @@ static void job_missing(image_job *j, const oc_catalog *cat)
 {
     job_name_target(j);
     oc_error err;
-    int in_catalog = cat && (strcmp(j->tag, "*") == 0 ? oc_catalog_has_image(cat, j->name)
-                                                        : oc_catalog_get(cat, j->name, j->tag) != NULL);
+    int in_catalog =
+        cat && (strcmp(j->tag, "*") == 0 ? oc_catalog_has_image(cat, j->name)
+                                         : oc_catalog_get(cat, j->name, j->tag) != NULL);
     if (in_catalog)
         oc_error_set(&err, OC_E_NOTFOUND,
                      "%s:%s has no exact bytes in %s (it was stored without them: mirror it "
                      "again)",
                      j->name, j->tag, j->run->store_dir);
     else
-        oc_error_set(&err, OC_E_NOTFOUND, "%s:%s is not in %s", j->name, j->tag,
-                     j->run->store_dir);
+        oc_error_set(&err, OC_E_NOTFOUND, "%s:%s is not in %s", j->name, j->tag, j->run->store_dir);
     job_fail(j, &err);
 }
 
@@ -1156,8 +1161,8 @@ int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, 
     char *oci_dir = oc_store_path(run->store, "oci");
     oc_catalog *cat = NULL;
     oc_error cat_err;
-    int have_cat = oc_store_catalog_load(run->store, &cat, &cat_err) == 0 && cat &&
-                   oc_catalog_count(cat) > 0;
+    int have_cat =
+        oc_store_catalog_load(run->store, &cat, &cat_err) == 0 && cat && oc_catalog_count(cat) > 0;
     int have_layout = oci_dir && oc_oci_layout_read(&run->layout, oci_dir, &run->err) == 0;
     free(oci_dir);
     if (!have_layout && run->err.code != OC_E_NOTFOUND) { /* a damaged layout */

@@ -60,14 +60,14 @@ struct oc_http_transfer {
     long status; /* status of the response whose headers are being read */
     uint64_t body_bytes;
     int cancel_pending;
-    int aborted; /* on_data asked to stop */
-    int paused;  /* on_data asked to pause: not a stall */
-    int send_paused; /* the body stream had nothing yet: not a stall either */
+    int aborted;       /* on_data asked to stop */
+    int paused;        /* on_data asked to pause: not a stall */
+    int send_paused;   /* the body stream had nothing yet: not a stall either */
     oc_http_body body; /* the request body, when has_body */
     int has_body;
     uint64_t body_pos; /* bytes of the body handed to curl since the last rewind */
-    int sent;    /* has a connection and sent its request (the stall clock runs) */
-    int stalled; /* aborted by the stall check */
+    int sent;          /* has a connection and sent its request (the stall clock runs) */
+    int stalled;       /* aborted by the stall check */
     uint64_t last_activity_ms;
     oc_http_transfer *next_cancelled;
     oc_http_transfer *prev_active, *next_active;
@@ -285,8 +285,7 @@ static size_t on_curl_read(char *buf, size_t size, size_t n, void *userp)
                     oc_error_errno(&t->err, errno, "reading the request body");
                 else
                     oc_error_set(&t->err, OC_E_IO,
-                                 "reading the request body: the file ended %" PRIu64
-                                 " bytes early",
+                                 "reading the request body: the file ended %" PRIu64 " bytes early",
                                  left - got);
                 t->aborted = 1;
                 return CURL_READFUNC_ABORT;

@@ -956,7 +956,8 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     c->info.call = c;
     int bad = 0;
     if (opts && opts->url) {
-        int absolute = strncmp(opts->url, "http://", 7) == 0 || strncmp(opts->url, "https://", 8) == 0;
+        int absolute =
+            strncmp(opts->url, "http://", 7) == 0 || strncmp(opts->url, "https://", 8) == 0;
         if (absolute ? !(c->url = strdup(opts->url))
                      : asprintf(&c->url, "%s%s%s", r->base_url, opts->url[0] == '/' ? "" : "/",
                                 opts->url) < 0)

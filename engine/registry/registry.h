@@ -54,16 +54,16 @@ typedef struct oc_reg_call_opts {
     int resumable;        /* retry a broken body with Range */
     uint64_t resume_from; /* start with a Range request (bytes already on disk) */
     /* For uploads (upload.h): */
-    const char *url;            /* instead of /v2/<repo>/<kind>/<reference>: a path on this
-                                 * registry ("/v2/..."), or an absolute URL (a Location) */
-    const char *scope;          /* token scopes, space-separated, instead of
-                                 * "repository:<repo>:pull" */
-    const oc_http_body *body;   /* the request body (copied; its source lives until on_done) */
-    const char *content_type;   /* Content-Type of the body */
-    const char *content_range;  /* Content-Range ("FROM-TO" of a PATCH) */
-    int no_retry;               /* a send without an answer (connection, stall), a 5xx or a
-                                 * 429 ends the call: the caller asks the registry what it
-                                 * kept before sending again (an upload session) */
+    const char *url;           /* instead of /v2/<repo>/<kind>/<reference>: a path on this
+                                * registry ("/v2/..."), or an absolute URL (a Location) */
+    const char *scope;         /* token scopes, space-separated, instead of
+                                * "repository:<repo>:pull" */
+    const oc_http_body *body;  /* the request body (copied; its source lives until on_done) */
+    const char *content_type;  /* Content-Type of the body */
+    const char *content_range; /* Content-Range ("FROM-TO" of a PATCH) */
+    int no_retry;              /* a send without an answer (connection, stall), a 5xx or a
+                                * 429 ends the call: the caller asks the registry what it
+                                * kept before sending again (an upload session) */
     void (*on_sent)(void *opaque, size_t n); /* body bytes sent, with consumer.opaque */
 } oc_reg_call_opts;
 

@@ -372,15 +372,18 @@ static void on_patch(void *opaque, const oc_reg_info *info, const oc_error *err)
     if (held < 0)
         held = (int64_t)u->pending_end; /* no Range: it took the whole PATCH */
     if ((uint64_t)held > u->pending_end) {
-        oc_error_set(&e, OC_E_NET, "the session holds %" PRId64 " bytes, more than the %" PRIu64
-                     " sent", held, u->pending_end);
+        oc_error_set(&e, OC_E_NET,
+                     "the session holds %" PRId64 " bytes, more than the %" PRIu64 " sent", held,
+                     u->pending_end);
         restart(u, &e);
         return;
     }
     if ((uint64_t)held < u->pending_end) {
         u->res.resumes++;
-        oc_engine_log(u->e, "blob %s into %s: the registry kept %" PRId64 " of %" PRIu64
-                      " bytes; going on from there", u->digest, u->repo, held, u->pending_end);
+        oc_engine_log(u->e,
+                      "blob %s into %s: the registry kept %" PRId64 " of %" PRIu64
+                      " bytes; going on from there",
+                      u->digest, u->repo, held, u->pending_end);
     }
     u->offset = (uint64_t)held;
     send_next(u);
@@ -445,13 +448,14 @@ static void on_status(void *opaque, const oc_reg_info *info, const oc_error *err
     if (held < 0)
         held = 0;
     if ((uint64_t)held > u->size) {
-        oc_error_set(&e, OC_E_NET, "the session holds %" PRId64 " bytes of a %" PRIu64
-                     "-byte blob", held, u->size);
+        oc_error_set(&e, OC_E_NET, "the session holds %" PRId64 " bytes of a %" PRIu64 "-byte blob",
+                     held, u->size);
         restart(u, &e);
         return;
     }
     u->res.resumes++;
-    oc_engine_log(u->e, "blob %s into %s: the registry holds bytes 0-%" PRId64
+    oc_engine_log(u->e,
+                  "blob %s into %s: the registry holds bytes 0-%" PRId64
                   " of the session; resuming from byte %" PRId64,
                   u->digest, u->repo, held ? held - 1 : 0, held);
     u->offset = (uint64_t)held;
@@ -537,8 +541,8 @@ static void on_mount(void *opaque, const oc_reg_info *info, const oc_error *err)
         return;
     }
     /* 202: the registry did not mount it and opened a session instead */
-    oc_engine_log(u->e, "blob %s into %s: not mounted from %s (HTTP %ld); uploading it",
-                  u->digest, u->repo, u->mount_from, info->status);
+    oc_engine_log(u->e, "blob %s into %s: not mounted from %s (HTTP %ld); uploading it", u->digest,
+                  u->repo, u->mount_from, info->status);
     if (set_location(u, info, &e) != 0) {
         post_session(u);
         return;
@@ -692,8 +696,7 @@ int oc_upload_manifest(oc_registry *r, const char *repo, const char *reference,
     m->done = done;
     m->opaque = opaque;
     oc_http_body b = {.fd = -1, .data = m->body, .length = len};
-    oc_reg_call_opts co = {
-        .method = "PUT", .scope = scope, .body = &b, .content_type = media_type};
+    oc_reg_call_opts co = {.method = "PUT", .scope = scope, .body = &b, .content_type = media_type};
     oc_reg_consumer c = {.on_done = on_manifest_put, .opaque = m};
     int rc = oc_registry_call(r, repo, "manifests", reference, &co, &c, err);
     free(scope);

@@ -44,8 +44,7 @@ int oc_oci_split_ref_name(const char *text, char **name, char **tag)
     size_t n = strlen(text);
     const char *cut = NULL;
     /* a digest as the tag: "NAME:sha256:<hex>" or "NAME@sha256:<hex>" */
-    if (n > 8 + OC_SHA256_HEX_LEN &&
-        strncmp(text + n - OC_SHA256_HEX_LEN - 7, "sha256:", 7) == 0 &&
+    if (n > 8 + OC_SHA256_HEX_LEN && strncmp(text + n - OC_SHA256_HEX_LEN - 7, "sha256:", 7) == 0 &&
         (text[n - OC_SHA256_HEX_LEN - 8] == ':' || text[n - OC_SHA256_HEX_LEN - 8] == '@')) {
         cut = text + n - OC_SHA256_HEX_LEN - 8;
     } else {
@@ -133,8 +132,7 @@ int oc_oci_layout_read(oc_oci_layout *l, const char *dir, oc_error *err)
         return -1;
     }
     if (!root || !json_is_array(mans)) {
-        oc_error_set(err, OC_E_FORMAT, "%s: %s", path,
-                     root ? "no \"manifests\" array" : jerr.text);
+        oc_error_set(err, OC_E_FORMAT, "%s: %s", path, root ? "no \"manifests\" array" : jerr.text);
         json_decref(root);
         free(path);
         oc_oci_layout_free(l);
@@ -169,8 +167,8 @@ int oc_oci_layout_read(oc_oci_layout *l, const char *dir, oc_error *err)
         e->has_platform = json_object_get(d, "platform") != NULL;
         char hex[OC_SHA256_HEX_LEN + 1];
         if (!e->digest || !e->media_type || e->size < 0) {
-            oc_error_set(err, OC_E_FORMAT,
-                         "%s: manifests[%zu] lacks a digest, mediaType or size", path, i);
+            oc_error_set(err, OC_E_FORMAT, "%s: manifests[%zu] lacks a digest, mediaType or size",
+                         path, i);
             rc = -1;
         } else if (oc_digest_parse(e->digest, hex, err) != 0) {
             oc_error_prefix(err, "%s: manifests[%zu]", path, i);
@@ -217,10 +215,11 @@ static char *blob_checked(const oc_oci_layout *l, const char *digest, int64_t si
         return NULL;
     }
     if (!S_ISREG(st.st_mode) || (size >= 0 && st.st_size != size)) {
-        oc_error_set(err, OC_E_DIGEST, "%s: %s of %" PRId64 " bytes, not the %" PRId64 " its "
-                     "descriptor says (damaged: run occystrap verify)", path,
-                     S_ISREG(st.st_mode) ? "a file" : "not a regular file", (int64_t)st.st_size,
-                     size);
+        oc_error_set(err, OC_E_DIGEST,
+                     "%s: %s of %" PRId64 " bytes, not the %" PRId64 " its "
+                     "descriptor says (damaged: run occystrap verify)",
+                     path, S_ISREG(st.st_mode) ? "a file" : "not a regular file",
+                     (int64_t)st.st_size, size);
         free(path);
         return NULL;
     }
@@ -244,8 +243,8 @@ int oc_oci_read_small(const oc_oci_layout *l, const char *digest, int64_t size, 
     oc_sha256_buf_hex(text, *len, got);
     if (oc_digest_parse(digest, want, err) != 0 || strcmp(got, want) != 0) {
         oc_error_set(err, OC_E_DIGEST,
-                     "%s: hashes to sha256:%s, not its name (damaged: run occystrap verify)",
-                     path, got);
+                     "%s: hashes to sha256:%s, not its name (damaged: run occystrap verify)", path,
+                     got);
         free(text);
         free(path);
         return -1;

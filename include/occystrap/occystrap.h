@@ -331,8 +331,8 @@ OC_API void oc_push_options_init(oc_push_options *o);
  * children first). All images at once under the engine's caps; one
  * image's failure never stops the others. done runs once, from the loop.
  * Returns -1 only when nothing could start (err). */
-OC_API int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done,
-                         void *opaque, oc_error *err);
+OC_API int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, void *opaque,
+                         oc_error *err);
 
 /* ---- the store, without network ------------------------------------------------ */
 

@@ -1461,11 +1461,11 @@ typedef struct body_src {
     const unsigned char *data;
     size_t len;
     size_t pos;
-    size_t piece;     /* at most this much per read */
-    int pause_every;  /* every Nth read has nothing yet (unpaused by a timer) */
+    size_t piece;    /* at most this much per read */
+    int pause_every; /* every Nth read has nothing yet (unpaused by a timer) */
     int reads;
     int pauses;
-    int fail_at;      /* this read fails */
+    int fail_at; /* this read fails */
     int can_rewind;
     int rewinds;
     xfer *x;
