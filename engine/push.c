@@ -309,14 +309,28 @@ static void on_blob_sent(void *opaque, uint64_t n)
     oc_engine_emit(e, &ev);
 }
 
+/* The blob's file is open only while a request carries its bytes, so a push
+ * of thousands of blobs holds no more descriptors than requests in flight. */
 static int file_body(void *opaque, uint64_t from, uint64_t len, oc_http_body *out, oc_error *err)
 {
     blob_need *b = opaque;
-    (void)err;
+    if (b->fd < 0) {
+        b->fd = oc_oci_open_blob(&b->job->run->layout, b->digest, b->size, err);
+        if (b->fd < 0)
+            return OC_UPLOAD_SOURCE_FAILED;
+    }
     out->fd = b->fd;
     out->offset = from;
     out->length = len;
     return 0;
+}
+
+static void file_release(void *opaque)
+{
+    blob_need *b = opaque;
+    if (b->fd >= 0)
+        close(b->fd);
+    b->fd = -1;
 }
 
 static void on_uploaded(void *opaque, const oc_upload_result *res, const oc_error *err)
@@ -370,20 +384,13 @@ static void blob_upload(blob_need *b, const char *from, int skip_head)
     push_run *run = j->run;
     oc_error err;
     oc_error_clear(&err);
-    b->fd = oc_oci_open_blob(&run->layout, b->digest, b->size, &err);
-    if (b->fd < 0) {
-        oc_upload_result none = {0};
-        oc_error_prefix(&err, "blob %s", b->digest);
-        on_uploaded(b, &none, &err);
-        return;
-    }
     oc_upload_opts uo = {.repo = j->repo,
                          .digest = b->digest,
                          .size = b->size,
                          .mount_from = from,
                          .skip_head = skip_head,
                          .chunk_size = run->chunk,
-                         .source = {.body = file_body, .opaque = b},
+                         .source = {.body = file_body, .release = file_release, .opaque = b},
                          .on_sent = on_blob_sent};
     if (oc_upload_blob(run->r, &uo, on_uploaded, b, &err) != 0) {
         oc_upload_result none = {0};

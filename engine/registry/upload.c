@@ -35,6 +35,7 @@ typedef struct upload {
     uint64_t pending_end; /* end of the PATCH in flight */
     int budget;           /* resumes and restarts left */
     int digest_retried;   /* a commit refused for its digest was started over once */
+    int body_out;         /* the source gave a body that is not released yet */
     oc_upload_result res;
 } upload;
 
@@ -54,6 +55,8 @@ char *oc_upload_scope(const char *repo)
 
 static void up_free(upload *u)
 {
+    if (u->body_out && u->src.release)
+        u->src.release(u->src.opaque);
     free(u->repo);
     free(u->digest);
     free(u->mount_from);
@@ -264,10 +267,18 @@ static void bytes_refused(upload *u, const oc_error *why)
 
 /* ---- the commit: PUT ?digest= ---- */
 
+static void release_body(upload *u)
+{
+    if (u->body_out && u->src.release)
+        u->src.release(u->src.opaque);
+    u->body_out = 0;
+}
+
 static void on_put(void *opaque, const oc_reg_info *info, const oc_error *err)
 {
     upload *u = opaque;
     oc_error e;
+    release_body(u);
     if (!err) {
         if (!digest_answer_ok(u, info, &e)) {
             up_fail(u, &e);
@@ -291,6 +302,7 @@ static void put(upload *u, const oc_http_body *body)
     char *url = commit_url(u);
     oc_error err;
     if (!url) {
+        release_body(u);
         oc_error_set(&err, OC_E_NOMEM, "out of memory");
         up_fail(u, &err);
         return;
@@ -305,8 +317,10 @@ static void put(upload *u, const oc_http_body *body)
     oc_reg_consumer c = {.on_done = on_put, .opaque = u};
     int rc = oc_registry_call(u->r, u->repo, "blobs", "uploads", &co, &c, &err);
     free(url);
-    if (rc != 0)
+    if (rc != 0) {
+        release_body(u);
         up_fail(u, &err);
+    }
 }
 
 static void commit_ready(void *opaque, const oc_error *err)
@@ -337,8 +351,10 @@ static int get_body(upload *u, uint64_t from, uint64_t len, oc_http_body *body)
     memset(body, 0, sizeof *body);
     body->fd = -1;
     int rc = u->src.body(u->src.opaque, from, len, body, &err);
-    if (rc == 0)
+    if (rc == 0) {
+        u->body_out = 1;
         return 0;
+    }
     if (rc == OC_UPLOAD_SOURCE_CANNOT) {
         if (err.code == OC_OK)
             oc_error_set(&err, OC_E_NET, "the source cannot give the bytes from %" PRIu64, from);
@@ -355,6 +371,7 @@ static void on_patch(void *opaque, const oc_reg_info *info, const oc_error *err)
 {
     upload *u = opaque;
     oc_error e;
+    release_body(u);
     if (err) {
         if (hopeless(err))
             up_fail(u, err);
@@ -409,8 +426,10 @@ static void patch(upload *u)
                            .on_sent = sent};
     oc_reg_consumer c = {.on_done = on_patch, .opaque = u};
     oc_error err;
-    if (oc_registry_call(u->r, u->repo, "blobs", "uploads", &co, &c, &err) != 0)
+    if (oc_registry_call(u->r, u->repo, "blobs", "uploads", &co, &c, &err) != 0) {
+        release_body(u);
         up_fail(u, &err);
+    }
 }
 
 static void send_next(upload *u)

@@ -50,6 +50,9 @@ typedef struct oc_upload_source {
      * bytes (a stream asked to go back: the upload starts over from 0);
      * OC_UPLOAD_SOURCE_FAILED with err when the source failed for good. */
     int (*body)(void *opaque, uint64_t from, uint64_t len, oc_http_body *out, oc_error *err);
+    /* The request that carried the last body ended: its resources (a file
+     * descriptor) may go until the next body. NULL: nothing to release. */
+    void (*release)(void *opaque);
     /* Every byte was sent: check them before the commit. ready(ready_opaque,
      * NULL) commits, ready(ready_opaque, err) abandons the upload with err.
      * NULL: nothing to check (the registry checks the digest at the commit). */
