@@ -21,10 +21,11 @@ static const cli_command commands[] = {
      "write a tarball for one image of a merged directory (no network)", 4, 4, cli_recreate_image},
     {"export", "STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
      "one tarball with several images of a store, shared layers once", 3, -1, cli_export},
-    {"mirror", "LIST STORE",
+    {"mirror", "LIST STORE | LIST --to REGISTRY[/PREFIX]",
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
-     "changed since the last run",
-     2, 2, cli_mirror},
+     "changed since the last run; with --to, into a registry instead (registry to\n"
+     "registry, every digest unchanged, nothing on disk)",
+     1, 2, cli_mirror},
     {"push", "STORE REGISTRY[/PREFIX] [IMAGE[:TAG]...]",
      "push the store's images (all, or those named) to a registry with their\n"
      "exact bytes: every digest unchanged; only what the registry lacks is sent",
@@ -69,6 +70,7 @@ enum {
     OPT_CONFIG,
     OPT_KEEP_HOST,
     OPT_CHUNK_SIZE,
+    OPT_TO,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_VERSION,
@@ -113,9 +115,11 @@ static const cli_option options[] = {
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
-    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push",
+    {"to", 0, "REGISTRY[/PREFIX]", OPT_TO, "mirror",
+     "copy the list's images into this registry instead\nof a store"},
+    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror",
      "PREFIX/<source host>/<repository> (default:\nPREFIX/<repository>)"},
-    {"chunk-size", 0, "BYTES", OPT_CHUNK_SIZE, "push",
+    {"chunk-size", 0, "BYTES", OPT_CHUNK_SIZE, "push mirror",
      "bytes per PATCH; blobs up to this size go in one\nPUT (default 32 MiB)"},
     {"verbose", 'v', NULL, OPT_VERBOSE, NULL, "log each request (twice: curl's trace too)"},
     {"quiet", 'q', NULL, OPT_QUIET, NULL, "only errors"},
@@ -315,6 +319,9 @@ static int take_option(cli_opts *o, int id, const char *arg)
         if (parse_uint(arg, "--lock-wait", 86400, &n) != 0)
             return -1;
         o->lock_wait_s = (long)n;
+        return 0;
+    case OPT_TO:
+        o->to = arg;
         return 0;
     case OPT_KEEP_HOST:
         o->keep_host = 1;

@@ -1,5 +1,6 @@
-/* cmd_push.c - `occystrap push STORE TARGET [IMAGE[:TAG]...]`: one push job
- * (oc_push_start) on the tool's loop. Each image's line as it ends, the
+/* cmd_push.c - `occystrap push STORE TARGET [IMAGE[:TAG]...]` and
+ * `occystrap mirror LIST --to TARGET`: one push job (oc_push_start) on the
+ * tool's loop, from a store or from the list's registries. Each image's line as it ends, the
  * progress display fed by the blob events, the JSON report (--json,
  * --json-file), and the exit status: 0 all pushed or up to date, 1 some
  * failed or the store cannot be read, 2 a bad target, option or store,
@@ -219,7 +220,7 @@ static void on_done(const oc_push_report *rep, void *opaque)
     p->status = status;
 }
 
-int cli_push(cli_opts *o, int argc, char **argv)
+static int run_push(cli_opts *o, oc_push_options *po)
 {
     if (o->json && o->json_file) {
         cli_say("--json and --json-file exclude each other");
@@ -232,14 +233,8 @@ int cli_push(cli_opts *o, int argc, char **argv)
     }
     if (o->quiet)
         p.mode = OC_PROGRESS_NONE;
-    oc_push_options po;
-    oc_push_options_init(&po);
-    po.store_dir = argv[0];
-    po.target = argv[1];
-    po.images = (const char *const *)(argv + 2);
-    po.n_images = (size_t)(argc - 2);
-    po.keep_host = o->keep_host;
-    po.chunk_size = o->chunk_size;
+    po->keep_host = o->keep_host;
+    po->chunk_size = o->chunk_size;
 
     oc_error err;
     memset(&err, 0, sizeof err);
@@ -249,13 +244,13 @@ int cli_push(cli_opts *o, int argc, char **argv)
         cli_error(&err);
         return EXIT_USAGE; /* the engine's options (the config file) */
     }
-    if (oc_push_start(run.engine, &po, on_done, &p, &err) != 0) {
+    if (oc_push_start(run.engine, po, on_done, &p, &err) != 0) {
         cli_error(&err);
         p.status = err.code == OC_E_USAGE ? EXIT_USAGE : EXIT_FAILED;
     } else {
         cli_run_loop(&run);
         if (!p.done) {
-            cli_say("error: the push ended without a report");
+            cli_say("error: the run ended without a report");
             p.status = EXIT_FAILED;
         }
     }
@@ -263,4 +258,46 @@ int cli_push(cli_opts *o, int argc, char **argv)
         oc_progress_finish(p.progress);
     cli_run_close(&run);
     return p.status;
+}
+
+int cli_push(cli_opts *o, int argc, char **argv)
+{
+    oc_push_options po;
+    oc_push_options_init(&po);
+    po.store_dir = argv[0];
+    po.target = argv[1];
+    po.images = (const char *const *)(argv + 2);
+    po.n_images = (size_t)(argc - 2);
+    return run_push(o, &po);
+}
+
+int cli_mirror_to(cli_opts *o, int argc, char **argv)
+{
+    if (argc != 1) {
+        cli_say("mirror --to takes LIST only (got %d arguments): the images go to the registry, "
+                "not into a store",
+                argc);
+        return EXIT_USAGE;
+    }
+    if (o->fail_fast || o->dry_run || o->lock_wait_s) {
+        cli_say("--fail-fast, --dry-run and --lock-wait go with mirror into a store, not --to");
+        return EXIT_USAGE;
+    }
+    const char *platform = NULL;
+    for (int i = 0; i < o->n_platforms; i++) {
+        if (strcmp(o->platforms[i], "all") == 0)
+            continue;
+        if (platform) {
+            cli_say("mirror --to copies an index whole (every platform, its digest kept) or one "
+                    "platform's manifest under the tag: one --platform at most");
+            return EXIT_USAGE;
+        }
+        platform = o->platforms[i];
+    }
+    oc_push_options po;
+    oc_push_options_init(&po);
+    po.list_path = argv[0];
+    po.target = o->to;
+    po.platform = platform;
+    return run_push(o, &po);
 }

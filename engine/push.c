@@ -1,109 +1,26 @@
-/* push.c - the push job of occystrap.h: a store's exact bytes (STORE/oci/,
- * an OCI image layout) into a registry, every digest unchanged.
+/* push.c - the push job of occystrap.h: images with their exact bytes into
+ * a registry, every digest unchanged; from a store's exact bytes (push),
+ * or from other registries (mirror --to).
  *
- * The run reads the store's layout once, under the store's shared lock
- * (gc, which removes blobs, takes it exclusively), and makes one image_job
- * per image and tag to push. Everything a job needs from the store is
- * checked before the first request: its manifest (or index and the
- * children the store holds) read and verified, every blob present with
- * its size; a job that fails there is reported failed and the others go
- * on. Then all jobs run at once on the loop: HEAD of the tag in the
+ * The run makes one image_job per image and tag (push_store.c plans them
+ * from the store, before any request, under the store's shared lock, so
+ * gc cannot remove a blob meanwhile; push_remote.c from the source
+ * registry). Then all jobs run at once on the loop: HEAD of the tag in the
  * target (the same digest: nothing more is sent) -> every blob through
  * upload.h, each digest owned by one job of the run at a time (sched/
  * once.h), so a blob shared by several images is uploaded once and
  * mounted into the other repositories -> the manifests with their exact
- * bytes, an index's children before the index. */
+ * bytes, an index's children before the index. A job that fails is
+ * reported failed and the others go on. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
-#include "engine/image/limits.h"
-#include "engine/image/manifest.h"
 #include "engine/image/ref.h"
-#include "engine/registry/engine.h"
-#include "engine/registry/registry.h"
+#include "engine/push_job.h"
 #include "engine/registry/upload.h"
-#include "engine/store/oci_read.h"
-#include "engine/store/store.h"
-#include "io/digest.h"
-#include "occystrap/occystrap.h"
-#include "sched/once.h"
-
-typedef struct push_run push_run;
-typedef struct image_job image_job;
-
-/* One blob one image needs. */
-typedef struct blob_need {
-    image_job *job;
-    char *digest;
-    uint64_t size;
-    oc_once_waiter waiter;
-    int fd;      /* open while its upload runs */
-    int owner;   /* this job uploads it for the run */
-    int started; /* bytes went out: BLOB_STARTED was sent */
-} blob_need;
-
-/* One manifest to put, in order: an index's children, then the index. */
-typedef struct man_put {
-    char *digest;
-    char *media_type;
-    char *body;
-    size_t len;
-    char *reference; /* the tag (the last one), or the digest */
-} man_put;
-
-struct image_job {
-    push_run *run;
-    char *name; /* the store's */
-    char *tag;
-    char *repo;   /* in the target */
-    char *target; /* "REGISTRY/REPO:TAG" for the report */
-    char *digest; /* what the tag will name */
-    char *media_type;
-    oc_push_status status;
-    oc_error err;
-    char *note;
-    blob_need *blobs;
-    size_t n_blobs;
-    size_t blobs_pending;
-    man_put *mans;
-    size_t n_mans;
-    size_t next_man;
-    size_t manifests_put;
-    size_t n_uploaded, n_mounted, n_present;
-    uint64_t b_uploaded, b_mounted, b_present;
-    uint64_t started_ms, ended_ms;
-    int finished;
-};
-
-struct push_run {
-    oc_engine *e;
-    oc_push_done_cb done;
-    void *done_opaque;
-    char *store_dir;
-    char *registry; /* the target's host[:port] as given */
-    char *prefix;   /* or NULL */
-    int keep_host;
-    uint64_t chunk;
-    uv_timer_t timer;
-    oc_store *store;
-    oc_oci_layout layout;
-    oc_registry *r;
-    image_job **jobs;
-    size_t n_jobs;
-    size_t finished, failed, interrupted;
-    oc_once *owners;    /* blob digest -> a repository of the target that holds it */
-    json_t *candidates; /* blob digest -> a repository other images of the store map to */
-    oc_error err;
-    int config_error;
-    int starting;
-};
-
-static void start_blobs(image_job *j);
 
 static uint64_t now_ms(const push_run *run)
 {
@@ -161,7 +78,7 @@ static char *repository_of(const char *name, int keep_host, oc_error *err)
 }
 
 /* PREFIX/repository, checked as a reference into the target. */
-static char *target_repository(push_run *run, const char *name, oc_error *err)
+char *oc_push_target_repository(push_run *run, const char *name, oc_error *err)
 {
     char *path = repository_of(name, run->keep_host, err);
     if (!path)
@@ -212,11 +129,12 @@ static void job_view(const image_job *j, oc_push_image *v)
     v->bytes_uploaded = j->b_uploaded;
     v->bytes_mounted = j->b_mounted;
     v->bytes_present = j->b_present;
+    v->bytes_fetched = j->b_fetched;
     uint64_t end = j->ended_ms ? j->ended_ms : j->started_ms;
     v->seconds = (double)(end - j->started_ms) / 1000.0;
 }
 
-static void job_fail(image_job *j, const oc_error *err)
+void oc_push_job_fail(image_job *j, const oc_error *err)
 {
     if (j->status == OC_PUSH_FAILED)
         return;
@@ -224,7 +142,7 @@ static void job_fail(image_job *j, const oc_error *err)
     j->err = *err;
 }
 
-static void job_finish(image_job *j)
+void oc_push_job_finish(image_job *j)
 {
     push_run *run = j->run;
     if (j->finished)
@@ -247,8 +165,8 @@ static void job_finish(image_job *j)
 
 static void job_abort(image_job *j, const oc_error *err)
 {
-    job_fail(j, err);
-    job_finish(j);
+    oc_push_job_fail(j, err);
+    oc_push_job_finish(j);
 }
 
 /* ---- manifests, once every blob is there ---- */
@@ -271,7 +189,7 @@ static void put_next_manifest(image_job *j)
 {
     if (j->next_man == j->n_mans) {
         j->status = OC_PUSH_PUSHED;
-        job_finish(j);
+        oc_push_job_finish(j);
         return;
     }
     const man_put *m = &j->mans[j->next_man];
@@ -286,7 +204,7 @@ static void blob_settled(image_job *j)
     if (--j->blobs_pending > 0)
         return;
     if (j->status == OC_PUSH_FAILED) {
-        job_finish(j);
+        oc_push_job_finish(j);
         return;
     }
     put_next_manifest(j);
@@ -341,12 +259,17 @@ static void on_uploaded(void *opaque, const oc_upload_result *res, const oc_erro
     if (b->fd >= 0)
         close(b->fd);
     b->fd = -1;
+    if (b->relay) {
+        j->b_fetched += oc_relay_received(b->relay);
+        oc_relay_free(b->relay);
+        b->relay = NULL;
+    }
     if (b->started) {
         oc_event ev = {.kind = OC_EVENT_BLOB_FINISHED, .digest = b->digest, .size = b->size};
         oc_engine_emit(run->e, &ev);
     }
     if (err) {
-        job_fail(j, err);
+        oc_push_job_fail(j, err);
         if (b->owner)
             oc_once_complete(run->owners, b->digest, 0, NULL, err);
         blob_settled(j);
@@ -392,6 +315,16 @@ static void blob_upload(blob_need *b, const char *from, int skip_head)
                          .chunk_size = run->chunk,
                          .source = {.body = file_body, .release = file_release, .opaque = b},
                          .on_sent = on_blob_sent};
+    if (j->le) { /* streamed from the source registry */
+        b->relay = oc_relay_new(j->src, j->le->ref.repository, b->digest, b->size, &err);
+        if (!b->relay) {
+            oc_upload_result none = {0};
+            on_uploaded(b, &none, &err);
+            return;
+        }
+        uo.stream = 1;
+        oc_relay_source(b->relay, &uo.source);
+    }
     if (oc_upload_blob(run->r, &uo, on_uploaded, b, &err) != 0) {
         oc_upload_result none = {0};
         on_uploaded(b, &none, &err);
@@ -424,7 +357,7 @@ static void on_owner_ready(oc_once_waiter *w, int ok, const char *value, const o
     if (b->job->run->e->interrupted) {
         oc_error e;
         oc_error_set(&e, OC_E_CANCELLED, "%s", b->job->run->e->interrupted_why);
-        job_fail(b->job, &e);
+        oc_push_job_fail(b->job, &e);
         blob_settled(b->job);
         return;
     }
@@ -447,12 +380,12 @@ static void blob_claim(blob_need *b)
     } else if (r != OC_ONCE_WAIT) {
         oc_error e;
         oc_error_set(&e, OC_E_NOMEM, "out of memory");
-        job_fail(b->job, &e);
+        oc_push_job_fail(b->job, &e);
         blob_settled(b->job);
     }
 }
 
-static void start_blobs(image_job *j)
+void oc_push_job_send_blobs(image_job *j)
 {
     if (j->n_blobs == 0) {
         put_next_manifest(j);
@@ -475,20 +408,15 @@ static void on_head_tag(void *opaque, const oc_reg_info *info, const oc_error *e
     if (!err && info->docker_content_digest &&
         strcmp(info->docker_content_digest, j->digest) == 0) {
         j->status = OC_PUSH_UP_TO_DATE;
-        job_finish(j);
+        oc_push_job_finish(j);
         return;
     }
-    start_blobs(j);
+    oc_push_job_send_blobs(j);
 }
 
-static void job_start(image_job *j)
+void oc_push_job_send(image_job *j)
 {
     push_run *run = j->run;
-    j->started_ms = now_ms(run);
-    if (j->status == OC_PUSH_FAILED) { /* found while reading the store */
-        job_finish(j);
-        return;
-    }
     char *scope = oc_upload_scope(j->repo);
     oc_reg_call_opts co = {.method = "HEAD", .accept = OC_MANIFEST_ACCEPT, .scope = scope};
     oc_reg_consumer c = {.on_done = on_head_tag, .opaque = j};
@@ -502,9 +430,20 @@ static void job_start(image_job *j)
     free(scope);
 }
 
-/* ---- reading an image from the store ---- */
+static void job_start(image_job *j)
+{
+    j->started_ms = now_ms(j->run);
+    if (j->status == OC_PUSH_FAILED) /* found while planning it */
+        oc_push_job_finish(j);
+    else if (j->le)
+        oc_push_remote_start(j);
+    else
+        oc_push_job_send(j);
+}
 
-static int add_blob(image_job *j, const oc_descriptor *d, oc_error *err)
+/* ---- what a job sends ---- */
+
+int oc_push_add_blob(image_job *j, const oc_descriptor *d, oc_error *err)
 {
     for (size_t i = 0; i < j->n_blobs; i++)
         if (strcmp(j->blobs[i].digest, d->digest) == 0)
@@ -513,9 +452,9 @@ static int add_blob(image_job *j, const oc_descriptor *d, oc_error *err)
         oc_error_set(err, OC_E_FORMAT, "blob %s has no size", d->digest);
         return -1;
     }
-    /* present with its size (stat); the registry checks the bytes */
-    int fd = oc_oci_open_blob(&j->run->layout, d->digest, (uint64_t)d->size, err);
-    if (fd < 0) {
+    /* a store's: present with its size (stat); the registry checks the bytes */
+    int fd = j->le ? -2 : oc_oci_open_blob(&j->run->layout, d->digest, (uint64_t)d->size, err);
+    if (fd == -1) {
         if (err->code == OC_E_NOTFOUND)
             oc_error_set(err, OC_E_NOTFOUND,
                          "blob %s is not in %s/oci: the store lacks its exact bytes (mirror it "
@@ -523,7 +462,8 @@ static int add_blob(image_job *j, const oc_descriptor *d, oc_error *err)
                          d->digest, j->run->store_dir);
         return -1;
     }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     blob_need *grown = realloc(j->blobs, sizeof *grown * (j->n_blobs + 1));
     if (!grown) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
@@ -543,8 +483,8 @@ static int add_blob(image_job *j, const oc_descriptor *d, oc_error *err)
     return 0;
 }
 
-static int add_manifest(image_job *j, const char *digest, const char *media_type, char *body,
-                        size_t len, const char *reference, oc_error *err)
+int oc_push_add_manifest(image_job *j, const char *digest, const char *media_type, char *body,
+                         size_t len, const char *reference, oc_error *err)
 {
     man_put *grown = realloc(j->mans, sizeof *grown * (j->n_mans + 1));
     if (!grown) {
@@ -567,161 +507,17 @@ static int add_manifest(image_job *j, const char *digest, const char *media_type
 }
 
 /* An image manifest's blobs (config and layers) into the job. */
-static int image_blobs(image_job *j, const oc_manifest *m, oc_error *err)
+int oc_push_image_blobs(image_job *j, const oc_manifest *m, oc_error *err)
 {
-    if (add_blob(j, &m->config, err) != 0)
+    if (oc_push_add_blob(j, &m->config, err) != 0)
         return -1;
     for (size_t i = 0; i < m->n_layers; i++)
-        if (add_blob(j, &m->layers[i], err) != 0)
+        if (oc_push_add_blob(j, &m->layers[i], err) != 0)
             return -1;
     return 0;
 }
 
-static char *platform_text(const oc_platform *p)
-{
-    return p->os && p->arch ? oc_platform_string(p) : strdup("unknown platform");
-}
-
-/* An index and the children the store holds: all of them -> the children
- * by digest and the index by the tag; one -> that manifest by the tag
- * (noted); else the image fails. */
-static int index_plan(image_job *j, const oc_manifest *idx, char *body, size_t len, oc_error *err)
-{
-    push_run *run = j->run;
-    size_t held = 0, missing = 0;
-    char **bodies = calloc(idx->n_manifests + 1, sizeof *bodies);
-    size_t *lens = calloc(idx->n_manifests + 1, sizeof *lens);
-    int rc = -1;
-    if (!bodies || !lens) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < idx->n_manifests; i++) {
-        const oc_descriptor *d = &idx->manifests[i];
-        if (oc_oci_read_small(&run->layout, d->digest, d->size, OC_MANIFEST_MAX, &bodies[i],
-                              &lens[i], err) == 0) {
-            held++;
-        } else if (err->code == OC_E_NOTFOUND) {
-            missing++;
-            oc_error_clear(err);
-        } else {
-            oc_error_prefix(err, "index %s", j->digest);
-            goto out;
-        }
-    }
-    if (missing && held != 1) {
-        oc_error_set(err, OC_E_NOTFOUND,
-                     "the store holds %zu of the %zu manifests of index %s: an index is pushed "
-                     "only whole, so that its digest stays the same (mirror it with --platform "
-                     "all%s)",
-                     held, idx->n_manifests, j->digest, held ? ", or keep one platform" : "");
-        goto out;
-    }
-    for (size_t i = 0; i < idx->n_manifests; i++) {
-        if (!bodies[i])
-            continue;
-        const oc_descriptor *d = &idx->manifests[i];
-        oc_manifest child;
-        if (oc_manifest_parse(&child, d->media_type, bodies[i], lens[i], err) != 0) {
-            oc_error_prefix(err, "manifest %s of index %s", d->digest, j->digest);
-            goto out;
-        }
-        int ok = child.kind == OC_MANIFEST_IMAGE;
-        if (!ok)
-            oc_error_set(err, OC_E_UNSUPPORTED, "manifest %s of index %s is not an image manifest",
-                         d->digest, j->digest);
-        else
-            ok = image_blobs(j, &child, err) == 0;
-        oc_manifest_free(&child);
-        if (!ok)
-            goto out;
-        const char *ref = missing ? j->tag : d->digest;
-        if (missing) { /* the one platform the store holds goes under the tag */
-            char *plat = platform_text(&idx->platforms[i]);
-            if (asprintf(&j->note,
-                         "the store holds 1 of the %zu platforms of index %s: its %s manifest %s "
-                         "was pushed as %s (the index's digest is kept only when every platform "
-                         "is in the store: mirror it with --platform all)",
-                         idx->n_manifests, j->digest, plat ? plat : "?", d->digest, j->tag) < 0)
-                j->note = NULL;
-            free(plat);
-            free(j->digest);
-            free(j->media_type);
-            j->digest = strdup(d->digest);
-            j->media_type = strdup(d->media_type);
-        }
-        if (add_manifest(j, d->digest, d->media_type, bodies[i], lens[i], ref, err) != 0) {
-            bodies[i] = NULL;
-            goto out;
-        }
-        bodies[i] = NULL;
-    }
-    if (!missing) {
-        if (add_manifest(j, j->digest, j->media_type, body, len, j->tag, err) != 0)
-            body = NULL;
-        else
-            rc = 0;
-        body = NULL;
-        goto out;
-    }
-    rc = j->digest && j->media_type ? 0 : -1;
-    if (rc != 0)
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-out:
-    for (size_t i = 0; bodies && i < idx->n_manifests; i++)
-        free(bodies[i]);
-    free(bodies);
-    free(lens);
-    free(body);
-    return rc;
-}
-
-/* What the job pushes, from the store, before any request. */
-static int job_plan(image_job *j, const oc_oci_entry *entry, oc_error *err)
-{
-    push_run *run = j->run;
-    if (!(j->digest = strdup(entry->digest)) || !(j->media_type = strdup(entry->media_type))) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        return -1;
-    }
-    char *body = NULL;
-    size_t len = 0;
-    if (oc_oci_read_small(&run->layout, entry->digest, entry->size, OC_MANIFEST_MAX, &body, &len,
-                          err) != 0)
-        return -1;
-    oc_manifest m;
-    if (oc_manifest_parse(&m, entry->media_type, body, len, err) != 0) {
-        oc_error_prefix(err, "manifest %s", entry->digest);
-        free(body);
-        return -1;
-    }
-    int rc;
-    if (m.kind == OC_MANIFEST_INDEX) {
-        rc = index_plan(j, &m, body, len, err);
-    } else if (m.kind == OC_MANIFEST_IMAGE) {
-        rc = image_blobs(j, &m, err);
-        if (rc == 0)
-            rc = add_manifest(j, entry->digest, entry->media_type, body, len, j->tag, err);
-        else
-            free(body);
-    } else {
-        oc_error_set(err, OC_E_UNSUPPORTED, "manifest %s is not an image manifest or an index",
-                     entry->digest);
-        free(body);
-        rc = -1;
-    }
-    oc_manifest_free(&m);
-    return rc;
-}
-
-/* ---- the jobs: which images and tags ---- */
-
-static int is_platform_tag(const char *tag)
-{
-    return strchr(tag, '+') != NULL;
-}
-
-static image_job *new_job(push_run *run, const char *name, const char *tag, oc_error *err)
+image_job *oc_push_new_job(push_run *run, const char *name, const char *tag, oc_error *err)
 {
     image_job **grown = realloc(run->jobs, sizeof *grown * (run->n_jobs + 1));
     image_job *j = grown ? calloc(1, sizeof *j) : NULL;
@@ -743,242 +539,18 @@ static image_job *new_job(push_run *run, const char *name, const char *tag, oc_e
 }
 
 /* The target name shown in the report, and the job's repository. */
-static void job_name_target(image_job *j)
+void oc_push_job_target(image_job *j)
 {
     push_run *run = j->run;
     oc_error err;
     oc_error_clear(&err);
-    j->repo = target_repository(run, j->name, &err);
+    j->repo = oc_push_target_repository(run, j->name, &err);
     const char *sep = strncmp(j->tag, "sha256:", 7) == 0 ? "@" : ":";
     if (asprintf(&j->target, "%s/%s%s%s", run->registry, j->repo ? j->repo : j->name, sep, j->tag) <
         0)
         j->target = NULL;
     if (!j->repo)
-        job_fail(j, &err);
-}
-
-static void job_from_entry(image_job *j, const oc_oci_entry *entry)
-{
-    job_name_target(j);
-    if (j->status == OC_PUSH_FAILED)
-        return;
-    oc_error err;
-    oc_error_clear(&err);
-    if (job_plan(j, entry, &err) != 0) {
-        oc_error_prefix(&err, "%s:%s", j->name, j->tag);
-        job_fail(j, &err);
-    }
-}
-
-/* An image the layout does not have: in the 0.2.0 catalog (no exact bytes)
- * or nowhere. */
-static void job_missing(image_job *j, const oc_catalog *cat)
-{
-    job_name_target(j);
-    oc_error err;
-    int in_catalog =
-        cat && (strcmp(j->tag, "*") == 0 ? oc_catalog_has_image(cat, j->name)
-                                         : oc_catalog_get(cat, j->name, j->tag) != NULL);
-    if (in_catalog)
-        oc_error_set(&err, OC_E_NOTFOUND,
-                     "%s:%s has no exact bytes in %s (it was stored without them: mirror it "
-                     "again)",
-                     j->name, j->tag, j->run->store_dir);
-    else
-        oc_error_set(&err, OC_E_NOTFOUND, "%s:%s is not in %s", j->name, j->tag, j->run->store_dir);
-    job_fail(j, &err);
-}
-
-static const oc_oci_entry *find_entry(const oc_oci_layout *l, const char *name, const char *tag)
-{
-    for (size_t i = 0; i < l->n_entries; i++) {
-        const oc_oci_entry *e = &l->entries[i];
-        if (e->name && strcmp(e->name, name) == 0 && strcmp(e->tag, tag) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-/* A '+' tag is the store's name for one platform of the index its base tag
- * names: pushed through that index, never as a tag of its own (a registry
- * tag cannot hold '+'). */
-static int platform_of_stored_index(const oc_oci_layout *l, const oc_oci_entry *e)
-{
-    if (!is_platform_tag(e->tag))
-        return 0;
-    char *base = strndup(e->tag, strcspn(e->tag, "+"));
-    int found = base && find_entry(l, e->name, base) != NULL;
-    free(base);
-    return found;
-}
-
-typedef struct catalog_walk {
-    push_run *run;
-    const oc_catalog *cat;
-    int rc;
-    oc_error *err;
-} catalog_walk;
-
-/* Catalog images that the layout lacks fail with "no exact bytes". */
-static int add_unexact(void *opaque, const char *image, const char *tag, const char *file)
-{
-    catalog_walk *w = opaque;
-    (void)file;
-    if (find_entry(&w->run->layout, image, tag) || is_platform_tag(tag))
-        return 0;
-    image_job *j = new_job(w->run, image, tag, w->err);
-    if (!j) {
-        w->rc = -1;
-        return -1;
-    }
-    job_missing(j, w->cat);
-    return 0;
-}
-
-static int plan_jobs(push_run *run, const char *const *images, size_t n, const oc_catalog *cat,
-                     oc_error *err)
-{
-    const oc_oci_layout *l = &run->layout;
-    if (n == 0) {
-        for (size_t i = 0; i < l->n_entries; i++) {
-            const oc_oci_entry *e = &l->entries[i];
-            if (!e->name || platform_of_stored_index(l, e))
-                continue;
-            image_job *j = new_job(run, e->name, e->tag, err);
-            if (!j)
-                return -1;
-            job_from_entry(j, e);
-        }
-        /* entries without NAME:TAG are reported, not skipped silently */
-        for (size_t i = 0; i < l->n_entries; i++) {
-            const oc_oci_entry *e = &l->entries[i];
-            if (e->name)
-                continue;
-            image_job *j = new_job(run, e->ref_name ? e->ref_name : e->digest, "?", err);
-            if (!j)
-                return -1;
-            job_name_target(j);
-            oc_error why;
-            oc_error_set(&why, OC_E_FORMAT,
-                         "index.json entry %s has %s%s%s: the store names each image NAME:TAG",
-                         e->digest, e->ref_name ? "the ref.name '" : "no ref.name",
-                         e->ref_name ? e->ref_name : "", e->ref_name ? "'" : "");
-            job_fail(j, &why);
-        }
-        if (cat) {
-            catalog_walk w = {.run = run, .cat = cat, .err = err};
-            oc_catalog_foreach(cat, add_unexact, &w);
-            if (w.rc != 0)
-                return -1;
-        }
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char *name = NULL, *tag = NULL;
-        if (oc_oci_split_ref_name(images[i], &name, &tag) != 0) {
-            /* NAME alone: every tag of it */
-            int any = 0;
-            for (size_t k = 0; k < l->n_entries; k++) {
-                const oc_oci_entry *e = &l->entries[k];
-                if (!e->name || strcmp(e->name, images[i]) != 0 || platform_of_stored_index(l, e))
-                    continue;
-                image_job *j = new_job(run, e->name, e->tag, err);
-                if (!j)
-                    return -1;
-                job_from_entry(j, e);
-                any = 1;
-            }
-            if (!any) {
-                image_job *j = new_job(run, images[i], "*", err);
-                if (!j)
-                    return -1;
-                job_missing(j, cat);
-            }
-            continue;
-        }
-        image_job *j = new_job(run, name, tag, err);
-        const oc_oci_entry *e = j ? find_entry(l, name, tag) : NULL;
-        free(name);
-        free(tag);
-        if (!j)
-            return -1;
-        if (e && platform_of_stored_index(l, e)) {
-            job_name_target(j);
-            oc_error why;
-            oc_error_set(&why, OC_E_USAGE,
-                         "%s: a '+' tag is the store's name for one platform of an index; push "
-                         "the index's tag (a registry tag cannot hold '+')",
-                         images[i]);
-            job_fail(j, &why);
-        } else if (e) {
-            job_from_entry(j, e);
-        } else {
-            job_missing(j, cat);
-        }
-    }
-    return 0;
-}
-
-/* Is NAME:TAG one of this run's jobs? */
-static int in_run(const push_run *run, const char *name, const char *tag)
-{
-    for (size_t i = 0; i < run->n_jobs; i++)
-        if (strcmp(run->jobs[i]->name, name) == 0 && strcmp(run->jobs[i]->tag, tag) == 0)
-            return 1;
-    return 0;
-}
-
-static void candidate(push_run *run, const char *digest, const char *repo)
-{
-    if (!json_object_get(run->candidates, digest))
-        json_object_set_new(run->candidates, digest, json_string(repo));
-}
-
-/* The blobs of one manifest of the layout, as candidates in repo. */
-static void manifest_candidates(push_run *run, const char *digest, const char *media_type,
-                                int64_t size, const char *repo, int depth)
-{
-    char *body = NULL;
-    size_t len = 0;
-    oc_error err;
-    oc_manifest m;
-    if (oc_oci_read_small(&run->layout, digest, size, OC_MANIFEST_MAX, &body, &len, &err) != 0)
-        return;
-    if (oc_manifest_parse(&m, media_type, body, len, &err) == 0) {
-        if (m.kind == OC_MANIFEST_IMAGE) {
-            candidate(run, m.config.digest, repo);
-            for (size_t i = 0; i < m.n_layers; i++)
-                candidate(run, m.layers[i].digest, repo);
-        } else if (m.kind == OC_MANIFEST_INDEX && depth == 0) {
-            for (size_t i = 0; i < m.n_manifests; i++)
-                manifest_candidates(run, m.manifests[i].digest, m.manifests[i].media_type,
-                                    m.manifests[i].size, repo, 1);
-        }
-        oc_manifest_free(&m);
-    }
-    free(body);
-}
-
-/* Blob -> the target repository of another image of the store that holds
- * it (pushed there by an earlier run, maybe): a mount to try before an
- * upload. Images of this run need none: the run's owners table says where
- * each blob went. */
-static void collect_candidates(push_run *run)
-{
-    run->candidates = json_object();
-    if (!run->candidates)
-        return;
-    for (size_t i = 0; i < run->layout.n_entries; i++) {
-        const oc_oci_entry *e = &run->layout.entries[i];
-        if (!e->name || in_run(run, e->name, e->tag) || platform_of_stored_index(&run->layout, e))
-            continue;
-        oc_error err;
-        char *repo = target_repository(run, e->name, &err);
-        if (!repo)
-            continue;
-        manifest_candidates(run, e->digest, e->media_type, e->size, repo, 0);
-        free(repo);
-    }
+        oc_push_job_fail(j, &err);
 }
 
 /* ---- the run ---- */
@@ -1007,6 +579,7 @@ static void run_free(push_run *run)
         free(j->digest);
         free(j->media_type);
         free(j->note);
+        free(j->index_body);
         free(j);
     }
     free(run->jobs);
@@ -1014,6 +587,10 @@ static void run_free(push_run *run)
     json_decref(run->candidates);
     oc_oci_layout_free(&run->layout);
     oc_store_close(run->store);
+    oc_list_free(&run->list);
+    if (run->platform)
+        oc_platform_free(run->platform);
+    free(run->platform);
     free(run->store_dir);
     free(run->registry);
     free(run->prefix);
@@ -1127,14 +704,103 @@ static int parse_target(push_run *run, const char *target, oc_error *err)
     return 0;
 }
 
+/* Every job at once; the run ends when the last one has. */
+static void run_jobs(push_run *run)
+{
+    oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = run->n_jobs};
+    oc_engine_emit(run->e, &ev);
+    run->starting = 1;
+    for (size_t i = 0; i < run->n_jobs; i++)
+        job_start(run->jobs[i]);
+    run->starting = 0;
+    run_maybe_done(run);
+}
+
+/* push: the store's images. */
+static void start_store(push_run *run, const oc_push_options *o)
+{
+    run->store = oc_store_open(run->store_dir, OC_STORE_READ, &run->err);
+    if (!run->store) {
+        run_fail(run, run->err.code == OC_E_NOTFOUND || run->err.code == OC_E_USAGE);
+        return;
+    }
+    char *oci_dir = oc_store_path(run->store, "oci");
+    oc_catalog *cat = NULL;
+    oc_error cat_err;
+    int have_cat =
+        oc_store_catalog_load(run->store, &cat, &cat_err) == 0 && cat && oc_catalog_count(cat) > 0;
+    int have_layout = oci_dir && oc_oci_layout_read(&run->layout, oci_dir, &run->err) == 0;
+    free(oci_dir);
+    if (!have_layout && run->err.code != OC_E_NOTFOUND) { /* a damaged layout */
+        oc_catalog_free(cat);
+        run_fail(run, 0);
+        return;
+    }
+    if (!have_layout && !have_cat) {
+        oc_error_set(&run->err, OC_E_USAGE,
+                     "%s is not a store with images: no oci/index.json and no catalog.json",
+                     run->store_dir);
+        oc_catalog_free(cat);
+        run_fail(run, 1);
+        return;
+    }
+    oc_error_clear(&run->err);
+    if (!have_layout)
+        run->layout.dir = oc_store_path(run->store, "oci");
+    if (oc_push_plan_store(run, o->images, o->n_images, have_cat ? cat : NULL, &run->err) != 0) {
+        oc_catalog_free(cat);
+        run_fail(run, 0);
+        return;
+    }
+    oc_catalog_free(cat);
+    if (run->n_jobs == 0) {
+        oc_error_set(&run->err, OC_E_USAGE, "%s holds no images", run->store_dir);
+        run_fail(run, 1);
+        return;
+    }
+    oc_push_collect_candidates(run);
+    run_jobs(run);
+}
+
+/* mirror --to: the images of a list, from their registries. */
+static void start_list(push_run *run, const oc_push_options *o)
+{
+    int rc = o->list_path ? oc_list_load(&run->list, o->list_path, o->default_registry, &run->err)
+                          : oc_list_parse(&run->list, o->list_text, strlen(o->list_text),
+                                          o->default_registry, &run->err);
+    if (rc != 0) {
+        run_fail(run, 1);
+        return;
+    }
+    if (run->list.n == 0) {
+        oc_error_set(&run->err, OC_E_USAGE, "list %s holds no entries",
+                     o->list_path ? o->list_path : "(the list given)");
+        run_fail(run, 1);
+        return;
+    }
+    run->candidates = json_object();
+    if (!run->candidates || oc_push_plan_list(run, &run->err) != 0) {
+        if (run->err.code == OC_OK)
+            oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
+        return;
+    }
+    run_jobs(run);
+}
+
 int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, void *opaque,
                   oc_error *err)
 {
-    if (!o || o->api_version != OCCYSTRAP_API_VERSION || !o->store_dir || !o->target || !done ||
-        (o->n_images && !o->images)) {
+    int from_list = o && (o->list_path || o->list_text);
+    if (!o || o->api_version != OCCYSTRAP_API_VERSION || !o->target || !done ||
+        !o->store_dir == !from_list || (o->n_images && !o->images) || (from_list && o->n_images)) {
         oc_error_set(err, OC_E_USAGE,
-                     "oc_push_start: a store, a target and a callback are needed (options filled "
-                     "by oc_push_options_init)");
+                     "oc_push_start: a store (and images) or a list, a target and a callback are "
+                     "needed (options filled by oc_push_options_init)");
+        return -1;
+    }
+    if (o->platform && !from_list) {
+        oc_error_set(err, OC_E_USAGE, "a platform goes with a list (mirror --to)");
         return -1;
     }
     push_run *run = calloc(1, sizeof *run);
@@ -1148,9 +814,20 @@ int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, 
     run->keep_host = o->keep_host;
     run->chunk = o->chunk_size;
     oc_error_clear(&run->err);
-    if (!(run->store_dir = strdup(o->store_dir))) {
+    if (o->store_dir && !(run->store_dir = strdup(o->store_dir))) {
         free(run);
         oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    if (o->platform && (!(run->platform = calloc(1, sizeof *run->platform)) ||
+                        oc_platform_parse(run->platform, o->platform, err) != 0)) {
+        if (run->platform)
+            err->code = OC_E_USAGE;
+        else
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+        free(run->platform);
+        run->platform = NULL;
+        run_free(run);
         return -1;
     }
     if (parse_target(run, o->target, err) != 0) {
@@ -1160,56 +837,19 @@ int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, 
     uv_timer_init(e->loop, &run->timer);
     run->timer.data = run;
     /* From here on a failure is the run's: reported through done. */
-    run->store = oc_store_open(run->store_dir, OC_STORE_READ, &run->err);
-    if (!run->store) {
-        run_fail(run, run->err.code == OC_E_NOTFOUND || run->err.code == OC_E_USAGE);
-        return 0;
-    }
-    char *oci_dir = oc_store_path(run->store, "oci");
-    oc_catalog *cat = NULL;
-    oc_error cat_err;
-    int have_cat =
-        oc_store_catalog_load(run->store, &cat, &cat_err) == 0 && cat && oc_catalog_count(cat) > 0;
-    int have_layout = oci_dir && oc_oci_layout_read(&run->layout, oci_dir, &run->err) == 0;
-    free(oci_dir);
-    if (!have_layout && run->err.code != OC_E_NOTFOUND) { /* a damaged layout */
-        oc_catalog_free(cat);
+    run->owners = oc_once_new();
+    if (!run->owners) {
+        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return 0;
     }
-    if (!have_layout && !have_cat) {
-        oc_error_set(&run->err, OC_E_USAGE,
-                     "%s is not a store with images: no oci/index.json and no catalog.json",
-                     run->store_dir);
-        oc_catalog_free(cat);
+    if (!(run->r = oc_engine_registry(e, run->registry, &run->err))) {
         run_fail(run, 1);
         return 0;
     }
-    oc_error_clear(&run->err);
-    if (!have_layout)
-        run->layout.dir = oc_store_path(run->store, "oci");
-    run->owners = oc_once_new();
-    if (!run->owners || !(run->r = oc_engine_registry(e, run->registry, &run->err)) ||
-        plan_jobs(run, o->images, o->n_images, have_cat ? cat : NULL, &run->err) != 0) {
-        if (run->err.code == OC_OK)
-            oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
-        oc_catalog_free(cat);
-        run_fail(run, run->r == NULL);
-        return 0;
-    }
-    oc_catalog_free(cat);
-    if (run->n_jobs == 0) {
-        oc_error_set(&run->err, OC_E_USAGE, "%s holds no images", run->store_dir);
-        run_fail(run, 1);
-        return 0;
-    }
-    collect_candidates(run);
-    oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = run->n_jobs};
-    oc_engine_emit(e, &ev);
-    run->starting = 1;
-    for (size_t i = 0; i < run->n_jobs; i++)
-        job_start(run->jobs[i]);
-    run->starting = 0;
-    run_maybe_done(run);
+    if (from_list)
+        start_list(run, o);
+    else
+        start_store(run, o);
     return 0;
 }

@@ -296,7 +296,7 @@ static size_t on_curl_read(char *buf, size_t size, size_t n, void *userp)
         memcpy(buf, b->data + t->body_pos, max);
         got = max;
     } else {
-        long r = b->read(b->opaque, buf, max, &t->err);
+        long r = b->read(b->opaque, t, buf, max, &t->err);
         if (r == OC_HTTP_READ_PAUSE) {
             t->send_paused = 1;
             return CURL_READFUNC_PAUSE;
@@ -387,6 +387,8 @@ static void transfer_finish(oc_http_transfer *t, CURLcode code)
     } else {
         res.ok = 1;
     }
+    if (t->has_body && t->body.read && t->body.ended)
+        t->body.ended(t->body.opaque, t);
     if (t->req.on_done)
         t->req.on_done(t->req.opaque, &res);
     transfer_free(t);

@@ -62,8 +62,10 @@ enum { OC_HTTP_READ_PAUSE = -1, OC_HTTP_READ_ABORT = -2 };
  * memory; the fd stays the caller's and must stay open until on_done),
  * memory (data: length bytes that must outlive the transfer), or a stream
  * (read: fills at most max bytes and returns how many, 0 only after length
- * bytes, OC_HTTP_READ_PAUSE when it has none yet (the caller then calls
- * oc_http_unpause when it has), or OC_HTTP_READ_ABORT with err set).
+ * bytes, OC_HTTP_READ_PAUSE when it has none yet (the stream then calls
+ * oc_http_unpause(t) when it has, from outside curl's callbacks), or
+ * OC_HTTP_READ_ABORT with err set; ended(t) tells the stream that transfer
+ * t is over, so it must not unpause t any more).
  * curl may have to send the body again from its start (a redirect, a
  * connection that closed under a reused request): files and memory rewind
  * by themselves, a stream only if it has a rewind that returns 0. */
@@ -72,8 +74,9 @@ typedef struct oc_http_body {
     uint64_t offset;
     const char *data;
     uint64_t length;
-    long (*read)(void *opaque, char *buf, size_t max, oc_error *err);
+    long (*read)(void *opaque, oc_http_transfer *t, char *buf, size_t max, oc_error *err);
     int (*rewind)(void *opaque);
+    void (*ended)(void *opaque, oc_http_transfer *t);
     void *opaque;
 } oc_http_body;
 

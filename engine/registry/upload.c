@@ -89,9 +89,8 @@ static void nothing_done(void *opaque, const oc_reg_info *info, const oc_error *
     (void)err;
 }
 
-/* The bytes are not to be committed: drop the session (best effort) and
- * fail. */
-static void abandon(upload *u, const oc_error *why)
+/* DELETE the session (best effort: its bytes are never committed). */
+static void drop_session(upload *u)
 {
     if (u->location && !u->e->interrupted) {
         oc_reg_call_opts co = {.method = "DELETE", .url = u->location, .scope = u->scope};
@@ -99,6 +98,12 @@ static void abandon(upload *u, const oc_error *why)
         oc_error ignored;
         oc_registry_call(u->r, u->repo, "blobs", "uploads", &co, &c, &ignored);
     }
+}
+
+/* The bytes are not to be committed: drop the session and fail. */
+static void abandon(upload *u, const oc_error *why)
+{
+    drop_session(u);
     up_fail(u, why);
 }
 
@@ -326,6 +331,12 @@ static void put(upload *u, const oc_http_body *body)
 static void commit_ready(void *opaque, const oc_error *err)
 {
     upload *u = opaque;
+    if (err && err->code == OC_E_DIGEST && !u->digest_retried++) {
+        /* the source's bytes were wrong: never committed; once more from a new session */
+        drop_session(u);
+        restart(u, err);
+        return;
+    }
     if (err) {
         abandon(u, err);
         return;

@@ -290,6 +290,7 @@ struct oc_push_image {
     uint64_t bytes_uploaded; /* blob bytes this push sent (the sum of blob sizes) */
     uint64_t bytes_mounted;  /* linked from another repository of the target */
     uint64_t bytes_present;  /* the target had them already (HEAD) */
+    uint64_t bytes_fetched;  /* mirror --to: read from the source registry */
     double seconds;
 };
 
@@ -301,6 +302,16 @@ typedef struct oc_push_options {
      * the image; none = every image and tag of the store. */
     const char *const *images;
     size_t n_images;
+    /* Or, instead of a store (mirror --to): the images of a list (one
+     * reference a line, as mirror's), streamed registry to registry through
+     * a bounded buffer, each blob's digest checked before its upload is
+     * committed; nothing on disk. */
+    const char *list_path;        /* "-" = standard input */
+    const char *list_text;        /* or the list itself */
+    const char *default_registry; /* for entries that name none; NULL = Docker Hub */
+    /* An index: NULL = every platform (the index keeps its digest);
+     * "os/arch[/variant]" = that platform's manifest under the tag. */
+    const char *platform;
     int keep_host;       /* PREFIX/<host>/<repository> instead of PREFIX/<repository> */
     uint64_t chunk_size; /* bytes per PATCH; blobs up to this go in one PUT; 0 = 32 MiB */
 } oc_push_options;

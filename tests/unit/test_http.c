@@ -1468,6 +1468,7 @@ typedef struct body_src {
     int fail_at; /* this read fails */
     int can_rewind;
     int rewinds;
+    int ended;
     xfer *x;
     uv_timer_t timer;
     int timer_inited;
@@ -1479,9 +1480,10 @@ static void src_unpause(uv_timer_t *t)
     oc_http_unpause(b->x->t);
 }
 
-static long src_read(void *opaque, char *buf, size_t max, oc_error *err)
+static long src_read(void *opaque, oc_http_transfer *t, char *buf, size_t max, oc_error *err)
 {
     body_src *b = opaque;
+    assert_ptr_equal(t, b->x->t);
     b->reads++;
     if (b->fail_at && b->reads == b->fail_at) {
         oc_error_set(err, OC_E_DIGEST, "the source says its bytes are wrong");
@@ -1501,6 +1503,13 @@ static long src_read(void *opaque, char *buf, size_t max, oc_error *err)
     memcpy(buf, b->data + b->pos, n);
     b->pos += n;
     return (long)n;
+}
+
+static void src_ended(void *opaque, oc_http_transfer *t)
+{
+    body_src *b = opaque;
+    assert_ptr_equal(t, b->x->t);
+    b->ended++;
 }
 
 static int src_rewind(void *opaque)
@@ -1626,7 +1635,7 @@ static void test_body_stream_with_pauses(void **state)
     src.timer.data = &src;
     char url[256];
     url_for(url, sizeof url, "/sink");
-    oc_http_body body = {.length = len, .read = src_read, .opaque = &src};
+    oc_http_body body = {.length = len, .read = src_read, .ended = src_ended, .opaque = &src};
     oc_http_request r = req_for(&x, url);
     r.method = "PATCH";
     r.body = &body;
@@ -1635,6 +1644,7 @@ static void test_body_stream_with_pauses(void **state)
     run_all(&e, 20);
     expect_sink(&x, "PATCH", data, len);
     assert_true(src.pauses > 5);
+    assert_int_equal(src.ended, 1);
     uv_close((uv_handle_t *)&src.timer, NULL);
     xfer *xs[] = {&x};
     env_close(&e, xs, 1);
