@@ -16,6 +16,7 @@
 #      occystrap      occystrap push STORE TARGET/PREFIX
 #      again          the same push once more (everything there: one HEAD per tag)
 #      skopeo-sync    skopeo sync --src yaml --dest docker (from the lab's plain instance)
+#      mirror-to      occystrap mirror LIST --to TARGET/PREFIX (the same, registry to registry)
 #    each under /usr/bin/time; medians, the ratio occystrap/skopeo-sync and the targets
 #    (at most 0.5x skopeo sync, peak RSS at most 64 MB) are printed and written to
 #    bench/out/push.csv and bench/out/push.md.
@@ -30,7 +31,7 @@ PY=/usr/bin/python3
 REPS=3
 QUICK=0
 IMAGES=(realistic shared-1 shared-2 shared-3)
-TOOLS=(occystrap again skopeo-sync)
+TOOLS=(occystrap again skopeo-sync mirror-to)
 
 usage() {
   echo "usage: bash bench/push.sh [--reps N] [--quick]" >&2
@@ -102,6 +103,7 @@ for im in "${IMAGES[@]}"; do
   repo=$(field "$im" repo)
   tag=$(field "$im" tag)
   refs+=("$repo:$tag")
+  echo "127.0.0.1:PLAIN_PORT/$repo:$tag" >>"$TMP/list.in"
   SYNC[$repo]="${SYNC[$repo]:+${SYNC[$repo]}, }\"$tag\""
 done
 "$PY" "$ROOT/tests/integration/lib/oci_layout.py" "$LAB_PLAIN" "$STORE/oci" "${refs[@]}" >/dev/null ||
@@ -134,6 +136,12 @@ run_one() { # TOOL REP
       /usr/bin/time -f '%e %U %S %M' -o "$tf" skopeo --tmpdir "$TMP/skopeo-tmp" --policy "$POLICY" \
         sync --src yaml --dest docker --dest-tls-verify=false "$TMP/sync.yaml" \
         "$LAB_PUSH_PLAIN/bench/skopeo-$rep" >"$log" 2>&1 || rc=$? ;;
+    mirror-to)
+      sed "s/^127.0.0.1:PLAIN_PORT/$LAB_PLAIN/" "$TMP/list.in" >"$TMP/list.txt"
+      printf '{"registries": {"%s": {"insecure": true}, "%s": {"insecure": true}}}\n' "$LAB_PLAIN" \
+        "$LAB_PUSH_PLAIN" >"$TMP/mirror-to.json"
+      /usr/bin/time -f '%e %U %S %M' -o "$tf" "$OCCY" --config "$TMP/mirror-to.json" --progress none \
+        mirror "$TMP/list.txt" --to "$LAB_PUSH_PLAIN/bench/mirror-$rep" >"$log" 2>&1 || rc=$? ;;
   esac
   local wall user sys rss
   read -r wall user sys rss < <(tail -n 1 "$tf")
@@ -164,7 +172,7 @@ import csv, statistics, sys
 raw, out, nbytes, lb, la, occy_v, skopeo_v, images = sys.argv[1:]
 rows = [r for r in csv.DictReader(open(raw)) if r["rc"] == "0"]
 med = {}
-for tool in ("occystrap", "again", "skopeo-sync"):
+for tool in ("occystrap", "again", "skopeo-sync", "mirror-to"):
     rs = [r for r in rows if r["tool"] == tool]
     if rs:
         med[tool] = {k: statistics.median(float(r[k]) for r in rs) for k in ("wall_s", "user_s", "sys_s", "maxrss_kb")}
@@ -182,6 +190,9 @@ lines += ["", "| target | measured | verdict |", "|---|---:|---|"]
 if "occystrap" in med and sk:
     r = med["occystrap"]["wall_s"] / sk
     lines.append(f"| push <= 0.5x skopeo sync --dest docker | {r:.2f} | {'met' if r <= 0.5 else 'missed'} |")
+if "mirror-to" in med and sk:
+    r = med["mirror-to"]["wall_s"] / sk
+    lines.append(f"| mirror --to / skopeo sync --dest docker (no target) | {r:.2f} | - |")
 if "occystrap" in med:
     rss = med["occystrap"]["maxrss_kb"] / 1024
     lines.append(f"| peak RSS <= 64 MB | {rss:.1f} MB | {'met' if rss <= 64 else 'missed'} |")

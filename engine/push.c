@@ -213,6 +213,8 @@ static void blob_settled(image_job *j)
 /* ---- blobs ---- */
 
 static void blob_claim(blob_need *b);
+static void blob_release(blob_need *b, int ok, const oc_error *err);
+static void blob_present(blob_need *b);
 
 static void on_blob_sent(void *opaque, uint64_t n)
 {
@@ -270,8 +272,7 @@ static void on_uploaded(void *opaque, const oc_upload_result *res, const oc_erro
     }
     if (err) {
         oc_push_job_fail(j, err);
-        if (b->owner)
-            oc_once_complete(run->owners, b->digest, 0, NULL, err);
+        blob_release(b, 0, err);
         blob_settled(j);
         return;
     }
@@ -294,8 +295,7 @@ static void on_uploaded(void *opaque, const oc_upload_result *res, const oc_erro
                       "%s: blob %s uploaded after %d resume(s) and %d "
                       "restart(s)",
                       j->target, b->digest, res->resumes, res->restarts);
-    if (b->owner)
-        oc_once_complete(run->owners, b->digest, 1, j->repo, NULL);
+    blob_release(b, 1, NULL);
     blob_settled(j);
 }
 
@@ -331,40 +331,68 @@ static void blob_upload(blob_need *b, const char *from, int skip_head)
     }
 }
 
+/* The blob is in the job's repository: this run put it there, or the
+ * registry had it. */
+static void blob_present(blob_need *b)
+{
+    image_job *j = b->job;
+    j->n_present++;
+    j->b_present += b->size;
+    oc_event ev = {.kind = OC_EVENT_BLOB_REUSED, .digest = b->digest, .size = b->size};
+    oc_engine_emit(j->run->e, &ev);
+}
+
+/* The blob's outcome for the run's tables: its digest (when this job
+ * uploaded it for the run) and its (repository, digest) pair. */
+static void blob_release(blob_need *b, int ok, const oc_error *err)
+{
+    push_run *run = b->job->run;
+    if (b->owner)
+        oc_once_complete(run->owners, b->digest, ok, b->job->repo, err);
+    if (b->owner_repo)
+        oc_once_complete(run->owners, b->repo_key, ok, b->job->repo, err);
+    b->owner = b->owner_repo = 0;
+}
+
+static void blob_claim_digest(blob_need *b);
+
 /* Another job of the run put the blob into holder. */
 static void blob_held(blob_need *b, const char *holder)
 {
     image_job *j = b->job;
     if (strcmp(holder, j->repo) == 0) {
-        j->n_present++;
-        j->b_present += b->size;
-        oc_event ev = {.kind = OC_EVENT_BLOB_REUSED, .digest = b->digest, .size = b->size};
-        oc_engine_emit(j->run->e, &ev);
+        blob_present(b);
+        blob_release(b, 1, NULL);
         blob_settled(j);
         return;
     }
     blob_upload(b, holder, 1);
 }
 
+static void blob_stopped(blob_need *b)
+{
+    oc_error e;
+    oc_error_set(&e, OC_E_CANCELLED, "%s", b->job->run->e->interrupted_why);
+    oc_push_job_fail(b->job, &e);
+    blob_release(b, 0, &e);
+    blob_settled(b->job);
+}
+
 static void on_owner_ready(oc_once_waiter *w, int ok, const char *value, const oc_error *err)
 {
     blob_need *b = w->opaque;
     (void)err;
-    if (ok) {
+    if (ok)
         blob_held(b, value);
-        return;
-    }
-    if (b->job->run->e->interrupted) {
-        oc_error e;
-        oc_error_set(&e, OC_E_CANCELLED, "%s", b->job->run->e->interrupted_why);
-        oc_push_job_fail(b->job, &e);
-        blob_settled(b->job);
-        return;
-    }
-    blob_claim(b); /* its owner failed: try it ourselves */
+    else if (b->job->run->e->interrupted)
+        blob_stopped(b);
+    else
+        blob_claim_digest(b); /* its owner failed: try it ourselves */
 }
 
-static void blob_claim(blob_need *b)
+/* The run's owner of the digest uploads it (into its repository); the
+ * others mount it from there. */
+static void blob_claim_digest(blob_need *b)
 {
     push_run *run = b->job->run;
     b->waiter.ready = on_owner_ready;
@@ -379,6 +407,50 @@ static void blob_claim(blob_need *b)
         blob_upload(b, cand && strcmp(cand, b->job->repo) != 0 ? cand : NULL, 0);
     } else if (r != OC_ONCE_WAIT) {
         oc_error e;
+        oc_error_set(&e, OC_E_NOMEM, "out of memory");
+        oc_push_job_fail(b->job, &e);
+        blob_release(b, 0, &e);
+        blob_settled(b->job);
+    }
+}
+
+static void on_repo_ready(oc_once_waiter *w, int ok, const char *value, const oc_error *err)
+{
+    blob_need *b = w->opaque;
+    (void)value;
+    (void)err;
+    if (ok) {
+        blob_present(b);
+        blob_settled(b->job);
+    } else if (b->job->run->e->interrupted) {
+        blob_stopped(b);
+    } else {
+        blob_claim(b);
+    }
+}
+
+/* One job at a time puts a blob into a repository: several tags of one
+ * repository share blobs, and distribution 2.8 loses a link written by
+ * two requests at once (its link file is truncated and rewritten in
+ * place, and a manifest PUT that reads it meanwhile finds an empty link:
+ * 400 DIGEST_INVALID). */
+static void blob_claim(blob_need *b)
+{
+    push_run *run = b->job->run;
+    oc_error e;
+    if (!b->repo_key && asprintf(&b->repo_key, "%s %s", b->job->repo, b->digest) < 0)
+        b->repo_key = NULL;
+    b->repo_waiter.ready = on_repo_ready;
+    b->repo_waiter.opaque = b;
+    const char *value = NULL;
+    int r = b->repo_key ? oc_once_claim(run->owners, b->repo_key, &b->repo_waiter, &value) : -1;
+    if (r == OC_ONCE_DONE) {
+        blob_present(b);
+        blob_settled(b->job);
+    } else if (r == OC_ONCE_OWNER) {
+        b->owner_repo = 1;
+        blob_claim_digest(b);
+    } else if (r != OC_ONCE_WAIT) {
         oc_error_set(&e, OC_E_NOMEM, "out of memory");
         oc_push_job_fail(b->job, &e);
         blob_settled(b->job);
@@ -563,6 +635,7 @@ static void run_free(push_run *run)
             if (j->blobs[k].fd >= 0)
                 close(j->blobs[k].fd);
             free(j->blobs[k].digest);
+            free(j->blobs[k].repo_key);
         }
         free(j->blobs);
         for (size_t k = 0; k < j->n_mans; k++) {

@@ -37,11 +37,14 @@ typedef struct blob_need {
     image_job *job;
     char *digest;
     uint64_t size;
-    oc_once_waiter waiter;
-    int fd;          /* store jobs: open while a request carries its bytes */
-    oc_relay *relay; /* list jobs: its bytes streamed from the source registry */
-    int owner;       /* this job uploads it for the run */
-    int started;     /* bytes went out: BLOB_STARTED was sent */
+    oc_once_waiter waiter;      /* for the run's owner of the digest */
+    oc_once_waiter repo_waiter; /* for the job putting it into this repository */
+    char *repo_key;             /* "REPOSITORY DIGEST" */
+    int owner_repo;             /* this job puts it into the repository for the run */
+    int fd;                     /* store jobs: open while a request carries its bytes */
+    oc_relay *relay;            /* list jobs: its bytes streamed from the source registry */
+    int owner;                  /* this job uploads it for the run */
+    int started;                /* bytes went out: BLOB_STARTED was sent */
 } blob_need;
 
 /* One manifest to put, in order: an index's children, then the index. */

@@ -9,7 +9,11 @@
 # - a blob another image of the store put into another repository of the
 #   target in an earlier run is mounted from there (POST ?mount=&from=
 #   answered 201 in the registry's log), not uploaded again;
-# - a digest entry (TAG sha256:...) goes by digest.
+# - a digest entry (TAG sha256:...) goes by digest;
+# - several tags of one repository that share blobs with another image: each
+#   blob goes into each repository once (one upload, one mount per other
+#   repository), never by two requests at once (distribution 2.8 loses a
+#   link written twice at once: the manifest PUT then fails DIGEST_INVALID).
 source "$(dirname "$0")/lib/common.sh"
 LAYOUT="$TESTS_DIR/integration/lib/oci_layout.py"
 fx() { jq -r --arg r "$1" ".fixtures[\$r]$2" "$LAB_FIXTURES"; }
@@ -64,4 +68,25 @@ want=$(jq '.blobs_mounted' <(jq '.images[0]' b.json))
 [ "$mounts" -ge 2 ] && [ "$mounts" = "$want" ] || { cat b.log; fail "$mounts mounts answered 201 (report: $want)"; }
 [ "$(digest_in "$P/sh/fixtures/shared-b" v1)" = "$(fx fixtures/shared-b .digest)" ] || fail "shared-b not pushed"
 ok "a later run mounts the $mounts blobs shared-b shares with shared-a from its repository (201 in the registry's log)"
+
+NS=scratch/push-names-$$
+$PY "$TESTS_DIR/integration/lib/mkimage.py" "$LAB_PLAIN" "$NS/base:v1" "$NS-l1:300000" "$NS-l2:200000" > base.txt
+for t in 1 2 3; do
+  $PY "$TESTS_DIR/integration/lib/mkimage.py" "$LAB_PLAIN" "$NS/multi:$t" "$NS-l1:300000" "$NS-l2:200000" "$NS-own$t:1000" > /dev/null
+done
+$PY "$LAYOUT" "$LAB_PLAIN" tags/oci "$NS/base:v1" "$NS/multi:1" "$NS/multi:2" "$NS/multi:3" > /dev/null
+n0=$(wc -l < "$LAB_LOG_PUSH_PLAIN")
+expect_status 0 "$OCCYSTRAP" --insecure --progress none push tags "$LAB_PUSH_PLAIN/$P/tags"
+sleep 1
+tail -n +$((n0 + 1)) "$LAB_LOG_PUSH_PLAIN" > tags.log
+for l in $(sed -n 2,3p base.txt | cut -d' ' -f2); do
+  hex=${l#sha256:}
+  puts=$(grep -c "\"PUT /v2/$P/tags/$NS/[a-z]*/blobs/uploads/[^ ]*digest=sha256%3A$hex " tags.log || true)
+  into_multi=$(grep -c "\"\(PUT\|POST\) /v2/$P/tags/$NS/multi/blobs/uploads/[^ ]*sha256%3A$hex" tags.log || true)
+  [ "$puts" -le 1 ] && [ "$into_multi" = 1 ] || { cat tags.log; fail "$l: $puts uploads, $into_multi requests putting it into multi (want 1)"; }
+done
+for t in 1 2 3; do
+  [ -n "$(digest_in "$P/tags/$NS/multi" "$t")" ] || fail "multi:$t not pushed"
+done
+ok "three tags of one repository sharing two layers with another image: each layer put into each repository by one request"
 finish
