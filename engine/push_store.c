@@ -1,5 +1,5 @@
 /* push_store.c - push jobs from a store's exact bytes (STORE/oci/, an OCI
- * image layout; OCI_LAYOUT contract in DESIGN.md 7.5): which images and
+ * image layout; the layout contract, DESIGN.md 7.4): which images and
  * tags, and what each sends, all read from the store before the first
  * request. An image the catalog has but the layout lacks (stored without
  * its exact bytes), a blob missing from the layout, an index the store
