@@ -95,6 +95,7 @@ static void on_child(void *opaque, const char *body, size_t len, const oc_reg_in
     oc_error err;
     oc_error_clear(&err);
     oc_manifest m;
+    memset(&m, 0, sizeof m);
     int parsed = 0;
     if (call_err) {
         err = *call_err;
@@ -108,7 +109,7 @@ static void on_child(void *opaque, const char *body, size_t len, const oc_reg_in
             oc_push_add_manifest(j, c->digest, m.media_type, copy_body(body, len), len,
                                  c->alone ? j->tag : c->digest, &err);
     }
-    if (c->alone && err.code == OC_OK) {
+    if (c->alone && parsed && err.code == OC_OK) {
         free(j->digest);
         free(j->media_type);
         j->digest = strdup(c->digest);
