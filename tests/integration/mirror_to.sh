@@ -60,6 +60,18 @@ tail -n +$((s0 + 1)) "$LAB_LOG_PLAIN" > again-source.log
   { cat again-source.log; fail "second run: the source got more than a HEAD per tag"; }
 ok "a second run: one HEAD per tag on each side, nothing else"
 
+# one platform of an index, under the tag; usage errors
+ARM64=$(jq -r '.fixtures["fixtures/multiplatform"].manifests[] | select(.platform.architecture=="arm64") | .digest' "$LAB_FIXTURES")
+echo "$LAB_PLAIN/fixtures/multiplatform:v1" > mp.txt
+expect_status 0 "$OCCYSTRAP" --config config.json --progress none --platform linux/arm64/v8 mirror mp.txt --to "$LAB_PUSH_PLAIN/pushed/mtp-$$"
+got=sha256:$(skopeo --policy policy.json inspect --raw --tls-verify=false "docker://$LAB_PUSH_PLAIN/pushed/mtp-$$/fixtures/multiplatform:v1" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$ARM64" ] || fail "--platform linux/arm64/v8: the tag names $got, not the arm64 manifest $ARM64"
+expect_status 2 "$OCCYSTRAP" --config config.json --platform linux/amd64 --platform linux/arm64 mirror mp.txt --to "$LAB_PUSH_PLAIN/x"
+expect_stderr "one --platform at most"
+expect_status 2 "$OCCYSTRAP" --config config.json mirror mp.txt store --to "$LAB_PUSH_PLAIN/x"
+expect_status 2 "$OCCYSTRAP" --config config.json --keep-host mirror mp.txt store
+ok "--platform P copies that platform's manifest under the tag; two platforms, a store with --to, --keep-host without --to: exit 2"
+
 # faults on the source's blob GETs
 NS=scratch/mirror-to-$$
 $PY "$TESTS_DIR/integration/lib/mkimage.py" "$LAB_PLAIN" "$NS/big:v1" "$NS-big:6000000" > img.txt
