@@ -763,7 +763,8 @@ static void call_on_done(void *opaque, const oc_http_result *res)
 static void call_on_done_inner(reg_call *c, const oc_http_result *res)
 {
     c->transfer = NULL;
-    oc_limiter_release(c->r->e->limiter, &c->slot);
+    if (!c->opts.no_slot)
+        oc_limiter_release(c->r->e->limiter, &c->slot);
     c->info.http_version = res->http_version;
     c->info.local_port = res->local_port;
     oc_engine_log(c->r->e,
@@ -899,7 +900,8 @@ static void call_send(oc_slot_wait *w)
     free(type_line);
     free(range_line);
     if (!t) {
-        oc_limiter_release(r->e->limiter, &c->slot);
+        if (!c->opts.no_slot)
+            oc_limiter_release(r->e->limiter, &c->slot);
         call_finish(c, &err);
     }
 }
@@ -925,6 +927,10 @@ static void call_attempt(reg_call *c)
         oc_auth_challenge ch = {
             .scheme = OC_AUTH_BEARER, .realm = r->bearer_realm, .service = r->bearer_service};
         token_request(c, &ch);
+        return;
+    }
+    if (c->opts.no_slot) { /* it rides on a slot its caller holds */
+        call_send(&c->slot);
         return;
     }
     if (oc_limiter_acquire(c->r->e->limiter, c->r->host, &c->slot) != 0) {

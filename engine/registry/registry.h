@@ -65,6 +65,10 @@ typedef struct oc_reg_call_opts {
                                 * 429 ends the call: the caller asks the registry what it
                                 * kept before sending again (an upload session) */
     void (*on_sent)(void *opaque, size_t n); /* body bytes sent, with consumer.opaque */
+    /* Takes no slot of the limiter: it rides on one its caller holds (a
+     * relay's GET on its upload's PATCH; taking a second slot while holding
+     * one could wait forever). */
+    int no_slot;
 } oc_reg_call_opts;
 
 oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err);

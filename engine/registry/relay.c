@@ -50,6 +50,7 @@ struct oc_relay {
     void (*ready)(void *opaque, const oc_error *err); /* before_commit waiting */
     void *ready_opaque;
     uv_timer_t kick;
+    int want_get; /* the PATCH is sending: its GET may start (from the kick) */
     int freeing, closing;
 };
 
@@ -215,7 +216,7 @@ static int start_get(oc_relay *r, oc_error *err)
         return -1;
     }
     g->r = r;
-    oc_reg_call_opts co = {.resumable = 1};
+    oc_reg_call_opts co = {.resumable = 1, .no_slot = 1};
     oc_reg_consumer c = {
         .on_begin = get_begin, .on_body = get_body, .on_done = get_done, .opaque = g};
     if (oc_registry_call(r->src, r->repo, "blobs", r->digest, &co, &c, err) != 0) {
@@ -251,6 +252,10 @@ static long body_read(void *opaque, oc_http_transfer *t, char *buf, size_t max, 
     if (r->delivered >= r->size)
         return 0;
     r->send_t = t;
+    if (!r->get && !r->src_done) { /* the PATCH has its connection: now the GET */
+        r->want_get = 1;
+        kick(r);
+    }
     return OC_HTTP_READ_PAUSE;
 }
 
@@ -264,6 +269,12 @@ static void body_ended(void *opaque, oc_http_transfer *t)
 static void on_kick(uv_timer_t *timer)
 {
     oc_relay *r = timer->data;
+    if (r->want_get && !r->freeing) {
+        r->want_get = 0;
+        oc_error err;
+        if (!r->get && !r->src_done && !r->src_failed && start_get(r, &err) != 0)
+            fail_source(r, &err);
+    }
     if (r->send_t && (r->len > 0 || r->src_failed || r->src_done)) {
         oc_http_transfer *t = r->send_t;
         r->send_t = NULL;
@@ -305,9 +316,9 @@ static int src_body(void *opaque, uint64_t from, uint64_t len, oc_http_body *out
         oc_error_set(err, OC_E_NET, "a streamed blob cannot go back to byte %" PRIu64, from);
         return OC_UPLOAD_SOURCE_CANNOT;
     }
-    if (!r->get && !r->src_done && start_get(r, err) != 0) {
-        fail_source(r, err);
-        *err = r->src_err;
+    /* the ring, once: the GET starts when the PATCH reads its first bytes */
+    if (!r->ring && !(r->ring = malloc(RING_CAP))) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
         return OC_UPLOAD_SOURCE_FAILED;
     }
     memset(out, 0, sizeof *out);
@@ -345,10 +356,9 @@ oc_relay *oc_relay_new(oc_registry *src, const char *repo, const char *digest, u
                        oc_error *err)
 {
     oc_relay *r = calloc(1, sizeof *r);
-    if (!r || !(r->ring = malloc(RING_CAP)) || !(r->hash = oc_sha256_new()) ||
-        !(r->repo = strdup(repo)) || !(r->digest = strdup(digest))) {
+    if (!r || !(r->hash = oc_sha256_new()) || !(r->repo = strdup(repo)) ||
+        !(r->digest = strdup(digest))) {
         if (r) {
-            free(r->ring);
             oc_sha256_free(r->hash);
             free(r->repo);
             free(r);

@@ -11,8 +11,12 @@
  * lands (the upload session is abandoned instead). A GET that broke
  * continues with Range (registry.c); a PATCH that broke cannot go back in
  * the stream: the upload starts over, and the relay with a new GET from
- * byte 0. Memory: the ring (1 MiB) plus what curl buffers for a paused
- * transfer. */
+ * byte 0. The GET starts only when the PATCH has its connection and reads
+ * its first bytes, and it takes no slot of the limiter (it rides on the
+ * PATCH's): a relay never holds one slot while it waits for another, which
+ * could wait forever once every slot is held that way. Memory: the ring
+ * (1 MiB, made when the upload first wants bytes) plus what curl buffers
+ * for a paused transfer. */
 #ifndef OC_ENGINE_RELAY_H
 #define OC_ENGINE_RELAY_H
 

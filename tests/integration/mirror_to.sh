@@ -46,18 +46,23 @@ expect_status 0 "$OCCYSTRAP" --config config.json --progress none mirror list.tx
 check "$LAB_PUSH_TOKEN" "pushed/mto-$$" --tls-verify=false --creds "$LAB_USER:$LAB_PASS"
 ok "the same into the token target, with credentials for it alone"
 
+# the second run reads the source through a proxy: other tests read the
+# fixtures meanwhile, the proxy's log has this run's requests alone
+start_proxy again
+sed "s|^$LAB_PLAIN/|$PROXY/|" list.txt > list-proxy.txt
+printf '{"registries": {"%s": {"insecure": true}, "%s": {"insecure": true}}}\n' "$PROXY" "$LAB_PUSH_PLAIN" > config-proxy.json
 sleep 0.5
 n0=$(wc -l < "$LAB_LOG_PUSH_PLAIN")
-s0=$(wc -l < "$LAB_LOG_PLAIN")
-expect_status 0 "$OCCYSTRAP" --config config.json --progress none --json-file again.json mirror list.txt --to "$LAB_PUSH_PLAIN/pushed/mto-$$"
+expect_status 0 "$OCCYSTRAP" --config config-proxy.json --progress none --json-file again.json mirror list-proxy.txt --to "$LAB_PUSH_PLAIN/pushed/mto-$$"
 [ "$(jq .totals.up_to_date again.json)" = "$n" ] || { cat again.json; fail "second run: not all up to date"; }
 sleep 1
-tail -n +$((n0 + 1)) "$LAB_LOG_PUSH_PLAIN" > again-target.log
-tail -n +$((s0 + 1)) "$LAB_LOG_PLAIN" > again-source.log
+tail -n +$((n0 + 1)) "$LAB_LOG_PUSH_PLAIN" | grep -F " /v2/pushed/mto-$$/" > again-target.log || true
 [ "$(grep -c '"HEAD /v2/[^ ]*/manifests/v1 ' again-target.log)" = "$n" ] && [ "$(wc -l < again-target.log)" = "$n" ] ||
   { cat again-target.log; fail "second run: the target got more than a HEAD per tag"; }
-[ "$(grep -c '"HEAD /v2/[^ ]*/manifests/v1 ' again-source.log)" = "$n" ] && [ "$(wc -l < again-source.log)" = "$n" ] ||
-  { cat again-source.log; fail "second run: the source got more than a HEAD per tag"; }
+[ "$(grep -c '^HEAD /v2/[^ ]*/manifests/v1 ' "$PROXY_LOG")" = "$n" ] && [ "$(wc -l < "$PROXY_LOG")" = "$n" ] ||
+  { cat "$PROXY_LOG"; fail "second run: the source got more than a HEAD per tag"; }
+stop_proxies
+PROXY_PIDS=()
 ok "a second run: one HEAD per tag on each side, nothing else"
 
 # one platform of an index, under the tag; usage errors
@@ -77,6 +82,7 @@ NS=scratch/mirror-to-$$
 $PY "$TESTS_DIR/integration/lib/mkimage.py" "$LAB_PLAIN" "$NS/big:v1" "$NS-big:6000000" > img.txt
 big=$(sed -n 2p img.txt | cut -d' ' -f2)
 $PY "$TESTS_DIR/integration/lib/mkimage.py" "$LAB_PLAIN" "$NS/other:v1" "$NS-other:3000" > /dev/null
+printf '%s\n' "$LAB_PLAIN/$NS/big:v1" "$LAB_PLAIN/$NS/other:v1" > big-other.txt
 start_proxy src "blobs/$big|cut=2000000|1|method=GET" "blobs/$big|corrupt=3000000|1|method=GET"
 printf '{"registries": {"%s": {"insecure": true}, "%s": {"insecure": true}}}\n' "$PROXY" "$LAB_PUSH_PLAIN" > proxy.json
 printf '%s\n' "$PROXY/$NS/big:v1" "$PROXY/$NS/other:v1" > faults.txt
@@ -93,6 +99,13 @@ grep -q "\"DELETE /v2/pushed/mtf-$$/$NS/big/blobs/uploads/[^ ]* HTTP/1.1\" 204 "
   fail "big's digest in the target"
 skopeo --policy policy.json copy -q --src-tls-verify=false "docker://$LAB_PUSH_PLAIN/pushed/mtf-$$/$NS/big:v1" oci:big-copy:v1 >/dev/null || fail "skopeo copy of big"
 ok "a GET cut at 2 MB continued with Range; bytes corrupted once were never committed (session deleted), the new GET's were"
+
+# one request at a time (-j 1): a relay's GET rides on its PATCH's slot; had
+# it taken a slot of its own while the PATCH waited for one, this would
+# never end
+timeout 60 "$OCCYSTRAP" -j 1 --config config.json --progress none mirror big-other.txt --to "$LAB_PUSH_PLAIN/pushed/mtj-$$" 2>j1.err ||
+  { cat j1.err; fail "mirror --to with -j 1 did not complete (exit $?)"; }
+ok "-j 1: a 6 MB blob relayed with one request slot"
 
 stop_proxies
 PROXY_PIDS=()
