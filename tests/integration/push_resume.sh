@@ -8,7 +8,10 @@
 # - the second PATCH is cut after 1 MB has reached the registry: distribution
 #   2.8 then holds more than its session state says and refuses the session
 #   (a 4xx to the status GET), so the upload starts over with a new POST;
-# both pushes end with the source's digest in the target and skopeo copying
+# - a PATCH answered 429 (Retry-After: 1) and a blob HEAD answered 503, with
+#   every Location made relative by the proxy: the session's status is asked
+#   and the upload goes on, the HEAD is retried;
+# all pushes end with the source's digest in the target and skopeo copying
 # the image with every blob verified; a second push of the same store sends
 # no PATCH, PUT or POST (the registry's access log).
 source "$(dirname "$0")/lib/common.sh"
@@ -67,6 +70,19 @@ registry_log_since "$n0" > cut.log
 [ "$(grep -c "\"POST /v2/pushed/cut-$$/$NS/big/blobs/uploads/ " cut.log)" = 4 ] || { cat cut.log; fail "want 3 sessions and one more for the restart"; }
 check "pushed/cut-$$"
 ok "a PATCH cut after 1 MB reached the registry: the session it refuses is started over, digest $digest in the target"
+
+stop_proxies
+PROXY_PIDS=()
+PROXY_UPSTREAM=$LAB_PUSH_PLAIN start_proxy busy "blobs/uploads/|status=429,retry-after=1|1|method=PATCH,after=1" \
+  "blobs/sha256:|status=503|1|method=HEAD" ".|relloc|100000"
+printf '{"registries": {"%s": {"insecure": true}}}\n' "$PROXY" > config.json
+expect_status 0 "$OCCYSTRAP" -v --config config.json --progress none --chunk-size $CHUNK push store "$PROXY/pushed/busy-$$"
+grep -q "action=status=429" "$PROXY_LOG" && grep -q "action=status=503" "$PROXY_LOG" && grep -q "action=relloc" "$PROXY_LOG" ||
+  { cat "$PROXY_LOG"; fail "the proxy's faults did not fire"; }
+grep -q "HTTP 429.*asking the registry what the session holds" last.err || { cat last.err; fail "no status GET after the 429"; }
+grep -q "retry http://$PROXY/v2/pushed/busy-$$/$NS/big/blobs/sha256:[0-9a-f]* in" last.err || { cat last.err; fail "the 503 HEAD was not retried"; }
+check "pushed/busy-$$"
+ok "a PATCH answered 429 and a HEAD answered 503, with relative Locations: the upload goes on, digest $digest in the target"
 
 # the second push of each: HEADs only, no blob sent
 n0=$(wc -l < "$LAB_LOG_PUSH_PLAIN")

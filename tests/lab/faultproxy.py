@@ -28,6 +28,7 @@ Actions (several may be combined with commas, e.g. cut=5000,full200):
                    body, then close both connections (the registry gets a
                    body cut short, as when a client's connection drops)
   slowup=BPS       read the request body from the client at BPS bytes per second
+  relloc           make the answer's Location relative (scheme and host dropped)
   dropup=K         read K bytes of the request body from the client, then
                    close its connection; the registry never sees the request
   pass             forward unchanged
@@ -228,6 +229,8 @@ class Handler(socketserver.BaseRequestHandler):
             return
         rlines = rhead.split("\r\n")
         rh = [l for l in rlines[1:] if not l.lower().startswith(("connection:", "keep-alive:"))]
+        if "relloc" in action:
+            rh = [re.sub(r"^(location:\s*)https?://[^/]+", r"\1", l, flags=re.I) for l in rh]
         if "badlength" in action:
             d = int(action["badlength"])
             rh = [("Content-Length: %d" % (int(l.split(":", 1)[1]) + d)) if l.lower().startswith("content-length:") else l for l in rh]
