@@ -43,6 +43,7 @@ static const cli_command commands[] = {
 
 /* Which commands an option applies to. */
 #define NET "fetch-to-tarfile fetch-to-extracted mirror push"
+#define PULLS "fetch-to-tarfile fetch-to-extracted mirror"
 #define EXPANDS "fetch-to-extracted expand"
 
 enum {
@@ -88,9 +89,10 @@ typedef struct cli_option {
 
 /* Grouped by the commands they apply to: --help prints a heading per group. */
 static const cli_option options[] = {
-    {"platform", 0, "OS/ARCH[/VARIANT]", OPT_PLATFORM, NET,
+    {"platform", 0, "OS/ARCH[/VARIANT]", OPT_PLATFORM, PULLS,
      "image to take from a multi-platform index (default\nlinux/amd64); mirror: repeatable, or "
      "all"},
+    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, PULLS, "refuse a layer whose tar is larger"},
     {"insecure", 0, NULL, OPT_INSECURE, NET, "talk plain HTTP to the registry"},
     {"ca-cert", 0, "FILE", OPT_CA_CERT, NET, "trust this CA bundle for TLS registries"},
     {"username", 0, "USER", OPT_USERNAME, NET, "credentials (else ~/.docker/config.json)"},
@@ -99,7 +101,6 @@ static const cli_option options[] = {
     {"per-registry", 0, "N", OPT_PER_REGISTRY, NET, "requests in flight per registry (default 8)"},
     {"retries", 0, "N", OPT_RETRIES, NET, "attempts per request (default 5)"},
     {"stall-timeout", 0, "SECONDS", OPT_STALL, NET, "retry a transfer idle this long (default 30)"},
-    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, NET, "refuse a layer whose tar is larger"},
     {"config", 0, "FILE", OPT_CONFIG, NET, "per-registry endpoint, TLS, credentials, caps"},
     {"use-unique-names", 0, NULL, OPT_UNIQUE, "fetch-to-extracted", "merged-directory names"},
     {"expand", 0, NULL, OPT_EXPAND, "fetch-to-extracted",
@@ -113,10 +114,10 @@ static const cli_option options[] = {
     {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror push", "how progress is shown"},
     {"fail-fast", 0, NULL, OPT_FAIL_FAST, "mirror", "stop at the first failed entry"},
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
-    {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
-    {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
     {"to", 0, "REGISTRY[/PREFIX]", OPT_TO, "mirror",
      "copy the list's images into this registry instead\nof a store"},
+    {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
+    {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
     {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror",
      "PREFIX/<source host>/<repository> (default:\nPREFIX/<repository>)"},
     {"chunk-size", 0, "BYTES", OPT_CHUNK_SIZE, "push mirror",
