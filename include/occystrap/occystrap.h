@@ -2,21 +2,24 @@
  *
  * occystrap mirrors container images from registries into verified local
  * files: docker-load tarballs, extracted directories, and a deduplicated
- * store that many images share. This header is all a program needs (the
- * occystrap command is written against it and nothing else).
+ * store that many images share; and pushes a store's images, or a list's
+ * straight from their registries, into a registry with every digest
+ * unchanged. This header is all a program needs (the occystrap command is
+ * written against it and nothing else).
  *
  * Shape (libuv's vocabulary, curl's split of tool and library):
  * - The caller owns the libuv loop. oc_engine_new() puts an engine on it;
- *   jobs (a fetch, a mirror run) are started on the engine with an options
- *   struct and a completion callback, and run while the caller runs the
- *   loop. The engine never calls uv_run; oc_engine_close() starts its
+ *   jobs (a fetch, a mirror run, a push) are started on the engine with an
+ *   options struct and a completion callback, and run while the caller runs
+ *   the loop. The engine never calls uv_run; oc_engine_close() starts its
  *   teardown and calls back once every handle it opened is closed, after
  *   which the caller may close its loop.
  * - The library never prints and never exits. What it has to say arrives
  *   through the engine's event callback (log lines with a level, job and
- *   blob progress, each mirror entry as it finishes); failures are oc_error
- *   values with a message that names the image, the blob and the cause;
- *   results are data (oc_mirror_report), never process exit codes.
+ *   blob progress, each mirror entry or pushed image as it finishes);
+ *   failures are oc_error values with a message that names the image, the
+ *   blob and the cause; results are data (oc_mirror_report,
+ *   oc_push_report), never process exit codes.
  * - The store commands (export, list, verify, gc, expand) need no network
  *   and no loop: they are plain calls that return when done.
  *
