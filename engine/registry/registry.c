@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -822,11 +823,38 @@ static void call_on_done_inner(reg_call *c, const oc_http_result *res)
         call_finish(c, &err);
 }
 
-/* Is url on this registry (its base URL, then a path)? */
+/* "scheme://host:port" of url, lower case, with the scheme's default port
+ * written out; "" when url has no scheme. */
+static void origin_of(const char *url, char *out, size_t size)
+{
+    out[0] = '\0';
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return;
+    size_t slen = (size_t)(sep - url);
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', alen); /* no userinfo */
+    if (at) {
+        alen -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
+    int has_port = alen && memchr(auth, ':', alen) && auth[alen - 1] != ']';
+    const char *port =
+        !has_port ? (slen == 5 && strncasecmp(url, "https", 5) == 0 ? ":443" : ":80") : "";
+    snprintf(out, size, "%.*s://%.*s%s", (int)slen, url, (int)alen, auth, port);
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+}
+
+/* Is url on this registry (scheme, host and port of its base URL)? */
 static int same_origin(const oc_registry *r, const char *url)
 {
-    size_t n = strlen(r->base_url);
-    return strncmp(url, r->base_url, n) == 0 && (url[n] == '/' || url[n] == '?' || !url[n]);
+    char a[512], b[512];
+    origin_of(url, a, sizeof a);
+    origin_of(r->base_url, b, sizeof b);
+    return a[0] && strcmp(a, b) == 0;
 }
 
 static void call_on_sent(void *opaque, size_t n)
@@ -1000,6 +1028,15 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     c->slot.opaque = c;
     uv_timer_init(r->e->loop, &c->timer);
     c->timer.data = c;
+    if (c->opts.start_after_ms) { /* waits like a retry (an interrupt ends it) */
+        c->backoff_next = r->backing_off;
+        if (c->backoff_next)
+            c->backoff_next->backoff_prev = c;
+        r->backing_off = c;
+        c->in_backoff = 1;
+        uv_timer_start(&c->timer, on_backoff_done, c->opts.start_after_ms, 0);
+        return 0;
+    }
     call_attempt(c);
     return 0;
 }

@@ -69,6 +69,7 @@ typedef struct oc_reg_call_opts {
      * relay's GET on its upload's PATCH; taking a second slot while holding
      * one could wait forever). */
     int no_slot;
+    uint64_t start_after_ms; /* wait this long before the first send */
 } oc_reg_call_opts;
 
 oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err);

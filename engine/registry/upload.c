@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/registry/engine.h"
 #include "io/digest.h"
 
 #define OCTET_STREAM "application/octet-stream"
@@ -506,7 +507,12 @@ static void ask_status(upload *u, const oc_error *why)
         return;
     oc_engine_log(u->e, "blob %s into %s: %s; asking the registry what the session holds",
                   u->digest, u->repo, why->msg);
-    oc_reg_call_opts co = {.method = "GET", .url = u->location, .scope = u->scope};
+    /* after a backoff: a registry still writing the broken request's bytes
+     * would answer with the size before them */
+    uint64_t wait =
+        oc_retry_delay_ms(&u->e->opts.retry, 2 + u->res.resumes + u->res.restarts, 0, &u->e->rng);
+    oc_reg_call_opts co = {
+        .method = "GET", .url = u->location, .scope = u->scope, .start_after_ms = wait};
     oc_reg_consumer c = {.on_done = on_status, .opaque = u};
     oc_error err;
     if (oc_registry_call(u->r, u->repo, "blobs", "uploads", &co, &c, &err) != 0)

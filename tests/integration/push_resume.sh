@@ -65,7 +65,9 @@ n0=$(wc -l < "$LAB_LOG_PUSH_PLAIN")
 expect_status 0 "$OCCYSTRAP" -v --config config.json --progress none --chunk-size $CHUNK push store "$PROXY/pushed/cut-$$"
 grep -q "cut the request body after 1000000 bytes" "$PROXY_LOG" || { cat "$PROXY_LOG"; fail "the proxy cut nothing"; }
 grep -q "blob $big into pushed/cut-$$/$NS/big: starting the upload over" last.err || { cat last.err; fail "the refused session was not started over"; }
-grep -q "uploaded after 0 resume(s) and 1 restart(s)" last.err || { cat last.err; fail "no summary of the restart"; }
+# (the status GET may still see the size before the cut bytes and resume once
+# more before the registry refuses the session: a resume then is no failure)
+grep -q "uploaded after [0-9]* resume(s) and 1 restart(s)" last.err || { cat last.err; fail "no summary of the restart"; }
 registry_log_since "$n0" > cut.log
 [ "$(grep -c "\"POST /v2/pushed/cut-$$/$NS/big/blobs/uploads/ " cut.log)" = 4 ] || { cat cut.log; fail "want 3 sessions and one more for the restart"; }
 check "pushed/cut-$$"
