@@ -56,6 +56,7 @@ enum {
     OPT_PER_REGISTRY,
     OPT_RETRIES,
     OPT_STALL,
+    OPT_RATE_WAIT,
     OPT_MAX_LAYER,
     OPT_UNIQUE,
     OPT_EXPAND,
@@ -101,6 +102,8 @@ static const cli_option options[] = {
     {"per-registry", 0, "N", OPT_PER_REGISTRY, NET, "requests in flight per registry (default 8)"},
     {"retries", 0, "N", OPT_RETRIES, NET, "attempts per request (default 5)"},
     {"stall-timeout", 0, "SECONDS", OPT_STALL, NET, "retry a transfer idle this long (default 30)"},
+    {"rate-limit-wait", 0, "SECONDS", OPT_RATE_WAIT, NET,
+     "longest wait for a registry's rate limit or a\nRetry-After (default 60); beyond it, fail"},
     {"config", 0, "FILE", OPT_CONFIG, NET, "per-registry endpoint, TLS, credentials, caps"},
     {"use-unique-names", 0, NULL, OPT_UNIQUE, "fetch-to-extracted", "merged-directory names"},
     {"expand", 0, NULL, OPT_EXPAND, "fetch-to-extracted",
@@ -271,6 +274,11 @@ static int take_option(cli_opts *o, int id, const char *arg)
         if (parse_uint(arg, "--stall-timeout", 3600, &n) != 0 || n == 0)
             return -1;
         o->engine.stall_seconds = (long)n;
+        return 0;
+    case OPT_RATE_WAIT:
+        if (parse_uint(arg, "--rate-limit-wait", 86400, &n) != 0 || n == 0)
+            return -1;
+        o->engine.rate_limit_wait_s = (long)n;
         return 0;
     case OPT_MAX_LAYER:
         if (parse_uint(arg, "--max-layer-size", UINT64_MAX, &n) != 0)

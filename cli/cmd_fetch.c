@@ -54,7 +54,8 @@ static int fetch(cli_opts *o, char **argv, oc_fetch_target target)
     }
     fetch_cli f = {.o = o, .path = argv[3]};
     int status = EXIT_FAILED;
-    if (oc_fetch_start(run.engine, &fo, on_fetched, &f, &err) != 0) {
+    if (cli_run_catch_signals(&run, &err) != 0 ||
+        oc_fetch_start(run.engine, &fo, on_fetched, &f, &err) != 0) {
         cli_error(&err);
         status = err.code == OC_E_USAGE ? EXIT_USAGE : EXIT_FAILED;
     } else {

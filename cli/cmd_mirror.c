@@ -73,10 +73,16 @@ static int on_event(const oc_event *ev, void *opaque)
 {
     mirror_cli *m = opaque;
     switch (ev->kind) {
-    case OC_EVENT_JOB_STARTED:
+    case OC_EVENT_JOB_STARTED: {
+        /* the locks are held: from now on a signal stops the run cleanly
+         * (while it waited for them, a signal ended the process at once) */
+        oc_error err;
+        if (cli_run_catch_signals(m->run, &err) != 0)
+            cli_error(&err);
         if (!m->progress)
             m->progress = oc_progress_new(&m->run->loop, m->mode, stderr, (unsigned)ev->count, 0);
         return 1;
+    }
     case OC_EVENT_BLOB_STARTED:
         if (m->progress) {
             oc_progress_expect_bytes(m->progress, ev->size);

@@ -73,10 +73,16 @@ static int on_event(const oc_event *ev, void *opaque)
 {
     push_cli *p = opaque;
     switch (ev->kind) {
-    case OC_EVENT_JOB_STARTED:
+    case OC_EVENT_JOB_STARTED: {
+        /* the store's lock is held (push) or there is none (mirror --to):
+         * from now on a signal stops the run cleanly */
+        oc_error err;
+        if (cli_run_catch_signals(p->run, &err) != 0)
+            cli_error(&err);
         if (!p->progress)
             p->progress = oc_progress_new(&p->run->loop, p->mode, stderr, (unsigned)ev->count, 0);
         return 1;
+    }
     case OC_EVENT_BLOB_STARTED:
         if (p->progress) {
             oc_progress_expect_bytes(p->progress, ev->size);

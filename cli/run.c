@@ -85,18 +85,27 @@ int cli_run_init(cli_run *r, const cli_opts *o, cli_event_hook hook, void *hook_
         uv_loop_close(&r->loop);
         return -1;
     }
+    return 0;
+}
+
+int cli_run_catch_signals(cli_run *r, oc_error *err)
+{
+    if (r->signals_open)
+        return 0;
     const int which[2] = {SIGINT, SIGTERM};
     for (int i = 0; i < 2; i++) {
         uv_signal_init(&r->loop, &r->signals[i]);
         r->signals[i].data = r;
         r->signals_open++;
-        rc = uv_signal_start(&r->signals[i], on_signal, which[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        int rc = uv_signal_start(&r->signals[i], on_signal, which[i]);
         uv_unref((uv_handle_t *)&r->signals[i]); /* they must not keep the loop alive */
         if (rc != 0) {
             snprintf(err->msg, sizeof err->msg, "cannot watch signal %d: %s", which[i],
                      uv_strerror(rc));
             err->code = OC_E_IO;
-            cli_run_close(r);
+            stop_signals(r);
             return -1;
         }
     }

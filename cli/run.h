@@ -29,10 +29,14 @@ struct cli_run {
     void *hook_opaque;
 };
 
-/* Loop, engine (from o->engine) and signal watchers. On failure nothing is
- * left open and err says why. */
+/* Loop and engine (from o->engine). On failure nothing is left open and
+ * err says why. */
 int cli_run_init(cli_run *r, const cli_opts *o, cli_event_hook hook, void *hook_opaque,
                  oc_error *err);
+/* Watch SIGINT and SIGTERM from now on (until then they have their default
+ * action: the process ends). A command calls it once nothing it may wait
+ * on blocks the loop. */
+int cli_run_catch_signals(cli_run *r, oc_error *err);
 /* Run the loop until the jobs are done; then a signal caught in the loop's
  * last turn is taken, and SIGINT/SIGTERM get their default action back. */
 void cli_run_loop(cli_run *r);

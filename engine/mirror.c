@@ -24,6 +24,7 @@
 #include "engine/listfile.h"
 #include "engine/registry/pull.h"
 #include "engine/registry/registry.h"
+#include "engine/registry/resolve.h"
 #include "engine/store/store.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
@@ -72,6 +73,9 @@ struct entry_job {
     size_t n_stored;
     int finished;
     int manifest_retried; /* a manifest that failed its digest is fetched once more */
+    char *fetched;        /* the manifest when resolving the tag took a GET */
+    size_t fetched_len;
+    char *fetched_type;
 };
 
 struct mirror_run {
@@ -442,6 +446,14 @@ static void fetch_manifest(entry_job *j)
 {
     oc_error err;
     oc_error_clear(&err);
+    if (j->fetched) { /* resolving the tag fetched it already */
+        oc_reg_info info = {.status = 200, .content_type = j->fetched_type};
+        char *body = j->fetched;
+        j->fetched = NULL;
+        on_manifest(j, body, j->fetched_len, &info, NULL);
+        free(body);
+        return;
+    }
     if (oc_registry_fetch_small(j->r, j->le->ref.repository, "manifests", j->digest,
                                 OC_MANIFEST_ACCEPT, OC_MANIFEST_MAX, on_manifest, j, &err) != 0) {
         entry_abort(j, &err);
@@ -518,25 +530,8 @@ static void resolved(entry_job *j, const char *digest)
     fetch_manifest(j);
 }
 
-static void on_head_manifest(void *opaque, const char *body, size_t len, const oc_reg_info *info,
-                             const oc_error *call_err)
-{
-    entry_job *j = opaque;
-    (void)info;
-    if (entry_stopped(j))
-        return;
-    if (call_err) {
-        entry_abort(j, call_err);
-        return;
-    }
-    /* the registry sent no digest with HEAD: the body's hash is the digest */
-    char hex[OC_SHA256_HEX_LEN + 1], digest[8 + OC_SHA256_HEX_LEN];
-    oc_sha256_buf_hex(body, len, hex);
-    snprintf(digest, sizeof digest, "sha256:%s", hex);
-    resolved(j, digest);
-}
-
-static void on_head(void *opaque, const oc_reg_info *info, const oc_error *call_err)
+static void on_resolved(void *opaque, const char *digest, const char *body, size_t len,
+                        const char *content_type, const oc_error *call_err)
 {
     entry_job *j = opaque;
     if (entry_stopped(j))
@@ -549,18 +544,13 @@ static void on_head(void *opaque, const oc_reg_info *info, const oc_error *call_
         entry_abort(j, &err);
         return;
     }
-    const char *d = info->docker_content_digest;
-    oc_error err;
-    char hex[OC_SHA256_HEX_LEN + 1];
-    if (d && oc_digest_parse(d, hex, &err) == 0) {
-        resolved(j, d);
-        return;
+    if (body && (j->fetched = malloc(len + 1))) { /* a GET told: keep the bytes */
+        memcpy(j->fetched, body, len);
+        j->fetched[len] = '\0';
+        j->fetched_len = len;
+        j->fetched_type = content_type ? strdup(content_type) : NULL;
     }
-    if (oc_registry_fetch_small(j->r, j->le->ref.repository, "manifests", j->le->ref.tag,
-                                OC_MANIFEST_ACCEPT, OC_MANIFEST_MAX, on_head_manifest, j,
-                                &err) != 0) {
-        entry_abort(j, &err);
-    }
+    resolved(j, digest);
 }
 
 static void entry_start(entry_job *j)
@@ -585,12 +575,9 @@ static void entry_start(entry_job *j)
         resolved(j, j->le->ref.digest);
         return;
     }
-    oc_reg_call_opts co = {.method = "HEAD", .accept = OC_MANIFEST_ACCEPT};
-    oc_reg_consumer c = {.on_done = on_head, .opaque = j};
-    if (oc_registry_call(j->r, j->le->ref.repository, "manifests", j->le->ref.tag, &co, &c, &err) !=
-        0) {
+    if (oc_resolve_tag(j->r, j->le->ref.repository, j->le->ref.tag, OC_MANIFEST_ACCEPT,
+                       OC_MANIFEST_MAX, on_resolved, j, &err) != 0)
         entry_abort(j, &err);
-    }
 }
 
 /* ---- report ---- */
@@ -655,6 +642,8 @@ static void run_free(mirror_run *run)
         free(j->digest);
         free(j->manifest);
         free(j->manifest_type);
+        free(j->fetched);
+        free(j->fetched_type);
     }
     free(run->jobs);
     oc_once_free(run->in_flight);
@@ -720,6 +709,8 @@ static void run_complete(mirror_run *run)
                          run->n_jobs - run->finished, run->n_jobs);
         }
     }
+    if (e->interrupted)
+        rep.signal = e->interrupted;
     if (run->err.code != OC_OK)
         rep.error = &run->err;
     rep.config_error = run->config_error;

@@ -364,6 +364,10 @@ static void transfer_finish(oc_http_transfer *t, CURLcode code)
     curl_off_t sent = 0;
     if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK && sent > 0)
         res.sent_bytes = (uint64_t)sent;
+    curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_COUNT, &res.redirects);
+    char *final_url = NULL;
+    curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &final_url);
+    res.final_url = final_url;
     http->stats.transfers++;
     http->stats.connects += (uint64_t)(res.num_connects > 0 ? res.num_connects : 0);
     http->stats.bytes += t->body_bytes;

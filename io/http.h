@@ -48,6 +48,9 @@ typedef struct oc_http_result {
     int curl_code;        /* CURLcode, 0 on success */
     const char *curl_msg; /* curl's message when curl_code != 0 */
     oc_error *err;        /* set when !ok: network error or on_data abort */
+
+    long redirects;        /* redirects followed before the final response */
+    const char *final_url; /* the URL that gave the final response (valid in on_done) */
 } oc_http_result;
 
 /* on_data returns one of these. */

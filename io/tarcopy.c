@@ -6,10 +6,9 @@
  * would leak its client state): so headers are byte for byte what
  * io/tarwrite.c writes,
  * long names and sizes beyond ustar's 8 GiB included (pax records). The
- * data is then moved from the source file at an explicit offset, so the
- * three ways (copy_file_range, sendfile, pread/write) can take over from
- * each other in the middle of a file; a way the kernel refuses once
- * (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP) is not tried again for this archive.
+ * data is then moved by io/filecopy.h (copy_file_range, sendfile,
+ * pread/write, taking over from each other; a way the kernel refuses once
+ * is not tried again for this archive).
  * Errors name the archive, the member and the source; ENOSPC becomes
  * OC_E_NOSPACE. */
 #include "io/tarcopy.h"
@@ -19,7 +18,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,21 +25,18 @@
 #include <archive_entry.h>
 
 #include "io/atomicfile.h"
+#include "io/filecopy.h"
 
-#define RW_CHUNK ((size_t)1024 * 1024)
-#define KERNEL_CHUNK ((size_t)1 << 30)
 #define BLOCK 512
 
 struct oc_tarcopy {
     int fd;
     char *what;
     int failed;
-    int no_cfr;
-    int no_sendfile;
     unsigned char *hdr; /* rendered header */
     size_t hlen, hcap;
-    int sealed;         /* capture_cb refuses more bytes */
-    unsigned char *buf; /* read/write fallback */
+    int sealed;       /* capture_cb refuses more bytes */
+    oc_filecopy copy; /* file members' data */
     oc_tarcopy_stats st;
 };
 
@@ -154,100 +149,6 @@ int oc_tarcopy_add_buffer(oc_tarcopy *w, const char *name, const void *data, siz
     return pad(w, len, name, err);
 }
 
-static int kernel_refused(int e)
-{
-    return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP || e == EBADF;
-}
-
-/* Move up to want bytes of src at *off to the archive; returns the count
- * (0 = end of file) or -1 with errno. */
-static ssize_t move_some(oc_tarcopy *w, int src, off_t *off, size_t want)
-{
-    while (!w->no_cfr) {
-        ssize_t n = copy_file_range(src, off, w->fd, NULL, want, 0);
-        if (n >= 0) {
-            w->st.copy_file_range_bytes += (uint64_t)n;
-            return n;
-        }
-        if (errno == EINTR)
-            continue;
-        if (!kernel_refused(errno))
-            return -1;
-        w->no_cfr = 1;
-    }
-    while (!w->no_sendfile) {
-        ssize_t n = sendfile(w->fd, src, off, want);
-        if (n >= 0) {
-            w->st.sendfile_bytes += (uint64_t)n;
-            return n;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EINVAL && errno != ENOSYS)
-            return -1;
-        w->no_sendfile = 1;
-    }
-    if (!w->buf && !(w->buf = malloc(RW_CHUNK))) {
-        errno = ENOMEM;
-        return -1;
-    }
-    size_t chunk = want < RW_CHUNK ? want : RW_CHUNK;
-    ssize_t n;
-    do {
-        n = pread(src, w->buf, chunk, *off);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return n;
-    oc_error werr;
-    if (oc_write_all(w->fd, w->buf, (size_t)n, w->what, &werr) != 0) {
-        errno = werr.code == OC_E_NOSPACE ? ENOSPC : EIO;
-        return -1;
-    }
-    *off += n;
-    w->st.readwrite_bytes += (uint64_t)n;
-    return n;
-}
-
-static int copy_data(oc_tarcopy *w, int src, const char *src_path, const char *name, uint64_t size,
-                     oc_error *err)
-{
-    off_t off = 0;
-    uint64_t done = 0;
-    while (done < size) {
-        uint64_t left = size - done;
-        size_t want = left < KERNEL_CHUNK ? (size_t)left : KERNEL_CHUNK;
-        ssize_t n = move_some(w, src, &off, want);
-        if (n < 0) {
-            oc_error_errno(err, errno, "%s: copy %s from %s", w->what, name, src_path);
-            return fail(w);
-        }
-        if (n == 0) {
-            oc_error_set(err, OC_E_IO,
-                         "%s shrank while it was copied into %s as %s: %" PRIu64 " of %" PRIu64
-                         " bytes",
-                         src_path, w->what, name, done, size);
-            return fail(w);
-        }
-        done += (uint64_t)n;
-    }
-    w->st.total_bytes += size;
-    unsigned char extra;
-    ssize_t n;
-    do {
-        n = pread(src, &extra, 1, off);
-    } while (n < 0 && errno == EINTR);
-    if (n != 0) {
-        if (n < 0)
-            oc_error_errno(err, errno, "read %s (adding %s to %s)", src_path, name, w->what);
-        else
-            oc_error_set(err, OC_E_IO,
-                         "%s grew while it was copied into %s as %s: more than %" PRIu64 " bytes",
-                         src_path, w->what, name, size);
-        return fail(w);
-    }
-    return 0;
-}
-
 int oc_tarcopy_add_file(oc_tarcopy *w, const char *name, const char *src_path, uint64_t expect_size,
                         oc_error *err)
 {
@@ -274,8 +175,14 @@ int oc_tarcopy_add_file(oc_tarcopy *w, const char *name, const char *src_path, u
     }
     (void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
     uint64_t size = (uint64_t)st.st_size;
-    if (put_header(w, name, AE_IFREG, 0644, size, err) == 0 &&
-        copy_data(w, src, src_path, name, size, err) == 0 && pad(w, size, name, err) == 0)
+    if (put_header(w, name, AE_IFREG, 0644, size, err) != 0)
+        goto out;
+    if (oc_filecopy_run(&w->copy, w->fd, w->what, src, src_path, name, size, err) != 0) {
+        fail(w);
+        goto out;
+    }
+    w->st.total_bytes += size;
+    if (pad(w, size, name, err) == 0)
         rc = 0;
 out:
     close(src);
@@ -296,13 +203,16 @@ oc_tarcopy *oc_tarcopy_open(int fd, const char *what, oc_error *err)
 
 void oc_tarcopy_force_readwrite(oc_tarcopy *w, int on)
 {
-    w->no_cfr = on;
-    w->no_sendfile = on;
+    w->copy.no_cfr = on;
+    w->copy.no_sendfile = on;
 }
 
 void oc_tarcopy_get_stats(const oc_tarcopy *w, oc_tarcopy_stats *out)
 {
     *out = w->st;
+    out->copy_file_range_bytes = w->copy.copy_file_range_bytes;
+    out->sendfile_bytes = w->copy.sendfile_bytes;
+    out->readwrite_bytes = w->copy.readwrite_bytes;
 }
 
 int oc_tarcopy_close(oc_tarcopy *w, oc_error *err)
@@ -325,7 +235,7 @@ void oc_tarcopy_free(oc_tarcopy *w)
     if (!w)
         return;
     free(w->hdr);
-    free(w->buf);
+    oc_filecopy_release(&w->copy);
     free(w->what);
     free(w);
 }

@@ -12,13 +12,13 @@
  * each archive_write_data call reaches the file as one write, and only
  * headers and padding are small writes.
  *
- * File members are copied by the kernel (copy_file_range(2): no user-space
- * copy, and a reflink where the file system offers one) when source and
- * archive allow it, else read/written in 1 MiB chunks. libarchive still
- * writes the header and the padding: after copying the data ourselves we
- * let it "finish" the entry, which emits zeros for the bytes it believes
- * are missing plus the padding, and the write callback swallows exactly as
- * many zeros as we copied, so only the padding reaches the file.
+ * File members' data is written by us, not by libarchive: moved by the
+ * kernel where it can (io/filecopy.h: copy_file_range, which may reflink,
+ * then sendfile, then read/write). libarchive still writes the header and
+ * the padding: after copying the data ourselves we let it "finish" the
+ * entry, which emits zeros for the bytes it believes are missing plus the
+ * padding, and the write callback swallows exactly as many zeros as we
+ * copied, so only the padding reaches the file.
  *
  * libarchive writes through our own callback with oc_write_all, so a failed
  * write keeps its errno (ENOSPC -> OC_E_NOSPACE) and names the archive. After
@@ -42,20 +42,18 @@
 #include <archive_entry.h>
 
 #include "io/atomicfile.h"
-
-#define COPY_CHUNK ((size_t)1024 * 1024)
+#include "io/filecopy.h"
 
 struct oc_tar_writer {
     struct archive *a;
     int fd;
     char *what;
     int failed;
-    oc_error io_err; /* set by the write callback */
-    int discard;     /* being freed: the callback refuses all writes */
-    unsigned char *buf;
-    uint64_t swallow;   /* entry bytes copied by the kernel: drop as many of
-                           libarchive's filler zeros */
-    int no_kernel_copy; /* copy_file_range refused once: don't retry */
+    oc_error io_err;  /* set by the write callback */
+    int discard;      /* being freed: the callback refuses all writes */
+    uint64_t swallow; /* entry bytes we wrote ourselves: drop as many of
+                         libarchive's filler zeros */
+    oc_filecopy copy; /* file members' data (io/filecopy.h) */
 };
 
 static la_ssize_t tar_write_cb(struct archive *a, void *client, const void *buf, size_t len)
@@ -199,105 +197,10 @@ int oc_tar_add_buffer(oc_tar_writer *w, const char *name, const void *data, size
     return finish_entry(w, name, err);
 }
 
-/* Copy exactly size bytes of src into the current entry; the file must
- * neither shrink nor grow meanwhile. */
-static int copy_file_data(oc_tar_writer *w, const char *name, int src, const char *src_path,
-                          uint64_t size, oc_error *err)
-{
-    uint64_t done = 0;
-    while (done < size) {
-        size_t want = size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK;
-        ssize_t n = read(src, w->buf, want);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            w->failed = 1;
-            oc_error_errno(err, errno, "read %s (adding %s to %s)", src_path, name, w->what);
-            return -1;
-        }
-        if (n == 0) {
-            w->failed = 1;
-            oc_error_set(err, OC_E_IO,
-                         "%s shrank while it was copied into %s as %s: %" PRIu64 " of %" PRIu64
-                         " bytes",
-                         src_path, w->what, name, done, size);
-            return -1;
-        }
-        if (write_data(w, name, w->buf, (size_t)n, err) != 0)
-            return -1;
-        done += (uint64_t)n;
-    }
-    unsigned char extra;
-    ssize_t n;
-    do {
-        n = read(src, &extra, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 0) {
-        w->failed = 1;
-        if (n < 0)
-            oc_error_errno(err, errno, "read %s (adding %s to %s)", src_path, name, w->what);
-        else
-            oc_error_set(err, OC_E_IO,
-                         "%s grew while it was copied into %s as %s: more than %" PRIu64 " bytes",
-                         src_path, w->what, name, size);
-        return -1;
-    }
-    return 0;
-}
-
-/* copy_file_range the whole of src into the archive. 1: done; 0: not
- * possible here, nothing was copied (use read/write); -1: failed. */
-static int kernel_copy(oc_tar_writer *w, const char *name, int src, const char *src_path,
-                       uint64_t size, oc_error *err)
-{
-    if (w->no_kernel_copy)
-        return 0;
-    uint64_t done = 0;
-    while (done < size) {
-        size_t want = size - done > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)(size - done);
-        ssize_t n = copy_file_range(src, NULL, w->fd, NULL, want, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && done == 0 &&
-            (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
-             errno == EBADF)) {
-            w->no_kernel_copy = 1;
-            return 0;
-        }
-        if (n < 0) {
-            w->failed = 1;
-            oc_error_errno(err, errno, "copy %s into %s as %s", src_path, w->what, name);
-            return -1;
-        }
-        if (n == 0) {
-            w->failed = 1;
-            oc_error_set(err, OC_E_IO,
-                         "%s shrank while it was copied into %s as %s: %" PRIu64 " of %" PRIu64
-                         " bytes",
-                         src_path, w->what, name, done, size);
-            return -1;
-        }
-        done += (uint64_t)n;
-    }
-    unsigned char extra;
-    if (pread(src, &extra, 1, (off_t)size) != 0) {
-        w->failed = 1;
-        oc_error_set(err, OC_E_IO, "%s grew while it was copied into %s as %s", src_path, w->what,
-                     name);
-        return -1;
-    }
-    w->swallow = size;
-    return 1;
-}
-
 int oc_tar_add_file(oc_tar_writer *w, const char *name, const char *src_path, oc_error *err)
 {
     if (check_usable(w, name, err) != 0)
         return -1;
-    if (!w->buf && !(w->buf = malloc(COPY_CHUNK))) {
-        oc_error_set(err, OC_E_NOMEM, "%s: add %s: out of memory", w->what, name);
-        return -1;
-    }
     int src = open(src_path, O_RDONLY | O_CLOEXEC);
     if (src < 0) {
         oc_error_errno(err, errno, "open %s (to add %s to %s)", src_path, name, w->what);
@@ -318,11 +221,13 @@ int oc_tar_add_file(oc_tar_writer *w, const char *name, const char *src_path, oc
     (void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
     int rc = write_header(w, name, AE_IFREG, 0644, (int64_t)st.st_size, err);
     if (rc == 0) {
-        int k = kernel_copy(w, name, src, src_path, (uint64_t)st.st_size, err);
-        if (k < 0)
+        if (oc_filecopy_run(&w->copy, w->fd, w->what, src, src_path, name, (uint64_t)st.st_size,
+                            err) != 0) {
+            w->failed = 1;
             rc = -1;
-        else if (k == 0)
-            rc = copy_file_data(w, name, src, src_path, (uint64_t)st.st_size, err);
+        } else {
+            w->swallow = (uint64_t)st.st_size;
+        }
     }
     if (rc == 0)
         rc = finish_entry(w, name, err);
@@ -361,7 +266,7 @@ void oc_tar_writer_free(oc_tar_writer *w)
         (void)archive_write_close(w->a); /* a no-op after a successful close */
         archive_write_free(w->a);
     }
-    free(w->buf);
+    oc_filecopy_release(&w->copy);
     free(w->what);
     free(w);
 }

@@ -215,6 +215,10 @@ void oc_limiter_drain(oc_limiter *l)
 {
     l->draining = 1;
     grant_waiters(l);
+    /* nothing waits for a token any more: a refill due in minutes must not
+     * keep the loop (and an interrupted run) alive until then */
+    if (l->refill)
+        uv_timer_stop(l->refill);
 }
 
 void oc_limiter_withdraw(oc_limiter *l, oc_slot_wait *w)

@@ -37,7 +37,8 @@ void oc_limiter_release(oc_limiter *l, oc_slot_wait *w);
 void oc_limiter_withdraw(oc_limiter *l, oc_slot_wait *w);
 
 /* For a run that stops: caps and rates are off from now on, every waiter is
- * granted now (so each can fail at once) and every later acquire at once. */
+ * granted now (so each can fail at once) and every later acquire at once;
+ * the refill timer stops. */
 void oc_limiter_drain(oc_limiter *l);
 
 unsigned oc_limiter_active(const oc_limiter *l, const char *key);

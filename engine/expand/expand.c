@@ -24,11 +24,11 @@
 #include "engine/expand/expand_plan.h"
 #include "engine/expand/expand_write.h"
 #include "engine/expand/layerpath.h"
+#include "engine/expand/layertar.h"
 #include "io/atomicfile.h"
 #include "io/fsutil.h"
 #include "io/safefs.h"
 
-#define READ_BLOCK (1u << 20)
 #define PATH_CAP 8192
 
 typedef struct job {
@@ -46,40 +46,9 @@ typedef struct job {
 
 /* ---- reading layers ---- */
 
-static struct archive *open_layer(const oc_expand_layer *l, int fd, oc_error *err)
+static oc_layertar *open_layer(const oc_expand_layer *l, int fd, oc_error *err)
 {
-    if (lseek(fd, 0, SEEK_SET) != 0) {
-        oc_error_errno(err, errno, "layer %s: cannot rewind %s", l->label, l->tar_path);
-        return NULL;
-    }
-    struct archive *a = archive_read_new();
-    if (!a) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    archive_read_support_format_tar(a);
-    archive_read_support_format_gnutar(a);
-    if (archive_read_open_fd(a, fd, READ_BLOCK) != ARCHIVE_OK) {
-        oc_error_set(err, OC_E_IO, "layer %s: cannot open %s: %s", l->label, l->tar_path,
-                     archive_error_string(a));
-        archive_read_free(a);
-        return NULL;
-    }
-    return a;
-}
-
-/* Next header: 1 got one, 0 end, -1 error. */
-static int next_header(struct archive *a, const oc_expand_layer *l, struct archive_entry **e,
-                       oc_error *err)
-{
-    int r = archive_read_next_header(a, e);
-    if (r == ARCHIVE_EOF)
-        return 0;
-    if (r >= ARCHIVE_WARN)
-        return 1;
-    oc_error_set(err, OC_E_FORMAT, "layer %s: malformed tar: %s", l->label,
-                 archive_error_string(a));
-    return -1;
+    return oc_layertar_open(fd, l->label, l->tar_path, err);
 }
 
 static int entry_fail(oc_error *err, oc_errcode code, const oc_expand_layer *l, const char *name,
@@ -261,7 +230,7 @@ static int wl_add(whiteout_list *w, const char *path, int opaque, oc_error *err)
 static int collect_whiteouts(const oc_expand_layer *l, int fd, whiteout_list *wl, oc_error *err)
 {
     char *path = malloc(PATH_CAP);
-    struct archive *a = path ? open_layer(l, fd, err) : NULL;
+    oc_layertar *a = path ? open_layer(l, fd, err) : NULL;
     int rc = -1, r;
     struct archive_entry *e;
     if (!path) {
@@ -270,7 +239,7 @@ static int collect_whiteouts(const oc_expand_layer *l, int fd, whiteout_list *wl
     }
     if (!a)
         goto out;
-    while ((r = next_header(a, l, &e, err)) == 1) {
+    while ((r = oc_layertar_next(a, &e, err)) == 1) {
         int kind = entry_path(e, l, 0, path, err);
         if (kind < 0)
             goto out;
@@ -281,7 +250,7 @@ static int collect_whiteouts(const oc_expand_layer *l, int fd, whiteout_list *wl
     rc = r;
 out:
     if (a)
-        archive_read_free(a);
+        oc_layertar_free(a);
     free(path);
     return rc;
 }
@@ -360,7 +329,7 @@ static int extract_layer(job *j, oc_xwriter *w, size_t li, dir_records *dirs)
 {
     const oc_expand_layer *l = &j->layers[li];
     char *path = malloc(PATH_CAP), *target = malloc(PATH_CAP);
-    struct archive *a = path && target ? open_layer(l, j->fds[li], &j->err) : NULL;
+    oc_layertar *a = path && target ? open_layer(l, j->fds[li], &j->err) : NULL;
     struct archive_entry *e;
     int rc = -1, r;
     if (!path || !target) {
@@ -369,7 +338,7 @@ static int extract_layer(job *j, oc_xwriter *w, size_t li, dir_records *dirs)
     }
     if (!a)
         goto out;
-    while ((r = next_header(a, l, &e, &j->err)) == 1) {
+    while ((r = oc_layertar_next(a, &e, &j->err)) == 1) {
         j->st->entries++;
         const char *name = archive_entry_pathname(e);
         int kind = entry_path(e, l, j->as_is, path, &j->err);
@@ -433,7 +402,7 @@ static int extract_layer(job *j, oc_xwriter *w, size_t li, dir_records *dirs)
                 records_drop(dirs, path, 1);
         }
         int wr = is_link ? oc_xwriter_link(w, path, target, &j->err)
-                         : oc_xwriter_entry(w, a, e, fd, leaf, path, &j->err);
+                         : oc_xwriter_entry(w, oc_layertar_archive(a), e, fd, leaf, path, &j->err);
         if (wr < 0) {
             oc_error_prefix(&j->err, "layer %s: entry '%s'", l->label, name);
             goto out;
@@ -442,7 +411,7 @@ static int extract_layer(job *j, oc_xwriter *w, size_t li, dir_records *dirs)
     rc = r;
 out:
     if (a)
-        archive_read_free(a);
+        oc_layertar_free(a);
     free(path);
     free(target);
     return rc;
@@ -490,7 +459,7 @@ static int plan_layer(job *j, oc_plan *p, unsigned li)
 {
     const oc_expand_layer *l = &j->layers[li];
     char *path = malloc(PATH_CAP), *target = malloc(PATH_CAP);
-    struct archive *a = path && target ? open_layer(l, j->fds[li], &j->err) : NULL;
+    oc_layertar *a = path && target ? open_layer(l, j->fds[li], &j->err) : NULL;
     struct archive_entry *e;
     int rc = -1, r;
     uint32_t idx = 0;
@@ -500,7 +469,7 @@ static int plan_layer(job *j, oc_plan *p, unsigned li)
     }
     if (!a || oc_plan_begin_layer(p, li, &j->err) != 0)
         goto out;
-    for (; (r = next_header(a, l, &e, &j->err)) == 1; idx++) {
+    for (; (r = oc_layertar_next(a, &e, &j->err)) == 1; idx++) {
         j->st->entries++;
         const char *name = archive_entry_pathname(e);
         int kind = entry_path(e, l, 0, path, &j->err);
@@ -542,7 +511,7 @@ static int plan_layer(job *j, oc_plan *p, unsigned li)
     rc = 0;
 out:
     if (a)
-        archive_read_free(a);
+        oc_layertar_free(a);
     free(path);
     free(target);
     return rc;
@@ -576,13 +545,13 @@ static int write_layer(job *j, oc_xwriter *w, const oc_plan *p, unsigned li, cha
                        char *other)
 {
     const oc_expand_layer *l = &j->layers[li];
-    struct archive *a = open_layer(l, j->fds[li], &j->err);
+    oc_layertar *a = open_layer(l, j->fds[li], &j->err);
     struct archive_entry *e;
     int rc = -1, r;
     uint32_t idx = 0;
     if (!a)
         return -1;
-    for (; (r = next_header(a, l, &e, &j->err)) == 1; idx++) {
+    for (; (r = oc_layertar_next(a, &e, &j->err)) == 1; idx++) {
         oc_plan_action act;
         oc_plan_action_for(p, li, idx, &act);
         if (act.act == OC_ACT_SKIP)
@@ -607,7 +576,7 @@ static int write_layer(job *j, oc_xwriter *w, const oc_plan *p, unsigned li, cha
             }
             continue;
         }
-        int wr = oc_xwriter_entry(w, a, e, fd, leaf, path, &j->err);
+        int wr = oc_xwriter_entry(w, oc_layertar_archive(a), e, fd, leaf, path, &j->err);
         if (wr < 0) {
             oc_error_prefix(&j->err, "layer %s: entry '%s'", l->label, name);
             goto out;
@@ -625,7 +594,7 @@ static int write_layer(job *j, oc_xwriter *w, const oc_plan *p, unsigned li, cha
     }
     rc = r;
 out:
-    archive_read_free(a);
+    oc_layertar_free(a);
     return rc;
 }
 

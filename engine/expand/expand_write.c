@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "engine/expand/layertar.h"
 #include "io/atomicfile.h"
 
 struct oc_xwriter {
@@ -60,7 +62,9 @@ oc_xwriter *oc_xwriter_new(int rootfd, uint64_t max_bytes, oc_expand_stats *stat
     if (w->is_root)
         flags |= ARCHIVE_EXTRACT_OWNER;
     if (archive_write_disk_set_options(w->disk, flags) != ARCHIVE_OK) {
-        oc_error_set(err, OC_E_IO, "libarchive: %s", archive_error_string(w->disk));
+        char buf[128];
+        oc_error_set(err, OC_E_IO, "libarchive's disk writer refused its options: %s",
+                     oc_archive_why(w->disk, buf, sizeof buf));
         oc_xwriter_free(w);
         return NULL;
     }
@@ -71,7 +75,9 @@ int oc_xwriter_close(oc_xwriter *w, oc_error *err)
 {
     oc_xwriter_forget(w);
     if (archive_write_close(w->disk) < ARCHIVE_WARN) {
-        oc_error_set(err, OC_E_IO, "finishing the tree: %s", archive_error_string(w->disk));
+        char buf[128];
+        oc_error_set(err, OC_E_IO, "finishing the tree: %s",
+                     oc_archive_why(w->disk, buf, sizeof buf));
         return -1;
     }
     return 0;
@@ -134,12 +140,12 @@ oc_beneath oc_xwriter_parent(oc_xwriter *w, const char *path, int flags, int *fd
 static int disk_error(oc_xwriter *w, const char *path, oc_error *err)
 {
     int e = archive_errno(w->disk);
-    const char *msg = archive_error_string(w->disk);
+    char buf[128];
+    const char *msg = oc_archive_why(w->disk, buf, sizeof buf);
     oc_errcode code = e == ENOSPC || e == EDQUOT ? OC_E_NOSPACE : OC_E_IO;
-    if (e == EPERM || (msg && strstr(msg, "symlink")) || (msg && strstr(msg, "..")) ||
-        (msg && strstr(msg, "bsolute")))
+    if (e == EPERM || strstr(msg, "symlink") || strstr(msg, "..") || strstr(msg, "bsolute"))
         code = OC_E_FORMAT;
-    oc_error_set(err, code, "cannot write %s: %s", path, msg ? msg : "unknown libarchive error");
+    oc_error_set(err, code, "cannot write %s: %s", path, msg);
     return -1;
 }
 
@@ -147,7 +153,8 @@ static int header(oc_xwriter *w, struct archive_entry *e, const char *path, oc_e
 {
     int r = archive_write_header(w->disk, e);
     if (r == ARCHIVE_WARN) {
-        warn(w, path, archive_error_string(w->disk));
+        char buf[128];
+        warn(w, path, oc_archive_why(w->disk, buf, sizeof buf));
         return 0;
     }
     return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
@@ -157,7 +164,8 @@ static int finish(oc_xwriter *w, const char *path, oc_error *err)
 {
     int r = archive_write_finish_entry(w->disk);
     if (r == ARCHIVE_WARN) {
-        warn(w, path, archive_error_string(w->disk));
+        char buf[128];
+        warn(w, path, oc_archive_why(w->disk, buf, sizeof buf));
         return 0;
     }
     return r == ARCHIVE_OK ? 0 : disk_error(w, path, err);
@@ -175,6 +183,33 @@ static void set_xattrs(oc_xwriter *w, int fd, struct archive_entry *e, const cha
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
         if (name && fsetxattr(fd, name, value, size, 0) != 0)
             warn(w, path, "cannot restore an extended attribute");
+}
+
+/* containerd's boundTime: a time before 1970 or beyond what 64 bits of
+ * nanoseconds hold (2262) is written as the epoch. */
+static void bound_time(int64_t *sec, long *nsec)
+{
+    const int64_t max_sec = INT64_MAX / 1000000000, max_nsec = INT64_MAX % 1000000000;
+    if (*sec < 0 || *sec > max_sec || (*sec == max_sec && *nsec > max_nsec))
+        *sec = *nsec = 0;
+}
+
+/* The entry's times as containerd sets them: mtime bounded, atime the later
+ * of atime and mtime (the mtime when unset), bounded. */
+static void bound_times(struct archive_entry *e)
+{
+    int64_t ms = (int64_t)archive_entry_mtime(e), as = ms;
+    long mn = archive_entry_mtime_nsec(e), an = mn;
+    if (archive_entry_atime_is_set(e) &&
+        ((int64_t)archive_entry_atime(e) > ms ||
+         ((int64_t)archive_entry_atime(e) == ms && archive_entry_atime_nsec(e) > mn))) {
+        as = (int64_t)archive_entry_atime(e);
+        an = archive_entry_atime_nsec(e);
+    }
+    bound_time(&ms, &mn);
+    bound_time(&as, &an);
+    archive_entry_set_mtime(e, (time_t)ms, mn);
+    archive_entry_set_atime(e, (time_t)as, an);
 }
 
 /* Owner, mode, xattrs and times of the regular file fd, in the order that
@@ -197,14 +232,13 @@ static void file_meta(oc_xwriter *w, int fd, struct archive_entry *e, const char
     if (fchmod(fd, mode) != 0)
         warn(w, path, "cannot set the mode");
     set_xattrs(w, fd, e, path);
-    /* an unset mtime is now, as for libarchive; an unset atime is the mtime */
+    /* an unset mtime is now, as for libarchive; times as containerd sets
+     * them (bound_times) */
     struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
     if (archive_entry_mtime_is_set(e)) {
+        bound_times(e);
         ts[1].tv_sec = (time_t)archive_entry_mtime(e);
         ts[1].tv_nsec = archive_entry_mtime_nsec(e);
-        ts[0] = ts[1];
-    }
-    if (archive_entry_atime_is_set(e)) {
         ts[0].tv_sec = (time_t)archive_entry_atime(e);
         ts[0].tv_nsec = archive_entry_atime_nsec(e);
     }
@@ -233,9 +267,10 @@ static int write_regular(oc_xwriter *w, struct archive *r, struct archive_entry 
         int rr = archive_read_data_block(r, &buf, &len, &off);
         if (rr == ARCHIVE_EOF)
             break;
-        if (rr < ARCHIVE_WARN) {
+        if (rr != ARCHIVE_OK) { /* a warning here is a damaged entry too */
+            char why[128];
             oc_error_set(err, OC_E_FORMAT, "reading the data of %s: %s", path,
-                         archive_error_string(r));
+                         oc_archive_why(r, why, sizeof why));
             goto fail;
         }
         if (off < 0 || (uint64_t)off > (uint64_t)size || len > (uint64_t)size - (uint64_t)off) {
@@ -293,6 +328,8 @@ int oc_xwriter_entry(oc_xwriter *w, struct archive *r, struct archive_entry *e, 
     }
     archive_entry_set_pathname(e, path);
     archive_entry_set_size(e, 0); /* only regular files carry data */
+    if (archive_entry_mtime_is_set(e))
+        bound_times(e);
     if (header(w, e, path, err) != 0 || finish(w, path, err) != 0)
         return -1;
     if (type == AE_IFLNK)
@@ -387,6 +424,9 @@ void oc_xwriter_meta_of(struct archive_entry *e, oc_plan_dirmeta *m)
     m->mode = archive_entry_perm(e) & 07777;
     m->uid = archive_entry_uid(e);
     m->gid = archive_entry_gid(e);
-    m->mtime = archive_entry_mtime_is_set(e) ? archive_entry_mtime(e) : 0;
-    m->mtime_ns = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+    int64_t sec = archive_entry_mtime_is_set(e) ? (int64_t)archive_entry_mtime(e) : 0;
+    long nsec = archive_entry_mtime_is_set(e) ? archive_entry_mtime_nsec(e) : 0;
+    bound_time(&sec, &nsec);
+    m->mtime = sec;
+    m->mtime_ns = nsec;
 }

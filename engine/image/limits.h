@@ -21,5 +21,7 @@
 #define OC_DEFAULT_JOBS 32
 #define OC_DEFAULT_PER_REGISTRY 8
 #define OC_DEFAULT_STALL_SECONDS 30
+/* The longest a request waits for a rate limit or a Retry-After. */
+#define OC_DEFAULT_RATE_WAIT_SECONDS 60
 
 #endif

@@ -145,6 +145,10 @@ int oc_config_parse(oc_config *c, const char *text, size_t len, const char *what
             if (want_count(v, what, key, 3600, &n, err) != 0)
                 goto out;
             c->stall_timeout = (long)n;
+        } else if (strcmp(key, "rate_limit_wait") == 0) {
+            if (want_count(v, what, key, 86400, &n, err) != 0)
+                goto out;
+            c->rate_limit_wait = (long)n;
         } else {
             oc_error_set(err, OC_E_USAGE, "%s: unknown key \"%s\"", what, key);
             goto out;

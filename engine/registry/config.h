@@ -12,7 +12,8 @@
  *         "requests_per_second": 10           // start at most this many a second
  *       }
  *     },
- *     "jobs": 32, "retries": 5, "stall_timeout": 30
+ *     "jobs": 32, "retries": 5, "stall_timeout": 30,
+ *     "rate_limit_wait": 60   // longest wait for a rate limit or Retry-After
  *   }
  *
  * Unknown keys are an error (a typo must not silently do nothing). Keys are
@@ -39,6 +40,8 @@ typedef struct oc_config {
     unsigned jobs;      /* 0 unset */
     int retries;        /* 0 unset */
     long stall_timeout; /* 0 unset */
+
+    long rate_limit_wait; /* seconds, 0 unset */
 } oc_config;
 
 int oc_config_parse(oc_config *c, const char *text, size_t len, const char *what, oc_error *err);

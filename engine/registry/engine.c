@@ -36,6 +36,9 @@ int oc_engine_init(oc_engine *e, uv_loop_t *loop, const oc_engine_opts *opts, oc
         e->opts.jobs = OC_DEFAULT_JOBS;
     if (!e->opts.per_registry)
         e->opts.per_registry = OC_DEFAULT_PER_REGISTRY;
+    if (e->opts.rate_wait_ms == 0)
+        e->opts.rate_wait_ms = OC_DEFAULT_RATE_WAIT_SECONDS * 1000;
+    e->opts.retry.retry_after_cap_ms = e->opts.rate_wait_ms; /* one bound on every wait */
     e->started_ms = uv_now(e->loop);
     e->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)e;
     char ua[64];
@@ -192,6 +195,8 @@ int oc_engine_new(uv_loop_t *loop, const oc_engine_options *o, oc_engine **out, 
         .jobs = o->jobs ? o->jobs : cfg.jobs,
         .per_registry = o->per_registry,
         .stall_seconds = o->stall_seconds ? o->stall_seconds : cfg.stall_timeout,
+        .rate_wait_ms =
+            (uint64_t)(o->rate_limit_wait_s ? o->rate_limit_wait_s : cfg.rate_limit_wait) * 1000,
         .verbose = o->verbose,
         .pipe = {.chunk_size = o->pipe_chunk_size,
                  .in_chunks = o->pipe_in_chunks,
@@ -246,7 +251,9 @@ void oc_engine_close(oc_engine *e, void (*closed)(void *opaque), void *opaque)
     oc_engine_log(
         e, "http: %" PRIu64 " transfers, %" PRIu64 " new connections, %" PRIu64 " body bytes",
         st.transfers, st.connects, st.bytes);
-    oc_limiter_close(e->limiter); /* its timer frees itself */
+    for (int i = 0; i < e->n_registries; i++)
+        oc_registry_close(e->registries[i]); /* their budgets' timers free themselves */
+    oc_limiter_close(e->limiter);            /* its timer frees itself */
     oc_limiter_free(e->limiter);
     e->limiter = NULL;
     e->closes_pending = 2;

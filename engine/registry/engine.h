@@ -31,6 +31,9 @@ typedef struct oc_engine_opts {
     oc_retry_policy retry;
     oc_blobpipe_opts pipe;   /* buffer sizes and threads of the layer pipeline */
     const oc_config *config; /* per-registry settings (--config), or NULL */
+    /* The longest a request waits for a registry's rate limit to give some
+     * back, and the longest Retry-After obeyed; 0 = 60 s. */
+    uint64_t rate_wait_ms;
 } oc_engine_opts;
 
 struct oc_engine {

@@ -19,11 +19,18 @@
 #include <jansson.h>
 
 #include "engine/registry/auth.h"
+#include "sched/budget.h"
+
+/* A redirect target (a CDN) that refuses a signed URL (expired, or not yet
+ * valid there) is left behind and the registry asked for a fresh redirect
+ * this many times before the call fails. */
+#define CDN_REFRESHES 3
 
 typedef struct token_entry {
     char *scope;
     char *token;
     uint64_t expires_ms; /* uv_now() time */
+    uint64_t margin_ms;  /* taken as expired this long before expires_ms */
 } token_entry;
 
 typedef struct reg_call reg_call;
@@ -60,6 +67,9 @@ struct oc_registry {
     int n_tokens;
     token_fetch *fetching;
     reg_call *backing_off; /* calls waiting for a retry, for oc_registry_interrupt */
+    oc_budget *budget;     /* its rate limit, from the first answer that spoke of one */
+    char rl_detail[256];   /* what its last 429 said */
+    int no_head;           /* HEAD of a manifest refused (405/404) where GET works */
 };
 
 struct reg_call {
@@ -74,12 +84,18 @@ struct reg_call {
     oc_reg_consumer consumer;
     oc_slot_wait slot;
     uv_timer_t timer;
-    int attempt;    /* sends that counted against the retry budget */
-    int auth_tries; /* tokens fetched for this call */
+    int attempt;       /* sends that counted against the retry budget */
+    int auth_tries;    /* tokens fetched for this call since a send was let in */
+    char *fresh_token; /* fetched for this call: its next send uses it */
     oc_reg_info info;
     oc_http_transfer *transfer;            /* the send in flight, or NULL */
     reg_call *backoff_prev, *backoff_next; /* in r->backing_off while its timer runs */
     int in_backoff;
+    int counted;       /* the registry counts it against its rate limit (GET of a manifest) */
+    int head_manifest; /* HEAD of a manifest */
+    oc_budget_wait bwait;
+    int budget_granted; /* this send went with a grant of r->budget, not yet answered */
+    int cdn_refreshes;  /* fresh redirects asked for after the redirect target refused */
     /* uploads: the body and its headers (opts' pointers are the caller's) */
     oc_http_body body;
     char *content_type, *content_range;
@@ -87,6 +103,7 @@ struct reg_call {
     char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after;
     char *h_location, *h_range;
     int64_t h_content_length;
+    long h_rl_limit, h_rl_remaining, h_rl_window; /* RateLimit-Limit/-Remaining, -1 unsaid */
     uint64_t requested_from;
     int begun;
     int consumer_failed;
@@ -98,6 +115,8 @@ struct reg_call {
 
 static void call_attempt(reg_call *c);
 static void call_finish(reg_call *c, const oc_error *err);
+static void call_interrupted(reg_call *c);
+static int budget_settle(reg_call *c, const oc_http_result *res);
 
 /* ---- small helpers ---- */
 
@@ -199,6 +218,29 @@ oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err)
     return r;
 }
 
+void oc_registry_close(oc_registry *r)
+{
+    if (r && r->budget) {
+        oc_budget_close(r->budget);
+        r->budget = NULL;
+    }
+}
+
+int oc_registry_head_refused(const oc_registry *r)
+{
+    return r->no_head;
+}
+
+void oc_registry_set_head_refused(oc_registry *r, long status)
+{
+    if (!r->no_head)
+        oc_engine_log(r->e,
+                      "%s answered HEAD of a manifest with HTTP %ld where GET works: asking "
+                      "it with GET from now on",
+                      r->host, status);
+    r->no_head = 1;
+}
+
 void oc_registry_free(oc_registry *r)
 {
     if (!r)
@@ -232,7 +274,7 @@ static const char *token_valid(oc_registry *r, const char *scope)
     token_entry *t = token_lookup(r, scope);
     if (!t || !t->token)
         return NULL;
-    if (uv_now(r->e->loop) + 5000 >= t->expires_ms)
+    if (uv_now(r->e->loop) + t->margin_ms >= t->expires_ms)
         return NULL;
     return t->token;
 }
@@ -253,7 +295,12 @@ static void token_store(oc_registry *r, const char *scope, const char *token, in
         r->n_tokens++;
     }
     set_str(&t->token, token);
-    t->expires_ms = uv_now(r->e->loop) + (uint64_t)expires_in * 1000;
+    /* taken as expired a little before it is: a quarter of its lifetime,
+     * at most 5 s (a 300 s token is renewed 5 s early, a 4 s one 1 s
+     * early); the calls that asked for it use it once in any case */
+    uint64_t life = (uint64_t)expires_in * 1000;
+    t->expires_ms = uv_now(r->e->loop) + life;
+    t->margin_ms = life / 4 < 5000 ? life / 4 : 5000;
 }
 
 static void token_forget(oc_registry *r, const char *scope)
@@ -343,16 +390,17 @@ static void token_on_done(void *opaque, const oc_http_result *res)
     }
     if (token)
         token_store(r, f->scope, token, expires_in);
-    free(token);
     for (int i = 0; i < f->n_waiters; i++) {
         reg_call *c = f->waiters[i];
-        if (err.code == OC_OK)
+        if (err.code == OC_OK) {
+            set_str(&c->fresh_token, token); /* its next send uses it, however short-lived */
             call_attempt(c);
-        else if (transient)
+        } else if (transient)
             call_retry_later(c, &err);
         else
             call_finish(c, &err);
     }
+    free(token);
     token_fetch_free(f);
 }
 
@@ -476,32 +524,25 @@ static void call_reset_send(reg_call *c)
     c->h_content_type = c->h_digest = c->h_content_range = c->h_www_auth = c->h_retry_after = NULL;
     c->h_location = c->h_range = NULL;
     c->h_content_length = -1;
+    c->h_rl_limit = c->h_rl_remaining = c->h_rl_window = -1;
     c->begun = 0;
     c->consumer_failed = 0;
     c->errbody_len = 0;
     oc_error_clear(&c->err);
 }
 
-/* Docker Hub's "RateLimit-Remaining: 76;w=21600": when few requests are
- * left in the window, spread the rest over it instead of running into 429s. */
-static void slow_down(oc_registry *r, const char *value)
+/* Docker Hub's "RateLimit-Remaining: 76;w=21600" (and -Limit): the count
+ * and the window in seconds (-1 when absent). */
+static void parse_rate(const char *value, long *n, long *window)
 {
     char *end = NULL;
-    long remaining = strtol(value, &end, 10);
+    long v = strtol(value, &end, 10);
+    if (end == value || v < 0)
+        return;
+    *n = v;
     const char *w = strstr(value, "w=");
-    long window = w ? strtol(w + 2, NULL, 10) : 0;
-    if (end == value || remaining < 0 || window <= 0)
-        return;
-    unsigned cap = r->e->opts.per_registry ? r->e->opts.per_registry : 8;
-    if ((unsigned long)remaining > 4ul * cap)
-        return; /* plenty left */
-    double rps = remaining > 0 ? (double)remaining / (double)window : 1.0 / (double)window;
-    double now = oc_limiter_key_rate(r->e->limiter, r->host);
-    if (now > 0 && now <= rps)
-        return;
-    oc_engine_log(r->e, "%s: %ld requests left in a %ld s window; slowing to %.4f requests/s",
-                  r->host, remaining, window, rps);
-    oc_limiter_set_key_rate(r->e->limiter, r->e->loop, r->host, rps);
+    if (w && strtol(w + 2, NULL, 10) > 0)
+        *window = strtol(w + 2, NULL, 10);
 }
 
 static void call_on_header(void *opaque, long status, const char *name, const char *value)
@@ -522,7 +563,9 @@ static void call_on_header(void *opaque, long status, const char *name, const ch
     else if (strcmp(name, "content-length") == 0)
         c->h_content_length = strtoll(value, NULL, 10);
     else if (strcmp(name, "ratelimit-remaining") == 0)
-        slow_down(c->r, value);
+        parse_rate(value, &c->h_rl_remaining, &c->h_rl_window);
+    else if (strcmp(name, "ratelimit-limit") == 0)
+        parse_rate(value, &c->h_rl_limit, &c->h_rl_window);
     else if (strcmp(name, "location") == 0)
         set_str(&c->h_location, value);
     else if (strcmp(name, "range") == 0)
@@ -587,6 +630,7 @@ static int call_on_data(void *opaque, long status, const char *data, size_t len,
         }
         c->begun = 1;
         c->consumed = offset;
+        c->auth_tries = 0; /* let in: a later 401 (an expired token) may fetch again */
     }
     if (c->consumer.on_body) {
         int rc = c->consumer.on_body(c->consumer.opaque, data, len, err);
@@ -612,6 +656,7 @@ static void call_free(uv_handle_t *h)
     free(c->scope);
     free(c->method);
     free(c->accept);
+    free(c->fresh_token);
     free(c->content_type);
     free(c->content_range);
     free(c);
@@ -654,6 +699,8 @@ static void call_interrupted(reg_call *c)
 
 void oc_registry_interrupt(oc_registry *r)
 {
+    if (r->budget)
+        oc_budget_cancel(r->budget, r->e->interrupted_why);
     while (r->backing_off) {
         reg_call *c = r->backing_off;
         backoff_unlink(c);
@@ -761,21 +808,106 @@ static void call_on_done(void *opaque, const oc_http_result *res)
         gate_release(r);
 }
 
+/* "host[:port]" of url into out ("?" when there is none). */
+static void url_host(const char *url, char *out, size_t cap)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    p = p ? p + 3 : url ? url : "?";
+    size_t n = strcspn(p, "/?#");
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+}
+
+/* A redirect target's error body, which is not the registry's JSON: S3's
+ * and GCS's XML <Code>/<Message>, else its first line. " (...)" or "". */
+static void describe_foreign_body(const char *body, size_t len, char *out, size_t cap)
+{
+    describe_error_body(body, len, out, cap);
+    if (out[0] || len == 0)
+        return;
+    char code[128] = "", msg[256] = "";
+    const char *tags[2][2] = {{"<Code>", "</Code>"}, {"<Message>", "</Message>"}};
+    char *dst[2] = {code, msg};
+    size_t dcap[2] = {sizeof code, sizeof msg};
+    for (int i = 0; i < 2; i++) {
+        const char *a = memmem(body, len, tags[i][0], strlen(tags[i][0]));
+        if (!a)
+            continue;
+        a += strlen(tags[i][0]);
+        const char *b = memmem(a, len - (size_t)(a - body), tags[i][1], strlen(tags[i][1]));
+        if (b)
+            oc_excerpt(a, (size_t)(b - a), (dcap[i] - 8) / 4, dst[i], dcap[i]);
+    }
+    if (code[0] || msg[0]) {
+        snprintf(out, cap, " (%.120s%s%.240s)", code, code[0] && msg[0] ? ": " : "", msg);
+        return;
+    }
+    size_t line = 0;
+    while (line < len && body[line] != '\r' && body[line] != '\n')
+        line++;
+    char text[512];
+    oc_excerpt(body, line, 100, text, sizeof text);
+    snprintf(out, cap, " (%.400s)", text);
+}
+
+/* Report this send's answer to the registry's rate-limit budget (created
+ * at the first answer that speaks of one). res NULL: no answer. 1 when the
+ * registry refused the request for its rate limit (429 with nothing left,
+ * or TOOMANYREQUESTS). */
+static int budget_settle(reg_call *c, const oc_http_result *res)
+{
+    oc_registry *r = c->r;
+    int granted = c->budget_granted;
+    c->budget_granted = 0;
+    int said = res && res->ok && c->h_rl_remaining >= 0;
+    /* a 429 is the pull limit when the registry speaks of one (Docker Hub:
+     * RateLimit-Remaining 0, or TOOMANYREQUESTS from a registry whose
+     * answers carried the headers); any other 429 (TOOMANYREQUESTS is the
+     * spec's code for every 429) is a transient answer, retried with
+     * backoff and Retry-After */
+    int limited = res && res->ok && res->status == 429 &&
+                  (c->h_rl_remaining == 0 ||
+                   (r->budget && memmem(c->errbody, c->errbody_len, "TOOMANYREQUESTS", 15)));
+    if (!r->budget && (said || limited)) {
+        uint64_t bound = r->e->opts.rate_wait_ms ? r->e->opts.rate_wait_ms : 60000;
+        r->budget = oc_budget_new(r->e->loop, bound);
+    }
+    if (!r->budget)
+        return 0;
+    if (limited) {
+        uint64_t retry_after = 0;
+        if (c->h_retry_after)
+            oc_retry_after_parse(c->h_retry_after, time(NULL), &retry_after);
+        describe_error_body(c->errbody, c->errbody_len, r->rl_detail, sizeof r->rl_detail);
+        oc_engine_log(r->e, "%s: rate limit reached (HTTP 429)%s", r->host, r->rl_detail);
+        oc_budget_refused(r->budget, granted, retry_after, c->h_rl_limit, c->h_rl_window);
+        return 1;
+    }
+    if (said)
+        oc_engine_log(r->e, "%s: RateLimit-Remaining %ld (window %ld s)", r->host,
+                      c->h_rl_remaining, c->h_rl_window);
+    oc_budget_answer(r->budget, granted, said ? c->h_rl_limit : -1, said ? c->h_rl_remaining : -1,
+                     said ? c->h_rl_window : -1);
+    return 0;
+}
+
 static void call_on_done_inner(reg_call *c, const oc_http_result *res)
 {
+    oc_registry *r = c->r;
     c->transfer = NULL;
     if (!c->opts.no_slot)
-        oc_limiter_release(c->r->e->limiter, &c->slot);
+        oc_limiter_release(r->e->limiter, &c->slot);
     c->info.http_version = res->http_version;
     c->info.local_port = res->local_port;
-    oc_engine_log(c->r->e,
+    oc_engine_log(r->e,
                   "done %s %s: HTTP/%ld status %ld, %" PRIu64
-                  " bytes, local port %ld, %ld new connection(s)",
+                  " bytes, local port %ld, %ld new connection(s)%s%s",
                   c->method, c->url, res->http_version, res->status, res->body_bytes,
-                  res->local_port, res->num_connects);
+                  res->local_port, res->num_connects, res->redirects ? ", after a redirect" : "",
+                  "");
     oc_error err;
     oc_error_clear(&err);
     char detail[512];
+    int limited = budget_settle(c, res);
 
     if (!res->ok) {
         err = *res->err;
@@ -792,6 +924,8 @@ static void call_on_done_inner(reg_call *c, const oc_http_result *res)
     }
     if (!c->begun)
         fill_info_headers(c, res->status);
+    if (res->status != 401)
+        c->auth_tries = 0; /* let in: a later 401 (an expired token) may fetch again */
     if (res->status >= 200 && res->status < 300) {
         if (!c->begun && c->consumer.on_begin && strcmp(c->method, "HEAD") != 0 &&
             c->consumer.on_begin(c->consumer.opaque, 0, &c->info, &err) != 0) {
@@ -799,6 +933,39 @@ static void call_on_done_inner(reg_call *c, const oc_http_result *res)
             return;
         }
         call_finish(c, NULL);
+        return;
+    }
+    if (limited && c->counted) {
+        /* the registry's budget is spent: wait for it, or fail, there */
+        c->attempt--;
+        call_attempt(c);
+        return;
+    }
+    if (res->redirects > 0) {
+        /* the answer is the redirect target's (a CDN behind a signed URL),
+         * not the registry's */
+        char host[256];
+        url_host(res->final_url, host, sizeof host);
+        describe_foreign_body(c->errbody, c->errbody_len, detail, sizeof detail);
+        int refused = res->status == 400 || res->status == 401 || res->status == 403 ||
+                      res->status == 404 || res->status == 410;
+        if (refused && c->cdn_refreshes < CDN_REFRESHES && !r->e->interrupted) {
+            c->cdn_refreshes++;
+            oc_engine_log(r->e,
+                          "%s %s: redirected to %s, which answered HTTP %ld%s; asking %s "
+                          "for a fresh redirect",
+                          c->method, c->url, host, res->status, detail, r->host);
+            c->attempt--; /* not a failure of the registry's */
+            call_attempt(c);
+            return;
+        }
+        oc_error_set(&err, OC_E_HTTP, "%s %s: redirected to %s, which answered HTTP %ld%s%s",
+                     c->method, c->url, host, res->status, detail,
+                     refused ? " (after fresh redirects from the registry)" : "");
+        if (!refused && oc_retry_status_is_transient(res->status))
+            call_retry_later(c, &err);
+        else
+            call_finish(c, &err);
         return;
     }
     describe_error_body(c->errbody, c->errbody_len, detail, sizeof detail);
@@ -867,6 +1034,16 @@ static void call_send(oc_slot_wait *w)
 {
     reg_call *c = w->opaque;
     oc_registry *r = c->r;
+    if (r->no_head && c->head_manifest) {
+        /* queued before the registry was found not to do HEAD: answer as it
+         * would, without asking (the caller falls back to GET) */
+        oc_limiter_release(r->e->limiter, &c->slot);
+        oc_error err;
+        c->info.status = 405;
+        oc_error_set(&err, OC_E_HTTP, "HEAD %s: HEAD of manifests refused by %s", c->url, r->host);
+        call_finish(c, &err);
+        return;
+    }
     call_reset_send(c);
     c->attempt++;
     c->info.attempts = c->attempt;
@@ -886,12 +1063,14 @@ static void call_send(oc_slot_wait *w)
         headers[nh++] = type_line;
     if (c->content_range && asprintf(&range_line, "Content-Range: %s", c->content_range) >= 0)
         headers[nh++] = range_line;
-    const char *token = token_valid(r, c->scope);
+    const char *token = c->fresh_token ? c->fresh_token : token_valid(r, c->scope);
     if (!same_origin(r, c->url)) {
         /* an upload URL on another host never gets our credentials */
     } else if (token) {
         if (asprintf(&auth_line, "Authorization: Bearer %s", token) < 0)
             auth_line = NULL;
+        free(c->fresh_token);
+        c->fresh_token = NULL;
     } else if (r->basic_mode && r->user) {
         char *basic = oc_auth_basic_header(r->user, r->pass);
         if (basic && asprintf(&auth_line, "Authorization: %s", basic) < 0)
@@ -930,8 +1109,41 @@ static void call_send(oc_slot_wait *w)
     if (!t) {
         if (!c->opts.no_slot)
             oc_limiter_release(r->e->limiter, &c->slot);
+        budget_settle(c, NULL);
         call_finish(c, &err);
     }
+}
+
+static void slot_acquire(reg_call *c)
+{
+    if (c->opts.no_slot) { /* it rides on a slot its caller holds */
+        call_send(&c->slot);
+        return;
+    }
+    if (oc_limiter_acquire(c->r->e->limiter, c->r->host, &c->slot) != 0) {
+        oc_error err;
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        call_finish(c, &err);
+    }
+}
+
+/* The registry's rate-limit budget let this send go, or refused it. */
+static void on_budget(oc_budget_wait *w, int granted, const char *why)
+{
+    reg_call *c = w->opaque;
+    if (granted) {
+        c->budget_granted = 1;
+        slot_acquire(c);
+        return;
+    }
+    if (c->r->e->interrupted) {
+        call_interrupted(c);
+        return;
+    }
+    oc_error err;
+    oc_error_set(&err, OC_E_LIMIT, "%s %s: rate limit reached at %s: %s%s%s", c->method, c->url,
+                 c->r->host, why, c->r->rl_detail[0] ? "; it said" : "", c->r->rl_detail);
+    call_finish(c, &err);
 }
 
 static void call_attempt(reg_call *c)
@@ -949,7 +1161,7 @@ static void call_attempt(reg_call *c)
             r->probe = c;
         }
     }
-    if (r->bearer_realm && c->auth_tries == 0 && !token_valid(r, c->scope)) {
+    if (r->bearer_realm && c->auth_tries == 0 && !c->fresh_token && !token_valid(r, c->scope)) {
         /* the registry wants bearer tokens: get this scope's before asking */
         c->auth_tries++;
         oc_auth_challenge ch = {
@@ -957,15 +1169,18 @@ static void call_attempt(reg_call *c)
         token_request(c, &ch);
         return;
     }
-    if (c->opts.no_slot) { /* it rides on a slot its caller holds */
-        call_send(&c->slot);
+    if (c->counted && r->budget && !c->budget_granted) {
+        /* a request the registry counts waits for its budget (or is refused) */
+        if (!oc_budget_left(r->budget)) {
+            char state[256];
+            oc_budget_describe(r->budget, state, sizeof state);
+            oc_engine_log(r->e, "%s %s waits for its rate limit, or fails: %s", c->method, c->url,
+                          state);
+        }
+        oc_budget_acquire(r->budget, &c->bwait);
         return;
     }
-    if (oc_limiter_acquire(c->r->e->limiter, c->r->host, &c->slot) != 0) {
-        oc_error err;
-        oc_error_set(&err, OC_E_NOMEM, "out of memory");
-        call_finish(c, &err);
-    }
+    slot_acquire(c);
 }
 
 int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const char *reference,
@@ -1026,6 +1241,10 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     }
     c->slot.granted = call_send;
     c->slot.opaque = c;
+    c->counted = strcmp(c->method, "GET") == 0 && strcmp(kind, "manifests") == 0;
+    c->head_manifest = strcmp(c->method, "HEAD") == 0 && strcmp(kind, "manifests") == 0;
+    c->bwait.done = on_budget;
+    c->bwait.opaque = c;
     uv_timer_init(r->e->loop, &c->timer);
     c->timer.data = c;
     if (c->opts.start_after_ms) { /* waits like a retry (an interrupt ends it) */

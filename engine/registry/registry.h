@@ -9,7 +9,12 @@
  * with backoff on connection errors, stalls, 5xx and 429 (Retry-After
  * honoured). A broken blob body is resumed with Range from the bytes the
  * consumer already accepted; Content-Range is validated, and a 200 answer to
- * a Range request makes the consumer start over at 0. */
+ * a Range request makes the consumer start over at 0. A redirect target that
+ * refuses its signed URL (expired) sends the call back to the registry for
+ * a fresh redirect, a few times. A registry that speaks of a rate limit
+ * (RateLimit-Remaining, 429 TOOMANYREQUESTS) gets a budget
+ * (sched/budget.h) that the requests it counts, GETs of manifests, wait
+ * for or are refused by; the others never wait for it. */
 #ifndef OC_ENGINE_REGISTRY_H
 #define OC_ENGINE_REGISTRY_H
 
@@ -76,9 +81,17 @@ oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err);
 void oc_registry_free(oc_registry *r);
 const char *oc_registry_host(const oc_registry *r);
 oc_engine *oc_registry_engine(const oc_registry *r);
-/* The engine was interrupted: calls waiting to retry end now with
- * OC_E_CANCELLED (oc_engine_interrupt calls this). */
+/* The engine was interrupted: calls waiting to retry or for the rate limit
+ * end now with OC_E_CANCELLED (oc_engine_interrupt calls this). */
 void oc_registry_interrupt(oc_registry *r);
+/* Close the handles it owns (its rate-limit timer); the loop must run
+ * before oc_registry_free (oc_engine_destroy does both). */
+void oc_registry_close(oc_registry *r);
+
+/* HEAD of a manifest does not work on this registry (it answered 405, or
+ * 404 where GET found the manifest): ask with GET for the rest of the run. */
+int oc_registry_head_refused(const oc_registry *r);
+void oc_registry_set_head_refused(oc_registry *r, long status);
 
 /* Start GET/HEAD /v2/<repo>/<kind>/<reference>; kind is "manifests" or
  * "blobs". Returns -1 (consumer never called) only if it cannot start. */

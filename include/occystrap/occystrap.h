@@ -116,6 +116,8 @@ typedef struct oc_engine_options {
     unsigned per_registry;   /* requests in flight per registry; 0 = 8 */
     int retries;             /* attempts per request; 0 = 5 (or the config's) */
     long stall_seconds;      /* abort and retry a transfer idle this long; 0 = 30 */
+    long rate_limit_wait_s;  /* longest wait for a registry's rate limit or a
+                                Retry-After, beyond which it fails; 0 = 60 (or the config's) */
     int verbose;             /* 1: a DEBUG event per request; 2: the HTTP trace too */
     uint64_t random_seed;    /* retry jitter; 0 = from the clock and the pid */
     /* The layer pipeline: 0 keeps each default. */

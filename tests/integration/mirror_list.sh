@@ -81,7 +81,9 @@ $PY "$CHECK_TARBALL" out.tar "$LAB_FIXTURES" fixtures/multilayer "" "$LAB_TLS/$N
   fail "recreated tarball"
 ok "recreate-image of a mirrored image passes the tarball oracle"
 
-# rerun with nothing changed: one HEAD per tag entry, no GET
+# rerun with nothing changed: one HEAD per tag entry, no GET but for the two
+# missing tags, whose HEAD 404 is confirmed by a GET (a proxy may answer HEAD
+# with 404 where GET works: DESIGN 4.1)
 for log in "$LAB_LOG_PLAIN" "$LAB_LOG_TLS" "$LAB_LOG_TOKEN"; do wc -l < "$log"; done > before.txt
 start=$(date +%s%N)
 expect_status 1 "$OCCYSTRAP" --config config.json --progress none mirror list.txt store
@@ -92,7 +94,7 @@ for log in "$LAB_LOG_PLAIN" "$LAB_LOG_TLS" "$LAB_LOG_TOKEN"; do
   i=$((i + 1))
   from=$(sed -n "${i}p" before.txt)
   tail -n +"$((from + 1))" "$log" | grep -F "/$NS/" > "new-$i.log" || true
-  if grep -q '"GET ' "new-$i.log"; then
+  if grep '"GET ' "new-$i.log" | grep -qv '/no-such-'; then
     cat "new-$i.log" >&2
     fail "the rerun sent a GET to $log"
   fi
@@ -105,5 +107,7 @@ done
 # the two failing tag entries are asked again too (one HEAD each)
 want=$((entries - 1))
 [ "$heads" = "$want" ] || fail "the rerun sent $heads HEADs, wanted one per tag entry ($want)"
-ok "rerun: $heads HEAD requests (one per tag entry), no GET, $(( (end - start) / 1000000 )) ms for $entries entries"
+gets=$(cat new-*.log | grep -c '"GET .*/no-such-.*" 404 ' || true)
+[ "$gets" = 2 ] || fail "the two missing tags were confirmed with $gets GETs, wanted 2"
+ok "rerun: $heads HEAD requests (one per tag entry), no GET but the 2 that confirm a 404, $(( (end - start) / 1000000 )) ms for $entries entries"
 finish

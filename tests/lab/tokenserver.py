@@ -9,6 +9,11 @@
 #   /usr/bin/python3 tokenserver.py --key KEY.pem --port-file FILE --log FILE
 #                                   [--service occy-lab] [--issuer occy-lab-issuer]
 #                                   [--user occy] [--password lab-secret]
+#                                   [--lifetime SECONDS] [--delay SECONDS]
+#
+# --lifetime sets the tokens' expires_in and JWT exp (default 300 s; short
+# lifetimes test a client's expiry margin); --delay makes every answer wait
+# that long (a slow token service, for signal tests).
 #
 # It binds 127.0.0.1 on a kernel-chosen free port and writes that port to
 # --port-file once it is listening. Endpoints: GET /token (and /token/) with
@@ -82,6 +87,8 @@ class TokenServer:
         self.issuer = args.issuer
         self.user = args.user
         self.password = args.password
+        self.lifetime = args.lifetime
+        self.delay = args.delay
         self.logf = open(args.log, "a", buffering=1, encoding="utf-8")
         self.loglock = threading.Lock()
 
@@ -116,7 +123,7 @@ class TokenServer:
             "iss": self.issuer,
             "sub": user or "",
             "aud": self.service,
-            "exp": now + TOKEN_LIFETIME,
+            "exp": now + self.lifetime,
             "nbf": now - 10,
             "iat": now,
             "jti": uuid.uuid4().hex,
@@ -171,14 +178,16 @@ def make_handler(ts):
                 self.reply(400, {"errors": [{"code": "INVALID_SERVICE",
                                              "message": f"unknown service {service!r}"}]}, who=who)
                 return
+            if ts.delay:
+                time.sleep(ts.delay)
             token, access, issued = ts.make_token(user, scopes)
             body = {"token": token, "access_token": token,
-                    "expires_in": TOKEN_LIFETIME, "issued_at": issued}
+                    "expires_in": ts.lifetime, "issued_at": issued}
             if refresh and user:
                 # Opaque refresh token: the lab only needs it to round-trip.
                 body["refresh_token"] = b64url(f"{user}:{ts.password}".encode())
             grants = ";".join(f'{a["type"]}:{a["name"]}:{",".join(a["actions"])}' for a in access)
-            self.reply(200, body, who=who, note=f"granted=[{grants}]")
+            self.reply(200, body, who=who, note=f"granted=[{grants}] expires_in={ts.lifetime}")
 
         def unauthorized(self, who):
             self.reply(401, {"errors": [{"code": "UNAUTHORIZED",
@@ -243,6 +252,8 @@ def main():
     ap.add_argument("--issuer", default="occy-lab-issuer")
     ap.add_argument("--user", default="occy")
     ap.add_argument("--password", default="lab-secret")
+    ap.add_argument("--lifetime", type=int, default=TOKEN_LIFETIME)
+    ap.add_argument("--delay", type=float, default=0)
     args = ap.parse_args()
     ts = TokenServer(args)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(ts))

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "io/atomicfile.h"
+#include "testutil.h"
 
 static char base[512];
 static char tmp_dir[600];
@@ -26,9 +27,7 @@ static char store[600];
 static int setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/occy-test-atomic-XXXXXX", t ? t : "/tmp");
-    if (!mkdtemp(base))
+    if (tu_mkdtemp(base, sizeof base, "atomic") != 0)
         return -1;
     snprintf(tmp_dir, sizeof tmp_dir, "%s/.tmp", base);
     snprintf(store, sizeof store, "%s/store", base);
@@ -42,8 +41,7 @@ static int teardown(void **state)
     char cmd[700];
     snprintf(cmd, sizeof cmd, "%s/tiny", base);
     (void)umount2(cmd, MNT_DETACH); /* in case the tmpfs test failed half-way */
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(base);
 }
 
 /* Entries of dir other than . and ..; first receives the first name. */

@@ -41,6 +41,7 @@
 
 #include "io/blobpipe.h"
 #include "io/digest.h"
+#include "testutil.h"
 
 #define KIB ((size_t)1024)
 #define MIB ((size_t)1024 * 1024)
@@ -60,42 +61,6 @@ static blob gz;       /* gzip -6 */
 static blob gz_multi; /* three gzip members, concatenated */
 static blob zst;      /* zstd -3 (with its content checksum) */
 static int have_gzip, have_zstd;
-
-static int have_tool(const char *tool)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
-    return system(cmd) == 0;
-}
-
-static int spit(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    int ok = fwrite(data, 1, len, f) == len;
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    if (size >= 0 && fseek(f, 0, SEEK_SET) == 0)
-        buf = malloc((size_t)size + 1);
-    if (buf && fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = buf ? (size_t)size : 0;
-    return buf;
-}
 
 static void blob_hash(blob *b)
 {
@@ -139,7 +104,7 @@ static int compress_file(const char *cmd, const char *in, blob *out)
     snprintf(line, sizeof line, "%s '%s' > '%s'", cmd, in, path);
     if (system(line) != 0)
         return -1;
-    out->b = slurp(path, &out->n);
+    out->b = (unsigned char *)tu_slurp(path, &out->n);
     unlink(path);
     if (!out->b)
         return -1;
@@ -150,17 +115,15 @@ static int compress_file(const char *cmd, const char *in, blob *out)
 static int group_setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/occy-test-blobpipe-XXXXXX", base ? base : "/tmp");
-    if (!mkdtemp(tmpdir))
+    if (tu_mkdtemp(tmpdir, sizeof tmpdir, "blobpipe") != 0)
         return -1;
     make_plain(3 * MIB + 12345);
     char in[700];
     snprintf(in, sizeof in, "%s/plain", tmpdir);
-    if (spit(in, plain.b, plain.n) != 0)
+    if (tu_write_file(in, plain.b, plain.n) != 0)
         return -1;
-    have_gzip = have_tool("gzip");
-    have_zstd = have_tool("zstd");
+    have_gzip = tu_have_tool("gzip");
+    have_zstd = tu_have_tool("zstd");
     if (have_gzip) {
         if (compress_file("gzip -6 -c", in, &gz) != 0)
             return -1;
@@ -172,7 +135,7 @@ static int group_setup(void **state)
         for (int m = 0; m < 3; m++) {
             char part[700];
             snprintf(part, sizeof part, "%s/part%d", tmpdir, m);
-            if (spit(part, plain.b + cuts[m], cuts[m + 1] - cuts[m]) != 0)
+            if (tu_write_file(part, plain.b + cuts[m], cuts[m + 1] - cuts[m]) != 0)
                 return -1;
             blob member;
             if (compress_file("gzip -1 -c", part, &member) != 0)
@@ -203,9 +166,7 @@ static int group_teardown(void **state)
     free(gz.b);
     free(gz_multi.b);
     free(zst.b);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(tmpdir);
 }
 
 #define NEED(flag, tool)                                                                           \
@@ -1434,7 +1395,7 @@ static void test_keep_partial_resume(void **state)
     assert_int_equal(o.finished, 0);
     check_teardown(&o);
     size_t kept = 0;
-    unsigned char *k = slurp(part, &kept);
+    unsigned char *k = (unsigned char *)tu_slurp(part, &kept);
     assert_non_null(k);
     /* a prefix of the stream: what was handed to the workers (whole chunks) */
     assert_true(kept > 0 && kept <= gz.n * 2 / 5 + 4096);
@@ -1455,7 +1416,7 @@ static void test_keep_partial_resume(void **state)
     check_teardown(&o);
     free(o.taken);
     /* the partial file now holds the whole stream */
-    k = slurp(part, &kept);
+    k = (unsigned char *)tu_slurp(part, &kept);
     assert_non_null(k);
     assert_int_equal(kept, gz.n);
     assert_memory_equal(k, gz.b, kept);
@@ -1476,7 +1437,7 @@ static void test_keep_partial_resume(void **state)
     assert_int_equal(access(part, F_OK), -1); /* dropped */
 
     /* run 4: replay, then restart(0) mid-stream (a bad resume), all again */
-    assert_int_equal(spit(part, gz.b, gz.n / 3), 0);
+    assert_int_equal(tu_write_file(part, gz.b, gz.n / 3), 0);
     c = base_case(OC_COMP_GZIP, &gz);
     c.partial_path = part;
     c.partial_max = gz.n;
@@ -1494,7 +1455,7 @@ static void test_keep_partial_resume(void **state)
 
     /* run 5: a partial that is not a prefix of the blob (another blob's
      * bytes): the digest must not match, nothing crashes */
-    assert_int_equal(spit(part, plain.b, 100000), 0);
+    assert_int_equal(tu_write_file(part, plain.b, 100000), 0);
     c = base_case(OC_COMP_GZIP, &gz);
     c.partial_path = part;
     c.partial_max = gz.n;

@@ -27,6 +27,7 @@
 #include "engine/expand/expand.h"
 #include "engine/expand/expand_plan.h"
 #include "engine/expand/layerpath.h"
+#include "engine/expand/layertar.h"
 #include "io/fsutil.h"
 
 static char tmpdir[256];
@@ -575,6 +576,155 @@ static void test_plan_direct(void **state)
     oc_plan_free(p);
 }
 
+/* ---- raw tars: headers where tar readers part ways (issue 17, 6a-6d) ---- */
+
+typedef struct rawtar {
+    unsigned char b[16 * 512];
+    size_t len;
+} rawtar;
+
+static void raw_checksum(unsigned char *h)
+{
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++)
+        sum += h[i];
+    snprintf((char *)h + 148, 8, "%06o", sum);
+    h[155] = ' ';
+}
+
+/* A header (ustar, or GNU with gnu=1) and its data, padded to a block. */
+static unsigned char *raw_entry(rawtar *t, const char *name, char type, const char *data,
+                                size_t len, int gnu)
+{
+    unsigned char *h = t->b + t->len;
+    memset(h, 0, 512);
+    memcpy(h, name, strlen(name));
+    snprintf((char *)h + 100, 8, "%07o", 0644);
+    snprintf((char *)h + 108, 8, "%07o", 0);
+    snprintf((char *)h + 116, 8, "%07o", 0);
+    snprintf((char *)h + 124, 12, "%011zo", len);
+    snprintf((char *)h + 136, 12, "%011o", 1700000000);
+    h[156] = (unsigned char)type;
+    memcpy(h + 257,
+           gnu ? "ustar  \0"
+               : "ustar\0"
+                 "00",
+           8);
+    raw_checksum(h);
+    t->len += 512;
+    if (len) {
+        memset(t->b + t->len, 0, (len + 511) / 512 * 512);
+        memcpy(t->b + t->len, data, len);
+        t->len += (len + 511) / 512 * 512;
+    }
+    return h;
+}
+
+static char *raw_write(rawtar *t)
+{
+    memset(t->b + t->len, 0, 1024);
+    t->len += 1024;
+    char *path = NULL;
+    assert_true(asprintf(&path, "%s/layer%d.tar", tmpdir, layer_no++) > 0);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(t->b, 1, t->len, f), t->len);
+    fclose(f);
+    return path;
+}
+
+/* Both strategies and as-is refuse tar with a message holding each of the
+ * strings given; nothing is left at the target. */
+static void expect_refused(char *tar, const char *a, const char *b)
+{
+    oc_error err;
+    assert_int_equal(merge(&tar, 1, &err, 0), -1);
+    assert_int_equal(err.code, OC_E_FORMAT);
+    if (!strstr(err.msg, a) || (b && !strstr(err.msg, b)))
+        fail_msg("'%s' lacks '%s' / '%s'", err.msg, a, b ? b : "");
+    if (strstr(err.msg, "(null)"))
+        fail_msg("'%s' prints a NULL", err.msg);
+    oc_expand_layer l = {.tar_path = tar, .label = "L"};
+    oc_expand_opts o = {.no_sync = 1};
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/root-asis-%d", tmpdir, layer_no);
+    assert_int_equal(oc_expand_as_is(&l, dir, 0, &o, NULL, &err), -1);
+    assert_true(strstr(err.msg, a) != NULL);
+    nothing_outside();
+    expect_absent("");
+}
+
+/* 6a: an old-GNU header whose "realsize" field (star-style bytes there)
+ * is not its size: libarchive made the 14-byte file 2,176 bytes long. */
+static void test_gnu_realsize_refused(void **state)
+{
+    (void)state;
+    rawtar t = {.len = 0};
+    unsigned char *h = raw_entry(&t, "a", '0', "0123456789abcd", 14, 1);
+    memcpy(h + 483, "00000004200", 12);
+    raw_checksum(h);
+    raw_entry(&t, "b", '0', "ok", 2, 0);
+    char *tar = raw_write(&t);
+    expect_refused(tar, "entry 'a'", "14 bytes");
+    free(tar);
+    /* the same field holding the header's own size is harmless */
+    rawtar u = {.len = 0};
+    h = raw_entry(&u, "a", '0', "0123456789abcd", 14, 1);
+    memcpy(h + 483, "00000000016", 12);
+    raw_checksum(h);
+    tar = raw_write(&u);
+    oc_error err;
+    assert_int_equal(merge(&tar, 1, &err, 0), 0);
+    expect_file("a", "0123456789abcd");
+    free(tar);
+}
+
+/* 6b: a PAX record without its newline: libarchive warned and wrote the
+ * entry as 'foo' instead of the PAX path. */
+static void test_malformed_pax_refused(void **state)
+{
+    (void)state;
+    const char *bad[] = {"30 path=PAX1/PAX1/long-path-nameX", "12 pathfoo\n", "14 path=PA\0X1\n"};
+    const size_t len[] = {33, 11, 14};
+    for (int i = 0; i < 3; i++) {
+        rawtar t = {.len = 0};
+        raw_entry(&t, "PaxHeaders/foo", 'x', bad[i], len[i], 0);
+        raw_entry(&t, "foo", '0', "abc", 3, 0);
+        char *tar = raw_write(&t);
+        expect_refused(tar, "malformed", "(tar byte 0)");
+        free(tar);
+    }
+}
+
+/* 6c: no message from libarchive is a cause of ours, never "(null)". */
+static void test_archive_why_never_null(void **state)
+{
+    (void)state;
+    struct archive *a = archive_read_new();
+    char buf[128];
+    assert_null(archive_error_string(a));
+    const char *why = oc_archive_why(a, buf, sizeof buf);
+    assert_non_null(why);
+    assert_string_equal(why, "libarchive gave no reason");
+    archive_read_free(a);
+    assert_string_equal(oc_archive_why(NULL, buf, sizeof buf), "libarchive gave no reason");
+}
+
+/* 6d: a damaged header names the entry read before it (libarchive's
+ * ARCHIVE_RETRY was taken for an entry). */
+static void test_damaged_header_names_last_entry(void **state)
+{
+    (void)state;
+    rawtar t = {.len = 0};
+    raw_entry(&t, "tmp/16gig.txt", '0', "abcd", 4, 0);
+    unsigned char *h = raw_entry(&t, "second", '0', "efgh", 4, 0);
+    memcpy(h + 148, "0000000", 8);
+    char *tar = raw_write(&t);
+    expect_refused(tar, "after entry 'tmp/16gig.txt'", "damaged header");
+    free(tar);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -604,6 +754,10 @@ int main(void)
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_as_is_keeps_whiteouts),
         cmocka_unit_test(test_plan_direct),
+        cmocka_unit_test(test_gnu_realsize_refused),
+        cmocka_unit_test(test_malformed_pax_refused),
+        cmocka_unit_test(test_archive_why_never_null),
+        cmocka_unit_test(test_damaged_header_names_last_entry),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

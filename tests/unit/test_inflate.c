@@ -18,6 +18,7 @@
 
 #include "io/digest.h"
 #include "io/inflate.h"
+#include "testutil.h"
 
 #define MIB ((size_t)1024 * 1024)
 
@@ -25,44 +26,12 @@ static char tmpdir[512];
 
 /* ---- helpers ---- */
 
-static int have_tool(const char *tool)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", tool);
-    return system(cmd) == 0;
-}
-
 static void spit(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(data, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    size_t cap = 1 << 16;
-    size_t n = 0;
-    unsigned char *buf = malloc(cap);
-    assert_non_null(buf);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            unsigned char *bigger = realloc(buf, cap);
-            assert_non_null(bigger);
-            buf = bigger;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
 }
 
 /* Compressible but not trivial data: words from a small vocabulary with
@@ -103,7 +72,9 @@ static unsigned char *compress_with(const char *cmd, const void *data, size_t le
     spit(in, data, len);
     snprintf(line, sizeof line, "%s '%s' > '%s'", cmd, in, out);
     assert_int_equal(system(line), 0);
-    return slurp(out, out_len);
+    unsigned char *got = (unsigned char *)tu_slurp(out, out_len);
+    assert_non_null(got);
+    return got;
 }
 
 static unsigned char *concat(const unsigned char *a, size_t alen, const unsigned char *b,
@@ -237,22 +208,18 @@ static uint32_t crc32_of(const unsigned char *p, size_t n)
 static int setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/occy-test-inflate-XXXXXX", base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tu_mkdtemp(tmpdir, sizeof tmpdir, "inflate");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(tmpdir);
 }
 
 #define NEED(tool)                                                                                 \
     do {                                                                                           \
-        if (!have_tool(tool)) {                                                                    \
+        if (!tu_have_tool(tool)) {                                                                    \
             print_message("%s not installed: skipping\n", tool);                                   \
             skip();                                                                                \
         }                                                                                          \

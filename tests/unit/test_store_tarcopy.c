@@ -20,23 +20,20 @@
 
 #include "io/tarcopy.h"
 #include "io/tarwrite.h"
+#include "testutil.h"
 
 static char base[512];
 
 static int setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/occy-test-tarcopy-XXXXXX", t ? t : "/tmp");
-    return mkdtemp(base) ? 0 : -1;
+    return tu_mkdtemp(base, sizeof base, "tarcopy");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(base);
 }
 
 static const size_t sizes[] = {0, 1, 511, 512, 513, 1024, 100000, 3 * 1024 * 1024 + 7};
@@ -102,20 +99,6 @@ static void write_with_tarcopy(int fd, int readwrite, oc_tarcopy_stats *st)
     assert_int_equal(oc_tarcopy_close(w, &err), 0);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static void test_same_bytes(void **state)
 {
     (void)state;
@@ -136,7 +119,7 @@ static void test_same_bytes(void **state)
         write_with_tarcopy(fd, rw, &st);
         close(fd);
         size_t la, lb;
-        char *ba = slurp(a, &la), *bb = slurp(out, &lb);
+        char *ba = tu_slurp(a, &la), *bb = tu_slurp(out, &lb);
         assert_int_equal(la, lb);
         assert_memory_equal(ba, bb, la);
         assert_int_equal(st.total_bytes + 1024, lb);
@@ -184,7 +167,7 @@ static void test_pipe(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_int_equal(WEXITSTATUS(status), 0);
     size_t la, lb;
-    char *ba = slurp(a, &la), *bb = slurp(b, &lb);
+    char *ba = tu_slurp(a, &la), *bb = tu_slurp(b, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(ba, bb, la);
     free(ba);

@@ -21,6 +21,7 @@
 
 #include "io/digest.h"
 #include "io/tarwrite.h"
+#include "testutil.h"
 
 static char base[512];
 static char src_big[700];
@@ -30,9 +31,7 @@ static size_t big_len = 3 * 1024 * 1024 + 4321;
 static int setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/occy-test-tar-XXXXXX", t ? t : "/tmp");
-    if (!mkdtemp(base))
+    if (tu_mkdtemp(base, sizeof base, "tar") != 0)
         return -1;
     big = malloc(big_len);
     if (!big)
@@ -43,19 +42,14 @@ static int setup(void **state)
         big[i] = (unsigned char)(x >> 24);
     }
     snprintf(src_big, sizeof src_big, "%s/layer.src", base);
-    FILE *f = fopen(src_big, "wb");
-    if (!f || fwrite(big, 1, big_len, f) != big_len || fclose(f) != 0)
-        return -1;
-    return 0;
+    return tu_write_file(src_big, big, big_len);
 }
 
 static int teardown(void **state)
 {
     (void)state;
     free(big);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(base);
 }
 
 static const char manifest[] = "[{\"Config\":\"abc.json\",\"Layers\":[\"0123/layer.tar\"]}]";

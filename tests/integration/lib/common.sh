@@ -53,8 +53,10 @@ finish() {
 }
 
 # start_proxy NAME RULE...: a fault proxy (tests/lab/faultproxy.py) in front
-# of the plain instance (or of $PROXY_UPSTREAM); sets PROXY (host:port) and
-# PROXY_LOG. Stopped by pid when the test exits.
+# of the plain instance (or of PROXY_UPSTREAM, with the extra options in the
+# array PROXY_ARGS); sets PROXY (host:port), PROXY_LOG and, when PROXY_ARGS
+# has --cdn-origin, PROXY_CDN (the CDN's host:port). Stopped by pid when the
+# test exits.
 PROXY_PIDS=()
 stop_proxies() {
   local p
@@ -69,8 +71,10 @@ start_proxy() {
   for r in "$@"; do args+=(--rule "$r"); done
   PROXY_LOG="$WORK_DIR/proxy-$name.log"
   rm -f "$WORK_DIR/proxy-$name.port"
-  $PY "$TESTS_DIR/lab/faultproxy.py" --upstream "${PROXY_UPSTREAM:-$LAB_PLAIN}" --port-file "$WORK_DIR/proxy-$name.port" \
-    --log "$PROXY_LOG" "${args[@]+"${args[@]}"}" &
+  rm -f "$WORK_DIR/proxy-$name.port.cdn"
+  $PY "$TESTS_DIR/lab/faultproxy.py" --upstream "${PROXY_UPSTREAM:-$LAB_PLAIN}" \
+    --port-file "$WORK_DIR/proxy-$name.port" --log "$PROXY_LOG" \
+    "${PROXY_ARGS[@]+"${PROXY_ARGS[@]}"}" "${args[@]+"${args[@]}"}" &
   PROXY_PIDS+=($!)
   local i
   for i in $(seq 100); do
@@ -79,4 +83,8 @@ start_proxy() {
   done
   [ -s "$WORK_DIR/proxy-$name.port" ] || fail "fault proxy $name did not start"
   PROXY="127.0.0.1:$(cat "$WORK_DIR/proxy-$name.port")"
+  PROXY_CDN=
+  if [ -s "$WORK_DIR/proxy-$name.port.cdn" ]; then
+    PROXY_CDN="127.0.0.2:$(cat "$WORK_DIR/proxy-$name.port.cdn")"
+  fi
 }
