@@ -21,11 +21,17 @@ static const cli_command commands[] = {
      "write a tarball for one image of a merged directory (no network)", 4, 4, cli_recreate_image},
     {"export", "STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
      "one tarball with several images of a store, shared layers once", 3, -1, cli_export},
-    {"mirror", "LIST STORE",
+    {"mirror", "LIST STORE | LIST --to REGISTRY[/PREFIX]",
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
      "changed since the last run; an entry is [REGISTRY/]REPO(:TAG|@DIGEST),\n"
-     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole)",
-     2, 2, cli_mirror},
+     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); with\n"
+     "--to, into a registry instead (registry to registry, every digest unchanged,\n"
+     "nothing on disk)",
+     1, 2, cli_mirror},
+    {"push", "STORE REGISTRY[/PREFIX] [IMAGE[:TAG]...]",
+     "push the store's images (all, or those named) to a registry with their\n"
+     "exact bytes: every digest unchanged; only what the registry lacks is sent",
+     2, -1, cli_push},
     {"list", "[--json] STORE", "what a store holds", 1, 1, cli_list},
     {"expand", "STORE IMAGE TAG DIR", "an image's merged root filesystem from a store", 4, 4,
      cli_expand},
@@ -38,7 +44,8 @@ static const cli_command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* Which commands an option applies to. */
-#define NET "fetch-to-tarfile fetch-to-extracted mirror"
+#define NET "fetch-to-tarfile fetch-to-extracted mirror push"
+#define PULLS "fetch-to-tarfile fetch-to-extracted mirror"
 #define EXPANDS "fetch-to-extracted expand"
 
 enum {
@@ -67,6 +74,9 @@ enum {
     OPT_SHARD,
     OPT_SHARDS,
     OPT_CONFIG,
+    OPT_KEEP_HOST,
+    OPT_CHUNK_SIZE,
+    OPT_TO,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_VERSION,
@@ -84,9 +94,10 @@ typedef struct cli_option {
 
 /* Grouped by the commands they apply to: --help prints a heading per group. */
 static const cli_option options[] = {
-    {"platform", 0, "OS/ARCH[/VARIANT]", OPT_PLATFORM, NET,
+    {"platform", 0, "OS/ARCH[/VARIANT]", OPT_PLATFORM, PULLS,
      "image to take from a multi-platform index (default\nlinux/amd64); mirror: repeatable, or "
      "all"},
+    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, PULLS, "refuse a layer whose tar is larger"},
     {"insecure", 0, NULL, OPT_INSECURE, NET, "talk plain HTTP to the registry"},
     {"ca-cert", 0, "FILE", OPT_CA_CERT, NET, "trust this CA bundle for TLS registries"},
     {"username", 0, "USER", OPT_USERNAME, NET, "credentials (else ~/.docker/config.json)"},
@@ -97,7 +108,6 @@ static const cli_option options[] = {
     {"stall-timeout", 0, "SECONDS", OPT_STALL, NET, "retry a transfer idle this long (default 30)"},
     {"rate-limit-wait", 0, "SECONDS", OPT_RATE_WAIT, NET,
      "longest wait for a registry's rate limit or a\nRetry-After (default 60); beyond it, fail"},
-    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, NET, "refuse a layer whose tar is larger"},
     {"config", 0, "FILE", OPT_CONFIG, NET, "per-registry endpoint, TLS, credentials, caps"},
     {"use-unique-names", 0, NULL, OPT_UNIQUE, "fetch-to-extracted", "merged-directory names"},
     {"expand", 0, NULL, OPT_EXPAND, "fetch-to-extracted",
@@ -105,19 +115,25 @@ static const cli_option options[] = {
     {"max-expand-size", 0, "BYTES", OPT_MAX_EXPAND, EXPANDS, "refuse to write more than this"},
     {"expand-strategy", 0, "S", OPT_EXPAND_STRATEGY, EXPANDS,
      "auto, oldest-first or write-once (default auto)"},
-    {"json", 0, NULL, OPT_JSON, "list mirror",
-     "list: machine-readable output; mirror: the run's\nreport on stdout"},
-    {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror", "the run's report in FILE"},
+    {"json", 0, NULL, OPT_JSON, "list mirror push",
+     "list: machine-readable output; mirror, push: the\nrun's report on stdout"},
+    {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror push", "the run's report in FILE"},
+    {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror push", "how progress is shown"},
     {"fail-fast", 0, NULL, OPT_FAIL_FAST, "mirror", "stop at the first failed entry"},
-    {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror", "how progress is shown"},
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
     {"shard", 0, "K/N", OPT_SHARD, "mirror",
      "mirror only shard K of N of the list (also\n$OCCYSTRAP_SHARD=K/N); N processes share one "
      "store"},
     {"shards", 0, "N", OPT_SHARDS, "mirror",
      "the same, K from $JOB_COMPLETION_INDEX + 1 (a\nKubernetes Indexed Job)"},
+    {"to", 0, "REGISTRY[/PREFIX]", OPT_TO, "mirror",
+     "copy the list's images into this registry instead\nof a store"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
+    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror",
+     "PREFIX/<source host>/<repository> (default:\nPREFIX/<repository>)"},
+    {"chunk-size", 0, "BYTES", OPT_CHUNK_SIZE, "push mirror",
+     "bytes per PATCH; blobs up to this size go in one\nPUT (default 32 MiB)"},
     {"verbose", 'v', NULL, OPT_VERBOSE, NULL, "log each request (twice: curl's trace too)"},
     {"quiet", 'q', NULL, OPT_QUIET, NULL, "only errors"},
     {"version", 0, NULL, OPT_VERSION, NULL, "versions of occystrap and its libraries"},
@@ -329,6 +345,21 @@ static int take_option(cli_opts *o, int id, const char *arg)
         if (parse_uint(arg, "--shards", 65536, &n) != 0 || n == 0)
             return -1;
         o->shards = (unsigned)n;
+        return 0;
+    case OPT_TO:
+        o->to = arg;
+        return 0;
+    case OPT_KEEP_HOST:
+        o->keep_host = 1;
+        return 0;
+    case OPT_CHUNK_SIZE:
+        if (parse_uint(arg, "--chunk-size", UINT64_MAX, &n) != 0)
+            return -1;
+        if (n < 1024) {
+            cli_say("--chunk-size wants at least 1024 bytes, not %llu", n);
+            return -1;
+        }
+        o->chunk_size = n;
         return 0;
     case OPT_VERBOSE:
         o->engine.verbose++;

@@ -38,6 +38,9 @@ typedef struct cli_opts {
     unsigned shards;   /* --shards N (K from $JOB_COMPLETION_INDEX) */
     uint64_t max_layer_bytes;
     oc_expand_opts expand_opts;
+    int keep_host;
+    uint64_t chunk_size;
+    const char *to; /* mirror --to REGISTRY[/PREFIX] */
 } cli_opts;
 
 typedef struct cli_command {
@@ -58,6 +61,8 @@ int cli_verify(cli_opts *o, int argc, char **argv);
 int cli_gc(cli_opts *o, int argc, char **argv);
 int cli_expand(cli_opts *o, int argc, char **argv);
 int cli_mirror(cli_opts *o, int argc, char **argv);
+int cli_push(cli_opts *o, int argc, char **argv);
+int cli_mirror_to(cli_opts *o, int argc, char **argv);
 
 /* "occystrap: error: MSG" on stderr. */
 void cli_error(const oc_error *err);

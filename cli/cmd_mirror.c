@@ -280,7 +280,16 @@ static void on_done(const oc_mirror_report *rep, void *opaque)
 
 int cli_mirror(cli_opts *o, int argc, char **argv)
 {
-    (void)argc;
+    if (o->to)
+        return cli_mirror_to(o, argc, argv);
+    if (argc != 2) {
+        cli_say("mirror takes LIST STORE, or LIST --to REGISTRY[/PREFIX] (got %d arguments)", argc);
+        return EXIT_USAGE;
+    }
+    if (o->keep_host || o->chunk_size) {
+        cli_say("--keep-host and --chunk-size go with mirror --to (and push)");
+        return EXIT_USAGE;
+    }
     if (o->json && o->json_file) {
         cli_say("--json and --json-file exclude each other");
         return EXIT_USAGE;

@@ -58,7 +58,7 @@ static void on_signal(uv_signal_t *h, int signum)
     /* closing the watchers gives the signals back their default action:
      * a second one ends the process at once */
     stop_signals(r);
-    cli_say("%s received: stopping; downloads in flight are abandoned, what verified is kept "
+    cli_say("%s received: stopping; transfers in flight are abandoned, what verified is kept "
             "(send it again to exit at once)",
             cli_signal_name(signum));
     r->signal = signum;

@@ -17,9 +17,12 @@
 #include "io/http.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -63,10 +66,14 @@ struct oc_http_transfer {
     long status; /* status of the response whose headers are being read */
     uint64_t body_bytes;
     int cancel_pending;
-    int aborted; /* on_data asked to stop */
-    int paused;  /* on_data asked to pause: not a stall */
-    int sent;    /* has a connection and sent its request (the stall clock runs) */
-    int stalled; /* aborted by the stall check */
+    int aborted;       /* on_data asked to stop */
+    int paused;        /* on_data asked to pause: not a stall */
+    int send_paused;   /* the body stream had nothing yet: not a stall either */
+    oc_http_body body; /* the request body, when has_body */
+    int has_body;
+    uint64_t body_pos; /* bytes of the body handed to curl since the last rewind */
+    int sent;          /* has a connection and sent its request (the stall clock runs) */
+    int stalled;       /* aborted by the stall check */
     uint64_t last_activity_ms;
     oc_http_transfer *next_cancelled;
     oc_http_transfer *prev_active, *next_active;
@@ -258,6 +265,78 @@ static size_t on_curl_write(char *buf, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* ---- the request body ---- */
+
+static size_t on_curl_read(char *buf, size_t size, size_t n, void *userp)
+{
+    oc_http_transfer *t = userp;
+    size_t max = size * n;
+    t->last_activity_ms = uv_now(t->http->loop);
+    if (t->cancel_pending)
+        return CURL_READFUNC_ABORT;
+    oc_http_body *b = &t->body;
+    uint64_t left = b->length > t->body_pos ? b->length - t->body_pos : 0;
+    if (max > left)
+        max = (size_t)left;
+    if (max == 0 && !b->read)
+        return 0;
+    size_t got = 0;
+    if (b->fd >= 0) {
+        while (got < max) {
+            ssize_t r = pread(b->fd, buf + got, max - got, (off_t)(b->offset + t->body_pos + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                if (r < 0)
+                    oc_error_errno(&t->err, errno, "reading the request body");
+                else
+                    oc_error_set(&t->err, OC_E_IO,
+                                 "reading the request body: the file ended %" PRIu64 " bytes early",
+                                 left - got);
+                t->aborted = 1;
+                return CURL_READFUNC_ABORT;
+            }
+            got += (size_t)r;
+        }
+    } else if (b->data) {
+        memcpy(buf, b->data + t->body_pos, max);
+        got = max;
+    } else {
+        long r = b->read(b->opaque, t, buf, max, &t->err);
+        if (r == OC_HTTP_READ_PAUSE) {
+            t->send_paused = 1;
+            return CURL_READFUNC_PAUSE;
+        }
+        if (r < 0 || (size_t)r > max || (r == 0 && left > 0)) {
+            if (t->err.code == OC_OK)
+                oc_error_set(&t->err, OC_E_IO, "the request body ended %" PRIu64 " bytes early",
+                             left);
+            t->aborted = 1;
+            return CURL_READFUNC_ABORT;
+        }
+        got = (size_t)r;
+    }
+    t->body_pos += got;
+    if (got && t->req.on_sent)
+        t->req.on_sent(t->req.opaque, got);
+    return got;
+}
+
+/* curl sends the body again from its start (a redirect, a request retried
+ * on a new connection). */
+static int on_curl_seek(void *userp, curl_off_t offset, int origin)
+{
+    oc_http_transfer *t = userp;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > t->body.length)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (t->body.read) {
+        if (offset != 0 || !t->body.rewind || t->body.rewind(t->body.opaque) != 0)
+            return CURL_SEEKFUNC_CANTSEEK;
+    }
+    t->body_pos = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 /* ---- completion ---- */
 
 static void transfer_free(oc_http_transfer *t)
@@ -293,6 +372,9 @@ static void transfer_finish(oc_http_transfer *t, CURLcode code)
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &res.num_connects);
     curl_easy_getinfo(t->easy, CURLINFO_LOCAL_PORT, &res.local_port);
     curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &res.seconds);
+    curl_off_t sent = 0;
+    if (curl_easy_getinfo(t->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK && sent > 0)
+        res.sent_bytes = (uint64_t)sent;
     curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_COUNT, &res.redirects);
     char *final_url = NULL;
     curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &final_url);
@@ -320,6 +402,8 @@ static void transfer_finish(oc_http_transfer *t, CURLcode code)
     } else {
         res.ok = 1;
     }
+    if (t->has_body && t->body.read && t->body.ended)
+        t->body.ended(t->body.opaque, t);
     if (t->req.on_done)
         t->req.on_done(t->req.opaque, &res);
     transfer_free(t);
@@ -357,7 +441,8 @@ static void on_stall_timer(uv_timer_t *timer)
     oc_http *http = timer->data;
     uint64_t now = uv_now(http->loop);
     for (oc_http_transfer *t = http->active; t; t = t->next_active) {
-        if (t->req.stall_seconds <= 0 || !t->sent || t->paused || t->cancel_pending)
+        if (t->req.stall_seconds <= 0 || !t->sent || t->paused || t->send_paused ||
+            t->cancel_pending)
             continue;
         if (now - t->last_activity_ms >= (uint64_t)t->req.stall_seconds * 1000) {
             t->stalled = 1;
@@ -523,6 +608,13 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
     t->req = *req;
     t->req.headers = NULL; /* copied below; the caller's array need not outlive this call */
     t->req.url = NULL;
+    t->req.body = NULL;
+    if (req->body) {
+        t->body = *req->body;
+        t->has_body = 1;
+        if (t->body.data || t->body.read)
+            t->body.fd = -1;
+    }
     if (set_headers(t, req) != 0) {
         transfer_free(t);
         oc_error_set(err, OC_E_NOMEM, "out of memory building headers for %s", req->url);
@@ -555,8 +647,27 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
                      req->connect_timeout_s > 0 ? req->connect_timeout_s : 30L);
-    if (req->method && strcmp(req->method, "HEAD") == 0)
+    const char *method = req->method ? req->method : "GET";
+    if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0) {
+        /* every other method is an upload, of the body or of nothing */
+        if (!t->has_body) {
+            t->body.fd = -1;
+            t->body.data = "";
+            t->has_body = 1;
+        }
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)t->body.length);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_curl_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, t);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_curl_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
+        if (strcmp(method, "PUT") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        if (t->body.length >= 1024 * 1024) /* fewer, larger reads and sends */
+            curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+    }
     if (req->follow_redirects) {
         /* libcurl >= 7.58 never sends a custom Authorization header to a
          * host other than the original one; UNRESTRICTED_AUTH stays 0. */
@@ -599,6 +710,7 @@ oc_http_transfer *oc_http_start(oc_http *http, const oc_http_request *req, oc_er
 void oc_http_unpause(oc_http_transfer *t)
 {
     t->paused = 0;
+    t->send_paused = 0;
     t->last_activity_ms = uv_now(t->http->loop);
     curl_easy_pause(t->easy, CURLPAUSE_CONT);
 }

@@ -43,6 +43,7 @@ typedef struct oc_http_result {
     long num_connects;    /* new connections this transfer had to open */
     long local_port;      /* local port of the connection used */
     uint64_t body_bytes;  /* bytes handed to on_data */
+    uint64_t sent_bytes;  /* request body bytes sent (the last time, if sent again) */
     double seconds;       /* total time */
     int curl_code;        /* CURLcode, 0 on success */
     const char *curl_msg; /* curl's message when curl_code != 0 */
@@ -55,8 +56,35 @@ typedef struct oc_http_result {
 /* on_data returns one of these. */
 enum { OC_HTTP_DATA_OK = 0, OC_HTTP_DATA_PAUSE = 1, OC_HTTP_DATA_ABORT = -1 };
 
+/* A body stream's read returns a byte count, or one of these. */
+enum { OC_HTTP_READ_PAUSE = -1, OC_HTTP_READ_ABORT = -2 };
+
+/* A request body (PUT, POST, PATCH), sent with Content-Length: length.
+ * Exactly one source: a file region (fd >= 0: length bytes from offset,
+ * read with pread as curl asks for them, so a blob is never held in
+ * memory; the fd stays the caller's and must stay open until on_done),
+ * memory (data: length bytes that must outlive the transfer), or a stream
+ * (read: fills at most max bytes and returns how many, 0 only after length
+ * bytes, OC_HTTP_READ_PAUSE when it has none yet (the stream then calls
+ * oc_http_unpause(t) when it has, from outside curl's callbacks), or
+ * OC_HTTP_READ_ABORT with err set; ended(t) tells the stream that transfer
+ * t is over, so it must not unpause t any more).
+ * curl may have to send the body again from its start (a redirect, a
+ * connection that closed under a reused request): files and memory rewind
+ * by themselves, a stream only if it has a rewind that returns 0. */
+typedef struct oc_http_body {
+    int fd;
+    uint64_t offset;
+    const char *data;
+    uint64_t length;
+    long (*read)(void *opaque, oc_http_transfer *t, char *buf, size_t max, oc_error *err);
+    int (*rewind)(void *opaque);
+    void (*ended)(void *opaque, oc_http_transfer *t);
+    void *opaque;
+} oc_http_body;
+
 typedef struct oc_http_request {
-    const char *method; /* "GET" (default) or "HEAD" */
+    const char *method; /* "GET" (default), "HEAD", "POST", "PUT", "PATCH", "DELETE" */
     const char *url;
     const char *const *headers; /* NULL-terminated "Name: value" list, copied */
     const char *ca_file;        /* extra CA bundle, or NULL */
@@ -74,6 +102,11 @@ typedef struct oc_http_request {
     int (*on_data)(void *opaque, long status, const char *data, size_t len, oc_error *err);
     void (*on_done)(void *opaque, const oc_http_result *res);
     void *opaque;
+    /* The request body (copied; its source must live until on_done), or
+     * NULL: none (POST, PUT, PATCH and DELETE then send Content-Length: 0). */
+    const oc_http_body *body;
+    /* n more body bytes were handed to the connection (progress). */
+    void (*on_sent)(void *opaque, size_t n);
 } oc_http_request;
 
 oc_http *oc_http_new(uv_loop_t *loop, const oc_http_opts *opts, oc_error *err);

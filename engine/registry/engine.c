@@ -44,8 +44,11 @@ int oc_engine_init(oc_engine *e, uv_loop_t *loop, const oc_engine_opts *opts, oc
     char ua[64];
     snprintf(ua, sizeof ua, "occystrap/%s", oc_version());
     oc_http_opts hopts = {
-        .max_host_connections = e->opts.per_registry,
-        .max_total_connections = e->opts.jobs,
+        /* the limiter caps requests; curl's caps are a backstop, twice as
+         * large, so that a relay's GET, which rides on its PATCH's slot
+         * (relay.h), always finds a connection */
+        .max_host_connections = 2 * (long)e->opts.per_registry,
+        .max_total_connections = 2 * (long)e->opts.jobs,
         .user_agent = ua,
         .verbose = e->opts.verbose > 1,
         .trace = trace_line,

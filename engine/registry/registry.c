@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -75,7 +76,8 @@ struct reg_call {
     oc_registry *r;
     char *repo;
     char *url;
-    char *scope; /* "repository:<repo>:pull" */
+    char *scope; /* "repository:<repo>:pull", or the caller's */
+    int own_scope;
     char *method;
     char *accept;
     oc_reg_call_opts opts;
@@ -94,8 +96,12 @@ struct reg_call {
     oc_budget_wait bwait;
     int budget_granted; /* this send went with a grant of r->budget, not yet answered */
     int cdn_refreshes;  /* fresh redirects asked for after the redirect target refused */
+    /* uploads: the body and its headers (opts' pointers are the caller's) */
+    oc_http_body body;
+    char *content_type, *content_range;
     /* per send */
     char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after, *h_link;
+    char *h_location, *h_range;
     int64_t h_content_length;
     long h_rl_limit, h_rl_remaining, h_rl_window; /* RateLimit-Limit/-Remaining, -1 unsaid */
     uint64_t requested_from;
@@ -130,12 +136,20 @@ void oc_reg_info_free(oc_reg_info *info)
     free(info->content_type);
     free(info->docker_content_digest);
     free(info->link);
+    free(info->location);
+    free(info->range);
     info->content_type = info->docker_content_digest = info->link = NULL;
+    info->location = info->range = NULL;
 }
 
 const char *oc_registry_host(const oc_registry *r)
 {
     return r->host;
+}
+
+oc_engine *oc_registry_engine(const oc_registry *r)
+{
+    return r->e;
 }
 
 /* "CODE: message" from a registry's JSON error body, or "". */
@@ -392,6 +406,35 @@ static void token_on_done(void *opaque, const oc_http_result *res)
     token_fetch_free(f);
 }
 
+/* "&scope=A&scope=B" for the space-separated scopes "A B" (a push with a
+ * mount asks for two repositories), each escaped; malloc'd. */
+static char *scope_query(const char *scopes)
+{
+    char *out = calloc(1, 1);
+    size_t len = 0;
+    for (const char *p = scopes; out && *p;) {
+        size_t n = strcspn(p, " ");
+        if (n) {
+            char *esc = curl_easy_escape(NULL, p, (int)n);
+            size_t add = esc ? strlen(esc) + 7 : 0;
+            char *grown = esc ? realloc(out, len + add + 1) : NULL;
+            if (!grown) {
+                curl_free(esc);
+                free(out);
+                return NULL;
+            }
+            out = grown;
+            snprintf(out + len, add + 1, "&scope=%s", esc);
+            len += add;
+            curl_free(esc);
+        }
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return out;
+}
+
 /* Ask for a token for c's scope; c continues when it arrives. */
 static void token_request(reg_call *c, const oc_auth_challenge *ch)
 {
@@ -418,16 +461,23 @@ static void token_request(reg_call *c, const oc_auth_challenge *ch)
     }
     f->waiters[f->n_waiters++] = c;
 
-    const char *scope = ch->scope ? ch->scope : c->scope;
-    char *esc_scope = curl_easy_escape(NULL, scope, 0);
+    /* a call with scopes of its own (a push) asks for those and the
+     * challenge's: the first answer of a registry may name only pull */
+    char *both = NULL;
+    if (c->own_scope && ch->scope && strcmp(ch->scope, c->scope) != 0 &&
+        asprintf(&both, "%s %s", c->scope, ch->scope) < 0)
+        both = NULL;
+    const char *scope = both ? both : ch->scope ? ch->scope : c->scope;
+    char *esc_scope = scope_query(scope);
+    free(both);
     char *esc_service = ch->service ? curl_easy_escape(NULL, ch->service, 0) : NULL;
     size_t n = strlen(ch->realm) + (esc_scope ? strlen(esc_scope) : 0) +
                (esc_service ? strlen(esc_service) : 0) + 32;
     char *url = malloc(n);
     if (url)
-        snprintf(url, n, "%s%sservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?",
+        snprintf(url, n, "%s%sservice=%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?",
                  esc_service ? esc_service : "", esc_scope ? esc_scope : "");
-    curl_free(esc_scope);
+    free(esc_scope);
     curl_free(esc_service);
     char *basic = r->user ? oc_auth_basic_header(r->user, r->pass) : NULL;
     char *auth_line = NULL;
@@ -472,8 +522,10 @@ static void call_reset_send(reg_call *c)
     free(c->h_www_auth);
     free(c->h_retry_after);
     free(c->h_link);
+    free(c->h_location);
+    free(c->h_range);
     c->h_content_type = c->h_digest = c->h_content_range = c->h_www_auth = c->h_retry_after = NULL;
-    c->h_link = NULL;
+    c->h_link = c->h_location = c->h_range = NULL;
     c->h_content_length = -1;
     c->h_rl_limit = c->h_rl_remaining = c->h_rl_window = -1;
     c->begun = 0;
@@ -519,6 +571,10 @@ static void call_on_header(void *opaque, long status, const char *name, const ch
         parse_rate(value, &c->h_rl_remaining, &c->h_rl_window);
     else if (strcmp(name, "ratelimit-limit") == 0)
         parse_rate(value, &c->h_rl_limit, &c->h_rl_window);
+    else if (strcmp(name, "location") == 0)
+        set_str(&c->h_location, value);
+    else if (strcmp(name, "range") == 0)
+        set_str(&c->h_range, value);
 }
 
 /* "bytes S-E/T" -> start and total (-1 when '*'). */
@@ -540,6 +596,8 @@ static void fill_info_headers(reg_call *c, long status)
     set_str(&c->info.docker_content_digest, c->h_digest);
     set_str(&c->info.link, c->h_link);
     c->info.content_length = c->h_content_length;
+    set_str(&c->info.location, c->h_location);
+    set_str(&c->info.range, c->h_range);
 }
 
 static int call_on_data(void *opaque, long status, const char *data, size_t len, oc_error *err)
@@ -605,6 +663,8 @@ static void call_free(uv_handle_t *h)
     free(c->method);
     free(c->accept);
     free(c->fresh_token);
+    free(c->content_type);
+    free(c->content_range);
     free(c);
 }
 
@@ -840,7 +900,8 @@ static void call_on_done_inner(reg_call *c, const oc_http_result *res)
 {
     oc_registry *r = c->r;
     c->transfer = NULL;
-    oc_limiter_release(r->e->limiter, &c->slot);
+    if (!c->opts.no_slot)
+        oc_limiter_release(r->e->limiter, &c->slot);
     c->info.http_version = res->http_version;
     c->info.local_port = res->local_port;
     oc_engine_log(r->e,
@@ -861,7 +922,10 @@ static void call_on_done_inner(reg_call *c, const oc_http_result *res)
             return;
         }
         oc_error_prefix(&err, "%s %s", c->method, c->url);
-        call_retry_later(c, &err);
+        if (c->opts.no_retry)
+            call_finish(c, &err); /* the caller asks what the registry kept */
+        else
+            call_retry_later(c, &err);
         return;
     }
     if (!c->begun)
@@ -926,10 +990,50 @@ static void call_on_done_inner(reg_call *c, const oc_http_result *res)
         return;
     }
     oc_error_set(&err, OC_E_HTTP, "%s %s: HTTP %ld%s", c->method, c->url, res->status, detail);
-    if (oc_retry_status_is_transient(res->status))
+    if (oc_retry_status_is_transient(res->status) && !c->opts.no_retry)
         call_retry_later(c, &err);
     else
         call_finish(c, &err);
+}
+
+/* "scheme://host:port" of url, lower case, with the scheme's default port
+ * written out; "" when url has no scheme. */
+static void origin_of(const char *url, char *out, size_t size)
+{
+    out[0] = '\0';
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return;
+    size_t slen = (size_t)(sep - url);
+    const char *auth = sep + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', alen); /* no userinfo */
+    if (at) {
+        alen -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
+    int has_port = alen && memchr(auth, ':', alen) && auth[alen - 1] != ']';
+    const char *port =
+        !has_port ? (slen == 5 && strncasecmp(url, "https", 5) == 0 ? ":443" : ":80") : "";
+    snprintf(out, size, "%.*s://%.*s%s", (int)slen, url, (int)alen, auth, port);
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+}
+
+/* Is url on this registry (scheme, host and port of its base URL)? */
+static int same_origin(const oc_registry *r, const char *url)
+{
+    char a[512], b[512];
+    origin_of(url, a, sizeof a);
+    origin_of(r->base_url, b, sizeof b);
+    return a[0] && strcmp(a, b) == 0;
+}
+
+static void call_on_sent(void *opaque, size_t n)
+{
+    reg_call *c = opaque;
+    c->opts.on_sent(c->consumer.opaque, n);
 }
 
 static void call_send(oc_slot_wait *w)
@@ -956,13 +1060,19 @@ static void call_send(oc_slot_wait *w)
     else
         c->requested_from = 0;
 
-    char *accept_line = NULL, *auth_line = NULL;
-    const char *headers[3] = {NULL, NULL, NULL};
+    char *accept_line = NULL, *auth_line = NULL, *type_line = NULL, *range_line = NULL;
+    const char *headers[5] = {NULL, NULL, NULL, NULL, NULL};
     int nh = 0;
     if (c->accept && asprintf(&accept_line, "Accept: %s", c->accept) >= 0)
         headers[nh++] = accept_line;
+    if (c->content_type && asprintf(&type_line, "Content-Type: %s", c->content_type) >= 0)
+        headers[nh++] = type_line;
+    if (c->content_range && asprintf(&range_line, "Content-Range: %s", c->content_range) >= 0)
+        headers[nh++] = range_line;
     const char *token = c->fresh_token ? c->fresh_token : token_valid(r, c->scope);
-    if (token) {
+    if (!same_origin(r, c->url)) {
+        /* an upload URL on another host never gets our credentials */
+    } else if (token) {
         if (asprintf(&auth_line, "Authorization: Bearer %s", token) < 0)
             auth_line = NULL;
         free(c->fresh_token);
@@ -989,6 +1099,8 @@ static void call_send(oc_slot_wait *w)
         .on_data = call_on_data,
         .on_done = call_on_done,
         .opaque = c,
+        .body = c->opts.body ? &c->body : NULL,
+        .on_sent = c->opts.on_sent ? call_on_sent : NULL,
     };
     oc_engine_log(r->e, "%s %s%s (attempt %d)", c->method, c->url,
                   c->requested_from ? " (resume)" : "", c->attempt);
@@ -998,8 +1110,11 @@ static void call_send(oc_slot_wait *w)
     c->transfer = t;
     free(accept_line);
     free(auth_line);
+    free(type_line);
+    free(range_line);
     if (!t) {
-        oc_limiter_release(r->e->limiter, &c->slot);
+        if (!c->opts.no_slot)
+            oc_limiter_release(r->e->limiter, &c->slot);
         budget_settle(c, NULL);
         call_finish(c, &err);
     }
@@ -1007,6 +1122,10 @@ static void call_send(oc_slot_wait *w)
 
 static void slot_acquire(reg_call *c)
 {
+    if (c->opts.no_slot) { /* it rides on a slot its caller holds */
+        call_send(&c->slot);
+        return;
+    }
     if (oc_limiter_acquire(c->r->e->limiter, c->r->host, &c->slot) != 0) {
         oc_error err;
         oc_error_set(&err, OC_E_NOMEM, "out of memory");
@@ -1090,16 +1209,38 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     c->h_content_length = -1;
     c->info.content_length = -1;
     c->info.call = c;
-    if (asprintf(&c->url, "%s/v2/%s/%s/%s", r->base_url, repo, kind, reference) < 0)
+    int bad = 0;
+    if (opts && opts->url) {
+        int absolute =
+            strncmp(opts->url, "http://", 7) == 0 || strncmp(opts->url, "https://", 8) == 0;
+        if (absolute ? !(c->url = strdup(opts->url))
+                     : asprintf(&c->url, "%s%s%s", r->base_url, opts->url[0] == '/' ? "" : "/",
+                                opts->url) < 0)
+            c->url = NULL;
+    } else if (asprintf(&c->url, "%s/v2/%s/%s/%s", r->base_url, repo, kind, reference) < 0) {
         c->url = NULL;
-    if (asprintf(&c->scope, "repository:%s:pull", repo) < 0)
+    }
+    if (opts && opts->scope ? !(c->scope = strdup(opts->scope))
+                            : asprintf(&c->scope, "repository:%s:pull", repo) < 0)
         c->scope = NULL;
-    if (!c->repo || !c->method || !c->url || !c->scope) {
+    c->own_scope = opts && opts->scope;
+    if (opts && opts->body)
+        c->body = *opts->body;
+    c->opts.body = opts && opts->body ? &c->body : NULL;
+    c->opts.url = c->opts.scope = NULL;
+    c->opts.content_type = c->opts.content_range = NULL;
+    if (opts && opts->content_type && !(c->content_type = strdup(opts->content_type)))
+        bad = 1;
+    if (opts && opts->content_range && !(c->content_range = strdup(opts->content_range)))
+        bad = 1;
+    if (bad || !c->repo || !c->method || !c->url || !c->scope) {
         free(c->repo);
         free(c->method);
         free(c->accept);
         free(c->url);
         free(c->scope);
+        free(c->content_type);
+        free(c->content_range);
         free(c);
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         return -1;
@@ -1112,6 +1253,15 @@ int oc_registry_call(oc_registry *r, const char *repo, const char *kind, const c
     c->bwait.opaque = c;
     uv_timer_init(r->e->loop, &c->timer);
     c->timer.data = c;
+    if (c->opts.start_after_ms) { /* waits like a retry (an interrupt ends it) */
+        c->backoff_next = r->backing_off;
+        if (c->backoff_next)
+            c->backoff_next->backoff_prev = c;
+        r->backing_off = c;
+        c->in_backoff = 1;
+        uv_timer_start(&c->timer, on_backoff_done, c->opts.start_after_ms, 0);
+        return 0;
+    }
     call_attempt(c);
     return 0;
 }

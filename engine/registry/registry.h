@@ -37,6 +37,8 @@ typedef struct oc_reg_info {
     int attempts;
     uint64_t bytes_received; /* body bytes over all attempts */
     int resumed;             /* a Range request continued the body */
+    char *location;          /* Location of a 2xx answer (an upload's URL), or NULL */
+    char *range;             /* Range of a 2xx answer (an upload's "0-N"), or NULL */
 } oc_reg_info;
 
 typedef struct oc_reg_consumer {
@@ -53,15 +55,33 @@ typedef struct oc_reg_consumer {
 } oc_reg_consumer;
 
 typedef struct oc_reg_call_opts {
-    const char *method;   /* "GET" (default) or "HEAD" */
+    const char *method;   /* "GET" (default), "HEAD"; uploads: "POST", "PUT", "PATCH", "DELETE" */
     const char *accept;   /* Accept header, or NULL */
     int resumable;        /* retry a broken body with Range */
     uint64_t resume_from; /* start with a Range request (bytes already on disk) */
+    /* For uploads (upload.h): */
+    const char *url;           /* instead of /v2/<repo>/<kind>/<reference>: a path on this
+                                * registry ("/v2/..."), or an absolute URL (a Location) */
+    const char *scope;         /* token scopes, space-separated, instead of
+                                * "repository:<repo>:pull" */
+    const oc_http_body *body;  /* the request body (copied; its source lives until on_done) */
+    const char *content_type;  /* Content-Type of the body */
+    const char *content_range; /* Content-Range ("FROM-TO" of a PATCH) */
+    int no_retry;              /* a send without an answer (connection, stall), a 5xx or a
+                                * 429 ends the call: the caller asks the registry what it
+                                * kept before sending again (an upload session) */
+    void (*on_sent)(void *opaque, size_t n); /* body bytes sent, with consumer.opaque */
+    /* Takes no slot of the limiter: it rides on one its caller holds (a
+     * relay's GET on its upload's PATCH; taking a second slot while holding
+     * one could wait forever). */
+    int no_slot;
+    uint64_t start_after_ms; /* wait this long before the first send */
 } oc_reg_call_opts;
 
 oc_registry *oc_registry_new(oc_engine *e, const char *host, oc_error *err);
 void oc_registry_free(oc_registry *r);
 const char *oc_registry_host(const oc_registry *r);
+oc_engine *oc_registry_engine(const oc_registry *r);
 /* The engine was interrupted: calls waiting to retry or for the rate limit
  * end now with OC_E_CANCELLED (oc_engine_interrupt calls this). */
 void oc_registry_interrupt(oc_registry *r);

@@ -2,21 +2,24 @@
  *
  * occystrap mirrors container images from registries into verified local
  * files: docker-load tarballs, extracted directories, and a deduplicated
- * store that many images share. This header is all a program needs (the
- * occystrap command is written against it and nothing else).
+ * store that many images share; and pushes a store's images, or a list's
+ * straight from their registries, into a registry with every digest
+ * unchanged. This header is all a program needs (the occystrap command is
+ * written against it and nothing else).
  *
  * Shape (libuv's vocabulary, curl's split of tool and library):
  * - The caller owns the libuv loop. oc_engine_new() puts an engine on it;
- *   jobs (a fetch, a mirror run) are started on the engine with an options
- *   struct and a completion callback, and run while the caller runs the
- *   loop. The engine never calls uv_run; oc_engine_close() starts its
+ *   jobs (a fetch, a mirror run, a push) are started on the engine with an
+ *   options struct and a completion callback, and run while the caller runs
+ *   the loop. The engine never calls uv_run; oc_engine_close() starts its
  *   teardown and calls back once every handle it opened is closed, after
  *   which the caller may close its loop.
  * - The library never prints and never exits. What it has to say arrives
  *   through the engine's event callback (log lines with a level, job and
- *   blob progress, each mirror entry as it finishes); failures are oc_error
- *   values with a message that names the image, the blob and the cause;
- *   results are data (oc_mirror_report), never process exit codes.
+ *   blob progress, each mirror entry or pushed image as it finishes);
+ *   failures are oc_error values with a message that names the image, the
+ *   blob and the cause; results are data (oc_mirror_report,
+ *   oc_push_report), never process exit codes.
  * - The store commands (export, list, verify, gc, expand) need no network
  *   and no loop: they are plain calls that return when done.
  *
@@ -67,6 +70,7 @@ typedef enum oc_log_level {
 } oc_log_level;
 
 typedef struct oc_mirror_entry oc_mirror_entry;
+typedef struct oc_push_image oc_push_image;
 
 typedef enum oc_event_kind {
     OC_EVENT_LOG = 0,        /* level, message */
@@ -77,6 +81,7 @@ typedef enum oc_event_kind {
     OC_EVENT_BLOB_FINISHED,  /* digest: a layer download ended (either way) */
     OC_EVENT_BLOB_REUSED,    /* digest, size: a layer the store already held */
     OC_EVENT_ENTRY_FINISHED, /* entry: one mirror entry is done (any status) */
+    OC_EVENT_PUSH_FINISHED,  /* pushed: one image of a push is done (any status) */
 } oc_event_kind;
 
 typedef struct oc_event {
@@ -89,6 +94,7 @@ typedef struct oc_event {
     uint64_t bytes;               /* BLOB_BYTES */
     uint64_t count;               /* JOB_STARTED */
     const oc_mirror_entry *entry; /* ENTRY_FINISHED */
+    const oc_push_image *pushed;  /* PUSH_FINISHED */
 } oc_event;
 
 /* Called on the loop thread; the event and its strings live until it
@@ -275,6 +281,87 @@ OC_API void oc_mirror_options_init(oc_mirror_options *o);
  * -1 only when nothing could start (err). */
 OC_API int oc_mirror_start(oc_engine *e, const oc_mirror_options *o, oc_mirror_done_cb done,
                            void *opaque, oc_error *err);
+
+/* ---- push: a store's exact bytes into a registry ------------------------------- */
+
+typedef enum oc_push_status {
+    OC_PUSH_PENDING = 0,
+    OC_PUSH_PUSHED,      /* its manifests were put; the tag names the store's digest */
+    OC_PUSH_UP_TO_DATE,  /* the tag already named that digest: nothing was sent */
+    OC_PUSH_FAILED,      /* error says why; the other images went on */
+    OC_PUSH_INTERRUPTED, /* stopped by oc_engine_interrupt before it was pushed */
+} oc_push_status;
+
+/* One image and tag of a push, as the report and PUSH_FINISHED events give
+ * it. Its digest is the store's (the registry's when it was mirrored), and
+ * the target's tag names the same digest when it is pushed. */
+struct oc_push_image {
+    const char *name;   /* the store's image name, e.g. "busybox" */
+    const char *tag;    /* a tag, or a digest "sha256:..." */
+    const char *target; /* "REGISTRY/REPOSITORY:TAG" (or "@sha256:...") it goes to */
+    const char *digest; /* of the manifest or index, or NULL when unknown */
+    oc_push_status status;
+    const oc_error *error; /* FAILED, INTERRUPTED: why */
+    const char *note;      /* something worth saying (a partial index), or NULL */
+    size_t manifests;      /* manifests and indexes put */
+    size_t blobs_uploaded, blobs_mounted, blobs_present;
+    uint64_t bytes_uploaded; /* blob bytes this push sent (the sum of blob sizes) */
+    uint64_t bytes_mounted;  /* linked from another repository of the target */
+    uint64_t bytes_present;  /* the target had them already (HEAD) */
+    uint64_t bytes_fetched;  /* mirror --to: read from the source registry */
+    double seconds;
+};
+
+typedef struct oc_push_options {
+    int api_version;       /* set by oc_push_options_init */
+    const char *store_dir; /* the store: its exact bytes are STORE/oci/ */
+    const char *target;    /* REGISTRY[/PREFIX] */
+    /* IMAGE[:TAG] (or IMAGE@sha256:...): an image's one tag, or every tag of
+     * the image; none = every image and tag of the store. */
+    const char *const *images;
+    size_t n_images;
+    /* Or, instead of a store (mirror --to): the images of a list (one
+     * reference a line, as mirror's), streamed registry to registry through
+     * a bounded buffer, each blob's digest checked before its upload is
+     * committed; nothing on disk. */
+    const char *list_path;        /* "-" = standard input */
+    const char *list_text;        /* or the list itself */
+    const char *default_registry; /* for entries that name none; NULL = Docker Hub */
+    /* An index: NULL = every platform (the index keeps its digest);
+     * "os/arch[/variant]" = that platform's manifest under the tag. */
+    const char *platform;
+    int keep_host;       /* PREFIX/<host>/<repository> instead of PREFIX/<repository> */
+    uint64_t chunk_size; /* bytes per PATCH; blobs up to this go in one PUT; 0 = 32 MiB */
+} oc_push_options;
+
+typedef struct oc_push_report {
+    const oc_push_image *images; /* in the store's (or the arguments') order */
+    size_t n_images;
+    size_t pushed, up_to_date, failed, interrupted;
+    uint64_t bytes_uploaded, bytes_mounted, bytes_present;
+    /* The run itself failed (the store, the target), or it was interrupted,
+     * or ended with images unfinished: error says so. */
+    const oc_error *error;
+    int config_error; /* error is the caller's: a bad target, not a store */
+    int signal;       /* as oc_engine_interrupted() when interrupted */
+} oc_push_report;
+
+/* The report lives until the callback returns. */
+typedef void (*oc_push_done_cb)(const oc_push_report *report, void *opaque);
+
+OC_API void oc_push_options_init(oc_push_options *o);
+/* Push the store's images to the target registry, each to PREFIX/<its
+ * repository> (the source registry's host dropped; Docker Hub names keep
+ * library/), with their exact bytes: every digest is unchanged. Per image:
+ * HEAD of the tag (the same digest there: nothing more), HEAD of each blob,
+ * a mount from another repository of the target this run or the store
+ * knows to hold it, an upload of the rest (resumed after a broken
+ * connection from the registry's offset), then the manifests (an index's
+ * children first). All images at once under the engine's caps; one
+ * image's failure never stops the others. done runs once, from the loop.
+ * Returns -1 only when nothing could start (err). */
+OC_API int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, void *opaque,
+                         oc_error *err);
 
 /* ---- the store, without network ------------------------------------------------ */
 

@@ -154,15 +154,31 @@ grep -F -- "$ua" "$LAB_LOG_PLAIN" | grep -qF -- "$line" || fail "plain: access l
 ok "plain: access log has $line"
 
 blob=$(fx fixtures/multilayer '.layers[0].digest')
-pat="\"GET /v2/fixtures/multilayer/blobs/$blob HTTP/1.1\""
-before=$(grep -cF -- "$pat" "$LAB_LOG_PLAIN" || true)
+# other tests read the same blob meanwhile (ctest -j): count this test's own
+# requests, by their user agent
+bua="$ua-blob"
+pat="\"GET /v2/fixtures/multilayer/blobs/$blob HTTP/1.1\" 200 [0-9]* \"\" \"$bua\""
+before=$(grep -c -- "$pat" "$LAB_LOG_PLAIN" || true)
 for _ in 1 2; do
-  curl -sS -o "$TMP/b" "http://$LAB_PLAIN/v2/fixtures/multilayer/blobs/$blob"
+  curl -sS -A "$bua" -o "$TMP/b" "http://$LAB_PLAIN/v2/fixtures/multilayer/blobs/$blob"
   [ "$(sha "$TMP/b")" = "$blob" ] || fail "plain: blob $blob content mismatch"
 done
-n=$(wait_log "$LAB_LOG_PLAIN" "$pat" $((before + 2))) ||
+n=$(wait_log "$LAB_LOG_PLAIN" "\"$bua\"" $((before + 2))) ||
   fail "plain: expected $((before + 2)) access log lines for the blob, got $n"
+n=$(grep -c -- "$pat" "$LAB_LOG_PLAIN" || true)
 [ "$n" = $((before + 2)) ] || fail "plain: expected $((before + 2)) access log lines for the blob, got $n"
 ok "plain: 2 blob GETs -> exactly 2 more access log lines"
+
+# --- push targets: the same kinds over their own storage -------------------------
+[ -n "${LAB_PUSH_PLAIN:-}" ] || fail "env.sh has no LAB_PUSH_PLAIN"
+for pair in "push-plain http://$LAB_PUSH_PLAIN 200" "push-tls https://$LAB_PUSH_TLS 200" \
+  "push-token http://$LAB_PUSH_TOKEN 401" "push-basic http://$LAB_PUSH_BASIC 401"; do
+  set -- $pair
+  code=$(curl -s --cacert "$LAB_CA" -o /dev/null -w '%{http_code}' "$2/v2/") || true
+  [ "$code" = "$3" ] || fail "$1: $2/v2/ answered $code, not $3"
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$LAB_PUSH_PLAIN/v2/fixtures/multilayer/manifests/v1")
+[ "$code" = 404 ] || fail "push-plain serves the fixtures (HTTP $code): its storage is not its own"
+ok "push targets: plain, tls, token (401), basic (401) answer; their storage is not the fixtures'"
 
 echo "lab_instances: all $N checks passed"

@@ -14,7 +14,9 @@ the request path and that has been applied fewer than COUNT times applies.
 OPTIONS (optional, comma-separated):
   per=path         count COUNT separately for each distinct METHOD PATH, so
                    'the first N requests' means the first N of every blob
-  method=M         match only requests with method M (GET, HEAD)
+  method=M         match only requests with method M (GET, HEAD, PATCH, PUT, ...)
+  after=N          let the first N matching requests pass before the rule
+                   applies (counted like COUNT)
 Actions (several may be combined with commas, e.g. cut=5000,full200):
   cut=K            forward, then close the connection after K body bytes
   status=N         answer status N without forwarding (N=429 may add
@@ -29,8 +31,17 @@ Actions (several may be combined with commas, e.g. cut=5000,full200):
   badlength=D      forward with Content-Length increased by D and close early
   slow=BPS         forward the body at BPS bytes per second, in pieces of
                    slowchunk=N bytes (default 1024)
+  cutup=K          forward the request with only the first K bytes of its
+                   body, then close both connections (the registry gets a
+                   body cut short, as when a client's connection drops)
+  slowup=BPS       read the request body from the client at BPS bytes per second
+  relloc           make the answer's Location relative (scheme and host dropped)
+  dropup=K         read K bytes of the request body from the client, then
+                   close its connection; the registry never sees the request
   pass             forward unchanged
-The log gets one line per request: method, path, Range header, action.
+Request bodies (Content-Length, or chunked) are forwarded as they arrive.
+The log gets one line per request: method, path, Range and Content-Range
+headers, action.
 --rules-file FILE: more rules, one a line, after the --rule ones (blank
 lines and lines starting with # are skipped). On SIGHUP the file is read
 again, its rules replace the previous ones with their counts at zero, and
@@ -86,12 +97,17 @@ class Rule:
             self.action[k] = v
         self.per_path = False
         self.method = None
+        self.after = 0
+        self.seen = 0
+        self.seen_per = {}
         for item in (parts[3].split(",") if len(parts) == 4 and parts[3] else []):
             k, _, v = item.partition("=")
             if k == "per" and v == "path":
                 self.per_path = True
             elif k == "method":
                 self.method = v.upper()
+            elif k == "after":
+                self.after = int(v)
             else:
                 raise SystemExit("faultproxy: unknown rule option %r in %r" % (item, text))
 
@@ -101,6 +117,11 @@ class Rule:
             return False
         if not self.regex.search(path):
             return False
+        if self.after:
+            key = method + " " + path if self.per_path else ""
+            if self.seen_per.get(key, 0) < self.after:
+                self.seen_per[key] = self.seen_per.get(key, 0) + 1
+                return False
         if self.per_path:
             key = method + " " + path
             if self.used_per.get(key, 0) >= self.count:
@@ -150,6 +171,41 @@ def read_head(sock):
     return head.decode("latin-1"), rest
 
 
+def forward_body(client, up, rest, length, chunked, limit, rate=None):
+    """The rest of a request body, client -> upstream (at rate bytes a second
+    when given). False when it was cut at limit bytes (the caller closes both
+    ends)."""
+    sent = len(rest)
+    piece = 16384 if rate else 65536
+    if limit is not None and sent >= limit:
+        return False
+    if chunked:  # forward until the last chunk has gone by
+        tail = rest[-5:]
+        while not tail.endswith(b"0\r\n\r\n"):
+            chunk = client.recv(65536)
+            if not chunk:
+                break
+            if limit is not None and sent + len(chunk) >= limit:
+                up.sendall(chunk[: limit - sent])
+                return False
+            up.sendall(chunk)
+            sent += len(chunk)
+            tail = (tail + chunk)[-5:]
+        return True
+    while sent < length:
+        chunk = client.recv(min(piece, length - sent))
+        if not chunk:
+            break
+        if rate:
+            time.sleep(len(chunk) / rate)
+        if limit is not None and sent + len(chunk) >= limit:
+            up.sendall(chunk[: limit - sent])
+            return False
+        up.sendall(chunk)
+        sent += len(chunk)
+    return True
+
+
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         client = self.request
@@ -160,8 +216,9 @@ class Handler(socketserver.BaseRequestHandler):
         method, path, _ = (lines[0].split(" ", 2) + ["", ""])[:3]
         headers = [l for l in lines[1:] if l]
         rng = next((l.split(":", 1)[1].strip() for l in headers if l.lower().startswith("range:")), "-")
+        crng = next((l.split(":", 1)[1].strip() for l in headers if l.lower().startswith("content-range:")), None)
         action = pick_rule(method, path)
-        log("%s %s range=%s action=%s" % (method, path, rng,
+        log("%s %s range=%s%s action=%s" % (method, path, rng, " content-range=" + crng if crng else "",
                                            ",".join("%s=%s" % kv if kv[1] else kv[0] for kv in action.items())))
         rate_headers = ""
         if RATE["limit"] is not None and "/manifests/" in path and not (RATE["quiet_head"] and method == "HEAD"):
@@ -185,6 +242,19 @@ class Handler(socketserver.BaseRequestHandler):
                                + (body if method != "HEAD" else b""))
                 return
             log("ratelimit %s %s remaining=%d" % (method, path, left))
+        length = next((int(l.split(":", 1)[1]) for l in headers if l.lower().startswith("content-length:")), 0)
+        chunked = any(l.lower().startswith("transfer-encoding:") and "chunked" in l.lower() for l in headers)
+        if "dropup" in action:
+            want = min(int(action["dropup"]), length)
+            got = len(rest)
+            while got < want:
+                chunk = client.recv(min(65536, want - got))
+                if not chunk:
+                    break
+                got += len(chunk)
+            log("  dropped the request after %d body bytes (never forwarded)" % got)
+            client.shutdown(socket.SHUT_RDWR)
+            return
         if "status" in action:
             status = int(action["status"])
             extra = "Retry-After: %s\r\n" % action["retry-after"] if action.get("retry-after") else ""
@@ -197,13 +267,23 @@ class Handler(socketserver.BaseRequestHandler):
         if "full200" in action:
             keep = [l for l in keep if not l.lower().startswith("range:")]
         up = socket.create_connection(UPSTREAM)
-        up.sendall(("%s\r\n%s\r\nConnection: close\r\n\r\n" % (lines[0], "\r\n".join(keep))).encode("latin-1") + rest)
+        limit_up = int(action["cutup"]) if "cutup" in action else None
+        first = rest if limit_up is None else rest[:limit_up]
+        up.sendall(("%s\r\n%s\r\nConnection: close\r\n\r\n" % (lines[0], "\r\n".join(keep))).encode("latin-1") + first)
+        rate_up = float(action["slowup"]) if "slowup" in action else None
+        if not forward_body(client, up, rest, length, chunked, limit_up, rate_up):
+            log("  cut the request body after %d bytes" % limit_up)
+            client.shutdown(socket.SHUT_RDWR)
+            up.close()
+            return
         rhead, body_start = read_head(up)
         if rhead is None:
             up.close()
             return
         rlines = rhead.split("\r\n")
         rh = [l for l in rlines[1:] if not l.lower().startswith(("connection:", "keep-alive:"))]
+        if "relloc" in action:
+            rh = [re.sub(r"^(location:\s*)https?://[^/]+", r"\1", l, flags=re.I) for l in rh]
         if REALM:
             rh = [re.sub(r'realm="[^"]*"', 'realm="%s"' % REALM, l) if l.lower().startswith("www-authenticate:") else l
                   for l in rh]

@@ -153,12 +153,54 @@ static size_t read_request(conn *c, char *buf, size_t cap)
     return 0;
 }
 
+/* FNV-1a of bytes, continued from h (start with 1469598103934665603). */
+static uint64_t fnv(uint64_t h, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* A request body of Content-Length bytes: those already read with the head
+ * (after it in req, n bytes in all), then the rest from the socket; at
+ * most stop_after bytes are read (then the connection is dropped).
+ * *len and *hash describe what arrived; -1 when the peer went away. */
+static int read_body(conn *c, const char *req, size_t n, uint64_t stop_after, uint64_t *len,
+                     uint64_t *hash)
+{
+    const char *cl = strcasestr(req, "\r\nContent-Length:");
+    unsigned long long want = 0;
+    if (cl)
+        sscanf(cl + 17, " %llu", &want);
+    if (want > stop_after)
+        want = stop_after;
+    const char *head_end = strstr(req, "\r\n\r\n") + 4;
+    size_t have = n - (size_t)(head_end - req);
+    if (have > want)
+        have = (size_t)want;
+    *hash = fnv(1469598103934665603ull, (const unsigned char *)head_end, have);
+    *len = have;
+    unsigned char buf[65536];
+    while (*len < want) {
+        size_t ask = want - *len < sizeof buf ? (size_t)(want - *len) : sizeof buf;
+        ssize_t got = recv(c->fd, buf, ask, 0);
+        if (got <= 0)
+            return -1;
+        *hash = fnv(*hash, buf, (size_t)got);
+        *len += (uint64_t)got;
+    }
+    return 0;
+}
+
 static void *conn_main(void *arg)
 {
     conn *c = arg;
     char req[16384];
     for (;;) {
-        if (read_request(c, req, sizeof req) == 0)
+        size_t req_len = read_request(c, req, sizeof req);
+        if (req_len == 0)
             break;
         atomic_fetch_add(&c->s->requests, 1);
         char method[16], path[1024];
@@ -212,6 +254,28 @@ static void *conn_main(void *arg)
         } else if (strcmp(path, "/silent") == 0) {
             wait_peer_close(c, 15000); /* never answers */
             keep = 0;
+        } else if (strcmp(path, "/sink") == 0) {
+            /* the body's method, length and hash as the answer */
+            uint64_t len = 0, hash = 0;
+            if (read_body(c, req, req_len, UINT64_MAX, &len, &hash) != 0)
+                break;
+            char body[128];
+            snprintf(body, sizeof body, "%s %llu %016llx", method, (unsigned long long)len,
+                     (unsigned long long)hash);
+            snprintf(hdr, sizeof hdr, "HTTP/1.1 201 Created\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+            if (send_str(c->fd, hdr) != 0)
+                break;
+        } else if (sscanf(path, "/sink-cut/%llu", &n) == 1) {
+            uint64_t len = 0, hash = 0;
+            read_body(c, req, req_len, n, &len, &hash);
+            keep = 0; /* the connection drops after n body bytes */
+        } else if (strcmp(path, "/sink-redirect") == 0) {
+            uint64_t len = 0, hash = 0;
+            if (read_body(c, req, req_len, UINT64_MAX, &len, &hash) != 0)
+                break;
+            send_str(c->fd, "HTTP/1.1 307 Temporary Redirect\r\nLocation: /sink\r\n"
+                            "Content-Length: 0\r\n\r\n");
         } else if (strcmp(path, "/redirect") == 0) {
             send_str(c->fd, "HTTP/1.1 302 Found\r\nLocation: /bytes/1234\r\nContent-Length: "
                             "0\r\n\r\n");
@@ -1391,6 +1455,311 @@ static void test_close_from_on_done(void **state)
 }
 
 /* A fresh engine closed without any transfer. */
+/* ---- request bodies ---- */
+
+typedef struct body_src {
+    const unsigned char *data;
+    size_t len;
+    size_t pos;
+    size_t piece;    /* at most this much per read */
+    int pause_every; /* every Nth read has nothing yet (unpaused by a timer) */
+    int reads;
+    int pauses;
+    int fail_at; /* this read fails */
+    int can_rewind;
+    int rewinds;
+    int ended;
+    xfer *x;
+    uv_timer_t timer;
+    int timer_inited;
+} body_src;
+
+static void src_unpause(uv_timer_t *t)
+{
+    body_src *b = t->data;
+    oc_http_unpause(b->x->t);
+}
+
+static long src_read(void *opaque, oc_http_transfer *t, char *buf, size_t max, oc_error *err)
+{
+    body_src *b = opaque;
+    assert_ptr_equal(t, b->x->t);
+    b->reads++;
+    if (b->fail_at && b->reads == b->fail_at) {
+        oc_error_set(err, OC_E_DIGEST, "the source says its bytes are wrong");
+        return OC_HTTP_READ_ABORT;
+    }
+    if (b->pause_every && b->reads % b->pause_every == 0) {
+        b->pauses++;
+        /* the second wait is longer than the stall timeout */
+        uv_timer_start(&b->timer, src_unpause, b->pauses == 2 ? 1500 : 5, 0);
+        return OC_HTTP_READ_PAUSE;
+    }
+    size_t n = b->len - b->pos;
+    if (n > max)
+        n = max;
+    if (b->piece && n > b->piece)
+        n = b->piece;
+    memcpy(buf, b->data + b->pos, n);
+    b->pos += n;
+    return (long)n;
+}
+
+static void src_ended(void *opaque, oc_http_transfer *t)
+{
+    body_src *b = opaque;
+    assert_ptr_equal(t, b->x->t);
+    b->ended++;
+}
+
+static int src_rewind(void *opaque)
+{
+    body_src *b = opaque;
+    if (!b->can_rewind)
+        return -1;
+    b->rewinds++;
+    b->pos = 0;
+    return 0;
+}
+
+static uint64_t sent_total;
+static void count_sent(void *opaque, size_t n)
+{
+    (void)opaque;
+    sent_total += n;
+}
+
+static void expect_sink(const xfer *x, const char *method, const unsigned char *data, size_t len)
+{
+    char want[128];
+    snprintf(want, sizeof want, "%s %zu %016llx", method, len,
+             (unsigned long long)fnv(1469598103934665603ull, data, len));
+    assert_int_equal(x->ok, 1);
+    assert_int_equal(x->status, 201);
+    assert_string_equal(x->collect, want);
+}
+
+static unsigned char *pattern_bytes(size_t n)
+{
+    unsigned char *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = pat(i);
+    return p;
+}
+
+/* A region of a file goes out as the body, read with pread: PUT sends
+ * exactly those bytes, Content-Length is the region's length, on_sent and
+ * sent_bytes count them. */
+static void test_body_from_file_region(void **state)
+{
+    (void)state;
+    const size_t total = 3 * 1024 * 1024 + 77, from = 1000, len = 2 * 1024 * 1024 + 5;
+    unsigned char *all = pattern_bytes(total);
+    char path[] = "/tmp/occy-test-body-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, all, total), (ssize_t)total);
+    env e;
+    env_init(&e, NULL);
+    xfer x;
+    xfer_init(&x, &e);
+    char got[65536];
+    x.collect = got;
+    char url[256];
+    url_for(url, sizeof url, "/sink");
+    oc_http_body body = {.fd = fd, .offset = from, .length = len};
+    oc_http_request r = req_for(&x, url);
+    r.method = "PUT";
+    r.body = &body;
+    r.on_sent = count_sent;
+    sent_total = 0;
+    start(&e, &x, &r);
+    run_all(&e, 20);
+    expect_sink(&x, "PUT", all + from, len);
+    assert_int_equal(sent_total, len);
+    xfer *xs[] = {&x};
+    env_close(&e, xs, 1);
+    close(fd);
+    free(all);
+}
+
+/* Memory bodies with PATCH and POST; POST without a body sends
+ * Content-Length: 0. */
+static void test_body_from_memory_and_none(void **state)
+{
+    (void)state;
+    unsigned char *data = pattern_bytes(70000);
+    env e;
+    env_init(&e, NULL);
+    xfer a, b;
+    xfer_init(&a, &e);
+    xfer_init(&b, &e);
+    char ga[65536], gb[65536];
+    a.collect = ga;
+    b.collect = gb;
+    char url[256];
+    url_for(url, sizeof url, "/sink");
+    oc_http_body body = {.data = (const char *)data, .length = 70000};
+    oc_http_request ra = req_for(&a, url);
+    ra.method = "PATCH";
+    ra.body = &body;
+    start(&e, &a, &ra);
+    oc_http_request rb = req_for(&b, url);
+    rb.method = "POST";
+    start(&e, &b, &rb);
+    run_all(&e, 20);
+    expect_sink(&a, "PATCH", data, 70000);
+    expect_sink(&b, "POST", data, 0);
+    xfer *xs[] = {&a, &b};
+    env_close(&e, xs, 2);
+    free(data);
+}
+
+/* A stream body that often has nothing yet: the transfer pauses (not a
+ * stall, even past stall_seconds) and goes on when unpaused. */
+static void test_body_stream_with_pauses(void **state)
+{
+    (void)state;
+    const size_t len = 600000;
+    unsigned char *data = pattern_bytes(len);
+    env e;
+    env_init(&e, NULL);
+    xfer x;
+    xfer_init(&x, &e);
+    char got[65536];
+    x.collect = got;
+    body_src src = {.data = data, .len = len, .piece = 20000, .pause_every = 3, .x = &x};
+    uv_timer_init(&e.loop, &src.timer);
+    src.timer.data = &src;
+    char url[256];
+    url_for(url, sizeof url, "/sink");
+    oc_http_body body = {.length = len, .read = src_read, .ended = src_ended, .opaque = &src};
+    oc_http_request r = req_for(&x, url);
+    r.method = "PATCH";
+    r.body = &body;
+    r.stall_seconds = 1;
+    start(&e, &x, &r);
+    run_all(&e, 20);
+    expect_sink(&x, "PATCH", data, len);
+    assert_true(src.pauses > 5);
+    assert_int_equal(src.ended, 1);
+    uv_close((uv_handle_t *)&src.timer, NULL);
+    xfer *xs[] = {&x};
+    env_close(&e, xs, 1);
+    free(data);
+}
+
+/* A 307 makes curl send the body again: a file rewinds by itself, a
+ * stream with a rewind is rewound, one without fails the transfer. */
+static void test_body_sent_again_after_redirect(void **state)
+{
+    (void)state;
+    const size_t len = 300000;
+    unsigned char *data = pattern_bytes(len);
+    char path[] = "/tmp/occy-test-body-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    env e;
+    env_init(&e, NULL);
+    xfer a, b, c;
+    xfer_init(&a, &e);
+    xfer_init(&b, &e);
+    xfer_init(&c, &e);
+    char ga[65536], gb[65536], gc[65536];
+    a.collect = ga;
+    b.collect = gb;
+    c.collect = gc;
+    char url[256];
+    url_for(url, sizeof url, "/sink-redirect");
+    oc_http_body fbody = {.fd = fd, .length = len};
+    oc_http_request ra = req_for(&a, url);
+    ra.method = "PUT";
+    ra.body = &fbody;
+    ra.follow_redirects = 1;
+    start(&e, &a, &ra);
+    body_src sb = {.data = data, .len = len, .can_rewind = 1, .x = &b};
+    body_src sc = {.data = data, .len = len, .can_rewind = 0, .x = &c};
+    oc_http_body bb = {.length = len, .read = src_read, .rewind = src_rewind, .opaque = &sb};
+    oc_http_body bc = {.length = len, .read = src_read, .rewind = src_rewind, .opaque = &sc};
+    oc_http_request rb = req_for(&b, url);
+    rb.method = "PUT";
+    rb.body = &bb;
+    rb.follow_redirects = 1;
+    start(&e, &b, &rb);
+    oc_http_request rc = req_for(&c, url);
+    rc.method = "PUT";
+    rc.body = &bc;
+    rc.follow_redirects = 1;
+    start(&e, &c, &rc);
+    run_all(&e, 20);
+    expect_sink(&a, "PUT", data, len);
+    expect_sink(&b, "PUT", data, len);
+    assert_int_equal(sb.rewinds, 1);
+    assert_int_equal(c.ok, 0);
+    assert_int_equal(c.err_code, OC_E_NET);
+    xfer *xs[] = {&a, &b, &c};
+    env_close(&e, xs, 3);
+    close(fd);
+    free(data);
+}
+
+/* A stream that refuses its bytes, and a file shorter than its region: the
+ * transfer ends with that error; a connection dropped while the body goes
+ * out is a network error. */
+static void test_body_errors(void **state)
+{
+    (void)state;
+    const size_t len = 500000;
+    unsigned char *data = pattern_bytes(len);
+    char path[] = "/tmp/occy-test-body-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, data, 1000), 1000);
+    env e;
+    env_init(&e, NULL);
+    xfer a, b, c;
+    xfer_init(&a, &e);
+    xfer_init(&b, &e);
+    xfer_init(&c, &e);
+    char url[256], cut[256];
+    url_for(url, sizeof url, "/sink");
+    url_for(cut, sizeof cut, "/sink-cut/100000");
+    body_src sa = {.data = data, .len = len, .piece = 10000, .fail_at = 4, .x = &a};
+    oc_http_body ba = {.length = len, .read = src_read, .opaque = &sa};
+    oc_http_request ra = req_for(&a, url);
+    ra.method = "PATCH";
+    ra.body = &ba;
+    start(&e, &a, &ra);
+    oc_http_body bb = {.fd = fd, .length = len};
+    oc_http_request rb = req_for(&b, url);
+    rb.method = "PUT";
+    rb.body = &bb;
+    start(&e, &b, &rb);
+    oc_http_body bc = {.data = (const char *)data, .length = len};
+    oc_http_request rc = req_for(&c, cut);
+    rc.method = "PATCH";
+    rc.body = &bc;
+    start(&e, &c, &rc);
+    run_all(&e, 20);
+    assert_int_equal(a.ok, 0);
+    assert_int_equal(a.err_code, OC_E_DIGEST);
+    assert_non_null(strstr(a.err_msg, "the source says its bytes are wrong"));
+    assert_int_equal(b.ok, 0);
+    assert_int_equal(b.err_code, OC_E_IO);
+    assert_non_null(strstr(b.err_msg, "ended"));
+    assert_int_equal(c.ok, 0);
+    assert_int_equal(c.err_code, OC_E_NET);
+    xfer *xs[] = {&a, &b, &c};
+    env_close(&e, xs, 3);
+    close(fd);
+    free(data);
+}
+
 static void test_close_unused(void **state)
 {
     (void)state;
@@ -1426,6 +1795,11 @@ int main(void)
         cmocka_unit_test(test_range),
         cmocka_unit_test(test_parallel_and_connection_cap),
         cmocka_unit_test(test_close_from_on_done),
+        cmocka_unit_test(test_body_from_file_region),
+        cmocka_unit_test(test_body_from_memory_and_none),
+        cmocka_unit_test(test_body_stream_with_pauses),
+        cmocka_unit_test(test_body_sent_again_after_redirect),
+        cmocka_unit_test(test_body_errors),
         cmocka_unit_test(test_close_unused),
     };
     /* OCCY_TEST_FILTER=test_x runs a subset (handy under valgrind) */
