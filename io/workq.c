@@ -17,7 +17,7 @@ struct oc_workq {
     pthread_cond_t idle;
     pthread_cond_t strand_idle;
     oc_queue ready; /* strands with a task to run, FIFO */
-    int busy; /* tasks posted and not finished */
+    int busy;       /* tasks posted and not finished */
     int stopping;
     int n_threads;
     pthread_t *threads;

@@ -19,7 +19,7 @@ struct oc_slot_wait {
     void (*granted)(oc_slot_wait *w);
     void *opaque;
     /* private */
-    oc_queue node; /* in its key's queue while it waits */
+    oc_queue node;          /* in its key's queue while it waits */
     unsigned long long seq; /* order of arrival, across keys */
     int key_index;
     int waiting;
