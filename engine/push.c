@@ -21,6 +21,7 @@
 #include "engine/image/ref.h"
 #include "engine/push_job.h"
 #include "engine/registry/upload.h"
+#include "engine/mirror_tags.h"
 
 static uint64_t now_ms(const push_run *run)
 {
@@ -835,6 +836,29 @@ static void start_store(push_run *run, const oc_push_options *o)
     run_jobs(run);
 }
 
+/* The list with its repository entries ("REPO:*", "REPO:/REGEX/") expanded
+ * into one entry per tag (mirror_tags.h): plan and run it. */
+static void on_list_expanded(void *opaque, oc_list *out, const oc_error *err)
+{
+    push_run *run = opaque;
+    if (!out) {
+        run->err = *err;
+        run_fail(run, 0);
+        return;
+    }
+    oc_list_free(&run->list);
+    run->list = *out;
+    free(out);
+    run->candidates = json_object();
+    if (!run->candidates || oc_push_plan_list(run, &run->err) != 0) {
+        if (run->err.code == OC_OK)
+            oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        run_fail(run, 0);
+        return;
+    }
+    run_jobs(run);
+}
+
 /* mirror --to: the images of a list, from their registries. */
 static void start_list(push_run *run, const oc_push_options *o)
 {
@@ -851,14 +875,9 @@ static void start_list(push_run *run, const oc_push_options *o)
         run_fail(run, 1);
         return;
     }
-    run->candidates = json_object();
-    if (!run->candidates || oc_push_plan_list(run, &run->err) != 0) {
-        if (run->err.code == OC_OK)
-            oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+    oc_tags_expand_opts xo = {.done = on_list_expanded, .opaque = run};
+    if (oc_mirror_tags_expand(run->e, &run->list, &xo, &run->err) != 0)
         run_fail(run, 0);
-        return;
-    }
-    run_jobs(run);
 }
 
 int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, void *opaque,

@@ -120,4 +120,14 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -I "http://$LAB_PUSH_PLAIN/v2/push
 code=$(curl -s -o /dev/null -w '%{http_code}' -I "http://$LAB_PUSH_PLAIN/v2/pushed/mtb-$$/$NS/big/manifests/v1")
 [ "$code" = 404 ] || fail "big's tag is in the target (HEAD $code)"
 ok "a source that corrupts the blob every time: that entry fails, nothing of it lands, the other is copied, exit 1"
+# a whole repository (REPO:*) is expanded into its tags as in mirror (this
+# crashed before: the entry has no tag)
+printf '%s\n' "$LAB_PLAIN/fixtures/multilayer:*" > repo.txt
+expect_status 0 "$OCCYSTRAP" --insecure --progress none mirror repo.txt --to "$LAB_PUSH_PLAIN/pushed/mtr-$$"
+want=$(jq -r '.fixtures["fixtures/multilayer"].digest' "$LAB_FIXTURES")
+got=$(curl -s -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$LAB_PUSH_PLAIN/v2/pushed/mtr-$$/fixtures/multilayer/manifests/v1" | tr -d '\r' |
+  sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+[ "$got" = "$want" ] || fail "REPO:* copied fixtures/multilayer:v1 as '$got', wanted $want"
+ok "REPO:* with --to: every tag of the repository copied, digests unchanged"
 finish
