@@ -12,13 +12,11 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
-#include "cli/progress.h"
+#include "cli/jobview.h"
 #include "cli/run.h"
 
 typedef struct mirror_cli {
-    const cli_opts *o;
-    oc_progress_mode mode;
-    oc_progress *progress;
+    cli_jobview view;
     cli_run *run;
     int done;
     int status;
@@ -72,59 +70,14 @@ static void entry_line(const mirror_cli *m, const oc_mirror_entry *en, char *lin
 static int on_event(const oc_event *ev, void *opaque)
 {
     mirror_cli *m = opaque;
-    switch (ev->kind) {
-    case OC_EVENT_JOB_STARTED: {
-        /* the locks are held: from now on a signal stops the run cleanly
-         * (while it waited for them, a signal ended the process at once) */
-        oc_error err;
-        if (cli_run_catch_signals(m->run, &err) != 0)
-            cli_error(&err);
-        if (!m->progress)
-            m->progress = oc_progress_new(&m->run->loop, m->mode, stderr, (unsigned)ev->count, 0);
-        return 1;
-    }
-    case OC_EVENT_BLOB_STARTED:
-        if (m->progress) {
-            oc_progress_expect_bytes(m->progress, ev->size);
-            oc_progress_layer_started(m->progress);
-        }
-        return 1;
-    case OC_EVENT_BLOB_FINISHED:
-        if (m->progress)
-            oc_progress_layer_finished(m->progress);
-        return 1;
-    case OC_EVENT_BLOB_BYTES:
-        if (m->progress)
-            oc_progress_bytes(m->progress, ev->bytes);
-        return 1;
-    case OC_EVENT_ENTRY_FINISHED: {
-        const oc_mirror_entry *en = ev->entry;
-        int failed = en->status == OC_ENTRY_FAILED;
-        if (m->o->quiet && !failed)
-            return 1;
-        char line[1400];
-        entry_line(m, en, line, sizeof line);
-        if (failed && m->mode == OC_PROGRESS_NONE)
-            cli_say("%s", line); /* errors are printed whatever the display */
-        if (m->progress)
-            oc_progress_image_done(m->progress, !failed && en->status != OC_ENTRY_INTERRUPTED,
-                                   line);
-        return 1;
-    }
-    case OC_EVENT_LOG:
-        /* a line of ours must not be torn by the bar */
-        if (m->progress &&
-            (ev->level <= OC_LOG_WARNING || (ev->level == OC_LOG_INFO && !m->o->quiet))) {
-            char line[2100];
-            snprintf(line, sizeof line, "occystrap: %s", ev->message);
-            oc_progress_print(m->progress, line);
-            if (m->mode != OC_PROGRESS_NONE)
-                return 1;
-        }
-        return 0;
-    default:
-        return 0;
-    }
+    if (ev->kind != OC_EVENT_ENTRY_FINISHED)
+        return cli_jobview_event(&m->view, ev);
+    const oc_mirror_entry *en = ev->entry;
+    char line[1400];
+    entry_line(m, en, line, sizeof line);
+    cli_jobview_image(&m->view, en->status == OC_ENTRY_FAILED,
+                      en->status != OC_ENTRY_FAILED && en->status != OC_ENTRY_INTERRUPTED, line);
+    return 1;
 }
 
 /* "K/N" with 1 <= K <= N <= 65536 into k and n; what names its source. */
@@ -228,54 +181,15 @@ static json_t *report_json(const oc_mirror_report *rep)
     return root;
 }
 
-static int write_report(const oc_mirror_report *rep, const char *path)
-{
-    json_t *root = report_json(rep);
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    json_decref(root);
-    if (!text) {
-        cli_say("error: out of memory writing the report");
-        return -1;
-    }
-    int rc = 0;
-    if (strcmp(path, "-") == 0) {
-        fputs(text, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-    } else {
-        FILE *f = fopen(path, "w");
-        if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0) {
-            cli_say("error: cannot write report %s: %s", path, strerror(errno));
-            rc = -1;
-        }
-    }
-    free(text);
-    return rc;
-}
-
 static void on_done(const oc_mirror_report *rep, void *opaque)
 {
     mirror_cli *m = opaque;
     m->done = 1;
-    if (m->progress) {
-        oc_progress_finish(m->progress);
-        m->progress = NULL;
-    }
-    int status = rep->failed ? EXIT_FAILED : EXIT_OK;
-    if (rep->error) {
-        if (rep->config_error)
-            status = EXIT_USAGE;
-        else if (rep->signal)
-            status = cli_run_signal_status(m->run);
-        else
-            status = EXIT_FAILED;
-        cli_error(rep->error);
-    }
+    cli_jobview_finish(&m->view);
+    int status =
+        cli_jobview_status(&m->view, rep->failed, rep->error, rep->config_error, rep->signal);
     /* no report for a run that never started (a bad list, the store) */
-    const char *path = m->o->json ? "-" : m->o->json_file;
-    if (path && rep->n_entries && write_report(rep, path) != 0 && status == EXIT_OK)
-        status = EXIT_FAILED;
-    m->status = status;
+    m->status = rep->n_entries ? cli_jobview_report(&m->view, report_json(rep), status) : status;
 }
 
 int cli_mirror(cli_opts *o, int argc, char **argv)
@@ -290,17 +204,10 @@ int cli_mirror(cli_opts *o, int argc, char **argv)
         cli_say("--keep-host and --chunk-size go with mirror --to (and push)");
         return EXIT_USAGE;
     }
-    if (o->json && o->json_file) {
-        cli_say("--json and --json-file exclude each other");
+    cli_run run;
+    mirror_cli m = {.run = &run, .status = EXIT_FAILED};
+    if (cli_jobview_init(&m.view, o, &run) != EXIT_OK)
         return EXIT_USAGE;
-    }
-    mirror_cli m = {.o = o, .mode = OC_PROGRESS_AUTO, .status = EXIT_FAILED};
-    if (o->progress && oc_progress_mode_parse(o->progress, &m.mode) != 0) {
-        cli_say("--progress takes auto, bar, plain or none, not '%s'", o->progress);
-        return EXIT_USAGE;
-    }
-    if (o->quiet)
-        m.mode = OC_PROGRESS_NONE;
     oc_mirror_options mo;
     oc_mirror_options_init(&mo);
     mo.list_path = argv[0];
@@ -315,8 +222,6 @@ int cli_mirror(cli_opts *o, int argc, char **argv)
 
     oc_error err;
     memset(&err, 0, sizeof err);
-    cli_run run;
-    m.run = &run;
     if (cli_run_init(&run, o, on_event, &m, &err) != 0) {
         cli_error(&err);
         return EXIT_USAGE; /* the engine's options (the config file) */
@@ -331,8 +236,7 @@ int cli_mirror(cli_opts *o, int argc, char **argv)
             m.status = EXIT_FAILED;
         }
     }
-    if (m.progress)
-        oc_progress_finish(m.progress);
+    cli_jobview_finish(&m.view);
     cli_run_close(&run);
     return m.status;
 }

@@ -13,13 +13,11 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
-#include "cli/progress.h"
+#include "cli/jobview.h"
 #include "cli/run.h"
 
 typedef struct push_cli {
-    const cli_opts *o;
-    oc_progress_mode mode;
-    oc_progress *progress;
+    cli_jobview view;
     cli_run *run;
     int done;
     int status;
@@ -72,65 +70,19 @@ static void image_line(const push_cli *p, const oc_push_image *im, char *line, s
 static int on_event(const oc_event *ev, void *opaque)
 {
     push_cli *p = opaque;
-    switch (ev->kind) {
-    case OC_EVENT_JOB_STARTED: {
-        /* the store's lock is held (push) or there is none (mirror --to):
-         * from now on a signal stops the run cleanly */
-        oc_error err;
-        if (cli_run_catch_signals(p->run, &err) != 0)
-            cli_error(&err);
-        if (!p->progress)
-            p->progress = oc_progress_new(&p->run->loop, p->mode, stderr, (unsigned)ev->count, 0);
-        return 1;
+    if (ev->kind != OC_EVENT_PUSH_FINISHED)
+        return cli_jobview_event(&p->view, ev);
+    const oc_push_image *im = ev->pushed;
+    char line[2400];
+    image_line(p, im, line, sizeof line);
+    int failed = im->status == OC_PUSH_FAILED;
+    cli_jobview_image(&p->view, failed, !failed && im->status != OC_PUSH_INTERRUPTED, line);
+    if (im->note) {
+        char note[2400];
+        snprintf(note, sizeof note, "note    %s:%s: %s", im->name, im->tag, im->note);
+        cli_jobview_note(&p->view, note);
     }
-    case OC_EVENT_BLOB_STARTED:
-        if (p->progress) {
-            oc_progress_expect_bytes(p->progress, ev->size);
-            oc_progress_layer_started(p->progress);
-        }
-        return 1;
-    case OC_EVENT_BLOB_FINISHED:
-        if (p->progress)
-            oc_progress_layer_finished(p->progress);
-        return 1;
-    case OC_EVENT_BLOB_BYTES:
-        if (p->progress)
-            oc_progress_bytes(p->progress, ev->bytes);
-        return 1;
-    case OC_EVENT_BLOB_REUSED:
-        return 1;
-    case OC_EVENT_PUSH_FINISHED: {
-        const oc_push_image *im = ev->pushed;
-        int failed = im->status == OC_PUSH_FAILED;
-        if (p->o->quiet && !failed)
-            return 1;
-        char line[2400];
-        image_line(p, im, line, sizeof line);
-        if (failed && p->mode == OC_PROGRESS_NONE)
-            cli_say("%s", line); /* errors are printed whatever the display */
-        if (p->progress) {
-            oc_progress_image_done(p->progress, !failed && im->status != OC_PUSH_INTERRUPTED, line);
-            if (im->note) {
-                char note[2400];
-                snprintf(note, sizeof note, "note    %s:%s: %s", im->name, im->tag, im->note);
-                oc_progress_print(p->progress, note);
-            }
-        }
-        return 1;
-    }
-    case OC_EVENT_LOG:
-        if (p->progress &&
-            (ev->level <= OC_LOG_WARNING || (ev->level == OC_LOG_INFO && !p->o->quiet))) {
-            char line[2100];
-            snprintf(line, sizeof line, "occystrap: %s", ev->message);
-            oc_progress_print(p->progress, line);
-            if (p->mode != OC_PROGRESS_NONE)
-                return 1;
-        }
-        return 0;
-    default:
-        return 0;
-    }
+    return 1;
 }
 
 static json_t *report_json(const oc_push_report *rep)
@@ -177,75 +129,27 @@ static json_t *report_json(const oc_push_report *rep)
     return root;
 }
 
-static int write_report(const oc_push_report *rep, const char *path)
-{
-    json_t *root = report_json(rep);
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    json_decref(root);
-    if (!text) {
-        cli_say("error: out of memory writing the report");
-        return -1;
-    }
-    int rc = 0;
-    if (strcmp(path, "-") == 0) {
-        fputs(text, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-    } else {
-        FILE *f = fopen(path, "w");
-        if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF || fclose(f) != 0) {
-            cli_say("error: cannot write report %s: %s", path, strerror(errno));
-            rc = -1;
-        }
-    }
-    free(text);
-    return rc;
-}
-
 static void on_done(const oc_push_report *rep, void *opaque)
 {
     push_cli *p = opaque;
     p->done = 1;
-    if (p->progress) {
-        oc_progress_finish(p->progress);
-        p->progress = NULL;
-    }
-    int status = rep->failed ? EXIT_FAILED : EXIT_OK;
-    if (rep->error) {
-        if (rep->config_error)
-            status = EXIT_USAGE;
-        else if (rep->signal)
-            status = cli_run_signal_status(p->run);
-        else
-            status = EXIT_FAILED;
-        cli_error(rep->error);
-    }
-    const char *path = p->o->json ? "-" : p->o->json_file;
-    if (path && rep->n_images && write_report(rep, path) != 0 && status == EXIT_OK)
-        status = EXIT_FAILED;
-    p->status = status;
+    cli_jobview_finish(&p->view);
+    int status =
+        cli_jobview_status(&p->view, rep->failed, rep->error, rep->config_error, rep->signal);
+    p->status = rep->n_images ? cli_jobview_report(&p->view, report_json(rep), status) : status;
 }
 
 static int run_push(cli_opts *o, oc_push_options *po)
 {
-    if (o->json && o->json_file) {
-        cli_say("--json and --json-file exclude each other");
+    cli_run run;
+    push_cli p = {.run = &run, .status = EXIT_FAILED};
+    if (cli_jobview_init(&p.view, o, &run) != EXIT_OK)
         return EXIT_USAGE;
-    }
-    push_cli p = {.o = o, .mode = OC_PROGRESS_AUTO, .status = EXIT_FAILED};
-    if (o->progress && oc_progress_mode_parse(o->progress, &p.mode) != 0) {
-        cli_say("--progress takes auto, bar, plain or none, not '%s'", o->progress);
-        return EXIT_USAGE;
-    }
-    if (o->quiet)
-        p.mode = OC_PROGRESS_NONE;
     po->keep_host = o->keep_host;
     po->chunk_size = o->chunk_size;
 
     oc_error err;
     memset(&err, 0, sizeof err);
-    cli_run run;
-    p.run = &run;
     if (cli_run_init(&run, o, on_event, &p, &err) != 0) {
         cli_error(&err);
         return EXIT_USAGE; /* the engine's options (the config file) */
@@ -260,8 +164,7 @@ static int run_push(cli_opts *o, oc_push_options *po)
             p.status = EXIT_FAILED;
         }
     }
-    if (p.progress)
-        oc_progress_finish(p.progress);
+    cli_jobview_finish(&p.view);
     cli_run_close(&run);
     return p.status;
 }
