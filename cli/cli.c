@@ -33,6 +33,13 @@ static const cli_command commands[] = {
      "layers and configs (and their markers) so the next mirror fetches them again",
      1, 1, cli_verify},
     {"gc", "[--dry-run] STORE", "drop layers and configs no image references", 1, 1, cli_gc},
+    {"serve",
+     "[--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--htpasswd FILE] [--keep-host] "
+     "[--allow-rewritten] STORE",
+     "the store as a read-only registry (the pull side of the OCI distribution\n"
+     "API, HTTP/1.1 and HTTP/2) until SIGINT or SIGTERM; one access-log line a\n"
+     "request on stdout",
+     1, 1, cli_serve},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -63,6 +70,15 @@ enum {
     OPT_PROGRESS,
     OPT_LOCK_WAIT,
     OPT_CONFIG,
+    OPT_LISTEN,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_HTPASSWD,
+    OPT_KEEP_HOST,
+    OPT_ALLOW_REWRITTEN,
+    OPT_MAX_CONNECTIONS,
+    OPT_IDLE_TIMEOUT,
+    OPT_DRAIN_TIMEOUT,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_VERSION,
@@ -107,6 +123,21 @@ static const cli_option options[] = {
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
+    {"listen", 0, "HOST:PORT", OPT_LISTEN, "serve", "address to serve on (default 0.0.0.0:5000)"},
+    {"tls-cert", 0, "FILE", OPT_TLS_CERT, "serve",
+     "HTTPS (and HTTP/2 by ALPN) with this PEM chain"},
+    {"tls-key", 0, "FILE", OPT_TLS_KEY, "serve", "... and this PEM key"},
+    {"htpasswd", 0, "FILE", OPT_HTPASSWD, "serve", "Basic auth: bcrypt and {SHA} entries"},
+    {"keep-host", 0, NULL, OPT_KEEP_HOST, "serve",
+     "repository names keep the registry host\n(docker.io/library/busybox)"},
+    {"allow-rewritten", 0, NULL, OPT_ALLOW_REWRITTEN, "serve",
+     "serve images without exact bytes with rewritten\nmanifests (uncompressed layers, other "
+     "digests)"},
+    {"max-connections", 0, "N", OPT_MAX_CONNECTIONS, "serve",
+     "connections at once; more are closed (4096)"},
+    {"idle-timeout", 0, "SECONDS", OPT_IDLE_TIMEOUT, "serve", "close idle connections (30)"},
+    {"drain-timeout", 0, "SECONDS", OPT_DRAIN_TIMEOUT, "serve",
+     "on SIGTERM, wait this long for responses (30)"},
     {"verbose", 'v', NULL, OPT_VERBOSE, NULL, "log each request (twice: curl's trace too)"},
     {"quiet", 'q', NULL, OPT_QUIET, NULL, "only errors"},
     {"version", 0, NULL, OPT_VERSION, NULL, "versions of occystrap and its libraries"},
@@ -306,6 +337,39 @@ static int take_option(cli_opts *o, int id, const char *arg)
             return -1;
         o->lock_wait_s = (long)n;
         return 0;
+    case OPT_LISTEN:
+        o->serve.listen = arg;
+        return 0;
+    case OPT_TLS_CERT:
+        o->serve.tls_cert = arg;
+        return 0;
+    case OPT_TLS_KEY:
+        o->serve.tls_key = arg;
+        return 0;
+    case OPT_HTPASSWD:
+        o->serve.htpasswd = arg;
+        return 0;
+    case OPT_KEEP_HOST:
+        o->serve.keep_host = 1;
+        return 0;
+    case OPT_ALLOW_REWRITTEN:
+        o->serve.allow_rewritten = 1;
+        return 0;
+    case OPT_MAX_CONNECTIONS:
+        if (parse_uint(arg, "--max-connections", 1000000, &n) != 0 || n == 0)
+            return -1;
+        o->serve.max_connections = (unsigned)n;
+        return 0;
+    case OPT_IDLE_TIMEOUT:
+        if (parse_uint(arg, "--idle-timeout", 86400, &n) != 0 || n == 0)
+            return -1;
+        o->serve.idle_timeout_s = (unsigned)n;
+        return 0;
+    case OPT_DRAIN_TIMEOUT:
+        if (parse_uint(arg, "--drain-timeout", 86400, &n) != 0 || n == 0)
+            return -1;
+        o->serve.drain_timeout_s = (unsigned)n;
+        return 0;
     case OPT_VERBOSE:
         o->engine.verbose++;
         return 0;
@@ -365,6 +429,7 @@ int oc_cli_main(int argc, char **argv)
     cli_opts o;
     memset(&o, 0, sizeof o);
     oc_engine_options_init(&o.engine);
+    oc_serve_options_init(&o.serve);
     if (pipe_from_env(&o) != 0)
         return EXIT_USAGE;
     if (getenv("OCCYSTRAP_EXPAND_NO_SYNC")) /* benchmarks: time the writing alone */

@@ -36,6 +36,7 @@ typedef struct cli_opts {
     long lock_wait_s;
     uint64_t max_layer_bytes;
     oc_expand_opts expand_opts;
+    oc_serve_options serve; /* serve's options (its store comes from the arguments) */
 } cli_opts;
 
 typedef struct cli_command {
@@ -56,6 +57,7 @@ int cli_verify(cli_opts *o, int argc, char **argv);
 int cli_gc(cli_opts *o, int argc, char **argv);
 int cli_expand(cli_opts *o, int argc, char **argv);
 int cli_mirror(cli_opts *o, int argc, char **argv);
+int cli_serve(cli_opts *o, int argc, char **argv);
 
 /* "occystrap: error: MSG" on stderr. */
 void cli_error(const oc_error *err);
