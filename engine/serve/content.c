@@ -188,9 +188,9 @@ int oc_srv_send_content(h2o_req_t *req, const oc_srv_content *c)
     int etag_len =
         snprintf(etag, 10 + OC_SHA256_HEX_LEN, "\"%.*s\"", 7 + OC_SHA256_HEX_LEN, digest);
     add(req, "docker-content-digest", "Docker-Content-Digest", digest, 7 + OC_SHA256_HEX_LEN);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, NULL, etag, (size_t)etag_len);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ETAG, "ETag", etag, (size_t)etag_len);
     if (c->immutable)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, "Cache-Control",
                        H2O_STRLIT("max-age=31536000"));
 
     const char *v;
@@ -217,17 +217,18 @@ int oc_srv_send_content(h2o_req_t *req, const oc_srv_content *c)
             oc_srv_etag_matches(ir, irlen, c->hex, 0))
             range = oc_srv_parse_range(v, vlen, size, &first, &last);
     }
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, NULL,
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCEPT_RANGES, "Accept-Ranges",
                    H2O_STRLIT("bytes"));
     if (range < 0) {
         if (fd >= 0)
             close(fd);
         char *cr = h2o_mem_alloc_pool(&req->pool, 48);
         int n = snprintf(cr, 48, "bytes */%llu", (unsigned long long)size);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, "Content-Range", cr,
+                       (size_t)n);
         static const char body[] = "{\"errors\":[{\"code\":\"SIZE_INVALID\",\"message\":"
                                    "\"requested range not satisfiable\"}]}\n";
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type",
                        H2O_STRLIT("application/json; charset=utf-8"));
         req->res.status = 416;
         req->res.reason = "Range Not Satisfiable";
@@ -235,8 +236,8 @@ int oc_srv_send_content(h2o_req_t *req, const oc_srv_content *c)
         h2o_send_inline(req, body, sizeof body - 1);
         return 0;
     }
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, c->content_type,
-                   strlen(c->content_type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type",
+                   c->content_type, strlen(c->content_type));
     uint64_t count = size ? last - first + 1 : 0;
     req->res.status = 200;
     req->res.reason = "OK";
@@ -244,7 +245,8 @@ int oc_srv_send_content(h2o_req_t *req, const oc_srv_content *c)
         char *cr = h2o_mem_alloc_pool(&req->pool, 80);
         int n = snprintf(cr, 80, "bytes %llu-%llu/%llu", (unsigned long long)first,
                          (unsigned long long)last, (unsigned long long)size);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, NULL, cr, (size_t)n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_RANGE, "Content-Range", cr,
+                       (size_t)n);
         req->res.status = 206;
         req->res.reason = "Partial Content";
     }

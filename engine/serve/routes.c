@@ -26,7 +26,8 @@ static int send_body(h2o_req_t *req, int status, const char *reason, const char 
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, "Content-Type", type,
+                   strlen(type));
     h2o_send_inline(req, body, len);
     return 0;
 }
@@ -173,7 +174,7 @@ static int send_page(h2o_req_t *req, const void *list, size_t count, name_at_fn 
         size_t cap = strlen(link_path) + strlen(lastname) + 64;
         char *link = h2o_mem_alloc_pool(&req->pool, cap);
         int len = snprintf(link, cap, "<%s?n=%ld&last=%s>; rel=\"next\"", link_path, n, lastname);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LINK, NULL, link, (size_t)len);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LINK, "Link", link, (size_t)len);
     }
     return send_json(req, doc, "application/json; charset=utf-8");
 }
@@ -359,7 +360,7 @@ static int authorized(oc_srv_app *app, h2o_req_t *req)
     if (i >= 0 && oc_htpasswd_check(app->auth, req->headers.entries[i].value.base,
                                     req->headers.entries[i].value.len, user, sizeof user))
         return 1;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, "WWW-Authenticate",
                    H2O_STRLIT("Basic realm=\"occystrap\""));
     send_error(req, 401, "Unauthorized", "UNAUTHORIZED", "authentication required", NULL);
     return 0;
@@ -371,7 +372,7 @@ int oc_srv_route(oc_srv_app *app, h2o_req_t *req)
         H2O_STRLIT("registry/2.0"));
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) &&
         !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"))) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, "Allow",
                        H2O_STRLIT("GET, HEAD"));
         return send_error(req, 405, "Method Not Allowed", "UNSUPPORTED",
                           "the operation is unsupported: this registry is read-only", NULL);
