@@ -39,7 +39,7 @@ urls=()
 for d in $(jq -r '.fixtures["fixtures/multilayer"].layers[].digest' "$LAB_FIXTURES"); do
   urls+=(-o "$WORK_DIR/blob-${d#sha256:}" "$SERVE_URL/v2/fixtures/multilayer/blobs/$d")
 done
-curl -s --cacert "$LAB_CA" --parallel --parallel-immediate "${urls[@]}"
+curl -s --no-progress-meter --cacert "$LAB_CA" --parallel --parallel-immediate "${urls[@]}" 2>/dev/null
 for d in $(jq -r '.fixtures["fixtures/multilayer"].layers[].digest' "$LAB_FIXTURES"); do
   [ "sha256:$(sha256sum <"$WORK_DIR/blob-${d#sha256:}" | cut -d' ' -f1)" = "$d" ] || fail "blob $d over HTTP/2"
 done
