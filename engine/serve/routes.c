@@ -14,6 +14,9 @@
 
 /* A page of tags or repositories is at most this long (n is capped). */
 #define PAGE_MAX 10000
+/* Request headers beyond this are refused (h2o itself reads up to about
+ * 400 KiB of them). */
+#define HEADERS_MAX (64u * 1024)
 
 static void add(h2o_req_t *req, const char *lname, const char *name, const char *value, size_t len)
 {
@@ -377,6 +380,12 @@ int oc_srv_route(oc_srv_app *app, h2o_req_t *req)
         return send_error(req, 405, "Method Not Allowed", "UNSUPPORTED",
                           "the operation is unsupported: this registry is read-only", NULL);
     }
+    size_t header_bytes = req->path.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    if (header_bytes > HEADERS_MAX)
+        return send_error(req, 431, "Request Header Fields Too Large", "UNSUPPORTED",
+                          "request headers too large", NULL);
     const char *path = req->path.base;
     size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     if (!(len >= 3 && memcmp(path, "/v2", 3) == 0 && (len == 3 || path[3] == '/')))

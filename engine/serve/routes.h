@@ -7,7 +7,8 @@
  *   GET  /v2/<name>/tags/list[?n=N&last=T] Link: <...>; rel="next" when cut
  *   GET  /v2/_catalog[?n=N&last=R]
  *   GET  /v2/<name>/referrers/<digest>[?artifactType=T]
- *   anything else with GET or HEAD: 404; any other method: 405 UNSUPPORTED
+ *   anything else with GET or HEAD: 404; any other method: 405 UNSUPPORTED;
+ *   more than 64 KiB of request headers: 431
  *
  * The path is taken as the client sent it, before any decoding: a name,
  * tag or digest must match its grammar (names.h) or the request is refused

@@ -15,6 +15,13 @@
 #       an artifact (OCI image manifest with artifactType, an empty config,
 #       one small layer) whose subject is REPO:TAG's manifest, added as a
 #       digest entry NAME:sha256:...; prints its digest
+#   serve_store.py synth STORE NAME:TAG SIZE
+#       an OCI image made here, no registry: one layer of SIZE random bytes
+#       (streamed), its config and manifest; prints the layer's digest
+#   serve_store.py symlink STORE NAME:TAG TARGET (layer|manifest)
+#       a hostile store: an image whose layer blob (or whose manifest blob)
+#       is a symlink to TARGET, a file outside the store (for a manifest,
+#       TARGET is written with the manifest's bytes first)
 #   serve_store.py check STORE
 #       every blob under blobs/ hashes to its name; every descriptor's
 #       manifest is in place
@@ -191,6 +198,75 @@ def cmd_referrer(store, registry, ref, artifact_type):
     print(art_digest)
 
 
+def config_and_manifest(store, layer_digest, layer_size, layer_type):
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [layer_digest]}}).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    put_blob(store, config_digest, config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": layer_size}],
+    }).encode()
+    return manifest, "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def add_image(store, ref, manifest, digest):
+    name, tag = ref.rsplit(":", 1)
+    index = read_index(store)
+    add_entries(index, [descriptor("application/vnd.oci.image.manifest.v1+json", digest,
+                                   len(manifest), name, tag, "synth", name)])
+    write_index(store, index)
+
+
+def cmd_synth(store, ref, size):
+    d = os.path.join(oci_dir(store), "blobs", "sha256")
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    h = hashlib.sha256()
+    with os.fdopen(fd, "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 1 << 20))
+            h.update(chunk)
+            f.write(chunk)
+            left -= len(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    layer_digest = "sha256:" + h.hexdigest()
+    os.rename(tmp, blob_path(store, layer_digest))
+    manifest, digest = config_and_manifest(store, layer_digest, size,
+                                           "application/vnd.oci.image.layer.v1.tar")
+    put_blob(store, digest, manifest)
+    add_image(store, ref, manifest, digest)
+    print(layer_digest)
+
+
+def cmd_symlink(store, ref, target, what):
+    os.makedirs(os.path.join(oci_dir(store), "blobs", "sha256"), exist_ok=True)
+    if what == "layer":
+        with open(target, "rb") as f:
+            data = f.read()
+        layer_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        os.symlink(target, blob_path(store, layer_digest))
+        manifest, digest = config_and_manifest(store, layer_digest, len(data),
+                                               "application/vnd.oci.image.layer.v1.tar")
+        put_blob(store, digest, manifest)
+        print(layer_digest)
+    else:
+        empty = b"layer"
+        layer_digest = "sha256:" + hashlib.sha256(empty).hexdigest()
+        put_blob(store, layer_digest, empty)
+        manifest, digest = config_and_manifest(store, layer_digest, len(empty),
+                                               "application/vnd.oci.image.layer.v1.tar")
+        with open(target, "wb") as f:
+            f.write(manifest)
+        os.symlink(target, blob_path(store, digest))
+        print(digest)
+    add_image(store, ref, manifest, digest)
+
+
 def cmd_check(store):
     bad = 0
     d = os.path.join(oci_dir(store), "blobs", "sha256")
@@ -221,9 +297,15 @@ def main(argv):
     if len(argv) == 5 and argv[0] == "referrer":
         cmd_referrer(argv[1], argv[2], argv[3], argv[4])
         return 0
+    if len(argv) == 4 and argv[0] == "synth":
+        cmd_synth(argv[1], argv[2], int(argv[3]))
+        return 0
+    if len(argv) == 5 and argv[0] == "symlink":
+        cmd_symlink(argv[1], argv[2], argv[3], argv[4])
+        return 0
     if len(argv) == 2 and argv[0] == "check":
         return cmd_check(argv[1])
-    print(__doc__ if False else "usage: see the top of serve_store.py", file=sys.stderr)
+    print("usage: see the top of serve_store.py", file=sys.stderr)
     return 2
 
 
