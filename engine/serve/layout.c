@@ -441,7 +441,7 @@ static int reach(oc_srv_layout *l, oc_srv_repo *r, oc_srv_manifest *m, int depth
 
 typedef struct view {
     oc_strmap *repos;
-    oc_strmap *exact; /* "image\ntag" of every index.json entry */
+    oc_strmap *exact; /* "repository\ntag" of every index.json entry */
     size_t n_tags, n_rewritten, n_not_served;
 } view;
 
@@ -482,7 +482,7 @@ static int add_descriptor(oc_srv_layout *l, view *v, const json_t *d, oc_error *
         say(l, OC_LOG_WARNING, "serve: index.json entry \"%s\" is not served: %s", ref, derr.msg);
         goto out;
     }
-    if (!(key = pair_key(image, tag)) || oc_strmap_put(v->exact, key, (void *)1, NULL) != 0) {
+    if (!(key = pair_key(repo_name, tag)) || oc_strmap_put(v->exact, key, (void *)1, NULL) != 0) {
         rc = nomem(err);
         goto out;
     }
@@ -659,19 +659,26 @@ static int catalog_entry(void *opaque, const char *image, const char *tag, const
 {
     catalog_walk *w = opaque;
     oc_srv_layout *l = w->l;
-    char *key = pair_key(image, tag);
-    if (!key)
-        return nomem(w->err);
-    int exact = oc_strmap_get(w->v->exact, key) != NULL;
-    free(key);
-    if (exact)
-        return 0;
+    oc_error rerr;
+    char *original = NULL, *repo_name = oc_srv_repo_name(image, l->keep_host, &rerr);
+    if (repo_name) { /* served from exact bytes already (under this or another name) */
+        char *key = pair_key(repo_name, tag);
+        if (!key) {
+            free(repo_name);
+            return nomem(w->err);
+        }
+        int exact = oc_strmap_get(w->v->exact, key) != NULL;
+        free(key);
+        if (exact) {
+            free(repo_name);
+            return 0;
+        }
+    }
     if (!l->allow_rewritten) {
+        free(repo_name);
         w->v->n_not_served++;
         return 0;
     }
-    oc_error rerr;
-    char *original = NULL, *repo_name = oc_srv_repo_name(image, l->keep_host, &rerr);
     oc_srv_manifest *m = repo_name ? rewrite(l, file, &original, &rerr) : NULL;
     if (!m) {
         free(repo_name);
