@@ -6,6 +6,9 @@
 #       prints, per request, its name and the status line the server
 #       answered ("closed" when it closed without one, "timeout" when it
 #       neither answered nor closed within 5 s)
+#   serve_hostile.py stall HOST:PORT PATH READY_FILE HOLD_S
+#       asks for PATH and never reads the answer (a receive buffer of 4 KiB),
+#       writes READY_FILE, and closes after HOLD_S
 #   serve_hostile.py idle HOST:PORT N READY_FILE HOLD_S
 #       opens N connections that send nothing, writes READY_FILE (how many
 #       connected), holds them up to HOLD_S seconds and prints
@@ -111,9 +114,25 @@ def cmd_idle(addr, n, ready_file, hold):
     print(f"closed {closed} of {len(socks)} after {time.time() - start:.1f} s", flush=True)
 
 
+def cmd_stall(addr, path, ready_file, hold):
+    host, port = addr.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, int(port)))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    with open(ready_file + ".tmp", "w") as f:
+        f.write("sent")
+    os.rename(ready_file + ".tmp", ready_file)
+    time.sleep(hold)
+    s.close()
+
+
 def main(argv):
     if len(argv) == 2 and argv[0] == "raw":
         cmd_raw(argv[1])
+        return 0
+    if len(argv) == 5 and argv[0] == "stall":
+        cmd_stall(argv[1], argv[2], argv[3], float(argv[4]))
         return 0
     if len(argv) == 5 and argv[0] == "idle":
         cmd_idle(argv[1], int(argv[2]), argv[3], float(argv[4]))
