@@ -307,7 +307,7 @@ static void on_access(h2o_logger_t *self, h2o_req_t *req)
     const char *proto = req->version >= 0x200   ? "HTTP/2"
                         : req->version == 0x100 ? "HTTP/1.0"
                                                 : "HTTP/1.1";
-    char line[3400];
+    char line[4400];
     snprintf(line, sizeof line, "%s - %s [%s] \"%s %s %s\" %d %zu \"%s\" %.3f", peer, user, when,
              method, path, proto, req->res.status, req->bytes_sent, agent, secs < 0 ? 0 : secs);
     s->o.access(s->o.opaque, line);
