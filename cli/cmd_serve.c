@@ -1,7 +1,7 @@
 /* cmd_serve.c - `occystrap serve [OPTIONS] STORE`: one serve job
  * (oc_serve_start) on the tool's loop until SIGINT or SIGTERM, which stop
  * it gracefully (responses in flight finish). Each request's access-log
- * line goes to stdout (line-buffered; -q drops them), everything else to
+ * line goes to stdout (line-buffered; -q: none), everything else to
  * stderr. Exit status: 0 after a stop, 1 when the server failed, 2 when the
  * options, the store or the address will not do. */
 #include <signal.h>
@@ -56,6 +56,7 @@ int cli_serve(cli_opts *o, int argc, char **argv)
     raise_fd_limit();
     oc_serve_options so = o->serve;
     so.store_dir = argv[0];
+    so.no_access_log = o->quiet;
 
     serve_cli s = {.o = o};
     oc_error err;

@@ -100,7 +100,7 @@ int oc_serve_start(oc_engine *e, const oc_serve_options *o, oc_serve_done_cb don
                       .drain_timeout_s = o->drain_timeout_s,
                       .server_name = s->server_name,
                       .log = on_log,
-                      .access = on_access,
+                      .access = o->no_access_log ? NULL : on_access,
                       .stopped = on_stopped,
                       .opaque = s};
     oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = 1};

@@ -362,6 +362,7 @@ typedef struct oc_serve_options {
     unsigned max_connections; /* 0 = 4096; more are closed at once */
     unsigned idle_timeout_s;  /* 0 = 30: an idle connection is closed after this */
     unsigned drain_timeout_s; /* 0 = 30: a stop waits this long for responses in flight */
+    int no_access_log;        /* no OC_EVENT_REQUEST (nor the cost of making its line) */
 } oc_serve_options;
 
 typedef struct oc_serve_result {
@@ -380,7 +381,7 @@ OC_API void oc_serve_options_init(oc_serve_options *o);
 /* Listen and serve: returns once listening (an INFO event says where), or
  * -1 (err) when the store, the address, the TLS files or the htpasswd file
  * will not do (OC_E_USAGE for the options' faults). Every request answered
- * is an OC_EVENT_REQUEST. done runs once, from the loop, after the server
+ * is an OC_EVENT_REQUEST (unless no_access_log). done runs once, from the loop, after the server
  * stopped; *out (may be NULL) is valid until then. */
 OC_API int oc_serve_start(oc_engine *e, const oc_serve_options *o, oc_serve_done_cb done,
                           void *opaque, oc_server **out, oc_error *err);
