@@ -294,9 +294,8 @@ static void htpasswd(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(repo_names), cmocka_unit_test(request_names),
-        cmocka_unit_test(references), cmocka_unit_test(ranges),
-        cmocka_unit_test(etags),      cmocka_unit_test(strmap),
+        cmocka_unit_test(repo_names), cmocka_unit_test(request_names), cmocka_unit_test(references),
+        cmocka_unit_test(ranges),     cmocka_unit_test(etags),         cmocka_unit_test(strmap),
         cmocka_unit_test(htpasswd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,18 +84,16 @@ static int teardown(void **state)
 
 static oc_srv_layout *open_layout(fixture *f, int allow_rewritten)
 {
-    oc_srv_layout_opts o = {.store = f->dir,
-                            .allow_rewritten = allow_rewritten,
-                            .log = on_log,
-                            .log_opaque = f};
+    oc_srv_layout_opts o = {
+        .store = f->dir, .allow_rewritten = allow_rewritten, .log = on_log, .log_opaque = f};
     oc_error err;
     oc_srv_layout *l = oc_srv_layout_new(&o, &err);
     assert_non_null(l);
     return l;
 }
 
-#define DESC(mt, hex, size, ref)                                                                   \
-    "{\"mediaType\":\"" mt "\",\"digest\":\"sha256:%s\",\"size\":%zu,\"annotations\":"            \
+#define DESC(mt, ref)                                                                              \
+    "{\"mediaType\":\"" mt "\",\"digest\":\"sha256:%s\",\"size\":%zu,\"annotations\":"             \
     "{\"org.opencontainers.image.ref.name\":\"" ref "\"}}"
 #define MT_M "application/vnd.oci.image.manifest.v1+json"
 #define MT_I "application/vnd.oci.image.index.v1+json"
@@ -148,13 +146,17 @@ static void view(void **state)
     write_file(f->dir, name, "{\"schemaVersion\":2,\"manifests\":[]}");
 
     char index[8192];
-    snprintf(index, sizeof index,
-             "{\"schemaVersion\":2,\"manifests\":[" DESC(MT_M, m1, m1_size,
-                                                         "127.0.0.1:5000/fixtures/x:v1") ","
-             DESC(MT_M, art, art_size, "127.0.0.1:5000/fixtures/x:sha256:%s") ","
-             DESC(MT_I, idx, idx_size, "quay.io/org/y:latest") ","
-             DESC(MT_I, bad, (size_t)34, "busybox:broken") "]}",
-             m1, m1_size, art, art_size, art, idx, idx_size, bad, (size_t)34);
+    snprintf(
+        index, sizeof index,
+        "{\"schemaVersion\":2,\"manifests\":[" DESC(MT_M, m1, m1_size, "127.0.0.1:5000/fixtures/x:v1") "," DESC(
+            MT_M,
+            "127.0.0.1:5000/fixtures/x:sha256:%s") "," DESC(MT_I,
+                                                            "quay.io/org/y:latest") "," DESC(MT_I,
+                                                                                             "busyb"
+                                                                                             "ox:"
+                                                                                             "broke"
+                                                                                             "n") "]}",
+        m1, m1_size, art, art_size, art, idx, idx_size, bad, (size_t)34);
     write_file(f->dir, "oci/index.json", index);
     assert_int_equal(oc_srv_layout_refresh(f->l, &err), 1);
     assert_non_null(strstr(f->log, "busybox:broken"));
