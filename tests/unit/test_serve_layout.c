@@ -146,17 +146,15 @@ static void view(void **state)
     write_file(f->dir, name, "{\"schemaVersion\":2,\"manifests\":[]}");
 
     char index[8192];
-    snprintf(
-        index, sizeof index,
-        "{\"schemaVersion\":2,\"manifests\":[" DESC(MT_M, m1, m1_size, "127.0.0.1:5000/fixtures/x:v1") "," DESC(
-            MT_M,
-            "127.0.0.1:5000/fixtures/x:sha256:%s") "," DESC(MT_I,
-                                                            "quay.io/org/y:latest") "," DESC(MT_I,
-                                                                                             "busyb"
-                                                                                             "ox:"
-                                                                                             "broke"
-                                                                                             "n") "]}",
-        m1, m1_size, art, art_size, art, idx, idx_size, bad, (size_t)34);
+    /* clang-format off */
+    static const char listed[] = "{\"schemaVersion\":2,\"manifests\":["
+        DESC(MT_M, "127.0.0.1:5000/fixtures/x:v1") ","
+        DESC(MT_M, "127.0.0.1:5000/fixtures/x:sha256:%s") ","
+        DESC(MT_I, "quay.io/org/y:latest") ","
+        DESC(MT_I, "busybox:broken") "]}";
+    /* clang-format on */
+    snprintf(index, sizeof index, listed, m1, m1_size, art, art_size, art, idx, idx_size, bad,
+             (size_t)34);
     write_file(f->dir, "oci/index.json", index);
     assert_int_equal(oc_srv_layout_refresh(f->l, &err), 1);
     assert_non_null(strstr(f->log, "busybox:broken"));
@@ -208,10 +206,9 @@ static void view(void **state)
     assert_non_null(oc_srv_layout_repo(f->l, "fixtures/x"));
 
     /* a new index.json: a new tag, the old image gone */
-    snprintf(index, sizeof index,
-             "{\"schemaVersion\":2,\"manifests\":[" DESC(MT_M, m1, m1_size,
-                                                         "127.0.0.1:5000/fixtures/x:v2") "]}",
-             m1, m1_size);
+    static const char moved[] =
+        "{\"schemaVersion\":2,\"manifests\":[" DESC(MT_M, "127.0.0.1:5000/fixtures/x:v2") "]}";
+    snprintf(index, sizeof index, moved, m1, m1_size);
     write_file(f->dir, "oci/index.json", index);
     assert_int_equal(oc_srv_layout_refresh(f->l, &err), 1);
     x = oc_srv_layout_repo(f->l, "fixtures/x");
