@@ -19,9 +19,9 @@ build_store "$STORE"
 start_serve runtimes "$STORE"
 ok "serve started on $SERVE_URL"
 
-# podman: everything under WORK_DIR/podman
-P="$WORK_DIR/podman"
-mkdir -p "$P"
+# podman: everything in a directory of its own (short: podman refuses a
+# runroot path longer than 50 characters)
+P=$(mktemp -d /tmp/occy-podman-XXXXXX)
 cat >"$P/registries.conf" <<EOF
 unqualified-search-registries = []
 [[registry]]
@@ -64,8 +64,7 @@ rm -rf "$P"
 
 # containerd: its own root, state, socket; nothing but the content store
 # and the native snapshotter.
-C="$WORK_DIR/containerd"
-mkdir -p "$C"
+C=$(mktemp -d /tmp/occy-ctd-XXXXXX) # short: unix socket paths are limited
 cat >"$C/config.toml" <<EOF
 version = 2
 root = "$C/root"

@@ -48,12 +48,13 @@ start_serve() {
   shift 2
   SERVE_ERR="$WORK_DIR/serve-$name.err"
   SERVE_OUT="$WORK_DIR/serve-$name.out"
+  : >"$SERVE_ERR"
   "$OCCYSTRAP" serve --listen 127.0.0.1:0 "$@" "$store" >"$SERVE_OUT" 2>"$SERVE_ERR" &
   SERVE_PID=$!
   SERVE_PIDS+=("$SERVE_PID")
   local i line=""
   for i in $(seq 200); do
-    line=$(sed -n 's|^occystrap: serving .* on \(https*\)://\(.*\)/$|\1 \2|p' "$SERVE_ERR")
+    line=$(sed -n 's|^occystrap: serving .* on \(https*\)://\(.*\)/$|\1 \2|p' "$SERVE_ERR") || true
     [ -n "$line" ] && break
     kill -0 "$SERVE_PID" 2>/dev/null || break
     sleep 0.05
