@@ -33,9 +33,7 @@ static const cli_command commands[] = {
      "layers and configs (and their markers) so the next mirror fetches them again",
      1, 1, cli_verify},
     {"gc", "[--dry-run] STORE", "drop layers and configs no image references", 1, 1, cli_gc},
-    {"serve",
-     "[--listen HOST:PORT] [--tls-cert FILE --tls-key FILE] [--htpasswd FILE] [--keep-host] "
-     "[--allow-rewritten] STORE",
+    {"serve", "[--listen HOST:PORT] [--tls-cert F --tls-key F] [--htpasswd F] STORE",
      "the store as a read-only registry (the pull side of the OCI distribution\n"
      "API, HTTP/1.1 and HTTP/2) until SIGINT or SIGTERM; one access-log line a\n"
      "request on stdout",
