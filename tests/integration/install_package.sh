@@ -25,8 +25,12 @@ ok "cmake --install: tool, library, headers and pkg-config file"
 libdir=$(dirname "$pc")/..
 cflags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --define-variable=prefix="$ROOT/usr" --cflags occystrap)
 libs=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --define-variable=prefix="$ROOT/usr" --libs occystrap)
+# an ASan+UBSan build's library needs the sanitizer runtime loaded first:
+# the program is built with it too (as a sanitized project's programs are)
+san=()
+grep -q '^SANITIZE:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" && san=(-fsanitize=address,undefined)
 # shellcheck disable=SC2086
-cc -Wall -Wextra -Werror -o "$WORK_DIR/mirror_two" "$SRC/examples/mirror_two.c" $cflags $libs
+cc -Wall -Wextra -Werror "${san[@]+"${san[@]}"}" -o "$WORK_DIR/mirror_two" "$SRC/examples/mirror_two.c" $cflags $libs
 LD_LIBRARY_PATH=$libdir expect_status 2 "$WORK_DIR/mirror_two"
 expect_stderr "usage:"
 ok "examples/mirror_two.c builds with pkg-config against the installed library and runs"
