@@ -475,8 +475,8 @@ int oc_cli_main(int argc, char **argv)
     int nargs = argc - optind - 1;
     if (nargs < cmd->min_args || (cmd->max_args >= 0 && nargs > cmd->max_args)) {
         const char *args = cmd->args; /* the operands, without the options in front */
-        while (strncmp(args, "[--", 3) == 0 && strchr(args, ' '))
-            args = strchr(args, ' ') + 1;
+        while (strncmp(args, "[--", 3) == 0 && strstr(args, "] "))
+            args = strstr(args, "] ") + 2;
         cli_say("%s takes %s (got %d arguments)%s", cmd->name, args, nargs,
                 strcmp(cmd->name, "recreate-image") == 0
                     ? "; for several images use export STORE TARFILE IMAGE:TAG..."
