@@ -2,8 +2,9 @@
 # serve_clients.sh - real clients pull every lab fixture from `occystrap
 # serve` and get the registry's digests: skopeo (copy to dir:, which keeps
 # the manifest's bytes, and to oci:, both verifying every blob; --all for the
-# index), and Debian's distribution server configured as a pull-through
-# cache (proxy.remoteurl) in front of serve, pulled through with skopeo.
+# index), also all at once, and Debian's distribution server configured as
+# a pull-through cache (proxy.remoteurl) in front of serve, pulled through
+# with skopeo.
 source "$(dirname "$0")/lib/common.sh"
 source "$TESTS_DIR/integration/lib/serve_lib.sh"
 
@@ -35,6 +36,26 @@ for ref in $(fixture_refs); do
   n=$((n + 1))
 done
 ok "skopeo copied all $n fixtures from serve (dir: and oci:, blobs verified) with the registry's digests"
+
+# Many clients at once: every fixture copied by its own skopeo, all together.
+pids=()
+n=0
+for ref in $(fixture_refs); do
+  all=()
+  [ "$(fixture_field "${ref%:*}" format)" = index ] && all=(--all)
+  skopeo copy -q "${all[@]+"${all[@]}"}" --src-tls-verify=false "docker://$SERVE_ADDR/$ref" \
+    "dir:$WORK_DIR/par-$n" 2>"$WORK_DIR/par-$n.err" &
+  pids+=($!)
+  n=$((n + 1))
+done
+n=0
+for ref in $(fixture_refs); do
+  wait "${pids[$n]}" || fail "parallel skopeo copy of $ref failed: $(cat "$WORK_DIR/par-$n.err")"
+  [ "$(sha_of "$WORK_DIR/par-$n/manifest.json")" = "$(fixture_field "${ref%:*}" digest)" ] ||
+    fail "parallel copy of $ref: wrong digest"
+  n=$((n + 1))
+done
+ok "$n skopeo copies at once, each with its fixture's digest"
 
 # The distribution server as a pull-through cache in front of serve.
 PT="$WORK_DIR/pullthrough"
