@@ -103,13 +103,13 @@ int oc_serve_start(oc_engine *e, const oc_serve_options *o, oc_serve_done_cb don
                       .access = o->no_access_log ? NULL : on_access,
                       .stopped = on_stopped,
                       .opaque = s};
-    oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = 1};
-    oc_engine_emit(e, &ev);
     s->srv = oc_srv_start(e->loop, &so, err);
     if (!s->srv) {
         free(s);
         return -1;
     }
+    oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = 1};
+    oc_engine_emit(e, &ev);
     s->hook.interrupt = on_interrupt;
     s->hook.opaque = s;
     oc_engine_hook_add(e, &s->hook);
