@@ -40,6 +40,11 @@ static const cli_command commands[] = {
      "layers and configs (and their markers) so the next mirror fetches them again",
      1, 1, cli_verify},
     {"gc", "[--dry-run] STORE", "drop layers and configs no image references", 1, 1, cli_gc},
+    {"serve", "[--listen HOST:PORT] [--tls-cert F --tls-key F] [--htpasswd F] STORE",
+     "the store as a read-only registry (the pull side of the OCI distribution\n"
+     "API, HTTP/1.1 and HTTP/2) until SIGINT or SIGTERM; one access-log line a\n"
+     "request on stdout",
+     1, 1, cli_serve},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -77,6 +82,14 @@ enum {
     OPT_KEEP_HOST,
     OPT_CHUNK_SIZE,
     OPT_TO,
+    OPT_LISTEN,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_HTPASSWD,
+    OPT_ALLOW_REWRITTEN,
+    OPT_MAX_CONNECTIONS,
+    OPT_IDLE_TIMEOUT,
+    OPT_DRAIN_TIMEOUT,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_VERSION,
@@ -130,10 +143,24 @@ static const cli_option options[] = {
      "copy the list's images into this registry instead\nof a store"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
-    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror",
-     "PREFIX/<source host>/<repository> (default:\nPREFIX/<repository>)"},
+    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror serve",
+     "names keep the registry host: PREFIX/<host>/<repo>\n(push), docker.io/library/busybox "
+     "(serve)"},
     {"chunk-size", 0, "BYTES", OPT_CHUNK_SIZE, "push mirror",
      "bytes per PATCH; blobs up to this size go in one\nPUT (default 32 MiB)"},
+    {"listen", 0, "HOST:PORT", OPT_LISTEN, "serve", "address to serve on (default 0.0.0.0:5000)"},
+    {"tls-cert", 0, "FILE", OPT_TLS_CERT, "serve",
+     "HTTPS (and HTTP/2 by ALPN) with this PEM chain"},
+    {"tls-key", 0, "FILE", OPT_TLS_KEY, "serve", "... and this PEM key"},
+    {"htpasswd", 0, "FILE", OPT_HTPASSWD, "serve", "Basic auth: bcrypt and {SHA} entries"},
+    {"allow-rewritten", 0, NULL, OPT_ALLOW_REWRITTEN, "serve",
+     "serve images without exact bytes with rewritten\nmanifests (uncompressed layers, other "
+     "digests)"},
+    {"max-connections", 0, "N", OPT_MAX_CONNECTIONS, "serve",
+     "connections at once; more are closed (4096)"},
+    {"idle-timeout", 0, "SECONDS", OPT_IDLE_TIMEOUT, "serve", "close idle connections (30)"},
+    {"drain-timeout", 0, "SECONDS", OPT_DRAIN_TIMEOUT, "serve",
+     "on SIGTERM, wait this long for responses (30)"},
     {"verbose", 'v', NULL, OPT_VERBOSE, NULL, "log each request (twice: curl's trace too)"},
     {"quiet", 'q', NULL, OPT_QUIET, NULL, "only errors"},
     {"version", 0, NULL, OPT_VERSION, NULL, "versions of occystrap and its libraries"},
@@ -361,6 +388,36 @@ static int take_option(cli_opts *o, int id, const char *arg)
         }
         o->chunk_size = n;
         return 0;
+    case OPT_LISTEN:
+        o->serve.listen = arg;
+        return 0;
+    case OPT_TLS_CERT:
+        o->serve.tls_cert = arg;
+        return 0;
+    case OPT_TLS_KEY:
+        o->serve.tls_key = arg;
+        return 0;
+    case OPT_HTPASSWD:
+        o->serve.htpasswd = arg;
+        return 0;
+    case OPT_ALLOW_REWRITTEN:
+        o->serve.allow_rewritten = 1;
+        return 0;
+    case OPT_MAX_CONNECTIONS:
+        if (parse_uint(arg, "--max-connections", 1000000, &n) != 0 || n == 0)
+            return -1;
+        o->serve.max_connections = (unsigned)n;
+        return 0;
+    case OPT_IDLE_TIMEOUT:
+        if (parse_uint(arg, "--idle-timeout", 86400, &n) != 0 || n == 0)
+            return -1;
+        o->serve.idle_timeout_s = (unsigned)n;
+        return 0;
+    case OPT_DRAIN_TIMEOUT:
+        if (parse_uint(arg, "--drain-timeout", 86400, &n) != 0 || n == 0)
+            return -1;
+        o->serve.drain_timeout_s = (unsigned)n;
+        return 0;
     case OPT_VERBOSE:
         o->engine.verbose++;
         return 0;
@@ -420,6 +477,7 @@ int oc_cli_main(int argc, char **argv)
     cli_opts o;
     memset(&o, 0, sizeof o);
     oc_engine_options_init(&o.engine);
+    oc_serve_options_init(&o.serve);
     if (pipe_from_env(&o) != 0)
         return EXIT_USAGE;
     if (getenv("OCCYSTRAP_EXPAND_NO_SYNC")) /* benchmarks: time the writing alone */
@@ -467,8 +525,8 @@ int oc_cli_main(int argc, char **argv)
     int nargs = argc - optind - 1;
     if (nargs < cmd->min_args || (cmd->max_args >= 0 && nargs > cmd->max_args)) {
         const char *args = cmd->args; /* the operands, without the options in front */
-        while (strncmp(args, "[--", 3) == 0 && strchr(args, ' '))
-            args = strchr(args, ' ') + 1;
+        while (strncmp(args, "[--", 3) == 0 && strstr(args, "] "))
+            args = strstr(args, "] ") + 2;
         cli_say("%s takes %s (got %d arguments)%s", cmd->name, args, nargs,
                 strcmp(cmd->name, "recreate-image") == 0
                     ? "; for several images use export STORE TARFILE IMAGE:TAG..."

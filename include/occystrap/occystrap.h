@@ -22,6 +22,8 @@
  *   oc_push_report), never process exit codes.
  * - The store commands (export, list, verify, gc, expand) need no network
  *   and no loop: they are plain calls that return when done.
+ * - serve is a job too: a read-only registry over a store, on the caller's
+ *   loop, until oc_serve_stop or oc_engine_interrupt.
  *
  * Threads: every call and callback happens on the loop's thread, except the
  *   store commands, which may run on any thread (one call per store at a
@@ -82,6 +84,7 @@ typedef enum oc_event_kind {
     OC_EVENT_BLOB_REUSED,    /* digest, size: a layer the store already held */
     OC_EVENT_ENTRY_FINISHED, /* entry: one mirror entry is done (any status) */
     OC_EVENT_PUSH_FINISHED,  /* pushed: one image of a push is done (any status) */
+    OC_EVENT_REQUEST,        /* message: serve answered a request (its access-log line) */
 } oc_event_kind;
 
 typedef struct oc_event {
@@ -439,6 +442,61 @@ OC_API int oc_expand_strategy_parse(const char *text);
 OC_API const char *oc_expand_strategy_name(oc_expand_strategy s);
 /* "N entries (...), M MB; ..." for a summary line. */
 OC_API void oc_expand_stats_format(const oc_expand_stats *s, char *buf, size_t cap);
+
+/* ---- serve: a store as a read-only registry ------------------------------------ */
+
+/* The pull side of the OCI distribution API over the store's exact bytes
+ * (STORE/oci/): GET /v2/, GET and HEAD of manifests by tag and digest and
+ * of blobs (Range, If-None-Match), tags/list and _catalog (n, last, Link),
+ * the referrers API; any write is 405 UNSUPPORTED. HTTP/1.1 and HTTP/2
+ * (ALPN h2 with TLS). Repository names: the store's image names with the
+ * registry host dropped ("busybox" -> library/busybox, "quay.io/org/x" ->
+ * org/x), or kept with keep_host. The store may be written (mirror) while it
+ * is served: what a new index.json lists is served from the next request on.
+ * The process should ignore SIGPIPE (a client that goes away mid-write). */
+typedef struct oc_serve_options {
+    int api_version;          /* set by oc_serve_options_init */
+    const char *store_dir;    /* the store */
+    const char *listen;       /* "HOST:PORT", "[IPV6]:PORT", ":PORT"; NULL = "0.0.0.0:5000" */
+    const char *tls_cert;     /* PEM certificate chain and key: HTTPS (and HTTP/2 by */
+    const char *tls_key;      /* ALPN); NULL = plain HTTP (HTTP/2 by prior knowledge) */
+    const char *htpasswd;     /* Basic authentication: bcrypt ($2y$) and {SHA} entries */
+    int keep_host;            /* repository names keep the registry host */
+    int allow_rewritten;      /* images without exact bytes (0.2.0 layout only) are served
+                                 with uncompressed-layer OCI manifests (other digests) */
+    unsigned max_connections; /* 0 = 4096; more are closed at once */
+    unsigned idle_timeout_s;  /* 0 = 30: an idle connection is closed after this */
+    unsigned drain_timeout_s; /* 0 = 30: a stop waits this long for responses in flight */
+    int no_access_log;        /* no OC_EVENT_REQUEST (nor the cost of making its line) */
+} oc_serve_options;
+
+typedef struct oc_serve_result {
+    const oc_error *error; /* NULL: stopped as asked */
+    int signal;            /* the signal that stopped it (oc_engine_interrupt), else 0 */
+    uint64_t requests;     /* answered */
+    uint64_t bytes;        /* response bodies sent */
+    uint64_t connections;  /* served */
+    uint64_t refused;      /* closed at once, over max_connections */
+} oc_serve_result;
+
+typedef void (*oc_serve_done_cb)(const oc_serve_result *res, void *opaque);
+typedef struct oc_server oc_server;
+
+OC_API void oc_serve_options_init(oc_serve_options *o);
+/* Listen and serve: returns once listening (an INFO event says where), or
+ * -1 (err) when the store, the address, the TLS files or the htpasswd file
+ * will not do (OC_E_USAGE for the options' faults). Every request answered
+ * is an OC_EVENT_REQUEST (unless no_access_log). done runs once, from the loop, after the server
+ * stopped; *out (may be NULL) is valid until then. */
+OC_API int oc_serve_start(oc_engine *e, const oc_serve_options *o, oc_serve_done_cb done,
+                          void *opaque, oc_server **out, oc_error *err);
+/* Stop gracefully: no new connections, idle ones closed, responses in
+ * flight finish (for at most drain_timeout_s). oc_engine_interrupt does
+ * the same. Safe to call twice, and from any callback. */
+OC_API void oc_serve_stop(oc_server *s);
+/* The address listened on, e.g. "127.0.0.1:5000" (the port the kernel
+ * chose for port 0). */
+OC_API const char *oc_serve_address(const oc_server *s);
 
 #ifdef __cplusplus
 }
