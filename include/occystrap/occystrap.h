@@ -179,6 +179,8 @@ typedef struct oc_fetch_options {
     const char *path;     /* TARFILE or DIR */
     const char *platform; /* "os/arch[/variant]" from an index; NULL = linux/amd64 */
     int unique_names;     /* EXTRACTED: the merged-store layout (catalog.json) */
+    int exact;            /* with unique_names: the registry's exact bytes too, in the store's OCI
+                             layout STORE/oci/ (compressed layers, config, manifest, index) */
     int expand;           /* EXTRACTED: layers and the root filesystem expanded too */
     oc_expand_opts expand_opts;
     uint64_t max_layer_bytes; /* refuse a layer whose tar grows beyond this; 0 = none */
@@ -250,6 +252,14 @@ typedef struct oc_mirror_options {
     long lock_wait_s; /* wait this long for another run on the store; 0 = don't */
     unsigned shard_k; /* this run is shard K (1..N) of N; N 0 or 1: the whole list */
     unsigned shard_n;
+    /* Keep the registry's exact bytes too: the store's OCI image layout
+     * STORE/oci/ (compressed layers, configs, manifests, indexes, and
+     * index.json naming each image and tag). 1 by oc_mirror_options_init;
+     * 0 keeps only the 0.2.0 files (and drops index.json's entry of every
+     * tag it stores, which would name older bytes). An image the store
+     * holds without its exact bytes gains them on the next run that keeps
+     * them (only the compressed blobs are fetched). */
+    int exact;
 } oc_mirror_options;
 
 typedef struct oc_mirror_report {
