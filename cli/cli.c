@@ -19,7 +19,7 @@ static const cli_command commands[] = {
      "download an image into a directory (the tarball's files)", 4, 4, cli_fetch_to_extracted},
     {"recreate-image", "DIR IMAGE TAG TARFILE",
      "write a tarball for one image of a merged directory (no network)", 4, 4, cli_recreate_image},
-    {"export", "[--format docker|oci] STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
+    {"export", "[--format=oci] STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
      "one tarball with several images of a store, shared layers once; --format oci:\n"
      "an OCI layout tar (oci-archive) of the registry's exact bytes",
      3, -1, cli_export},
