@@ -12,6 +12,10 @@ typedef struct queued {
     char *image, *tag, *file;
 } queued;
 
+typedef struct queued_oci {
+    char *ref, *text; /* text NULL: drop ref */
+} queued_oci;
+
 /* What identifies the catalog file we last read or wrote. */
 typedef struct file_id {
     int exists;
@@ -29,6 +33,11 @@ struct oc_catalog_batch {
     queued *q;
     size_t n_q, cap_q;
     unsigned writes, rereads;
+    char *oci_path; /* STORE/oci/index.json */
+    oc_oci_index *oci;
+    file_id oci_seen;
+    queued_oci *oq;
+    size_t n_oq, cap_oq;
 };
 
 static int identify(const char *path, file_id *id, oc_error *err)
@@ -70,10 +79,26 @@ static int reload(oc_catalog_batch *b, oc_error *err)
     return 0;
 }
 
+/* The same for index.json. */
+static int reload_oci(oc_catalog_batch *b, oc_error *err)
+{
+    file_id id;
+    oc_oci_index *x = NULL;
+    if (identify(b->oci_path, &id, err) != 0 || oc_store_oci_index_load(b->s, &x, err) != 0)
+        return -1;
+    oc_oci_index_free(b->oci);
+    b->oci = x;
+    b->oci_seen = id;
+    return 0;
+}
+
 oc_catalog_batch *oc_catalog_batch_open(oc_store *s, oc_error *err)
 {
     oc_catalog_batch *b = calloc(1, sizeof *b);
-    if (!b || !(b->path = oc_store_path(s, "catalog.json"))) {
+    if (!b || !(b->path = oc_store_path(s, "catalog.json")) ||
+        !(b->oci_path = oc_store_path(s, "oci/index.json"))) {
+        if (b)
+            free(b->path);
         free(b);
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         return NULL;
@@ -81,6 +106,8 @@ oc_catalog_batch *oc_catalog_batch_open(oc_store *s, oc_error *err)
     b->s = s;
     int fd = oc_store_catalog_lock(s, err);
     int rc = fd < 0 ? -1 : reload(b, err);
+    if (rc == 0)
+        rc = reload_oci(b, err);
     oc_store_catalog_unlock(fd);
     if (rc != 0) {
         oc_catalog_batch_free(b);
@@ -97,6 +124,11 @@ static void drop_queue(oc_catalog_batch *b)
         free(b->q[i].file);
     }
     b->n_q = 0;
+    for (size_t i = 0; i < b->n_oq; i++) {
+        free(b->oq[i].ref);
+        free(b->oq[i].text);
+    }
+    b->n_oq = 0;
 }
 
 void oc_catalog_batch_free(oc_catalog_batch *b)
@@ -105,8 +137,11 @@ void oc_catalog_batch_free(oc_catalog_batch *b)
         return;
     drop_queue(b);
     free(b->q);
+    free(b->oq);
     oc_catalog_free(b->view);
+    oc_oci_index_free(b->oci);
     free(b->path);
+    free(b->oci_path);
     free(b);
 }
 
@@ -117,7 +152,49 @@ const oc_catalog *oc_catalog_batch_view(const oc_catalog_batch *b)
 
 size_t oc_catalog_batch_pending(const oc_catalog_batch *b)
 {
-    return b->n_q;
+    return b->n_q + b->n_oq;
+}
+
+const oc_oci_index *oc_catalog_batch_oci_view(const oc_catalog_batch *b)
+{
+    return b->oci;
+}
+
+static int apply_oci(oc_oci_index *x, const queued_oci *q, oc_error *err)
+{
+    if (q->text)
+        return oc_oci_index_set(x, q->ref, q->text, err);
+    (void)oc_oci_index_remove(x, q->ref);
+    return 0;
+}
+
+int oc_catalog_batch_oci_set(oc_catalog_batch *b, const char *ref_name, const char *text,
+                             oc_error *err)
+{
+    if (!text && !oc_oci_index_digest(b->oci, ref_name))
+        return 0; /* nothing to drop */
+    if (b->n_oq == b->cap_oq) {
+        size_t cap = b->cap_oq ? b->cap_oq * 2 : 64;
+        queued_oci *grown = realloc(b->oq, cap * sizeof *grown);
+        if (!grown) {
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return -1;
+        }
+        b->oq = grown;
+        b->cap_oq = cap;
+    }
+    queued_oci *e = &b->oq[b->n_oq];
+    e->ref = strdup(ref_name);
+    e->text = text ? strdup(text) : NULL;
+    if (!e->ref || (text && !e->text) || apply_oci(b->oci, e, err) != 0) {
+        free(e->ref);
+        free(e->text);
+        if (err && err->code == OC_OK)
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    b->n_oq++;
+    return 0;
 }
 
 unsigned oc_catalog_batch_writes(const oc_catalog_batch *b)
@@ -156,30 +233,59 @@ int oc_catalog_batch_add(oc_catalog_batch *b, const char *image, const char *tag
     return 0;
 }
 
+/* index.json's part of a flush (the lock is held). */
+static int flush_oci(oc_catalog_batch *b, oc_error *err)
+{
+    file_id now;
+    if (identify(b->oci_path, &now, err) != 0)
+        return -1;
+    if (!same_file(&now, &b->oci_seen) && reload_oci(b, err) != 0)
+        return -1;
+    for (size_t i = 0; i < b->n_oq; i++)
+        if (apply_oci(b->oci, &b->oq[i], err) != 0)
+            return -1;
+    if (oc_store_oci_index_replace(b->s, b->oci, err) != 0)
+        return -1;
+    return identify(b->oci_path, &b->oci_seen, err);
+}
+
 int oc_catalog_batch_flush(oc_catalog_batch *b, oc_error *err)
 {
-    if (b->n_q == 0)
+    if (b->n_q == 0 && b->n_oq == 0)
         return 0;
     int fd = oc_store_catalog_lock(b->s, err);
     if (fd < 0)
         return -1;
     int rc = -1;
     file_id now;
-    if (identify(b->path, &now, err) != 0)
-        goto out;
-    if (!same_file(&now, &b->seen)) {
-        /* another process wrote it since: merge our entries into its */
-        if (reload(b, err) != 0)
+    if (b->n_q) {
+        if (identify(b->path, &now, err) != 0)
             goto out;
-        b->rereads++;
+        if (!same_file(&now, &b->seen)) {
+            /* another process wrote it since: merge our entries into its */
+            if (reload(b, err) != 0)
+                goto out;
+            b->rereads++;
+        }
+        /* (again after a reload, and after a flush that failed half-way) */
+        for (size_t i = 0; i < b->n_q; i++)
+            if (oc_catalog_set(b->view, b->q[i].image, b->q[i].tag, b->q[i].file, err) != 0)
+                goto out;
+        if (oc_store_catalog_replace(b->s, b->view, err) != 0 ||
+            identify(b->path, &b->seen, err) != 0)
+            goto out;
+        b->writes++;
     }
-    /* (again after a reload, and after a flush that failed half-way) */
-    for (size_t i = 0; i < b->n_q; i++)
-        if (oc_catalog_set(b->view, b->q[i].image, b->q[i].tag, b->q[i].file, err) != 0)
-            goto out;
-    if (oc_store_catalog_replace(b->s, b->view, err) != 0 || identify(b->path, &b->seen, err) != 0)
+    if (b->n_oq && flush_oci(b, err) != 0) {
+        /* the catalog landed: keep only the descriptors for the next try */
+        for (size_t i = 0; i < b->n_q; i++) {
+            free(b->q[i].image);
+            free(b->q[i].tag);
+            free(b->q[i].file);
+        }
+        b->n_q = 0;
         goto out;
-    b->writes++;
+    }
     drop_queue(b);
     rc = 0;
 out:
