@@ -42,6 +42,20 @@ static const cli_command commands[] = {
      "layers and configs (and their markers) so the next mirror fetches them again",
      1, 1, cli_verify},
     {"gc", "[--dry-run] STORE", "drop layers and configs no image references", 1, 1, cli_gc},
+    {"bundle", "[--since INVENTORY|BUNDLE] [--split SIZE] [--zstd] STORE OUT [IMAGE[:TAG]...]",
+     "a tar of the exact bytes of the store's images (all, or those named) to carry\n"
+     "across an air gap, less every blob --since lists; OUT - is standard output;\n"
+     "--split SIZE: parts OUT.001, OUT.002, ... of at most SIZE (4G, 700M)",
+     2, -1, cli_bundle},
+    {"inventory", "STORE",
+     "what a store holds (its blobs, images and tags) as JSON on stdout, to carry\n"
+     "back for bundle --since",
+     1, 1, cli_inventory},
+    {"import", "BUNDLE|PART... STORE",
+     "a bundle (or its parts, in any order) into STORE (made when missing), every\n"
+     "byte verified; a part that is missing or damaged leaves STORE as it was and\n"
+     "keeps what verified for the next import",
+     2, -1, cli_import},
     {"serve", "[--listen HOST:PORT] [--tls-cert F --tls-key F] [--htpasswd F] STORE",
      "the store as a read-only registry (the pull side of the OCI distribution\n"
      "API, HTTP/1.1 and HTTP/2) until SIGINT or SIGTERM; one access-log line a\n"
@@ -87,6 +101,9 @@ enum {
     OPT_KEEP_HOST,
     OPT_CHUNK_SIZE,
     OPT_TO,
+    OPT_SINCE,
+    OPT_SPLIT,
+    OPT_ZSTD,
     OPT_LISTEN,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
@@ -136,9 +153,10 @@ static const cli_option options[] = {
     {"max-expand-size", 0, "BYTES", OPT_MAX_EXPAND, EXPANDS, "refuse to write more than this"},
     {"expand-strategy", 0, "S", OPT_EXPAND_STRATEGY, EXPANDS,
      "auto, oldest-first or write-once (default auto)"},
-    {"json", 0, NULL, OPT_JSON, "list mirror push",
-     "list: machine-readable output; mirror, push: the\nrun's report on stdout"},
-    {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror push", "the run's report in FILE"},
+    {"json", 0, NULL, OPT_JSON, "list mirror push bundle import",
+     "list: machine-readable output; mirror, push,\nbundle, import: the run's report on stdout"},
+    {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror push bundle import",
+     "the run's report in FILE"},
     {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror push", "how progress is shown"},
     {"fail-fast", 0, NULL, OPT_FAIL_FAST, "mirror", "stop at the first failed entry"},
     {"no-exact", 0, NULL, OPT_NO_EXACT, "mirror",
@@ -151,7 +169,12 @@ static const cli_option options[] = {
      "the same, K from $JOB_COMPLETION_INDEX + 1 (a\nKubernetes Indexed Job)"},
     {"to", 0, "REGISTRY[/PREFIX]", OPT_TO, "mirror",
      "copy the list's images into this registry instead\nof a store"},
-    {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
+    {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror bundle",
+     "say what would be removed, fetched or bundled"},
+    {"since", 0, "INVENTORY|BUNDLE", OPT_SINCE, "bundle",
+     "only what a store with this inventory (or that\nimported this bundle) lacks"},
+    {"split", 0, "SIZE", OPT_SPLIT, "bundle", "parts of at most SIZE bytes (K M G T, KB MB GB)"},
+    {"zstd", 0, NULL, OPT_ZSTD, "bundle", "compress the bundle with zstd"},
     {"format", 0, "docker|oci", OPT_FORMAT, "export",
      "docker-load tarball (default), or an OCI layout\ntar of the exact bytes"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
@@ -400,6 +423,15 @@ static int take_option(cli_opts *o, int id, const char *arg)
         return 0;
     case OPT_TO:
         o->to = arg;
+        return 0;
+    case OPT_SINCE:
+        o->since = arg;
+        return 0;
+    case OPT_SPLIT:
+        o->split = arg;
+        return 0;
+    case OPT_ZSTD:
+        o->zstd = 1;
         return 0;
     case OPT_KEEP_HOST:
         o->keep_host = 1;

@@ -44,6 +44,9 @@ typedef struct cli_opts {
     int keep_host;
     uint64_t chunk_size;
     const char *to;         /* mirror --to REGISTRY[/PREFIX] */
+    const char *since;      /* bundle --since INVENTORY|BUNDLE */
+    const char *split;      /* bundle --split SIZE, as given */
+    int zstd;               /* bundle --zstd */
     oc_serve_options serve; /* serve's options (its store comes from the arguments) */
 } cli_opts;
 
@@ -68,6 +71,9 @@ int cli_mirror(cli_opts *o, int argc, char **argv);
 int cli_push(cli_opts *o, int argc, char **argv);
 int cli_mirror_to(cli_opts *o, int argc, char **argv);
 int cli_serve(cli_opts *o, int argc, char **argv);
+int cli_bundle(cli_opts *o, int argc, char **argv);
+int cli_inventory(cli_opts *o, int argc, char **argv);
+int cli_import(cli_opts *o, int argc, char **argv);
 
 /* "occystrap: error: MSG" on stderr. */
 void cli_error(const oc_error *err);

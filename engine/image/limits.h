@@ -17,6 +17,10 @@
 /* The store's own JSON files: catalog.json, manifest files, markers' reads. */
 #define OC_STORE_JSON_MAX (64u * 1024 * 1024)
 
+/* A bundle's manifest (occystrap-bundle.json) and an inventory: one entry
+ * per blob and image, about 150 bytes each, so a few hundred thousand. */
+#define OC_BUNDLE_DOC_MAX (64u * 1024 * 1024)
+
 /* Requests in flight, and the stall bound, when the caller sets none. */
 #define OC_DEFAULT_JOBS 32
 #define OC_DEFAULT_PER_REGISTRY 8

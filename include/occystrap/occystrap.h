@@ -472,6 +472,130 @@ OC_API const char *oc_expand_strategy_name(oc_expand_strategy s);
 /* "N entries (...), M MB; ..." for a summary line. */
 OC_API void oc_expand_stats_format(const oc_expand_stats *s, char *buf, size_t cap);
 
+/* ---- bundles: a store's exact bytes across an air gap -----------------------------
+ *
+ * A bundle is a tar (plain or zstd-compressed) of the exact bytes of some
+ * images of a store (their manifests, indexes, configs and compressed
+ * layers, as STORE/oci/ holds them), less every blob the inventory it is
+ * made against lists, with a manifest of what it holds and the inventory
+ * the receiving store will have after importing it (formats: DESIGN.md
+ * 7.7). It may be cut into parts of a given size, each a tar that is
+ * verifiable alone. Plain calls, no network, no loop; what they have to
+ * say on the way is OC_EVENT_LOG events through on_event. */
+
+/* One image (index.json entry) of a bundle. */
+typedef struct oc_bundle_item {
+    const char *ref;        /* "NAME:TAG" as the store names it */
+    const char *digest;     /* of what the tag names (a manifest or an index) */
+    const char *media_type; /* of that */
+    int changed;            /* import: the store's index.json named another digest, or none */
+} oc_bundle_item;
+
+typedef struct oc_bundle_options {
+    int api_version;       /* set by oc_bundle_options_init */
+    const char *store_dir; /* the store whose exact bytes go */
+    const char *out;       /* the bundle's file, "-" = standard output (one part only);
+                              split into parts: OUT.001, OUT.002, ... */
+    /* IMAGE[:TAG]: that tag (and its platform entries TAG+os-arch), or every
+     * tag of IMAGE; none = every image of the store's OCI index. */
+    const char *const *images;
+    size_t n_images;
+    /* What the receiving store holds: an inventory (oc_store_inventory), or a
+     * bundle made earlier (or a part of one: the inventory it carries).
+     * Images it names at the same digest are left out, and so is every blob
+     * it lists. NULL: everything goes. */
+    const char *since;
+    uint64_t split;       /* at most this many bytes per part (compressed, with zstd); 0 = one */
+    int zstd;             /* compress each part with zstd */
+    int zstd_level;       /* 0 = 3 */
+    int dry_run;          /* plan only: the report says what it would hold; nothing is read or
+                             written but the store's documents */
+    oc_event_cb on_event; /* OC_EVENT_LOG: each part written; NULL: none */
+    void *event_opaque;
+} oc_bundle_options;
+
+typedef struct oc_bundle_report {
+    const char *id;               /* "sha256:...": the bundle's name, in every part */
+    const oc_bundle_item *images; /* the images it brings (changed since the inventory) */
+    size_t n_images;
+    size_t blobs;            /* distinct blobs it carries */
+    size_t segments;         /* pieces of blobs cut at part boundaries */
+    uint64_t bytes;          /* the blobs' bytes */
+    size_t required;         /* blobs its images reach that it does not carry: */
+    uint64_t required_bytes; /* the receiving store must hold them already */
+    size_t unchanged;        /* images left out: the inventory names them as they are */
+    size_t no_exact;         /* images left out: the store has no exact bytes for them */
+    const char *since;       /* the inventory's digest, or NULL */
+    const char *since_from;  /* "inventory FILE" or "bundle sha256:...", or NULL */
+    unsigned parts;
+    const char *const *part_paths; /* where each part went ("-": standard output) */
+    const uint64_t *part_bytes;    /* each part's size (dry run: the tar's, uncompressed) */
+    uint64_t written;              /* bytes written in all */
+    int dry_run;
+    double seconds;
+} oc_bundle_report;
+
+OC_API void oc_bundle_options_init(oc_bundle_options *o);
+/* Plan the bundle (under the store's shared lock, so gc waits), then write
+ * its parts, reading every blob once and hashing it on the way: a blob of
+ * the store that does not hash to its name stops the bundle (run verify).
+ * A failed bundle leaves no part. *report (may be NULL; free it with
+ * oc_bundle_report_free) is filled whenever the plan was made. OC_E_USAGE
+ * for the options' faults (an inventory that does not parse, a split size
+ * too small to hold the manifest, several parts to "-"). */
+OC_API int oc_bundle(const oc_bundle_options *o, oc_bundle_report **report, oc_error *err);
+OC_API void oc_bundle_report_free(oc_bundle_report *r);
+
+/* What a store holds, as an inventory document (DESIGN.md 7.7): the blobs
+ * its index.json entries reach and those entries; malloc'd, *len (may be
+ * NULL) its length. The far side writes it to be carried back. */
+OC_API char *oc_store_inventory(const char *store, size_t *len, oc_error *err);
+
+typedef struct oc_import_options {
+    int api_version;          /* set by oc_import_options_init */
+    const char *store_dir;    /* created when missing */
+    const char *const *parts; /* a bundle, or parts of one in any order ("-": standard input) */
+    size_t n_parts;
+    oc_event_cb on_event; /* OC_EVENT_LOG: each part read, each damage found; NULL: none */
+    void *event_opaque;
+} oc_import_options;
+
+typedef struct oc_import_report {
+    const char *id;      /* the bundle's */
+    unsigned parts;      /* it has */
+    unsigned parts_read; /* given and read to their end */
+    const oc_bundle_item *images;
+    size_t n_images;
+    size_t files;    /* the bundle's files (blobs and segments) */
+    size_t received; /* verified by this import */
+    size_t present;  /* the store, or an earlier import of the bundle, had them */
+    size_t damaged;  /* failed their digest, or their part could not be read on */
+    size_t missing;  /* not verified yet: in parts not given, or damaged */
+    uint64_t bytes_received;
+    size_t layers_unpacked; /* layer.tar files made from the compressed blobs */
+    size_t changed;         /* images whose index.json entry is new or changed */
+    int complete;           /* the bundle's images are in the store */
+    const char *staged;     /* incomplete: where the verified files wait for the rest */
+    double seconds;
+} oc_import_report;
+
+OC_API void oc_import_options_init(oc_import_options *o);
+/* Import a bundle into a store: check each part's manifest (the same
+ * bundle, every name and size), refuse a bundle made against blobs the
+ * store does not have (naming them) before anything is written; stream
+ * every file in, verifying its digest before it is renamed into the
+ * stage (STORE/.occystrap/import/<id>/, kept across runs, so a damaged
+ * part carried again completes the import); once every file is there,
+ * make each layer's layer.tar (inflated, checked against the config's
+ * diff_id), place blobs, configs and layers, and add the images to
+ * catalog.json and index.json in one locked step. Until then the store
+ * proper is unchanged. Importing a bundle the store holds already changes
+ * nothing. Returns 0 when complete; -1 otherwise (err names the part and
+ * the file, or what is missing), with *report (may be NULL; free it with
+ * oc_import_report_free) filled whenever the parts could be read. */
+OC_API int oc_import(const oc_import_options *o, oc_import_report **report, oc_error *err);
+OC_API void oc_import_report_free(oc_import_report *r);
+
 /* ---- serve: a store as a read-only registry ------------------------------------ */
 
 /* The pull side of the OCI distribution API over the store's exact bytes
