@@ -49,7 +49,7 @@ static json_t *items_json(const oc_bundle_item *items, size_t n, int with_change
 static json_t *bundle_json(const oc_bundle_report *r, const oc_error *err)
 {
     json_t *root = json_object(), *parts = json_array();
-    json_object_set_new(root, "id", r ? json_string(r->id) : json_null());
+    json_object_set_new(root, "id", r && *r->id ? json_string(r->id) : json_null());
     if (r) {
         json_object_set_new(root, "dry_run", json_boolean(r->dry_run));
         json_object_set_new(root, "images", items_json(r->images, r->n_images, 0));
@@ -107,7 +107,7 @@ static int parse_size(const char *text, uint64_t *out)
 static void bundle_summary(const cli_opts *o, const oc_bundle_report *r)
 {
     char b1[32], b2[32], b3[32];
-    if (r->dry_run) {
+    if (r->dry_run && !o->json) {
         for (size_t i = 0; i < r->n_images; i++)
             printf("image   %s  %s\n", r->images[i].ref, r->images[i].digest);
         for (unsigned k = 0; k < r->parts; k++)
@@ -117,8 +117,8 @@ static void bundle_summary(const cli_opts *o, const oc_bundle_report *r)
     }
     if (o->quiet)
         return;
-    cli_say("bundle %s%s: %zu image%s, %zu blob%s (%s%s%zu segment%s), %u part%s, %s%s in %.2f s",
-            r->id, r->dry_run ? " (dry run)" : "", r->n_images, r->n_images == 1 ? "" : "s",
+    cli_say("bundle%s%s%s: %zu image%s, %zu blob%s (%s%s%zu segment%s), %u part%s, %s%s in %.2f s",
+            *r->id ? " " : "", r->id, r->dry_run ? " (dry run)" : "", r->n_images, r->n_images == 1 ? "" : "s",
             r->blobs, r->blobs == 1 ? "" : "s", cli_human(r->bytes, b1), ", ", r->segments,
             r->segments == 1 ? "" : "s", r->parts, r->parts == 1 ? "" : "s",
             r->dry_run ? "" : "written: ",

@@ -242,7 +242,7 @@ static char *read_meta(oc_bundle_reader *r, int which, size_t *len, oc_error *er
 oc_bundle_reader *oc_bundle_reader_open(const char *path, oc_error *err)
 {
     oc_bundle_reader *r = calloc(1, sizeof *r);
-    if (!r || !(r->path = strdup(strcmp(path, "-") == 0 ? "(standard input)" : path)) ||
+    if (!r || !(r->path = strdup(strcmp(path, "-") == 0 ? "standard input" : path)) ||
         !(r->a = archive_read_new())) {
         oc_bundle_reader_close(r);
         oom(err);

@@ -177,6 +177,7 @@ static int check_requires(const char *store_dir, const oc_bundle_doc *d, oc_erro
 typedef struct notes {
     char text[NOTES_MAX][700];
     size_t n;
+    unsigned char *part_damaged; /* per part given */
 } notes;
 
 static void note(notes *ns, const oc_import_options *o, const char *msg)
@@ -193,7 +194,8 @@ static void note(notes *ns, const oc_import_options *o, const char *msg)
 
 /* One part: every file the store does not hold yet, into the stage. -1
  * only on a local failure (the import stops). */
-static int read_part(oc_import_ctx *c, oc_bundle_reader *r, notes *ns, oc_error *err)
+static int read_part(oc_import_ctx *c, oc_bundle_reader *r, unsigned char *damaged, notes *ns,
+                     oc_error *err)
 {
     const oc_bundle_doc *d = oc_bundle_reader_doc(r);
     size_t got = 0, had = 0, bad = 0;
@@ -242,6 +244,8 @@ static int read_part(oc_import_ctx *c, oc_bundle_reader *r, notes *ns, oc_error 
     c->rep->bytes_received += bytes;
     if (ended && !bad)
         c->rep->parts_read++;
+    if (bad)
+        *damaged = 1;
     oc_import_say(c->o, bad ? OC_LOG_WARNING : OC_LOG_INFO,
                   "part %u of %u (%s): %zu file%s verified (%" PRIu64 " bytes), %zu already "
                   "there%s%s",
@@ -298,7 +302,7 @@ static int join_segments(oc_import_ctx *c, notes *ns, oc_error *err)
 static int check_complete(oc_import_ctx *c, const parts_in *p, const notes *ns, oc_error *err)
 {
     const oc_bundle_doc *d = c->d;
-    size_t missing = 0;
+    size_t missing = 0, staged_n = 0;
     uint64_t missing_bytes = 0;
     unsigned char *part_missing = calloc(d->parts + 1, 1);
     if (!part_missing)
@@ -306,28 +310,36 @@ static int check_complete(oc_import_ctx *c, const parts_in *p, const notes *ns, 
     for (size_t i = 0; i < d->n_files; i++) {
         const oc_bundle_file *f = &d->files[i];
         const char *hex = f->blob + 7;
+        if (store_has(c->s, hex, f->blob_size))
+            continue;
         char *staged = oc_stage_blob(c->st, hex, f->blob_size);
-        int ok = staged || store_has(c->s, hex, f->blob_size);
+        int ok = staged || (f->segment && oc_stage_has_segment(c->st, hex, f->offset, f->size));
         free(staged);
-        if (!ok) {
+        if (ok) {
+            staged_n++;
+        } else {
             missing++;
             missing_bytes += f->size;
             part_missing[f->part] = 1;
         }
     }
     c->rep->missing = missing;
-    if (!missing) {
+    if (!missing && !ns->n) {
         free(part_missing);
         return 0;
     }
     char given[2048] = "", absent[2048] = "";
     for (unsigned k = 1; k <= d->parts; k++) {
-        if (!part_missing[k])
-            continue;
         const char *path = NULL;
-        for (size_t i = 0; i < p->n; i++)
-            if (oc_bundle_reader_doc(p->r[i])->part == k)
+        int damaged = 0;
+        for (size_t i = 0; i < p->n; i++) {
+            if (oc_bundle_reader_doc(p->r[i])->part == k) {
                 path = oc_bundle_reader_path(p->r[i]);
+                damaged = ns->part_damaged[i];
+            }
+        }
+        if (!part_missing[k] && !damaged)
+            continue;
         char *buf = path ? given : absent;
         size_t used = strlen(buf);
         if (used < sizeof given - 100)
@@ -335,16 +347,29 @@ static int check_complete(oc_import_ctx *c, const parts_in *p, const notes *ns, 
                      path ? " (" : "", path ? path : "", path ? ")" : "");
     }
     free(part_missing);
-    char why[5000] = "";
+    char why[5000] = "", kept[1200];
     for (size_t i = 0; i < ns->n; i++)
         snprintf(why + strlen(why), sizeof why - strlen(why), "; %s", ns->text[i]);
-    oc_error_set(err, ns->n ? OC_E_DIGEST : OC_E_NOTFOUND,
-                 "bundle %s is not complete: %zu of its %zu files (%" PRIu64
-                 " bytes) are missing%s%s%s%s%s; the %zu verified so far wait in %s for the next "
-                 "import (carry the parts named again), and %s is unchanged",
-                 d->id, missing, d->n_files, missing_bytes, *absent ? "; parts not given: " : "",
-                 absent, *given ? "; damaged parts: " : "", given, why, d->n_files - missing,
-                 oc_stage_dir(c->st), oc_store_dir(c->s));
+    if (staged_n)
+        snprintf(kept, sizeof kept,
+                 "; the %zu files verified so far wait in %s for the next import (carry the "
+                 "parts named again)",
+                 staged_n, oc_stage_dir(c->st));
+    else
+        snprintf(kept, sizeof kept, "; nothing was kept");
+    if (missing)
+        oc_error_set(err, ns->n ? OC_E_DIGEST : OC_E_NOTFOUND,
+                     "bundle %s is not complete: %zu of its %zu files (%" PRIu64
+                     " bytes) are missing%s%s%s%s%s%s; %s is unchanged",
+                     d->id, missing, d->n_files, missing_bytes, *absent ? "; parts not given: " : "",
+                     absent, *given ? "; damaged parts: " : "", given, why, kept,
+                     oc_store_dir(c->s));
+    else
+        oc_error_set(err, OC_E_FORMAT,
+                     "bundle %s: damaged parts: %s%s; every file it lists verified, but a bundle "
+                     "with damage is not imported: carry a clean copy of the parts named%s; %s is "
+                     "unchanged",
+                     d->id, given, why, kept, oc_store_dir(c->s));
     return -1;
 }
 
@@ -399,8 +424,12 @@ int oc_import_run(const oc_import_options *o, oc_import_report *rep, oc_error *e
     /* what an earlier import of this bundle verified counts */
     if (oc_stage_exists(s, d->id) && !oc_import_stage(&c, err))
         goto out;
+    if (!(ns.part_damaged = calloc(p.n + 1, 1))) {
+        oom(err);
+        goto out;
+    }
     for (size_t i = 0; i < p.n; i++)
-        if (read_part(&c, p.r[i], &ns, err) != 0)
+        if (read_part(&c, p.r[i], &ns.part_damaged[i], &ns, err) != 0)
             goto out;
     if (join_segments(&c, &ns, err) != 0 || check_complete(&c, &p, &ns, err) != 0)
         goto out;
@@ -428,6 +457,7 @@ out:
     oc_store_close(s);
     parts_close(&p);
     free(c.changed);
+    free(ns.part_damaged);
     rep->seconds = now_s() - t0;
     return rc;
 }
