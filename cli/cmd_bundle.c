@@ -118,10 +118,10 @@ static void bundle_summary(const cli_opts *o, const oc_bundle_report *r)
     if (o->quiet)
         return;
     cli_say("bundle%s%s%s: %zu image%s, %zu blob%s (%s%s%zu segment%s), %u part%s, %s%s in %.2f s",
-            *r->id ? " " : "", r->id, r->dry_run ? " (dry run)" : "", r->n_images, r->n_images == 1 ? "" : "s",
-            r->blobs, r->blobs == 1 ? "" : "s", cli_human(r->bytes, b1), ", ", r->segments,
-            r->segments == 1 ? "" : "s", r->parts, r->parts == 1 ? "" : "s",
-            r->dry_run ? "" : "written: ",
+            *r->id ? " " : "", r->id, r->dry_run ? " (dry run)" : "", r->n_images,
+            r->n_images == 1 ? "" : "s", r->blobs, r->blobs == 1 ? "" : "s",
+            cli_human(r->bytes, b1), ", ", r->segments, r->segments == 1 ? "" : "s", r->parts,
+            r->parts == 1 ? "" : "s", r->dry_run ? "" : "written: ",
             r->dry_run ? "nothing written" : cli_human(r->written, b2), r->seconds);
     if (r->since)
         cli_say("made against %s (%s): %zu image%s unchanged left out, %zu blob%s (%s) the "

@@ -160,10 +160,9 @@ static int read_since(const char *path, oc_inventory **inv, char **digest, char 
         return -1;
     }
     const oc_bundle_doc *d = oc_bundle_reader_doc(r);
-    *inv = oc_inventory_new();
+    *inv = oc_bundle_reader_take_inventory(r);
     int rc = -1;
-    if (!*inv || oc_inventory_merge(*inv, oc_bundle_reader_inventory(r), err) != 0 ||
-        !(*digest = strdup(oc_bundle_reader_inventory_digest(r))) ||
+    if (!*inv || !(*digest = strdup(oc_bundle_reader_inventory_digest(r))) ||
         asprintf(from, "bundle %s", d->id) < 0) {
         if (err->code == OC_OK)
             oom(err);

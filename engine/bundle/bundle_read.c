@@ -49,6 +49,13 @@ oc_inventory *oc_bundle_reader_inventory(oc_bundle_reader *r)
     return r->inventory;
 }
 
+oc_inventory *oc_bundle_reader_take_inventory(oc_bundle_reader *r)
+{
+    oc_inventory *inv = r->inventory;
+    r->inventory = NULL;
+    return inv;
+}
+
 const char *oc_bundle_reader_inventory_digest(const oc_bundle_reader *r)
 {
     return r->inventory_digest;

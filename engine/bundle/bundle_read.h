@@ -32,6 +32,8 @@ const char *oc_bundle_reader_path(const oc_bundle_reader *r);
 const oc_bundle_doc *oc_bundle_reader_doc(const oc_bundle_reader *r);
 /* The inventory it carries (parsed; the reader keeps it). */
 oc_inventory *oc_bundle_reader_inventory(oc_bundle_reader *r);
+/* The inventory, now the caller's (the reader keeps none). */
+oc_inventory *oc_bundle_reader_take_inventory(oc_bundle_reader *r);
 /* Its inventory's digest, "sha256:..." */
 const char *oc_bundle_reader_inventory_digest(const oc_bundle_reader *r);
 

@@ -361,9 +361,9 @@ static int check_complete(oc_import_ctx *c, const parts_in *p, const notes *ns, 
         oc_error_set(err, ns->n ? OC_E_DIGEST : OC_E_NOTFOUND,
                      "bundle %s is not complete: %zu of its %zu files (%" PRIu64
                      " bytes) are missing%s%s%s%s%s%s; %s is unchanged",
-                     d->id, missing, d->n_files, missing_bytes, *absent ? "; parts not given: " : "",
-                     absent, *given ? "; damaged parts: " : "", given, why, kept,
-                     oc_store_dir(c->s));
+                     d->id, missing, d->n_files, missing_bytes,
+                     *absent ? "; parts not given: " : "", absent,
+                     *given ? "; damaged parts: " : "", given, why, kept, oc_store_dir(c->s));
     else
         oc_error_set(err, OC_E_FORMAT,
                      "bundle %s: damaged parts: %s%s; every file it lists verified, but a bundle "
