@@ -26,7 +26,8 @@ static const cli_command commands[] = {
     {"mirror", "LIST STORE | LIST --to REGISTRY[/PREFIX]",
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
      "changed since the last run; an entry is [REGISTRY/]REPO(:TAG|@DIGEST),\n"
-     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); with\n"
+     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); the\n"
+     "registry's exact bytes are kept too, in STORE/oci/ (unless --no-exact); with\n"
      "--to, into a registry instead (registry to registry, every digest unchanged,\n"
      "nothing on disk)",
      1, 2, cli_mirror},
@@ -38,10 +39,12 @@ static const cli_command commands[] = {
     {"expand", "STORE IMAGE TAG DIR", "an image's merged root filesystem from a store", 4, 4,
      cli_expand},
     {"verify", "[--repair] STORE",
-     "re-hash everything in a store; exit 1 if damaged; --repair removes damaged\n"
-     "layers and configs (and their markers) so the next mirror fetches them again",
+     "re-hash everything in a store (STORE/oci/ too); exit 1 if damaged; --repair\n"
+     "removes damaged layers, configs and exact blobs (and their markers, and the\n"
+     "index.json entries reaching them) so the next mirror fetches them again",
      1, 1, cli_verify},
-    {"gc", "[--dry-run] STORE", "drop layers and configs no image references", 1, 1, cli_gc},
+    {"gc", "[--dry-run] STORE", "drop layers, configs and exact blobs no image references", 1, 1,
+     cli_gc},
     {"bundle", "[--since INVENTORY|BUNDLE] [--split SIZE] [--zstd] STORE OUT [IMAGE[:TAG]...]",
      "a tar of the exact bytes of the store's images (all, or those named) to carry\n"
      "across an air gap, less every blob --since lists; OUT - is standard output;\n"

@@ -186,10 +186,13 @@ int cli_verify(cli_opts *o, int argc, char **argv)
     }
     fflush(stdout);
     char b[32];
-    cli_say("verify %s: %zu manifest files, %zu configs, %zu layers, %zu markers, %zu exact blobs, "
-            "%zu index.json entries, %s hashed: %s",
-            argv[0], st.manifests, st.configs, st.layers, st.markers, st.oci_blobs,
-            st.oci_descriptors, cli_human(st.bytes_hashed, b), st.damaged ? "DAMAGED" : "all good");
+    char oci[96] = "";
+    if (st.oci_blobs || st.oci_descriptors)
+        snprintf(oci, sizeof oci, ", exact bytes: %zu blobs, %zu index.json entries", st.oci_blobs,
+                 st.oci_descriptors);
+    cli_say("verify %s: %zu manifest files, %zu configs, %zu layers, %zu markers%s, %s hashed: %s",
+            argv[0], st.manifests, st.configs, st.layers, st.markers, oci,
+            cli_human(st.bytes_hashed, b), st.damaged ? "DAMAGED" : "all good");
     if (st.damaged)
         cli_say("%zu damaged file%s in %s", st.damaged, st.damaged == 1 ? "" : "s", argv[0]);
     if (st.removed)
@@ -226,11 +229,13 @@ int cli_gc(cli_opts *o, int argc, char **argv)
     }
     fflush(stdout);
     char b[32];
-    cli_say("gc %s: %s %s (%zu layers, %zu configs, %zu markers, %zu exact blobs); kept %zu "
-            "layers, %zu configs, %zu exact blobs",
+    char oci[96] = "";
+    if (st.oci_blobs || st.kept_oci_blobs)
+        snprintf(oci, sizeof oci, "; exact blobs (STORE/oci): %zu %s, %zu kept", st.oci_blobs,
+                 o->dry_run ? "to remove" : "removed", st.kept_oci_blobs);
+    cli_say("gc %s: %s %s (%zu layers, %zu configs, %zu markers); kept %zu layers, %zu configs%s",
             argv[0], o->dry_run ? "would free" : "freed", cli_human(st.bytes, b), st.layers,
-            st.configs, st.markers, st.oci_blobs, st.kept_layers, st.kept_configs,
-            st.kept_oci_blobs);
+            st.configs, st.markers, st.kept_layers, st.kept_configs, oci);
     return EXIT_OK;
 }
 

@@ -1,5 +1,5 @@
 /* bundle_doc.h - the bundle manifest, occystrap-bundle.json, the first
- * member of every part of a bundle (DESIGN.md 7.7): what the whole bundle
+ * member of every part of a bundle (DESIGN.md 7.8): what the whole bundle
  * holds and which part holds each piece.
  *
  *   {"bytes": N,                       the sum of the files' sizes

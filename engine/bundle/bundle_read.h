@@ -1,6 +1,6 @@
 /* bundle_read.h - reading one part of a bundle (a file, or standard input
  * for "-"), plain or zstd-compressed, and refusing anything that is not
- * exactly what its manifest says (DESIGN.md 7.7).
+ * exactly what its manifest says (DESIGN.md 7.8).
  *
  * The first member must be occystrap-bundle.json (at most
  * OC_BUNDLE_DOC_MAX bytes, checked from its header before a byte is read),

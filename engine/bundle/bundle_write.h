@@ -1,5 +1,5 @@
 /* bundle_write.h - writing a planned bundle (plan.h) as tar files, plain or
- * zstd-compressed, to files or a stream (DESIGN.md 7.7).
+ * zstd-compressed, to files or a stream (DESIGN.md 7.8).
  *
  * Each part is a tar (POSIX ustar headers, mode 0644, owner 0, mtime 0, no
  * padding beyond the two end blocks) of: occystrap-bundle.json (the

@@ -1,5 +1,5 @@
 /* doc_text.h - the text form of the bundle's JSON documents (the bundle
- * manifest and the inventory, DESIGN.md 7.7): one key of the top-level
+ * manifest and the inventory, DESIGN.md 7.8): one key of the top-level
  * object a line, sorted, each value compact JSON with sorted keys, except
  * that an array of objects has one element a line. So a large document is
  * still one small object a line (diffable, greppable, and jq reads it as

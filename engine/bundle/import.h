@@ -1,4 +1,4 @@
-/* import.h - importing a bundle into a store (DESIGN.md 7.7): import.c
+/* import.h - importing a bundle into a store (DESIGN.md 7.8): import.c
  * reads and checks the parts and streams their files into the stage
  * (stage.h); import_commit.c, once the bundle is whole, makes the layers'
  * tars and puts everything in place, the catalog and the OCI index last,

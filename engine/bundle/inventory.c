@@ -91,7 +91,7 @@ static void settle(oc_inventory *inv)
 static const blob *find_blob(oc_inventory *inv, const char *hex)
 {
     settle(inv);
-    blob key;
+    blob key = {.size = 0};
     snprintf(key.hex, sizeof key.hex, "%s", hex);
     return inv->n_blobs ? bsearch(&key, inv->blobs, inv->n_blobs, sizeof key, cmp_blob) : NULL;
 }

@@ -1,5 +1,5 @@
 /* inventory.h - what a store holds, as a document that travels between
- * stores (DESIGN.md 7.7): `occystrap inventory STORE` writes one on the far
+ * stores (DESIGN.md 7.8): `occystrap inventory STORE` writes one on the far
  * side of an air gap to be carried back, and every bundle carries the one
  * its import leaves behind, so the next bundle can be made against it with
  * no way back at all.

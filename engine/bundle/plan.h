@@ -1,4 +1,4 @@
-/* plan.h - what a bundle holds (DESIGN.md 7.7): the images asked for (or
+/* plan.h - what a bundle holds (DESIGN.md 7.8): the images asked for (or
  * every image of the store's OCI index), each image only when it is not
  * already what the inventory it is made against names, every blob their
  * entries reach that the inventory does not list, and the parts they go

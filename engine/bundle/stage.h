@@ -1,5 +1,5 @@
 /* stage.h - where an import keeps what it has verified until the whole
- * bundle is there (DESIGN.md 7.7): STORE/.occystrap/import/<bundle id>/,
+ * bundle is there (DESIGN.md 7.8): STORE/.occystrap/import/<bundle id>/,
  * outside the store proper, so that a bundle that is damaged, cut short or
  * missing a part changes nothing a reader of the store sees, while every
  * file that did verify is kept for the next import of the same bundle (a

@@ -4,9 +4,11 @@
 #include "io/grow.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct queued {
     char *image, *tag, *file;
@@ -16,13 +18,17 @@ typedef struct queued_oci {
     char *ref, *text; /* text NULL: drop ref */
 } queued_oci;
 
-/* What identifies the catalog file we last read or wrote. */
+/* What identifies the catalog file we last read or wrote. We keep that
+ * file open (fd), so its inode cannot be freed and given to the file
+ * another writer renames over it: an equal inode number then really is
+ * the same file, whatever the clock's granularity makes of its mtime. */
 typedef struct file_id {
     int exists;
     dev_t dev;
     ino_t ino;
     off_t size;
     struct timespec mtime;
+    int fd; /* held (seen ids only), or -1 */
 } file_id;
 
 struct oc_catalog_batch {
@@ -58,6 +64,33 @@ static int identify(const char *path, file_id *id, oc_error *err)
     return 0;
 }
 
+/* Identify path and hold it open into *id (the lock is held, so it is the
+ * file just read or written). */
+static int hold(const char *path, file_id *id, oc_error *err)
+{
+    if (id->fd >= 0)
+        close(id->fd);
+    memset(id, 0, sizeof *id);
+    id->fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (id->fd < 0 || fstat(id->fd, &st) != 0) {
+        int e = errno;
+        if (id->fd >= 0)
+            close(id->fd);
+        id->fd = -1;
+        if (e == ENOENT)
+            return 0;
+        oc_error_errno(err, e, "open %s", path);
+        return -1;
+    }
+    id->exists = 1;
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    id->size = st.st_size;
+    id->mtime = st.st_mtim;
+    return 0;
+}
+
 static int same_file(const file_id *a, const file_id *b)
 {
     if (!a->exists || !b->exists)
@@ -69,26 +102,22 @@ static int same_file(const file_id *a, const file_id *b)
 /* Read catalog.json into the view (the lock is held). */
 static int reload(oc_catalog_batch *b, oc_error *err)
 {
-    file_id id;
     oc_catalog *c = NULL;
-    if (identify(b->path, &id, err) != 0 || oc_store_catalog_load(b->s, &c, err) != 0)
+    if (hold(b->path, &b->seen, err) != 0 || oc_store_catalog_load(b->s, &c, err) != 0)
         return -1;
     oc_catalog_free(b->view);
     b->view = c;
-    b->seen = id;
     return 0;
 }
 
 /* The same for index.json. */
 static int reload_oci(oc_catalog_batch *b, oc_error *err)
 {
-    file_id id;
     oc_oci_index *x = NULL;
-    if (identify(b->oci_path, &id, err) != 0 || oc_store_oci_index_load(b->s, &x, err) != 0)
+    if (hold(b->oci_path, &b->oci_seen, err) != 0 || oc_store_oci_index_load(b->s, &x, err) != 0)
         return -1;
     oc_oci_index_free(b->oci);
     b->oci = x;
-    b->oci_seen = id;
     return 0;
 }
 
@@ -104,6 +133,7 @@ oc_catalog_batch *oc_catalog_batch_open(oc_store *s, oc_error *err)
         return NULL;
     }
     b->s = s;
+    b->seen.fd = b->oci_seen.fd = -1;
     int fd = oc_store_catalog_lock(s, err);
     int rc = fd < 0 ? -1 : reload(b, err);
     if (rc == 0)
@@ -140,6 +170,10 @@ void oc_catalog_batch_free(oc_catalog_batch *b)
     free(b->oq);
     oc_catalog_free(b->view);
     oc_oci_index_free(b->oci);
+    if (b->seen.fd >= 0)
+        close(b->seen.fd);
+    if (b->oci_seen.fd >= 0)
+        close(b->oci_seen.fd);
     free(b->path);
     free(b->oci_path);
     free(b);
@@ -246,7 +280,7 @@ static int flush_oci(oc_catalog_batch *b, oc_error *err)
             return -1;
     if (oc_store_oci_index_replace(b->s, b->oci, err) != 0)
         return -1;
-    return identify(b->oci_path, &b->oci_seen, err);
+    return hold(b->oci_path, &b->oci_seen, err);
 }
 
 int oc_catalog_batch_flush(oc_catalog_batch *b, oc_error *err)
@@ -271,8 +305,7 @@ int oc_catalog_batch_flush(oc_catalog_batch *b, oc_error *err)
         for (size_t i = 0; i < b->n_q; i++)
             if (oc_catalog_set(b->view, b->q[i].image, b->q[i].tag, b->q[i].file, err) != 0)
                 goto out;
-        if (oc_store_catalog_replace(b->s, b->view, err) != 0 ||
-            identify(b->path, &b->seen, err) != 0)
+        if (oc_store_catalog_replace(b->s, b->view, err) != 0 || hold(b->path, &b->seen, err) != 0)
             goto out;
         b->writes++;
     }

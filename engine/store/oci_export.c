@@ -136,7 +136,7 @@ static int write_members(plan *p, oc_tarcopy *w, const char *index, size_t index
 int oc_store_oci_export(const oc_store *s, const oc_image_tag *items, size_t n, const char *tarfile,
                         int force_readwrite, oc_export_stats *stats, oc_error *err)
 {
-    oc_export_stats local;
+    oc_export_stats local = {0};
     oc_export_stats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
     if (n == 0) {

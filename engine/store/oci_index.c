@@ -333,10 +333,13 @@ int oc_oci_index_set(oc_oci_index *x, const char *ref_name, const char *text, oc
     json_error_t jerr;
     json_t *d = json_loads(text, 0, &jerr);
     const char *digest = json_string_value(json_object_get(d, "digest"));
-    char *copy = digest ? strdup(text) : NULL;
+    const char *named =
+        json_string_value(json_object_get(json_object_get(d, "annotations"), OC_OCI_REF_NAME));
+    char *copy = digest && named && strcmp(named, ref_name) == 0 ? strdup(text) : NULL;
     int rc = -1;
-    if (!digest)
-        oc_error_set(err, OC_E_FORMAT, "descriptor of %s has no digest", ref_name);
+    if (!digest || !named || strcmp(named, ref_name) != 0)
+        oc_error_set(err, OC_E_FORMAT, "descriptor of %s has no digest or names another ref",
+                     ref_name);
     else if (!copy)
         oom(err);
     else

@@ -52,7 +52,7 @@ const char *oc_oci_index_digest(const oc_oci_index *x, const char *ref_name);
 /* Its text (compact JSON), or NULL. */
 const char *oc_oci_index_get(const oc_oci_index *x, const char *ref_name);
 /* Add or replace the descriptor named ref_name (text: compact JSON from
- * oc_oci_descriptor_text). */
+ * oc_oci_descriptor_text, whose ref name annotation must be ref_name). */
 int oc_oci_index_set(oc_oci_index *x, const char *ref_name, const char *text, oc_error *err);
 /* Drop it; 1 if it was there. */
 int oc_oci_index_remove(oc_oci_index *x, const char *ref_name);

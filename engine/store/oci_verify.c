@@ -89,7 +89,7 @@ static int list_blobs(const oc_store *s, char ***hexes, size_t *n, char ***odd, 
             continue;
         if (oc_store_name_is_hex(e->d_name, "", NULL))
             rc = push(hexes, n, e->d_name);
-        else if (odd)
+        else if (odd && n_odd)
             rc = push(odd, n_odd, e->d_name);
     }
     closedir(d);

@@ -117,8 +117,9 @@ int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, c
                         uint64_t *tar_size);
 
 /* oc_pull_opts.have_config for this store (opaque is the oc_store): the
- * config's bytes when it is in place with a config marker of that size
- * (the pull checks its digest as it would a fetched one's). */
+ * config's bytes when it is in place with a config marker of that size and
+ * its bytes hash to its digest (configs are small; the pull checks them
+ * again as it would a fetched one's). */
 int oc_store_have_config(void *opaque, const char *digest, uint64_t size, char **body, size_t *len);
 
 /* Whether every blob the image names is still in place as last verified:

@@ -546,7 +546,7 @@ OC_API void oc_bundle_options_init(oc_bundle_options *o);
 OC_API int oc_bundle(const oc_bundle_options *o, oc_bundle_report **report, oc_error *err);
 OC_API void oc_bundle_report_free(oc_bundle_report *r);
 
-/* What a store holds, as an inventory document (DESIGN.md 7.7): the blobs
+/* What a store holds, as an inventory document (DESIGN.md 7.8): the blobs
  * its index.json entries reach and those entries; malloc'd, *len (may be
  * NULL) its length. The far side writes it to be carried back. */
 OC_API char *oc_store_inventory(const char *store, size_t *len, oc_error *err);

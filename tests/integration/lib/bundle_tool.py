@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """bundle_tool.py - read and forge occystrap bundles with the standard library
-only, from the format DESIGN.md 7.7 documents (an independent reading of it,
+only, from the format DESIGN.md 7.8 documents (an independent reading of it,
 for the bundle tests).
 
 usage:
