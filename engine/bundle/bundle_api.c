@@ -287,9 +287,7 @@ int oc_bundle(const oc_bundle_options *o, oc_bundle_report **report, oc_error *e
         rc = 0;
         goto out;
     }
-    b->pub.parts = 0; /* counted again as they are written */
     part_ctx pc = {o, b};
-    b->pub.parts = plan.doc->parts;
     oc_bundle_write_opts wo = {
         .out = o->out,
         .zstd_level = o->zstd ? (o->zstd_level ? o->zstd_level : DEFAULT_ZSTD_LEVEL) : 0,
@@ -299,6 +297,14 @@ int oc_bundle(const oc_bundle_options *o, oc_bundle_report **report, oc_error *e
         .opaque = &pc};
     if (oc_bundle_write(s, &plan, &wo, NULL, err) != 0)
         goto out;
+    /* a part of an earlier, longer bundle of the same name would be carried with these */
+    char *next = plan.doc->parts > 1 && strcmp(o->out, "-") != 0
+                     ? oc_bundle_part_path(o->out, plan.doc->parts + 1, plan.doc->parts)
+                     : NULL;
+    if (next && access(next, F_OK) == 0)
+        say(o, OC_LOG_WARNING, "%s is left from an earlier bundle: it is not part of this one",
+            next);
+    free(next);
     rc = 0;
 out:
     if (b)
