@@ -15,18 +15,21 @@
 static const cli_command commands[] = {
     {"fetch-to-tarfile", "REGISTRY IMAGE TAG TARFILE",
      "download an image into a tarball that `docker load` accepts", 4, 4, cli_fetch_to_tarfile},
-    {"fetch-to-extracted", "[--use-unique-names] [--expand] REGISTRY IMAGE TAG DIR",
+    {"fetch-to-extracted", "[--use-unique-names [--exact]] [--expand] REGISTRY IMAGE TAG DIR",
      "download an image into a directory (the tarball's files)", 4, 4, cli_fetch_to_extracted},
     {"recreate-image", "DIR IMAGE TAG TARFILE",
      "write a tarball for one image of a merged directory (no network)", 4, 4, cli_recreate_image},
-    {"export", "STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
-     "one tarball with several images of a store, shared layers once", 3, -1, cli_export},
+    {"export", "[--format=oci] STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
+     "one tarball with several images of a store, shared layers once; --format oci:\n"
+     "an OCI layout tar (oci-archive) of the registry's exact bytes",
+     3, -1, cli_export},
     {"mirror", "LIST STORE | LIST --to REGISTRY[/PREFIX]",
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
      "changed since the last run; an entry is [REGISTRY/]REPO(:TAG|@DIGEST),\n"
-     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); with\n"
-     "--to, into a registry instead (registry to registry, every digest unchanged,\n"
-     "nothing on disk)",
+     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); the\n"
+     "registry's exact bytes are kept too, in STORE/oci/ (unless --no-exact);\n"
+     "with --to, into a registry instead (registry to registry, every digest\n"
+     "unchanged, nothing on disk)",
      1, 2, cli_mirror},
     {"push", "STORE REGISTRY[/PREFIX] [IMAGE[:TAG]...]",
      "push the store's images (all, or those named) to a registry with their\n"
@@ -36,10 +39,12 @@ static const cli_command commands[] = {
     {"expand", "STORE IMAGE TAG DIR", "an image's merged root filesystem from a store", 4, 4,
      cli_expand},
     {"verify", "[--repair] STORE",
-     "re-hash everything in a store; exit 1 if damaged; --repair removes damaged\n"
-     "layers and configs (and their markers) so the next mirror fetches them again",
+     "re-hash everything in a store (STORE/oci/ too); exit 1 if damaged; --repair\n"
+     "removes damaged layers, configs and exact blobs (and their markers, and the\n"
+     "index.json entries reaching them) so the next mirror fetches them again",
      1, 1, cli_verify},
-    {"gc", "[--dry-run] STORE", "drop layers and configs no image references", 1, 1, cli_gc},
+    {"gc", "[--dry-run] STORE", "drop layers, configs and exact blobs no image references", 1, 1,
+     cli_gc},
     {"serve", "[--listen HOST:PORT] [--tls-cert F --tls-key F] [--htpasswd F] STORE",
      "the store as a read-only registry (the pull side of the OCI distribution\n"
      "API, HTTP/1.1 and HTTP/2) until SIGINT or SIGTERM; one access-log line a\n"
@@ -66,6 +71,9 @@ enum {
     OPT_RATE_WAIT,
     OPT_MAX_LAYER,
     OPT_UNIQUE,
+    OPT_EXACT,
+    OPT_NO_EXACT,
+    OPT_FORMAT,
     OPT_EXPAND,
     OPT_MAX_EXPAND,
     OPT_EXPAND_STRATEGY,
@@ -123,6 +131,9 @@ static const cli_option options[] = {
      "longest wait for a registry's rate limit or a\nRetry-After (default 60); beyond it, fail"},
     {"config", 0, "FILE", OPT_CONFIG, NET, "per-registry endpoint, TLS, credentials, caps"},
     {"use-unique-names", 0, NULL, OPT_UNIQUE, "fetch-to-extracted", "merged-directory names"},
+    {"exact", 0, NULL, OPT_EXACT, "fetch-to-extracted",
+     "with --use-unique-names: the registry's exact\nbytes too, in the store's OCI layout "
+     "STORE/oci/"},
     {"expand", 0, NULL, OPT_EXPAND, "fetch-to-extracted",
      "also each layer expanded in <hex>/layer/ and\nthe merged root filesystem"},
     {"max-expand-size", 0, "BYTES", OPT_MAX_EXPAND, EXPANDS, "refuse to write more than this"},
@@ -133,6 +144,8 @@ static const cli_option options[] = {
     {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror push", "the run's report in FILE"},
     {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror push", "how progress is shown"},
     {"fail-fast", 0, NULL, OPT_FAIL_FAST, "mirror", "stop at the first failed entry"},
+    {"no-exact", 0, NULL, OPT_NO_EXACT, "mirror",
+     "keep only the 0.2.0 files, not the registry's\nexact bytes (STORE/oci/)"},
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
     {"shard", 0, "K/N", OPT_SHARD, "mirror",
      "mirror only shard K of N of the list (also\n$OCCYSTRAP_SHARD=K/N); N processes share one "
@@ -142,6 +155,8 @@ static const cli_option options[] = {
     {"to", 0, "REGISTRY[/PREFIX]", OPT_TO, "mirror",
      "copy the list's images into this registry instead\nof a store"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
+    {"format", 0, "docker|oci", OPT_FORMAT, "export",
+     "docker-load tarball (default), or an OCI layout\ntar of the exact bytes"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
     {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror serve",
      "names keep the registry host: PREFIX/<host>/<repo>\n(push), docker.io/library/busybox "
@@ -326,6 +341,19 @@ static int take_option(cli_opts *o, int id, const char *arg)
         return 0;
     case OPT_UNIQUE:
         o->use_unique_names = 1;
+        return 0;
+    case OPT_EXACT:
+        o->exact = 1;
+        return 0;
+    case OPT_NO_EXACT:
+        o->no_exact = 1;
+        return 0;
+    case OPT_FORMAT:
+        if (strcmp(arg, "docker") != 0 && strcmp(arg, "oci") != 0) {
+            cli_say("--format: docker or oci, not '%s'", arg);
+            return -1;
+        }
+        o->format_oci = strcmp(arg, "oci") == 0;
         return 0;
     case OPT_EXPAND:
         o->expand = 1;

@@ -25,6 +25,9 @@ typedef struct cli_opts {
     const char *platforms[CLI_MAX_PLATFORMS]; /* every --platform */
     int n_platforms;
     int use_unique_names;
+    int exact;      /* fetch-to-extracted --exact */
+    int no_exact;   /* mirror --no-exact */
+    int format_oci; /* export --format oci */
     int expand;
     int quiet;
     int json;

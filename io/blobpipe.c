@@ -110,6 +110,8 @@ struct oc_blobpipe {
     uint64_t comp_bytes;
     int partial_fd; /* compressed bytes kept for a later run (digest strand), or -1 */
     char *partial_path;
+    int keep_required; /* the kept copy is the caller's result: failing to write it fails */
+    int digest_only;   /* the compressed bytes are hashed (and kept), not inflated */
     oc_inflater *inf;
     int stream_failed;
     oc_sha256 *h_tar;
@@ -308,7 +310,7 @@ static void run_write(oc_task *t)
         }
         break;
     case MSG_RESET:
-        if (ftruncate(p->fd, (off_t)p->base) != 0) {
+        if (p->fd >= 0 && ftruncate(p->fd, (off_t)p->base) != 0) {
             oc_error_errno(&err, errno, "%s: cannot truncate its output", p->label);
             local_fail(p, &err);
         }
@@ -316,7 +318,7 @@ static void run_write(oc_task *t)
         p->written = 0;
         break;
     case MSG_FINISH:
-        if (!p->no_sync && !has_local_failure(p) && fsync(p->fd) != 0) {
+        if (p->fd >= 0 && !p->no_sync && !has_local_failure(p) && fsync(p->fd) != 0) {
             oc_error_errno(&err, errno, "fsync %s", p->path ? p->path : "layer output");
             local_fail(p, &err);
         }
@@ -453,11 +455,13 @@ static void run_inflate(oc_task *t)
     oc_blobpipe *p = c->p;
     switch (c->kind) {
     case MSG_DATA:
-        if (!p->stream_failed && oc_inflater_feed(p->inf, c->buf, c->len, &p->res.stream_err) != 0)
+        if (!p->digest_only && !p->stream_failed &&
+            oc_inflater_feed(p->inf, c->buf, c->len, &p->res.stream_err) != 0)
             p->stream_failed = 1;
         break;
     case MSG_PRELOAD:
-        replay_partial(p, c->preload, 1);
+        if (!p->digest_only)
+            replay_partial(p, c->preload, 1);
         break;
     case MSG_RESET: {
         oc_inflater_reset(p->inf);
@@ -474,7 +478,8 @@ static void run_inflate(oc_task *t)
         break;
     }
     case MSG_FINISH: {
-        if (!p->stream_failed && oc_inflater_finish(p->inf, &p->res.stream_err) != 0)
+        if (!p->digest_only && !p->stream_failed &&
+            oc_inflater_finish(p->inf, &p->res.stream_err) != 0)
             p->stream_failed = 1;
         p->res.stream_ok = !p->stream_failed;
         p->res.comp = oc_inflater_comp(p->inf);
@@ -498,28 +503,37 @@ static void run_inflate(oc_task *t)
 
 /* ---- digest strand ---- */
 
+/* The kept copy of the compressed bytes could not be written (err says
+ * why): a partial copy for a later resume is best effort and is dropped; a
+ * required copy (oc_blobpipe_keep_compressed) fails the blob. */
+static void kept_copy_failed(oc_blobpipe *p, const oc_error *err)
+{
+    if (p->keep_required)
+        local_fail(p, err);
+    close(p->partial_fd);
+    p->partial_fd = -1;
+    unlink(p->partial_path);
+}
+
 static void run_digest(oc_task *t)
 {
     in_chunk *c = (in_chunk *)((char *)t - offsetof(in_chunk, t_digest));
     oc_blobpipe *p = c->p;
+    oc_error err;
     switch (c->kind) {
     case MSG_DATA:
         oc_sha256_update(p->h_comp, c->buf, c->len);
         if (p->partial_fd >= 0 &&
-            pwrite(p->partial_fd, c->buf, c->len, (off_t)p->comp_bytes) != (ssize_t)c->len) {
-            close(p->partial_fd); /* keeping a partial copy is best effort */
-            p->partial_fd = -1;
-            unlink(p->partial_path);
-        }
+            oc_pwrite_all(p->partial_fd, c->buf, c->len, p->comp_bytes, p->partial_path, &err) != 0)
+            kept_copy_failed(p, &err);
         p->comp_bytes += c->len;
         break;
     case MSG_RESET:
         oc_sha256_reset(p->h_comp);
         p->comp_bytes = 0;
         if (p->partial_fd >= 0 && ftruncate(p->partial_fd, 0) != 0) {
-            close(p->partial_fd);
-            p->partial_fd = -1;
-            unlink(p->partial_path);
+            oc_error_errno(&err, errno, "cannot truncate %s", p->partial_path);
+            kept_copy_failed(p, &err);
         }
         break;
     case MSG_PRELOAD:
@@ -528,6 +542,12 @@ static void run_digest(oc_task *t)
     case MSG_FINISH:
         oc_sha256_final_hex(p->h_comp, p->res.compressed_hex);
         p->res.compressed_size = p->comp_bytes;
+        /* a required copy is durable before the blob is reported done */
+        if (p->keep_required && p->partial_fd >= 0 && !has_local_failure(p) &&
+            fsync(p->partial_fd) != 0) {
+            oc_error_errno(&err, errno, "fsync %s", p->partial_path);
+            kept_copy_failed(p, &err);
+        }
         chunk_put(c);
         finish_ref_done(p);
         task_end(p);
@@ -682,21 +702,29 @@ void oc_blobpipe_finish(oc_blobpipe *p)
     }
 }
 
-uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max)
+/* Open path for the compressed copy; a prefix already there (shorter than
+ * max) is replayed and its length returned. -1 (errno set) when the file
+ * cannot be opened or emptied. */
+static int64_t keep_open(oc_blobpipe *p, const char *path, uint64_t max)
 {
     free(p->partial_path);
     p->partial_path = strdup(path);
-    if (!p->partial_path)
-        return 0;
+    if (!p->partial_path) {
+        errno = ENOMEM;
+        return -1;
+    }
     p->partial_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (p->partial_fd < 0)
-        return 0;
+        return -1;
     struct stat st;
     uint64_t have = fstat(p->partial_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     if (have == 0 || have >= max || p->received != 0) {
-        if (ftruncate(p->partial_fd, 0) != 0) {
+        if (have != 0 && ftruncate(p->partial_fd, 0) != 0) {
+            int e = errno;
             close(p->partial_fd);
             p->partial_fd = -1;
+            errno = e;
+            return -1;
         }
         return 0;
     }
@@ -710,7 +738,38 @@ uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max
     c->preload = have;
     post_chunk(p, c);
     p->received = have;
-    return have;
+    return (int64_t)have;
+}
+
+uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max)
+{
+    int64_t have = keep_open(p, path, max);
+    return have > 0 ? (uint64_t)have : 0;
+}
+
+int oc_blobpipe_keep_compressed(oc_blobpipe *p, const char *path, uint64_t max, uint64_t *resumed,
+                                oc_error *err)
+{
+    p->keep_required = 1;
+    int64_t have = keep_open(p, path, max);
+    if (have < 0) {
+        oc_error_errno(err, errno, "%s: cannot keep its compressed bytes in %s", p->label, path);
+        return -1;
+    }
+    *resumed = (uint64_t)have;
+    return 0;
+}
+
+void oc_blobpipe_set_digest_only(oc_blobpipe *p)
+{
+    p->digest_only = 1;
+    if (p->fd >= 0 && !p->fd_borrowed)
+        close(p->fd);
+    p->fd = -1;
+    if (p->path)
+        unlink(p->path);
+    free(p->path);
+    p->path = NULL;
 }
 
 void oc_blobpipe_drop_partial(oc_blobpipe *p)

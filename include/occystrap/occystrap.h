@@ -188,6 +188,8 @@ typedef struct oc_fetch_options {
     const char *path;     /* TARFILE or DIR */
     const char *platform; /* "os/arch[/variant]" from an index; NULL = linux/amd64 */
     int unique_names;     /* EXTRACTED: the merged-store layout (catalog.json) */
+    int exact;            /* with unique_names: the registry's exact bytes too, in the store's OCI
+                             layout STORE/oci/ (compressed layers, config, manifest, index) */
     int expand;           /* EXTRACTED: layers and the root filesystem expanded too */
     oc_expand_opts expand_opts;
     uint64_t max_layer_bytes; /* refuse a layer whose tar grows beyond this; 0 = none */
@@ -259,6 +261,14 @@ typedef struct oc_mirror_options {
     long lock_wait_s; /* wait this long for another run on the store; 0 = don't */
     unsigned shard_k; /* this run is shard K (1..N) of N; N 0 or 1: the whole list */
     unsigned shard_n;
+    /* Keep the registry's exact bytes too: the store's OCI image layout
+     * STORE/oci/ (compressed layers, configs, manifests, indexes, and
+     * index.json naming each image and tag). 1 by oc_mirror_options_init;
+     * 0 keeps only the 0.2.0 files (and drops index.json's entry of every
+     * tag it stores, which would name older bytes). An image the store
+     * holds without its exact bytes gains them on the next run that keeps
+     * them (only the compressed blobs are fetched). */
+    int exact;
 } oc_mirror_options;
 
 typedef struct oc_mirror_report {
@@ -387,10 +397,20 @@ typedef struct oc_export_stats {
  * copies with read/write instead of the kernel's copy (measurements). */
 OC_API int oc_export(const char *store, const oc_image_tag *images, size_t n, const char *tarfile,
                      int force_readwrite, oc_export_stats *stats, oc_error *err);
+/* The same images as one OCI image layout in a tar (an oci-archive: what
+ * `skopeo copy oci-archive:TARFILE:IMAGE:TAG` and `podman load` read) of the
+ * registry's exact bytes the store keeps in STORE/oci/: oci-layout,
+ * index.json with the images' entries, every blob they reach, each once.
+ * An image whose exact bytes the store lacks is OC_E_NOTFOUND naming it. */
+OC_API int oc_export_oci(const char *store, const oc_image_tag *images, size_t n,
+                         const char *tarfile, int force_readwrite, oc_export_stats *stats,
+                         oc_error *err);
 
 /* What a store holds, as a JSON document (malloc'd text): {"images": [{image,
- * tag, layers, bytes, fetched_at, manifest_digest, in_catalog, ...}],
- * "distinct_layers", "layer_bytes", "bytes_without_sharing", "problems"}. */
+ * tag, layers, bytes, fetched_at, manifest_digest, in_catalog, exact, ...}],
+ * "distinct_layers", "layer_bytes", "bytes_without_sharing", "exact_images",
+ * "problems"}; "exact" says whether STORE/oci/index.json names the image
+ * with the digest it was stored at (its exact bytes are in the store). */
 OC_API char *oc_store_listing(const char *store, oc_error *err);
 
 typedef enum oc_verify_finding {
@@ -408,14 +428,21 @@ typedef struct oc_verify_stats {
     size_t manifests, configs, layers, markers;
     uint64_t bytes_hashed;
     size_t damaged, notes, removed;
-    size_t listed; /* repair: complete images put back into catalog.json */
+    size_t listed;          /* repair: complete images put back into catalog.json */
+    size_t oci_blobs;       /* files of STORE/oci/blobs/sha256 hashed */
+    size_t oci_descriptors; /* entries of STORE/oci/index.json followed */
+    size_t dropped;         /* repair: index.json entries dropped (they reached damage) */
 } oc_verify_stats;
 
-/* Re-hash everything in a store. With repair (which waits for running
- * writers), each damaged layer or config is removed with its marker, so the
- * next mirror fetches it again, and every complete image a killed run left
- * out of catalog.json is listed in it. Returns 0 when the check ran (stats->damaged
- * says what it found), -1 when it could not. */
+/* Re-hash everything in a store: the 0.2.0 files, and the exact bytes of
+ * its OCI layout STORE/oci/ (every blob against its name, everything
+ * index.json's entries reach in place). With repair (which waits for
+ * running writers), each damaged layer or config is removed with its
+ * marker and each damaged blob of STORE/oci/, the entries of index.json
+ * that reached a damaged or missing blob are dropped, so the next mirror
+ * fetches them again, and every complete image a killed run left out of
+ * catalog.json is listed in it. Returns 0 when the check ran
+ * (stats->damaged says what it found), -1 when it could not. */
 OC_API int oc_verify(const char *store, int repair, oc_verify_cb cb, void *opaque,
                      oc_verify_stats *stats, oc_error *err);
 
@@ -425,9 +452,11 @@ typedef struct oc_gc_stats {
     uint64_t bytes;
     size_t layers, configs, markers;
     size_t kept_layers, kept_configs;
+    size_t oci_blobs, kept_oci_blobs; /* STORE/oci/blobs/sha256: removed, kept */
 } oc_gc_stats;
 
-/* Remove the blobs no image of the store references (waits for writers). */
+/* Remove the blobs no image of the store references, and the blobs of
+ * STORE/oci/ no entry of its index.json reaches (waits for writers). */
 OC_API int oc_gc(const char *store, int dry_run, oc_gc_cb cb, void *opaque, oc_gc_stats *stats,
                  oc_error *err);
 
