@@ -27,9 +27,9 @@ static const cli_command commands[] = {
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
      "changed since the last run; an entry is [REGISTRY/]REPO(:TAG|@DIGEST),\n"
      "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); the\n"
-     "registry's exact bytes are kept too, in STORE/oci/ (unless --no-exact); with\n"
-     "--to, into a registry instead (registry to registry, every digest unchanged,\n"
-     "nothing on disk)",
+     "registry's exact bytes are kept too, in STORE/oci/ (unless --no-exact);\n"
+     "with --to, into a registry instead (registry to registry, every digest\n"
+     "unchanged, nothing on disk)",
      1, 2, cli_mirror},
     {"push", "STORE REGISTRY[/PREFIX] [IMAGE[:TAG]...]",
      "push the store's images (all, or those named) to a registry with their\n"

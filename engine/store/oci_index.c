@@ -482,10 +482,26 @@ char *oc_oci_qualified_name(const char *image, const char *tag)
     return asprintf(&r, "%s%s%s%s%s", host, lib, image, digest ? "@" : ":", tag) < 0 ? NULL : r;
 }
 
+/* The fully qualified name from where the image came from, when known:
+ * a fetch's store name is IMAGE as given, without its registry. */
+static char *qualified_from_source(const oc_oci_desc *d)
+{
+    if (!d->registry || !d->repository)
+        return oc_oci_qualified_name(d->image, d->tag);
+    const char *host = strcmp(d->registry, "registry-1.docker.io") == 0 ||
+                               strcmp(d->registry, "index.docker.io") == 0
+                           ? "docker.io"
+                           : d->registry;
+    int digest = strncmp(d->tag, "sha256:", 7) == 0;
+    char *r = NULL;
+    return asprintf(&r, "%s/%s%s%s", host, d->repository, digest ? "@" : ":", d->tag) < 0 ? NULL
+                                                                                          : r;
+}
+
 char *oc_oci_descriptor_text(const oc_oci_desc *d, oc_error *err)
 {
     char *ref = oc_oci_ref_name(d->image, d->tag);
-    char *qual = oc_oci_qualified_name(d->image, d->tag);
+    char *qual = qualified_from_source(d);
     char *source = NULL;
     if (d->registry && d->repository &&
         asprintf(&source, "%s/%s%s%s@%s", d->registry, d->repository, d->source_tag ? ":" : "",

@@ -86,7 +86,8 @@ typedef struct oc_oci_desc {
 
 /* The descriptor as compact JSON with sorted keys: mediaType, digest,
  * size, platform when given, and the annotations ref.name "IMAGE:TAG",
- * io.containerd.image.name (the fully qualified name) and
+ * io.containerd.image.name (the fully qualified name: REGISTRY/REPOSITORY
+ * with Docker Hub as docker.io when they are given, else from IMAGE) and
  * org.occystrap.source "REGISTRY/REPOSITORY[:TAG]@DIGEST". malloc'd. */
 char *oc_oci_descriptor_text(const oc_oci_desc *d, oc_error *err);
 /* "IMAGE:TAG" (ref.name); malloc'd. */

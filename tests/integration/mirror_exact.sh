@@ -144,20 +144,26 @@ if [ "$(id -u)" = 0 ]; then
 fi
 ok "export --format oci: ${#oci_refs[@]} OCI images in one archive read by skopeo by ref; a v2s2 image alone read by skopeo; $podman_note; an image without exact bytes: exit 1, no TARFILE"
 
+# The rest goes through a pass-through fault proxy whose log holds this
+# test's requests only (the registry's access log has other tests' too).
+start_proxy pass
+REG=$PROXY
+printf '{"registries": {"%s": {"insecure": true}}}\n' "$REG" >proxy.json
+pmirror() { "$OCCYSTRAP" --config proxy.json --progress none -q "$@"; }
+
 # ---- 4. a --no-exact store gains the exact bytes
 G=$WORK_DIR/gain
 sub=(fixtures/multilayer fixtures/multiplatform fixtures/zstd fixtures/shared-a fixtures/shared-b)
 : >sub.txt
-for k in "${sub[@]}"; do printf '%s/%s:v1\n' "$LAB_PLAIN" "$k" >>sub.txt; done
-mirror --no-exact mirror sub.txt "$G" || fail "mirror --no-exact failed"
+for k in "${sub[@]}"; do printf '%s/%s:v1\n' "$REG" "$k" >>sub.txt; done
+pmirror --no-exact mirror sub.txt "$G" || fail "mirror --no-exact failed"
 [ ! -e "$G/oci" ] || fail "--no-exact wrote $G/oci"
 find "$G" -name layer.tar -printf '%i %p\n' | sort >inodes.before
-before=$(wc -l <"$LAB_LOG_PLAIN")
-mirror mirror sub.txt "$G" || fail "the mirror that adds the exact bytes failed"
-sleep 1 # the registry logs a request just after it answered it
+before=$(wc -l <"$PROXY_LOG")
+pmirror mirror sub.txt "$G" || fail "the mirror that adds the exact bytes failed"
 find "$G" -name layer.tar -printf '%i %p\n' | sort >inodes.after
 cmp -s inodes.before inodes.after || fail "a layer.tar was rewritten: $(diff inodes.before inodes.after | head -3)"
-tail -n +$((before + 1)) "$LAB_LOG_PLAIN" | grep -o '"[A-Z]* /v2/[^ ]*' | sed 's/^"//' >gain.log
+tail -n +$((before + 1)) "$PROXY_LOG" | grep -o '^[A-Z]* /v2/[^ ]*' >gain.log
 # what the registry must have seen: per tag a HEAD and a GET of what it names,
 # a GET of the amd64 child of the index, and each distinct compressed layer once
 $PY - "$LAB_FIXTURES" gain.log "${sub[@]}" <<'PYEOF'
@@ -187,18 +193,17 @@ print(sum(v for k, v in got.items() if "/blobs/" in k))
 PYEOF
 [ $? = 0 ] || fail "the gaining run asked the registry for more than manifests and compressed layers"
 blobs=$(grep -c '/blobs/' gain.log)
-$PY "$FAULT_CHECK" "$G" "$LAB_FIXTURES" "$LAB_PLAIN" --exact --tmp-empty $(printf -- '--present %s ' "${sub[@]}") >check.out ||
+$PY "$FAULT_CHECK" "$G" "$LAB_FIXTURES" "$REG" --exact --tmp-empty $(printf -- '--present %s ' "${sub[@]}") >check.out ||
   fail "fault_check after the gain: $(cat check.out)"
-before=$(wc -l <"$LAB_LOG_PLAIN")
-mirror mirror sub.txt "$G" || fail "third run failed"
-sleep 1
-reqs=$(tail -n +$((before + 1)) "$LAB_LOG_PLAIN" | grep -c '"[A-Z]* /v2/' || true)
-heads=$(tail -n +$((before + 1)) "$LAB_LOG_PLAIN" | grep -c '"HEAD /v2/[^ ]*/manifests/v1 ' || true)
+before=$(wc -l <"$PROXY_LOG")
+pmirror mirror sub.txt "$G" || fail "third run failed"
+reqs=$(tail -n +$((before + 1)) "$PROXY_LOG" | grep -c '^[A-Z]* /v2/' || true)
+heads=$(tail -n +$((before + 1)) "$PROXY_LOG" | grep -c '^HEAD /v2/[^ ]*/manifests/v1 ' || true)
 [ "$reqs" = "${#sub[@]}" ] && [ "$heads" = "${#sub[@]}" ] || fail "the third run sent $reqs requests ($heads HEADs of tags), wanted ${#sub[@]} HEADs"
 ok "--no-exact store gained its exact bytes: layer.tar inodes unchanged, $blobs blob GETs (the compressed layers, once each; no config), one HEAD + GET per manifest; the next run: ${#sub[@]} HEADs"
 # a --no-exact run that stores a tag again drops the entry (it would name older bytes)
-ref="$LAB_PLAIN/fixtures/zstd:v1"
-$PY - "$G/manifest-${LAB_PLAIN}_fixtures_zstd-v1.json" <<'PYEOF'
+ref="$REG/fixtures/zstd:v1"
+$PY - "$G/manifest-${REG}_fixtures_zstd-v1.json" <<'PYEOF'
 import json, sys
 p = sys.argv[1]
 d = json.load(open(p))
@@ -206,38 +211,37 @@ d[0]["Occystrap"]["manifest_digest"] = "sha256:" + "0" * 64  # as if the tag had
 json.dump(d, open(p, "w"), indent=4, sort_keys=True)
 PYEOF
 printf '%s\n' "$ref" >zstd.txt
-mirror --no-exact mirror zstd.txt "$G" || fail "--no-exact rerun failed"
+pmirror --no-exact mirror zstd.txt "$G" || fail "--no-exact rerun failed"
 [ -z "$(entry "$G" "$ref" .digest)" ] || fail "--no-exact stored $ref again but left its index.json entry"
 expect_status 0 "$OCCYSTRAP" verify "$G"
 ok "a --no-exact run that stores a tag again drops its index.json entry; verify passes"
 
 # ---- 5. repair and gc
 R=$WORK_DIR/repair
-mirror mirror <(printf '%s/fixtures/multilayer-oci:v1\n%s/fixtures/links:v1\n' "$LAB_PLAIN" "$LAB_PLAIN") "$R" || fail "mirror for repair"
+pmirror mirror <(printf '%s/fixtures/multilayer-oci:v1\n%s/fixtures/links:v1\n' "$REG" "$REG") "$R" || fail "mirror for repair"
 layer=$(field fixtures/multilayer-oci 'layers[1].digest')
 printf 'X' | dd of="$R/oci/blobs/sha256/${layer#sha256:}" bs=1 seek=100 conv=notrunc status=none
 expect_status 1 "$OCCYSTRAP" verify "$R"
 expect_status 1 "$OCCYSTRAP" verify --repair "$R"
 [ ! -e "$R/oci/blobs/sha256/${layer#sha256:}" ] || fail "repair left the damaged blob"
-[ -z "$(entry "$R" "$LAB_PLAIN/fixtures/multilayer-oci:v1" .digest)" ] || fail "repair left the entry reaching the damaged blob"
-[ -n "$(entry "$R" "$LAB_PLAIN/fixtures/links:v1" .digest)" ] || fail "repair dropped an intact entry"
+[ -z "$(entry "$R" "$REG/fixtures/multilayer-oci:v1" .digest)" ] || fail "repair left the entry reaching the damaged blob"
+[ -n "$(entry "$R" "$REG/fixtures/links:v1" .digest)" ] || fail "repair dropped an intact entry"
 expect_status 0 "$OCCYSTRAP" verify "$R"
-before=$(wc -l <"$LAB_LOG_PLAIN")
-mirror mirror <(printf '%s/fixtures/multilayer-oci:v1\n' "$LAB_PLAIN") "$R" || fail "mirror after repair"
-sleep 1
-got=$(tail -n +$((before + 1)) "$LAB_LOG_PLAIN" | grep -c '"GET /v2/[^ ]*/blobs/' || true)
-[ "$got" = 1 ] && tail -n +$((before + 1)) "$LAB_LOG_PLAIN" | grep -q "GET /v2/fixtures/multilayer-oci/blobs/$layer " ||
+before=$(wc -l <"$PROXY_LOG")
+pmirror mirror <(printf '%s/fixtures/multilayer-oci:v1\n' "$REG") "$R" || fail "mirror after repair"
+got=$(tail -n +$((before + 1)) "$PROXY_LOG" | grep -c '^GET /v2/[^ ]*/blobs/' || true)
+[ "$got" = 1 ] && tail -n +$((before + 1)) "$PROXY_LOG" | grep -q "GET /v2/fixtures/multilayer-oci/blobs/$layer " ||
   fail "after repair the mirror asked for $got blobs, wanted the damaged one alone"
-$PY "$FAULT_CHECK" "$R" "$LAB_FIXTURES" "$LAB_PLAIN" --exact --present fixtures/multilayer-oci --present fixtures/links >check.out ||
+$PY "$FAULT_CHECK" "$R" "$LAB_FIXTURES" "$REG" --exact --present fixtures/multilayer-oci --present fixtures/links >check.out ||
   fail "fault_check after repair: $(cat check.out)"
 # gc: an entry dropped by hand leaves its blobs unreached; gc removes those only
-jq --arg r "$LAB_PLAIN/fixtures/links:v1" 'del(.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $r))' \
+jq --arg r "$REG/fixtures/links:v1" 'del(.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $r))' \
   "$R/oci/index.json" >idx.json && cp idx.json "$R/oci/index.json"
 n_links=$((2 + $(field fixtures/links 'layers | length')))
 expect_status 0 "$OCCYSTRAP" gc "$R"
 grep -q "exact blobs (STORE/oci): $n_links removed" last.err || fail "gc: $(cat last.err)"
 expect_status 0 "$OCCYSTRAP" verify "$R"
-$PY "$FAULT_CHECK" "$R" "$LAB_FIXTURES" "$LAB_PLAIN" --exact --present fixtures/multilayer-oci >check.out ||
+$PY "$FAULT_CHECK" "$R" "$LAB_FIXTURES" "$REG" --exact --present fixtures/multilayer-oci >check.out ||
   fail "fault_check after gc: $(cat check.out)"
 ok "verify --repair removed a damaged compressed blob and the entry reaching it; the next mirror fetched that blob alone; gc removed the $n_links blobs no entry reaches"
 finish

@@ -193,6 +193,8 @@ static void test_descriptor(void **state)
     json_t *ann = json_object_get(d, "annotations");
     assert_string_equal(json_string_value(json_object_get(ann, OC_OCI_REF_NAME)),
                         "127.0.0.1:5000/fixtures/x:v1+linux-arm-v7");
+    assert_string_equal(json_string_value(json_object_get(ann, OC_OCI_CONTAINERD_NAME)),
+                        "127.0.0.1:5000/fixtures/x:v1+linux-arm-v7");
     assert_string_equal(json_string_value(json_object_get(ann, OC_OCI_SOURCE)),
                         "127.0.0.1:5000/fixtures/x:v1@" D1);
     json_t *plat = json_object_get(d, "platform");
@@ -204,7 +206,9 @@ static void test_descriptor(void **state)
     char *mt = NULL, *dg = NULL;
     uint64_t size = 0;
     oc_error err;
+    /* a fetch's store name has no registry: the source gives it */
     t = desc("x", "v1", D2, NULL);
+    assert_non_null(strstr(t, "\"io.containerd.image.name\":\"127.0.0.1:5000/fixtures/x:v1\""));
     assert_int_equal(oc_oci_descriptor_parse(t, &mt, &dg, &size, &err), 0);
     assert_string_equal(dg, D2);
     assert_int_equal(size, 42);
