@@ -32,7 +32,7 @@ expect_status 0 "$OCCYSTRAP" --dry-run --json bundle A full.tar >dry.json
 expect_status 0 "$OCCYSTRAP" --json-file full.json bundle A full.tar
 [ "$(jq '.parts[0].bytes' dry.json)" = "$(stat -c %s full.tar)" ] ||
   fail "--dry-run said $(jq '.parts[0].bytes' dry.json) bytes, the bundle has $(stat -c %s full.tar)"
-[ "$(tar -tf full.tar | head -4 | tr '\n' ' ')" = "occystrap-bundle.json inventory.json oci-layout index.json " ] ||
+[ "$(tar -tf full.tar | awk 'NR <= 4' | tr '\n' ' ')" = "occystrap-bundle.json inventory.json oci-layout index.json " ] ||
   fail "the bundle does not start with its manifest, inventory, oci-layout and index.json"
 tar -xOf full.tar occystrap-bundle.json >manifest.json
 jq -e '.version == 1 and .mediaType == "application/vnd.occystrap.bundle.v1+json" and

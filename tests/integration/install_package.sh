@@ -17,8 +17,8 @@ for f in usr/bin/occystrap usr/include/occystrap/occystrap.h usr/include/occystr
   usr/lib/x86_64-linux-gnu/pkgconfig/occystrap.pc; do
   [ -e "$ROOT/$f" ] || [ -e "$ROOT/${f/x86_64-linux-gnu\//}" ] || fail "cmake --install did not put $f in place"
 done
-pc=$(find "$ROOT" -name occystrap.pc | head -1)
-lib=$(find "$ROOT" -name 'liboccystrap.so.*' | head -1)
+pc=$(find "$ROOT" -name occystrap.pc -print -quit)
+lib=$(find "$ROOT" -name 'liboccystrap.so.*' -print -quit)
 [ -n "$lib" ] || fail "no liboccystrap.so.* installed"
 ok "cmake --install: tool, library, headers and pkg-config file"
 
@@ -35,7 +35,7 @@ expect_stderr "usage:"
 ok "examples/mirror_two.c builds with pkg-config against the installed library and runs"
 
 (cd "$BUILD_DIR" && cpack -G DEB -B "$WORK_DIR/pkg" >"$WORK_DIR/cpack.log" 2>&1) || { cat "$WORK_DIR/cpack.log"; fail "cpack -G DEB failed"; }
-deb=$(ls "$WORK_DIR"/pkg/*.deb | head -1)
+deb=$(find "$WORK_DIR"/pkg -name '*.deb' -print -quit)
 [ -n "$deb" ] || fail "cpack made no .deb"
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"

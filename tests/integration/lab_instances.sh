@@ -150,7 +150,7 @@ wait_log() {
 }
 line="\"GET /v2/fixtures/multilayer/manifests/v1 HTTP/1.1\" 200"
 n=$(wait_log "$LAB_LOG_PLAIN" "$ua" 1) || fail "plain: access log $LAB_LOG_PLAIN lacks the request (UA $ua)"
-grep -F -- "$ua" "$LAB_LOG_PLAIN" | grep -qF -- "$line" || fail "plain: access log line for $ua lacks '$line'"
+grep -F -- "$ua" "$LAB_LOG_PLAIN" | grep -F -- "$line" >/dev/null || fail "plain: access log line for $ua lacks '$line'"
 ok "plain: access log has $line"
 
 blob=$(fx fixtures/multilayer '.layers[0].digest')

@@ -134,7 +134,7 @@ podman_note="podman load not tried (not root)"
 if [ "$(id -u)" = 0 ]; then
   PR=$(mktemp -d /tmp/occy-podman-XXXXXX)
   if podman --root "$PR/root" --runroot "$PR/run" --storage-driver vfs load -i one.tar >podman.out 2>&1; then
-    got=$(podman --root "$PR/root" --runroot "$PR/run" --storage-driver vfs images --digests --format '{{.Digest}}' 2>/dev/null | head -1)
+    got=$(podman --root "$PR/root" --runroot "$PR/run" --storage-driver vfs images --digests --format '{{.Digest}}' 2>/dev/null | awk 'NR == 1')
     [ "$got" = "$(field fixtures/multilayer digest)" ] || fail "podman loaded $got, not the registry's digest"
     podman_note="podman load: $(tail -1 podman.out), digest kept"
   else
@@ -230,7 +230,7 @@ expect_status 0 "$OCCYSTRAP" verify "$R"
 before=$(wc -l <"$PROXY_LOG")
 pmirror mirror <(printf '%s/fixtures/multilayer-oci:v1\n' "$REG") "$R" || fail "mirror after repair"
 got=$(tail -n +$((before + 1)) "$PROXY_LOG" | grep -c '^GET /v2/[^ ]*/blobs/' || true)
-[ "$got" = 1 ] && tail -n +$((before + 1)) "$PROXY_LOG" | grep -q "GET /v2/fixtures/multilayer-oci/blobs/$layer " ||
+[ "$got" = 1 ] && tail -n +$((before + 1)) "$PROXY_LOG" | grep "GET /v2/fixtures/multilayer-oci/blobs/$layer " >/dev/null ||
   fail "after repair the mirror asked for $got blobs, wanted the damaged one alone"
 $PY "$FAULT_CHECK" "$R" "$LAB_FIXTURES" "$REG" --exact --present fixtures/multilayer-oci --present fixtures/links >check.out ||
   fail "fault_check after repair: $(cat check.out)"

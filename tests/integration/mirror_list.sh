@@ -94,7 +94,7 @@ for log in "$LAB_LOG_PLAIN" "$LAB_LOG_TLS" "$LAB_LOG_TOKEN"; do
   i=$((i + 1))
   from=$(sed -n "${i}p" before.txt)
   tail -n +"$((from + 1))" "$log" | grep -F "/$NS/" > "new-$i.log" || true
-  if grep '"GET ' "new-$i.log" | grep -qv '/no-such-'; then
+  if grep '"GET ' "new-$i.log" | grep -v '/no-such-' >/dev/null; then
     cat "new-$i.log" >&2
     fail "the rerun sent a GET to $log"
   fi

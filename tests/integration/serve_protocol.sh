@@ -35,7 +35,7 @@ req() {
   STATUS=$(curl -s --path-as-is "${m[@]}" -D "$H" -o "$out" -w '%{http_code}' "$@" "$SERVE_URL$path")
 }
 header() { # NAME: its value in the last response
-  { grep -i "^$1:" "$H" || true; } | head -1 | sed 's/^[^:]*: *//' | tr -d '\r'
+  { grep -i "^$1:" "$H" || true; } | awk 'NR == 1' | sed 's/^[^:]*: *//' | tr -d '\r'
 }
 expect() { # WANT WHAT
   [ "$STATUS" = "$1" ] || {
