@@ -43,6 +43,8 @@ void oc_fetch_options_init(oc_fetch_options *o)
 {
     memset(o, 0, sizeof *o);
     o->api_version = OCCYSTRAP_API_VERSION;
+    o->max_layer_bytes = OC_LIMIT_DEFAULT;
+    o->max_image_bytes = OC_LIMIT_DEFAULT;
 }
 
 static void job_free(fetch_job *j)
@@ -205,6 +207,7 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
     oc_pull_opts popts = {.platform = &j->want,
                           .work_dir = work_dir,
                           .max_layer_bytes = o->max_layer_bytes,
+                          .max_image_bytes = o->max_image_bytes,
                           /* the tarball is fsynced instead */
                           .no_sync_layers = o->target == OC_FETCH_TARFILE,
                           .on_bytes = on_bytes,

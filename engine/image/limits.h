@@ -17,6 +17,14 @@
 /* The store's own JSON files: catalog.json, manifest files, markers' reads. */
 #define OC_STORE_JSON_MAX (64u * 1024 * 1024)
 
+/* The decompression-bomb guard's default (OC_LIMIT_DEFAULT): a layer's tar,
+ * or an image's tars in all, may grow to the larger of this floor and this
+ * many times the compressed bytes. Real layers stay well inside it: text
+ * compresses 3-10 times, binaries 2-4, and the corpus's 1 GiB layer of
+ * repeated text 2; a layer of 1 GiB or less passes whatever its ratio. */
+#define OC_BOMB_FLOOR ((uint64_t)1 << 30)
+#define OC_BOMB_RATIO 100
+
 /* Requests in flight, and the stall bound, when the caller sets none. */
 #define OC_DEFAULT_JOBS 32
 #define OC_DEFAULT_PER_REGISTRY 8

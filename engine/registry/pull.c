@@ -64,7 +64,11 @@ struct pull_job {
     char *label;
     oc_platform want;
     char *work_dir;
-    uint64_t max_layer;
+    uint64_t max_layer; /* as given: a bound, 0, or OC_LIMIT_DEFAULT */
+    uint64_t max_image;
+    uint64_t image_gz;          /* compressed bytes of the distinct layers */
+    uint64_t image_bound;       /* max_image resolved; 0 = none */
+    oc_blobpipe_budget *budget; /* the image's tar bytes, counted by its pipes */
     int no_sync_layers;
     char *partial_dir;
     int (*layer_output)(void *, const oc_pulled_image *, size_t, int *, uint64_t *, oc_error *);
@@ -105,6 +109,7 @@ static void job_free(pull_job *j)
         free(j->fetches[i].path);
     }
     free(j->fetches);
+    oc_blobpipe_budget_unref(j->budget);
     for (size_t i = 0; i < j->img.n_layers; i++) {
         free(j->img.layers[i].digest);
         free(j->img.layers[i].diff_id);
@@ -212,6 +217,55 @@ static void layer_on_writable(void *opaque)
     oc_reg_call_unpause(f->call);
 }
 
+/* A bound as given (bytes, 0 = none, OC_LIMIT_DEFAULT) for gz compressed
+ * bytes: the default is max(OC_BOMB_FLOOR, OC_BOMB_RATIO x gz). */
+static uint64_t bound_for(uint64_t given, uint64_t gz)
+{
+    if (given != OC_LIMIT_DEFAULT)
+        return given;
+    uint64_t r = gz > UINT64_MAX / OC_BOMB_RATIO ? UINT64_MAX : gz * OC_BOMB_RATIO;
+    return r > OC_BOMB_FLOOR ? r : OC_BOMB_FLOOR;
+}
+
+/* "1.50 GiB", "2.1 MB"-style, for messages. */
+static void human(uint64_t n, char *buf, size_t cap)
+{
+    if (n >= ((uint64_t)1 << 30))
+        snprintf(buf, cap, "%.2f GiB", (double)n / (double)((uint64_t)1 << 30));
+    else if (n >= ((uint64_t)1 << 20))
+        snprintf(buf, cap, "%.1f MiB", (double)n / (double)((uint64_t)1 << 20));
+    else
+        snprintf(buf, cap, "%" PRIu64 " bytes", n);
+}
+
+/* The decompression-bomb guard refused the layer: say which bound, by how
+ * much the tar outgrew its compressed bytes, and how to move the bound. */
+static void bound_error(const layer_fetch *f, oc_error *err)
+{
+    const pull_job *j = f->job;
+    int image = j->budget && oc_blobpipe_budget_used(j->budget) > j->image_bound;
+    uint64_t bound = image ? j->image_bound : bound_for(j->max_layer, (uint64_t)f->desc->size);
+    uint64_t gz = image ? j->image_gz : (uint64_t)f->desc->size;
+    uint64_t given = image ? j->max_image : j->max_layer;
+    char b[32], g[32];
+    human(bound, b, sizeof b);
+    human(gz, g, sizeof g);
+    double ratio = gz ? (double)bound / (double)gz : 0;
+    const char *which =
+        given == OC_LIMIT_DEFAULT ? "the default bound, max(1 GiB, 100x)" : "the bound set";
+    if (image)
+        oc_error_set(err, OC_E_LIMIT,
+                     "layer %s takes the image's tars beyond %" PRIu64 " bytes (%s) in all: more "
+                     "than %.0f times the %s of its layers compressed (%s; --max-expand-size "
+                     "raises it, 0 removes it)",
+                     f->desc->digest, bound, b, ratio, g, which);
+    else
+        oc_error_set(err, OC_E_LIMIT,
+                     "layer %s: its tar grows beyond %" PRIu64 " bytes (%s): more than %.0f times "
+                     "its %s compressed (%s; --max-layer-size raises it, 0 removes it)",
+                     f->desc->digest, bound, b, ratio, g, which);
+}
+
 static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
 {
     const oc_blob_result res = *r;
@@ -232,6 +286,8 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     }
     if (!res.stream_ok) {
         *err = res.stream_err; /* the registry's bytes are right: the image is broken */
+        if (err->code == OC_E_LIMIT)
+            bound_error(f, err);
         f->fail_scope =
             err->code == OC_E_FORMAT || err->code == OC_E_LIMIT || err->code == OC_E_UNSUPPORTED
                 ? FAIL_CONTENT
@@ -459,9 +515,10 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
         .on_writable = layer_on_writable, .on_finished = layer_on_finished, .opaque = f};
     f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
                               oc_comp_from_media_type(f->desc->media_type), (uint64_t)f->desc->size,
-                              j->max_layer, &cbs, err);
+                              bound_for(j->max_layer, (uint64_t)f->desc->size), &cbs, err);
     if (!f->pipe)
         return -1;
+    oc_blobpipe_set_budget(f->pipe, j->budget);
     oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
     if (j->layer_output) {
         int fd = -1;
@@ -668,6 +725,29 @@ static void start_layers(pull_job *j)
         return;
     }
     j->img.n_layers = m->n_layers;
+    /* the image's bound, over its distinct layers' compressed bytes */
+    for (size_t i = 0; i < m->n_layers; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = strcmp(m->layers[k].digest, m->layers[i].digest) == 0;
+        if (!dup && m->layers[i].size > 0)
+            j->image_gz += (uint64_t)m->layers[i].size;
+    }
+    j->image_bound = bound_for(j->max_image, j->image_gz);
+    if (j->max_image == OC_LIMIT_DEFAULT && j->max_layer != OC_LIMIT_DEFAULT) {
+        /* the image's default never refuses what the layer bound the
+         * caller set allows one layer: none when that is none */
+        if (j->max_layer == 0)
+            j->image_bound = 0;
+        else if (j->max_layer > j->image_bound)
+            j->image_bound = j->max_layer;
+    }
+    if (j->image_bound && !(j->budget = oc_blobpipe_budget_new(j->image_bound))) {
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        job_fail(j, &err);
+        job_complete(j);
+        return;
+    }
     for (size_t i = 0; i < m->n_layers; i++) {
         oc_pulled_layer *pl = &j->img.layers[i];
         pl->digest = strdup(m->layers[i].digest);
@@ -926,6 +1006,7 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->done = done;
     j->opaque = opaque;
     j->max_layer = opts->max_layer_bytes;
+    j->max_image = opts->max_image_bytes;
     j->no_sync_layers = opts->no_sync_layers;
     j->partial_dir = opts->partial_dir ? strdup(opts->partial_dir) : NULL;
     j->layer_output = opts->layer_output;

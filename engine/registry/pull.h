@@ -49,8 +49,12 @@ typedef struct oc_pulled_image {
 typedef struct oc_pull_opts {
     const oc_platform *platform; /* wanted platform for an index */
     const char *work_dir;        /* where layer tars are written; must exist */
-    uint64_t max_layer_bytes;    /* bound on one uncompressed layer; 0 = none */
-    int no_sync_layers;          /* layer files are copied and deleted: skip their fsync */
+    /* Bounds on one uncompressed layer and on the image's layers together
+     * (the tar bytes this pull decompresses); 0 = none, OC_LIMIT_DEFAULT =
+     * max(OC_BOMB_FLOOR, OC_BOMB_RATIO x the compressed size). */
+    uint64_t max_layer_bytes;
+    uint64_t max_image_bytes;
+    int no_sync_layers; /* layer files are copied and deleted: skip their fsync */
     /* Optional: keep the compressed bytes of large layers here as they
      * arrive, so a later run continues a broken download with Range
      * (io/blobpipe.h oc_blobpipe_keep_partial). */
