@@ -435,6 +435,7 @@ static void start_pulls(entry_job *j)
             .in_flight = run->in_flight,
             .layer_placed = place_layer,
             .layer_placed_opaque = run,
+            .layer_placed_any_thread = 1, /* oc_store_put_layer is thread-safe */
             .on_bytes = on_bytes,
             .on_layer = on_layer,
             .progress_opaque = pp,

@@ -9,7 +9,8 @@
 #include "engine/store/store.h"
 
 /* tmp_path must be on the store's file system (its run directory).
- * *final_path (malloc'd) is the layer's path in the store. */
+ * *final_path (malloc'd) is the layer's path in the store. Safe on a worker
+ * thread (mirror runs it on the pipeline's io pool, off the loop). */
 int oc_store_put_layer(oc_store *s, const oc_pulled_layer *l, const char *tmp_path,
                        char **final_path, oc_error *err);
 

@@ -102,7 +102,8 @@ struct oc_blobpipe_ctx {
     int out_bufs;
     oc_write_mode write_mode;
     pthread_mutex_t lock;
-    oc_blobpipe *events; /* pipes with event flags set */
+    oc_blobpipe *events;   /* pipes with event flags set */
+    oc_offload *offloaded; /* offloads whose work is done */
     int closing;
     int live; /* pipes not yet destroyed (loop thread): the async handle keeps
                  the loop running only while there are some */
@@ -193,10 +194,11 @@ static void free_chunks(in_chunk *c)
     }
 }
 
+static void live_drop(oc_blobpipe_ctx *ctx);
+
 static void pipe_destroy(oc_blobpipe *p)
 {
-    if (--p->ctx->live == 0)
-        uv_unref((uv_handle_t *)&p->ctx->async);
+    live_drop(p->ctx);
     if (!p->ctx->closing) { /* when closing, the pools have been joined */
         oc_strand_wait_idle(&p->s_digest);
         oc_strand_wait_idle(&p->s_inflate);
@@ -236,6 +238,36 @@ static void pipe_destroy(oc_blobpipe *p)
     free(p);
 }
 
+static void live_add(oc_blobpipe_ctx *ctx)
+{
+    if (ctx->live++ == 0)
+        uv_ref((uv_handle_t *)&ctx->async);
+}
+
+static void live_drop(oc_blobpipe_ctx *ctx)
+{
+    if (--ctx->live == 0)
+        uv_unref((uv_handle_t *)&ctx->async);
+}
+
+/* Offloads whose work is done, to their done callbacks. */
+static void offloads_done(oc_blobpipe_ctx *ctx)
+{
+    for (;;) {
+        pthread_mutex_lock(&ctx->lock);
+        oc_offload *o = ctx->offloaded;
+        if (o)
+            ctx->offloaded = o->next;
+        pthread_mutex_unlock(&ctx->lock);
+        if (!o)
+            break;
+        if (!ctx->closing)
+            oc_strand_wait_idle(&o->strand); /* its worker is done with it */
+        live_drop(ctx);
+        o->done(o);
+    }
+}
+
 /* Pipes are taken off the event list one at a time under the lock, so a
  * callback that releases another pipe (or this one) never leaves a freed
  * pipe on a list being walked: a release only sets EV_FREE, and the pipe is
@@ -243,6 +275,7 @@ static void pipe_destroy(oc_blobpipe *p)
 static void on_async(uv_async_t *async)
 {
     oc_blobpipe_ctx *ctx = async->data;
+    offloads_done(ctx);
     for (;;) {
         pthread_mutex_lock(&ctx->lock);
         oc_blobpipe *p = ctx->events;
@@ -524,7 +557,8 @@ static void run_write(oc_task *t)
     if (!p->of_ready) {
         /* a borrowed output is its owner's final file; a temp file of ours
          * is durable unless it is scratch that will be copied and deleted */
-        oc_outfile_init(&p->of, p->fd, p->ctx->write_mode, p->fd_borrowed || !p->no_sync);
+        oc_outfile_init(&p->of, p->fd, p->ctx->write_mode,
+                        p->fd_borrowed || !p->no_sync ? OC_OUTFILE_DURABLE : OC_OUTFILE_SCRATCH);
         p->of_ready = 1;
     }
     switch (o->kind) {
@@ -744,8 +778,9 @@ static void run_keep(oc_task *t)
     oc_blobpipe *p = c->p;
     oc_error err;
     if (p->partial_fd >= 0 && !p->kf_ready) {
-        /* scratch for a later run: never synced, so through the page cache */
-        oc_outfile_init(&p->kf, p->partial_fd, p->ctx->write_mode, 0);
+        /* for a later run (and removed once the blob verified): never synced,
+         * and read only to continue a broken download */
+        oc_outfile_init(&p->kf, p->partial_fd, p->ctx->write_mode, OC_OUTFILE_ASIDE);
         p->kf_ready = 1;
     }
     switch (c->kind) {
@@ -1056,8 +1091,7 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
     p->fd = -1;
     p->partial_fd = -1;
     p->cbs = *cbs;
-    if (ctx->live++ == 0)
-        uv_ref((uv_handle_t *)&ctx->async);
+    live_add(ctx);
     pthread_mutex_init(&p->lock, NULL);
     oc_strand_init(&p->s_digest, ctx->pool_cpu);
     oc_strand_init(&p->s_inflate, ctx->pool_cpu);
@@ -1104,6 +1138,30 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
         return NULL;
     }
     return p;
+}
+
+/* ---- offloaded disk work ---- */
+
+static void run_offload(oc_task *t)
+{
+    oc_offload *o = (oc_offload *)((char *)t - offsetof(oc_offload, task));
+    oc_blobpipe_ctx *ctx = o->ctx;
+    o->work(o);
+    pthread_mutex_lock(&ctx->lock);
+    o->next = ctx->offloaded;
+    ctx->offloaded = o;
+    pthread_mutex_unlock(&ctx->lock);
+    uv_async_send(&ctx->async);
+}
+
+void oc_blobpipe_offload(oc_blobpipe_ctx *ctx, oc_offload *o)
+{
+    o->ctx = ctx;
+    o->next = NULL;
+    o->task.run = run_offload;
+    oc_strand_init(&o->strand, ctx->pool_io);
+    live_add(ctx);
+    oc_strand_post(&o->strand, &o->task);
 }
 
 /* ---- context ---- */

@@ -32,6 +32,7 @@
 #include "io/error.h"
 #include "io/inflate.h"
 #include "io/outfile.h"
+#include "io/workq.h"
 
 typedef struct oc_blobpipe_ctx oc_blobpipe_ctx;
 typedef struct oc_blobpipe oc_blobpipe;
@@ -69,6 +70,23 @@ typedef struct oc_blobpipe_cbs {
     void (*on_finished)(void *opaque, const oc_blob_result *res, const oc_error *err);
     void *opaque;
 } oc_blobpipe_cbs;
+
+/* Disk work of the pipeline's users (a verified layer's placement: renames
+ * and fsyncs that must not hold up the loop) on the io pool: work(o) runs
+ * on an io thread, then done(o) on the loop thread. The struct is the
+ * caller's, untouched by the pipeline after done is called. */
+typedef struct oc_offload oc_offload;
+struct oc_offload {
+    void (*work)(oc_offload *o);
+    void (*done)(oc_offload *o);
+    /* private */
+    oc_task task;
+    oc_strand strand;
+    oc_blobpipe_ctx *ctx;
+    oc_offload *next;
+};
+/* Loop thread. */
+void oc_blobpipe_offload(oc_blobpipe_ctx *ctx, oc_offload *o);
 
 /* size_hint (the manifest's size) sizes the buffers of small blobs; max_out
  * bounds the uncompressed size (0 = none). */

@@ -107,23 +107,24 @@ static int open_direct(oc_outfile *f, int require_known)
     return 0;
 }
 
-void oc_outfile_init(oc_outfile *f, int fd, oc_write_mode mode, int durable)
+void oc_outfile_init(oc_outfile *f, int fd, oc_write_mode mode, int use)
 {
     memset(f, 0, sizeof *f);
     f->fd = fd;
     f->dfd = -1;
+    f->aside = use == OC_OUTFILE_ASIDE;
     struct stat st;
     if (fstat(fd, &st) == 0 && st.st_size > 0)
         f->size = f->end = (uint64_t)st.st_size;
-    if (!durable || mode == OC_WRITE_BUFFERED) {
-        f->mode = OC_WRITE_BUFFERED;
+    f->mode = OC_WRITE_BUFFERED;
+    if (use == OC_OUTFILE_SCRATCH || mode == OC_WRITE_BUFFERED)
         return;
-    }
-    f->mode = OC_WRITE_WRITEBACK;
     if (mode == OC_WRITE_DIRECT && open_direct(f, 0) == 0)
         f->mode = OC_WRITE_DIRECT;
     else if (mode == OC_WRITE_AUTO && fs_does_direct(fd) && open_direct(f, 1) == 0)
         f->mode = OC_WRITE_DIRECT;
+    else if (use == OC_OUTFILE_DURABLE)
+        f->mode = OC_WRITE_WRITEBACK;
 }
 
 /* From now on, every piece goes through the page cache. */
@@ -132,7 +133,7 @@ static void leave_direct(oc_outfile *f)
     if (f->dfd >= 0)
         close(f->dfd);
     f->dfd = -1;
-    f->mode = OC_WRITE_WRITEBACK;
+    f->mode = f->aside ? OC_WRITE_BUFFERED : OC_WRITE_WRITEBACK;
 }
 
 /* Writeback of what was written up to end: start it window by window, and

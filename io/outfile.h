@@ -47,6 +47,7 @@ typedef struct oc_outfile {
     int fd;             /* the caller's, never closed here */
     int dfd;            /* O_DIRECT on the same file, or -1 */
     oc_write_mode mode; /* as resolved: DIRECT, WRITEBACK or BUFFERED */
+    int aside;          /* OC_OUTFILE_ASIDE: never written back early */
     uint32_t mem_align, off_align;
     uint64_t size;    /* the file's size as written (holes not included) */
     uint64_t end;     /* the end of the last piece, holes included */
@@ -55,10 +56,19 @@ typedef struct oc_outfile {
     uint64_t direct_bytes, cached_bytes, hole_bytes;
 } oc_outfile;
 
+/* What a file is for, which decides how it is written. */
+enum {
+    OC_OUTFILE_SCRATCH = 0, /* read back soon and deleted: the page cache */
+    OC_OUTFILE_DURABLE,     /* will be synced: the mode (direct, or writeback) */
+    OC_OUTFILE_ASIDE,       /* kept for a later run, seldom read, never synced:
+                               direct if the mode gives it (no page-cache copy,
+                               no cache pollution), else the page cache */
+};
+
 /* fd is the caller's (written with pwrite; kept open by the caller until
- * oc_outfile_close). durable: the caller will fsync it (else buffered).
- * Never fails: a way that cannot be had falls back to the next. */
-void oc_outfile_init(oc_outfile *f, int fd, oc_write_mode mode, int durable);
+ * oc_outfile_close); use is OC_OUTFILE_*. Never fails: a way that cannot be
+ * had falls back to the next. */
+void oc_outfile_init(oc_outfile *f, int fd, oc_write_mode mode, int use);
 int oc_outfile_pwrite(oc_outfile *f, const void *buf, size_t len, uint64_t off, const char *what,
                       oc_error *err);
 /* Cut the file to size (a stream that starts over). */

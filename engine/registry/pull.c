@@ -54,6 +54,12 @@ typedef struct layer_fetch {
     uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
     char *path;
     uint64_t tar_size;
+    /* layer_placed on the io pool: what it is given and what it answers */
+    oc_offload place;
+    oc_pulled_layer place_layer;
+    char *placed;
+    int place_rc;
+    oc_error place_err;
 } layer_fetch;
 
 struct pull_job {
@@ -78,6 +84,7 @@ struct pull_job {
     oc_once *in_flight;
     int (*layer_placed)(void *, const oc_pulled_layer *, const char *, char **, oc_error *);
     void *layer_placed_opaque;
+    int layer_placed_any_thread;
     int (*claim_layer)(void *, const char *, void (*)(void *), void *, oc_error *);
     void (*release_layer)(void *, const char *);
     void *claim_opaque;
@@ -400,6 +407,33 @@ static int layer_retry(layer_fetch *f, const oc_error *err)
     return 1;
 }
 
+/* layer_placed, on the io pool (or inline): touches f's placement fields
+ * only, and reads what does not change while it runs. */
+static void layer_place_work(oc_offload *o)
+{
+    layer_fetch *f = (layer_fetch *)((char *)o - offsetof(layer_fetch, place));
+    pull_job *j = f->job;
+    f->place_rc = j->layer_placed(j->layer_placed_opaque, &f->place_layer, f->path, &f->placed,
+                                  &f->place_err);
+}
+
+/* Loop thread: the layer is in its place (or could not be put there). */
+static void layer_place_done(oc_offload *o)
+{
+    layer_fetch *f = (layer_fetch *)((char *)o - offsetof(layer_fetch, place));
+    if (f->place_rc != 0) {
+        free(f->placed);
+        f->placed = NULL;
+        layer_settle(f, &f->place_err);
+        return;
+    }
+    free(f->path);
+    f->path = f->placed;
+    f->placed = NULL;
+    f->reused = 1;
+    layer_settle(f, NULL);
+}
+
 static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_error *local)
 {
     layer_fetch *f = opaque;
@@ -420,19 +454,24 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
         if (j->on_layer)
             j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
         if (j->layer_placed && f->path) {
-            oc_pulled_layer pl = {.digest = (char *)f->desc->digest,
-                                  .diff_id = (char *)f->diff_id,
-                                  .tar_size = f->tar_size,
-                                  .blob_size = (uint64_t)f->desc->size};
-            oc_digest_parse(f->desc->digest, pl.hex, NULL);
-            char *placed = NULL;
-            if (j->layer_placed(j->layer_placed_opaque, &pl, f->path, &placed, &err) != 0) {
-                layer_settle(f, &err);
-                return;
+            oc_pulled_layer *pl = &f->place_layer;
+            memset(pl, 0, sizeof *pl);
+            pl->digest = (char *)f->desc->digest;
+            pl->diff_id = (char *)f->diff_id;
+            pl->tar_size = f->tar_size;
+            pl->blob_size = (uint64_t)f->desc->size;
+            oc_digest_parse(f->desc->digest, pl->hex, NULL);
+            f->placed = NULL;
+            oc_error_clear(&f->place_err);
+            f->place.work = layer_place_work;
+            f->place.done = layer_place_done;
+            if (j->layer_placed_any_thread) { /* layer_place_done follows, on the loop */
+                oc_blobpipe_offload(j->e->pipes, &f->place);
+            } else {
+                layer_place_work(&f->place);
+                layer_place_done(&f->place);
             }
-            free(f->path);
-            f->path = placed;
-            f->reused = 1;
+            return;
         }
         layer_settle(f, NULL);
         return;
@@ -1016,6 +1055,7 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->in_flight = opts->in_flight;
     j->layer_placed = opts->layer_placed;
     j->layer_placed_opaque = opts->layer_placed_opaque;
+    j->layer_placed_any_thread = opts->layer_placed_any_thread;
     j->claim_layer = opts->claim_layer;
     j->release_layer = opts->release_layer;
     j->claim_opaque = opts->claim_opaque;

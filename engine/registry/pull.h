@@ -90,6 +90,10 @@ typedef struct oc_pull_opts {
     int (*layer_placed)(void *opaque, const oc_pulled_layer *layer, const char *tmp_path,
                         char **final_path, oc_error *err);
     void *layer_placed_opaque;
+    /* layer_placed is safe on any thread: it then runs on the pipeline's io
+     * pool, so its renames and fsyncs never hold up the loop (the downloads
+     * of the other layers); the pull goes on on the loop when it returns. */
+    int layer_placed_any_thread;
     /* Optional: other processes writing the same store (a sharded mirror).
      * Before this pull fetches a layer (have_layer said no and no other pull
      * of the run has it in flight), claim_layer is asked: 0 fetch it
