@@ -193,7 +193,7 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
     const char *work_dir = NULL;
     if (o->target == OC_FETCH_TARFILE) {
         work_dir = j->work = oc_scratch_dir_beside(o->path, err);
-        if (work_dir && !(j->tarball = oc_tarball_open(o->path, err)))
+        if (work_dir && !(j->tarball = oc_tarball_open(o->path, e->opts.pipe.write_mode, err)))
             work_dir = NULL;
     } else if ((j->store = oc_store_open(o->path, OC_STORE_WRITE, err))) {
         work_dir = oc_store_run_dir(j->store);
@@ -217,9 +217,11 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
         popts.have_layer = oc_store_have_layer;
         popts.have_layer_opaque = j->store;
     }
-    if (j->tarball) { /* the first layer is written straight into the tarball */
+    if (j->tarball) { /* layers are written straight into the tarball, in order */
         popts.layer_output = oc_tarball_layer_output;
+        popts.layer_verified = oc_tarball_layer_verified;
         popts.layer_output_opaque = j->tarball;
+        popts.in_manifest_order = 1;
     }
     oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = 1};
     oc_engine_emit(e, &ev);

@@ -48,7 +48,7 @@
 #include "io/outfile.h"
 #include "io/workq.h"
 
-enum { MSG_DATA, MSG_RESET, MSG_FINISH, MSG_PRELOAD };
+enum { MSG_DATA, MSG_RESET, MSG_FINISH, MSG_PRELOAD, MSG_MOVE };
 enum { EV_WRITABLE = 1, EV_FINISHED = 2, EV_FREE = 4 };
 
 /* Output buffers of a small blob: about this many times its compressed
@@ -82,6 +82,8 @@ typedef struct out_buf {
     size_t len, cap;
     unsigned char *buf;
     struct out_buf *next_free;
+    int move_fd; /* MSG_MOVE: the new output and where the tar starts in it */
+    uint64_t move_base;
 } out_buf;
 
 struct oc_blobpipe_budget {
@@ -124,6 +126,7 @@ struct oc_blobpipe {
     size_t out_cap; /* output buffer size */
     int keeping;    /* the keep strand reads the input chunks (fixed by the first post) */
     int posted;     /* something was posted (loop thread) */
+    int moved;      /* oc_blobpipe_move_output was accepted (loop thread) */
 
     /* loop thread */
     in_chunk *filling;
@@ -139,6 +142,7 @@ struct oc_blobpipe {
     int paused;
     int pending;
     int finish_refs;
+    int finish_to_write; /* the write strand has its finish: too late to move */
     int local_failed;
     oc_error local_err;
     int released;
@@ -545,7 +549,52 @@ static void run_hash(oc_task *t)
 
 static const char *out_name(const oc_blobpipe *p)
 {
-    return p->path ? p->path : "layer output";
+    return p->path && !p->fd_borrowed ? p->path : "layer output";
+}
+
+/* MSG_MOVE: what was written so far goes to the new output, and the rest
+ * will follow it there; the temp file is removed. */
+static void write_move(oc_blobpipe *p, const out_buf *o)
+{
+    oc_error err;
+    oc_error_clear(&err);
+    oc_outfile nf;
+    oc_outfile_init(&nf, o->move_fd, p->ctx->write_mode, OC_OUTFILE_DURABLE);
+    void *buf = NULL;
+    size_t cap = p->ctx->chunk_size;
+    if (!has_local_failure(p) && p->written > 0) {
+        if (posix_memalign(&buf, OC_OUTFILE_ALIGN, cap) != 0) {
+            buf = NULL;
+            oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        }
+        for (uint64_t off = 0; buf && off < p->written;) {
+            size_t n = p->written - off < cap ? (size_t)(p->written - off) : cap;
+            ssize_t got = pread(p->fd, buf, n, (off_t)(p->base + off));
+            if (got <= 0) {
+                oc_error_errno(&err, got < 0 ? errno : EIO, "read back %s", out_name(p));
+                break;
+            }
+            if (oc_outfile_pwrite(&nf, buf, (size_t)got, o->move_base + off, "layer output",
+                                  &err) != 0)
+                break;
+            off += (uint64_t)got;
+        }
+        free(buf);
+        if (err.code != OC_OK)
+            local_fail(p, &err);
+    }
+    if (p->of_ready)
+        oc_outfile_close(&p->of);
+    if (!p->fd_borrowed) {
+        close(p->fd);
+        if (p->path)
+            unlink(p->path);
+    }
+    p->fd = o->move_fd;
+    p->fd_borrowed = 1;
+    p->base = o->move_base;
+    p->of = nf;
+    p->of_ready = 1;
 }
 
 static void run_write(oc_task *t)
@@ -575,6 +624,9 @@ static void run_write(oc_task *t)
         if (oc_outfile_truncate(&p->of, p->base, out_name(p), &err) != 0)
             local_fail(p, &err);
         p->written = 0;
+        break;
+    case MSG_MOVE:
+        write_move(p, o);
         break;
     case MSG_FINISH:
         if (!has_local_failure(p) && (p->no_sync ? oc_outfile_finish(&p->of, out_name(p), &err)
@@ -718,6 +770,9 @@ static void run_inflate(oc_task *t)
         p->res.comp = oc_inflater_comp(p->inf);
         if (p->stream_failed)
             oc_error_prefix(&p->res.stream_err, "%s", p->label);
+        pthread_mutex_lock(&p->lock);
+        p->finish_to_write = 1; /* from now on, the output stays where it is */
+        pthread_mutex_unlock(&p->lock);
         if (post_out_control(p, MSG_FINISH) != 0) {
             local_fail_nomem(p);
             finish_refs_done(p, 2); /* for tarhash and write */
@@ -1004,12 +1059,9 @@ void oc_blobpipe_drop_partial(oc_blobpipe *p)
         unlink(p->partial_path);
 }
 
-int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
+/* Nothing was posted yet: the strands have not seen the output. */
+static void switch_output(oc_blobpipe *p, int fd, uint64_t base)
 {
-    if (p->received != 0 || p->fd_borrowed || p->posted) {
-        oc_error_set(err, OC_E_USAGE, "%s: output set after bytes arrived", p->label);
-        return -1;
-    }
     if (p->fd >= 0)
         close(p->fd);
     if (p->path)
@@ -1019,6 +1071,15 @@ int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
     p->fd = fd;
     p->fd_borrowed = 1;
     p->base = base;
+}
+
+int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
+{
+    if (p->received != 0 || p->fd_borrowed || p->posted) {
+        oc_error_set(err, OC_E_USAGE, "%s: output set after bytes arrived", p->label);
+        return -1;
+    }
+    switch_output(p, fd, base);
     return 0;
 }
 
@@ -1060,7 +1121,51 @@ void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync)
 char *oc_blobpipe_take_file(oc_blobpipe *p)
 {
     p->taken = 1;
-    return p->path ? strdup(p->path) : NULL;
+    return p->path && !p->moved ? strdup(p->path) : NULL;
+}
+
+int oc_blobpipe_move_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
+{
+    if (p->moved || p->fd_borrowed)
+        return 0;
+    if (!p->posted) { /* bytes may wait in the chunk being filled: none written */
+        switch_output(p, fd, base);
+        return 1;
+    }
+    out_buf *o = calloc(1, sizeof *o);
+    if (!o) {
+        oc_error_set(err, OC_E_NOMEM, "%s: out of memory", p->label);
+        return -1;
+    }
+    o->p = p;
+    o->kind = MSG_MOVE;
+    o->move_fd = fd;
+    o->move_base = base;
+    o->refs = 1;
+    o->t_write.run = run_write;
+    pthread_mutex_lock(&p->lock);
+    int ok = !p->finish_to_write && !p->released && !p->local_failed;
+    if (ok) { /* posted under the lock: it is ahead of the finish */
+        p->pending++;
+        oc_strand_post(&p->s_write, &o->t_write);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!ok) {
+        free(o);
+        return 0;
+    }
+    p->moved = 1;
+    p->taken = 1; /* the write strand removes the temp file */
+    return 1;
+}
+
+void oc_blobpipe_set_priority(oc_blobpipe *p, long long priority)
+{
+    oc_strand_set_priority(&p->s_digest, priority);
+    oc_strand_set_priority(&p->s_inflate, priority);
+    oc_strand_set_priority(&p->s_hash, priority);
+    oc_strand_set_priority(&p->s_write, priority);
+    oc_strand_set_priority(&p->s_keep, priority);
 }
 
 void oc_blobpipe_release(oc_blobpipe *p)

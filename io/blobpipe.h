@@ -113,6 +113,20 @@ void oc_blobpipe_set_budget(oc_blobpipe *p, oc_blobpipe_budget *b);
  * as it goes (the caller syncs it). Call before any byte arrives. */
 int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err);
 
+/* Loop thread, while the blob streams into a temp file of ours: from now
+ * on write the tar into the caller's fd from offset base on, as
+ * oc_blobpipe_set_output would have; what was written so far is copied
+ * there first (on the write strand, in order with the data) and the temp
+ * file removed. 1 moved (take_file will give NULL), 0 too late (the blob is
+ * finishing, or failed: its output stays where it is), -1 error. A tarball
+ * emitter lets each layer stream into place once the layers before it are
+ * there. */
+int oc_blobpipe_move_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err);
+
+/* The blob's strands' priority (default: its size_hint, so the biggest
+ * blob runs first); higher runs first. */
+void oc_blobpipe_set_priority(oc_blobpipe *p, long long priority);
+
 /* Skip the fsync of the output at finish (a temp file whose content is
  * copied elsewhere and the file deleted, e.g. into a tarball that is
  * fsynced itself: such a temp file stays in the page cache). Default:

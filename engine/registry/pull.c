@@ -49,6 +49,7 @@ typedef struct layer_fetch {
     int fail_scope; /* FAIL_*: who else the last attempt's failure is for */
     int recalled;   /* a remembered failure covers this pull: settle with it */
     int claimed;    /* holds the claim of another process's kind (claim_layer) */
+    int direct;     /* its tar goes to the caller's fd (layer_output) */
     int other;      /* waits for another process that fetches it */
     oc_once_waiter waiter;
     uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
@@ -79,6 +80,8 @@ struct pull_job {
     char *partial_dir;
     int (*layer_output)(void *, const oc_pulled_image *, size_t, int *, uint64_t *, oc_error *);
     void *layer_output_opaque;
+    void (*layer_verified)(void *, const oc_pulled_image *, size_t, const char *, uint64_t);
+    int in_manifest_order;
     int (*have_layer)(void *, const char *, const char *, char **, uint64_t *);
     void *have_layer_opaque;
     oc_once *in_flight;
@@ -407,6 +410,33 @@ static int layer_retry(layer_fetch *f, const oc_error *err)
     return 1;
 }
 
+/* After a layer verified: offer the caller's output again to the layers
+ * still being fetched into temp files, in manifest order (a tarball takes
+ * the next one it can place). */
+static void offer_outputs(pull_job *j)
+{
+    for (size_t k = 0; k < j->n_fetches && !j->failed; k++) {
+        layer_fetch *f = &j->fetches[k];
+        if (!f->pipe || f->direct || f->finished)
+            continue;
+        int fd = -1;
+        uint64_t base = 0;
+        oc_error err;
+        oc_error_clear(&err);
+        size_t index = (size_t)(f->desc - j->manifest.layers);
+        int r = j->layer_output(j->layer_output_opaque, &j->img, index, &fd, &base, &err);
+        if (r == 1) {
+            r = oc_blobpipe_move_output(f->pipe, fd, base, &err);
+            if (r == 1)
+                f->direct = 1;
+            /* 0: too late, it verifies with its file, which the caller
+             * copies where it wanted it */
+        }
+        if (r < 0)
+            job_fail(j, &err); /* the layers stop at their next bytes */
+    }
+}
+
 /* layer_placed, on the io pool (or inline): touches f's placement fields
  * only, and reads what does not change while it runs. */
 static void layer_place_work(oc_offload *o)
@@ -453,6 +483,12 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
                       f->desc->digest, f->tar_size);
         if (j->on_layer)
             j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
+        if (j->layer_verified) {
+            j->layer_verified(j->layer_output_opaque, &j->img,
+                              (size_t)(f->desc - j->manifest.layers), f->path, f->tar_size);
+            if (j->layer_output)
+                offer_outputs(j);
+        }
         if (j->layer_placed && f->path) {
             oc_pulled_layer *pl = &f->place_layer;
             memset(pl, 0, sizeof *pl);
@@ -559,13 +595,17 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
         return -1;
     oc_blobpipe_set_budget(f->pipe, j->budget);
     oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
+    size_t index = (size_t)(f->desc - j->manifest.layers);
+    if (j->in_manifest_order) /* the first layer's work first */
+        oc_blobpipe_set_priority(f->pipe, (long long)(j->manifest.n_layers - index));
+    f->direct = 0;
     if (j->layer_output) {
         int fd = -1;
         uint64_t base = 0;
-        int r = j->layer_output(j->layer_output_opaque, &j->img,
-                                (size_t)(f->desc - j->manifest.layers), &fd, &base, err);
+        int r = j->layer_output(j->layer_output_opaque, &j->img, index, &fd, &base, err);
         if (r < 0 || (r == 1 && oc_blobpipe_set_output(f->pipe, fd, base, err) != 0))
             return -1;
+        f->direct = r == 1;
     }
     if (j->partial_dir && f->desc->size >= (int64_t)PARTIAL_MIN) {
         char hex[OC_SHA256_HEX_LEN + 1], *path = NULL;
@@ -1050,6 +1090,8 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->partial_dir = opts->partial_dir ? strdup(opts->partial_dir) : NULL;
     j->layer_output = opts->layer_output;
     j->layer_output_opaque = opts->layer_output_opaque;
+    j->layer_verified = opts->layer_verified;
+    j->in_manifest_order = opts->in_manifest_order;
     j->have_layer = opts->have_layer;
     j->have_layer_opaque = opts->have_layer_opaque;
     j->in_flight = opts->in_flight;

@@ -67,6 +67,19 @@ typedef struct oc_pull_opts {
     int (*layer_output)(void *opaque, const oc_pulled_image *img, size_t index, int *fd,
                         uint64_t *base, oc_error *err);
     void *layer_output_opaque;
+    /* Optional, with layer_output: a layer of the image verified (index:
+     * its first place in the manifest; path: its file, NULL when it was
+     * written to the caller's fd; the file lives until done returns). After
+     * it, layer_output is asked again for the layers still being fetched
+     * into temp files, in manifest order, and a layer it answers 1 for
+     * moves there (what it wrote so far is copied; oc_blobpipe_move_output).
+     * Loop thread. */
+    void (*layer_verified)(void *opaque, const oc_pulled_image *img, size_t index, const char *path,
+                           uint64_t tar_size);
+    /* Run the layers in manifest order (the first layer's work first)
+     * rather than the biggest first: a tarball that places them in order
+     * then streams nearly all of them into place. */
+    int in_manifest_order;
     /* Optional: the manifest (or index) the reference's digest names, already
      * fetched by the caller: used instead of a GET (its digest is checked). */
     const char *manifest_body;

@@ -17,7 +17,7 @@
  * auto) gives the same file, also with a 1 MiB chunk and an unaligned end,
  * and on tmpfs; zero pieces past the end become holes and the file still
  * reads back whole; a budget shared by two pipes fails the one that takes
- * their sum beyond it.
+ * their sum beyond it; the output moves mid-stream (move_output).
  *
  * The driver (run_pipes) never asserts: it records an outcome and always
  * tears down (release, ctx close, loop close), so a failing case neither
@@ -216,6 +216,11 @@ typedef struct pcase {
     int out_fd;       /* > 0: oc_blobpipe_set_output(out_fd, out_base) */
     uint64_t out_base;
     oc_blobpipe_budget *budget; /* oc_blobpipe_set_budget */
+    long long move_at;          /* oc_blobpipe_move_output(move_fd, move_base) once this many
+                                   bytes were fed; -1 never */
+    int move_in_finished;       /* or from on_finished (too late by then) */
+    int move_fd;
+    uint64_t move_base;
 } pcase;
 
 typedef struct outcome {
@@ -254,6 +259,7 @@ typedef struct outcome {
     int set_output_late_rc; /* set_output again after bytes arrived */
     int set_output_late_code;
     int take_file_null; /* take_file returned NULL (output set) */
+    int move_rc;
 } outcome;
 
 typedef struct feeder feeder;
@@ -272,7 +278,7 @@ struct feeder {
     int paused;
     int stopped; /* no more feeding */
     int released;
-    int restarted, noop_done;
+    int restarted, noop_done, moved;
     uint32_t rng;
     feeder *peers;
     int n_peers;
@@ -353,6 +359,11 @@ static void feed_some(feeder *f, int budget)
             }
             feeder_finish(f);
             return;
+        }
+        if (f->phase == 1 && c->move_at >= 0 && !f->moved && (long long)f->pos >= c->move_at) {
+            f->moved = 1;
+            oc_error err;
+            o->move_rc = oc_blobpipe_move_output(f->p, c->move_fd, c->move_base, &err);
         }
         if (f->phase == 1 && c->restart_at >= 0 && !f->restarted &&
             (long long)f->pos >= c->restart_at) {
@@ -465,6 +476,10 @@ static void on_finished(void *opaque, const oc_blob_result *res, const oc_error 
     o->err_code[k] = err ? (int)err->code : 0;
     snprintf(o->err_msg[k], sizeof o->err_msg[k], "%.290s", err ? err->msg : "");
     char one[900] = "";
+    if (f->c->move_in_finished) {
+        oc_error e;
+        o->move_rc = oc_blobpipe_move_output(f->p, f->c->move_fd, f->c->move_base, &e);
+    }
     o->file_count[k] = count_files(f->dir, one, sizeof one);
     if (f->c->take_file && !f->c->refeed_after_finish) {
         free(o->taken);
@@ -660,7 +675,7 @@ static pcase base_case(oc_comp comp, const blob *b)
     c.comp = comp;
     c.data = b->b;
     c.len = b->n;
-    c.restart_at = c.noop_restart_at = c.release_at = -1;
+    c.restart_at = c.noop_restart_at = c.release_at = c.move_at = -1;
     return c;
 }
 
@@ -1496,6 +1511,73 @@ static void test_set_output(void **state)
     unlink(path);
 }
 
+/* Moving the output mid-stream (a tarball's next layer once the ones before
+ * it are in): what was written goes to the new place, the rest follows it,
+ * the temp file is gone, a later restart truncates the new place; before
+ * any byte it is set_output; from on_finished it is too late (0) and the
+ * temp file is taken as usual. */
+static void test_move_output(void **state)
+{
+    (void)state;
+    NEED(have_gzip, "gzip");
+    char path[700];
+    snprintf(path, sizeof path, "%s/tarball-move", tmpdir);
+    const uint64_t base = 2560;
+    long long ats[] = {(long long)gz.n / 3, 0, (long long)gz.n / 4};
+    for (int k = 0; k < 3; k++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, plain.b + 7, base, 0), (ssize_t)base);
+        pcase c = base_case(OC_COMP_GZIP, &gz);
+        c.move_at = ats[k];
+        c.move_fd = fd;
+        c.move_base = base;
+        c.take_file = 1;
+        c.no_sync = 1; /* as a tarball's layer */
+        if (k == 2)
+            c.restart_at = (long long)gz.n / 2; /* after the move */
+        outcome o;
+        run_one(&c, &o, &small_opts);
+        assert_int_equal(o.move_rc, 1);
+        assert_int_equal(o.finished, 1);
+        assert_false(o.res_null[0]);
+        assert_true(o.res[0].stream_ok);
+        assert_string_equal(o.res[0].diff_hex, plain.hex);
+        assert_int_equal(o.file_count[0], 0); /* the temp file is gone */
+        assert_true(o.take_file_null);
+        check_teardown(&o);
+        assert_int_equal(o.files_left, 0);
+        char hex[OC_SHA256_HEX_LEN + 1], want[OC_SHA256_HEX_LEN + 1];
+        uint64_t n = 0;
+        unsigned char head[2560];
+        assert_int_equal(pread(fd, head, base, 0), (ssize_t)base);
+        oc_sha256_buf_hex(head, base, hex);
+        oc_sha256_buf_hex(plain.b + 7, base, want);
+        assert_string_equal(hex, want);
+        fd_hash_from(fd, base, hex, &n);
+        assert_int_equal(n, plain.n);
+        assert_string_equal(hex, plain.hex);
+        close(fd);
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    pcase c = base_case(OC_COMP_GZIP, &gz);
+    c.move_in_finished = 1;
+    c.move_fd = fd;
+    c.take_file = 1;
+    outcome o;
+    run_one(&c, &o, &small_opts);
+    assert_int_equal(o.move_rc, 0);
+    check_clean(&o, 0, &gz, OC_COMP_GZIP);
+    check_teardown(&o);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 0); /* nothing went there */
+    close(fd);
+    free(o.taken);
+    unlink(path);
+}
+
 /* A download broken off keeps the compressed bytes it got; the next run
  * replays them through the pipeline, asks only for the rest, and the result
  * is that of a clean run. */
@@ -1889,6 +1971,7 @@ int main(void)
         cmocka_unit_test(test_write_modes),
         cmocka_unit_test(test_zero_holes),
         cmocka_unit_test(test_shared_budget),
+        cmocka_unit_test(test_move_output),
         cmocka_unit_test(test_new_bad_tmp_dir),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_set_output),
