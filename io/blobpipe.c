@@ -562,6 +562,9 @@ static void write_move(oc_blobpipe *p, const out_buf *o)
     oc_outfile_init(&nf, o->move_fd, p->ctx->write_mode, OC_OUTFILE_DURABLE);
     void *buf = NULL;
     size_t cap = p->ctx->chunk_size;
+    /* a trailing run of zeros is a hole not yet counted in the file's size */
+    if (!has_local_failure(p) && p->of_ready && oc_outfile_finish(&p->of, out_name(p), &err) != 0)
+        local_fail(p, &err);
     if (!has_local_failure(p) && p->written > 0) {
         if (posix_memalign(&buf, OC_OUTFILE_ALIGN, cap) != 0) {
             buf = NULL;
