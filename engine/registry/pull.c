@@ -249,8 +249,10 @@ static void human(uint64_t n, char *buf, size_t cap)
 }
 
 /* The decompression-bomb guard refused the layer: say which bound, by how
- * much the tar outgrew its compressed bytes, and how to move the bound. */
-static void bound_error(const layer_fetch *f, oc_error *err)
+ * much the tar outgrew its compressed bytes, and how to move the bound.
+ * Returns 1 when it was the image's bound (this image's own failure: the
+ * layer may be fine for another image), 0 for the layer's. */
+static int bound_error(const layer_fetch *f, oc_error *err)
 {
     const pull_job *j = f->job;
     int image = j->budget && oc_blobpipe_budget_used(j->budget) > j->image_bound;
@@ -274,6 +276,7 @@ static void bound_error(const layer_fetch *f, oc_error *err)
                      "layer %s: its tar grows beyond %" PRIu64 " bytes (%s): more than %.0f times "
                      "its %s compressed (%s; --max-layer-size raises it, 0 removes it)",
                      f->desc->digest, bound, b, ratio, g, which);
+    return image;
 }
 
 static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
@@ -296,10 +299,10 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
     }
     if (!res.stream_ok) {
         *err = res.stream_err; /* the registry's bytes are right: the image is broken */
-        if (err->code == OC_E_LIMIT)
-            bound_error(f, err);
+        int image_bound = err->code == OC_E_LIMIT && bound_error(f, err);
         f->fail_scope =
-            err->code == OC_E_FORMAT || err->code == OC_E_LIMIT || err->code == OC_E_UNSUPPORTED
+            !image_bound && (err->code == OC_E_FORMAT || err->code == OC_E_LIMIT ||
+                             err->code == OC_E_UNSUPPORTED)
                 ? FAIL_CONTENT
                 : FAIL_OURS;
         return -1;

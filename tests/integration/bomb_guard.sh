@@ -9,7 +9,7 @@
 #   big   one layer: a 2 GiB file of zeros in ~2 MB of gzip (1000x)
 #   two   two layers of 768 MiB of zeros each (~0.8 MB gzip each): each under
 #         the 1 GiB floor, together 1.5 GiB, beyond the image's bound
-#   small one layer of 256 MiB of zeros (1000x, but under the 1 GiB floor)
+#   small one layer of 96 MiB of zeros (1000x, but under the 1 GiB floor)
 # Zero-filled tars are written as holes (io/outfile.c), so the accepted runs
 # take almost no disk. Under valgrind (OCCY_VG_BIN set), where 1 GiB of
 # inflating and hashing takes minutes, the 2 GiB and 1.5 GiB runs are left
@@ -48,7 +48,7 @@ mirror_cfg() { printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN
 mirror_cfg
 
 mkdir -p bombs
-$PY "$HOSTILE" --bomb bombs $((256 * MiB)) small || fail "building the small bomb"
+$PY "$HOSTILE" --bomb bombs $((96 * MiB)) small || fail "building the small bomb"
 push bombs/small small
 small_layer=$(layer_digest small 0)
 
@@ -103,7 +103,7 @@ fi
 # it, naming the bound set, and 0 removes them.
 expect_status 0 "$OCCYSTRAP" -q --insecure fetch-to-tarfile "$LAB_PLAIN" scratch/bomb-small v1 small.tar
 rm -f small.tar
-ok "256 MiB of zeros in 256 KB passes by default (under the 1 GiB floor)"
+ok "96 MiB of zeros in 100 KB passes by default (under the 1 GiB floor)"
 expect_status 1 "$OCCYSTRAP" -q --insecure --max-layer-size $((64 * MiB)) fetch-to-tarfile \
   "$LAB_PLAIN" scratch/bomb-small v1 small.tar
 expect_stderr_fixed "layer $small_layer: its tar grows beyond 67108864 bytes (64.0 MiB)"

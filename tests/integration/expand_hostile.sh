@@ -3,7 +3,7 @@
 # and expand: absolute names, ".." escapes, writes through a symlink to /
 # (and to a directory outside), hard links to absolute or escaping targets
 # or through a symlink, whiteouts named to escape or placed behind a
-# symlink, and decompression bombs (2 GiB and 256 MiB of zeros). Each is
+# symlink, and decompression bombs (2 GiB and 128 MiB of zeros). Each is
 # refused with an error naming the entry (or, for whiteouts behind a
 # symlink, contained), and nothing appears or disappears outside the target. Images are built by
 # lib/expand_hostile.py and pushed under scratch/expand-<case>.
@@ -87,18 +87,18 @@ expect_stderr_fixed "--max-expand-size"
 ok "bomb: the image is bounded by --max-expand-size before anything is expanded"
 rm -rf out-bomb2 hostile/bomb
 
-# Expanding is bounded too: 256 MiB of zeros (under the pull's default
+# Expanding is bounded too: 128 MiB of zeros (under the pull's default
 # bound) fetched, then expand STORE with --max-expand-size refuses the entry
 # after writing no more than the bound.
-$PY "$HOSTILE" --bomb hostile $((256 * 1024 * 1024)) zeros256 || fail "building the small bomb"
-push hostile/zeros256 zeros256
-expect_status 0 "$OCCYSTRAP" -q --insecure fetch-to-extracted "$LAB_PLAIN" scratch/expand-zeros256 v1 \
+$PY "$HOSTILE" --bomb hostile $((128 * 1024 * 1024)) zeros128 || fail "building the small bomb"
+push hostile/zeros128 zeros128
+expect_status 0 "$OCCYSTRAP" -q --insecure fetch-to-extracted "$LAB_PLAIN" scratch/expand-zeros128 v1 \
   out-zeros
-expect_status 1 "$OCCYSTRAP" -q --max-expand-size 100000000 expand out-zeros scratch/expand-zeros256 \
+expect_status 1 "$OCCYSTRAP" -q --max-expand-size 100000000 expand out-zeros scratch/expand-zeros128 \
   v1 out-zeros-x
 expect_stderr_fixed "entry 'zeros'"
 expect_stderr_fixed "--max-expand-size"
 [ ! -e out-zeros-x ] || fail "bomb: expand left its target behind"
 ok "bomb: expand STORE is bounded by --max-expand-size"
-rm -rf out-zeros hostile/zeros256
+rm -rf out-zeros hostile/zeros128
 finish
