@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - the occystrap benchmark, one command (bench/README.md explains it).
 #
-#   bash bench/run.sh [--reps N] [--quick] [--scale]
+#   bash bench/run.sh [--reps N] [--quick] [--scale] [--only images|mirror|expand]
 #
 # 1. builds occystrap (Release) in build-bench/, or reuses that build
 # 2. starts its own loopback lab registry in bench/out/lab (stopped again at exit)
@@ -19,6 +19,8 @@
 # --quick: 1 pass and no warm-up pass (to check the harness, not to quote numbers).
 # --scale: then also the scale row (bench/scale.sh: mirror of 1,000 and 10,000 tags) on the
 # same lab; about 5 more minutes the first time (pushing 10,000 images), 3 later.
+# --only ROW: measure one part only: the per-image rows, the mirror row or the expand row
+# (the report shows the others as not measured).
 # Environment: OCCYSTRAP=/path/to/occystrap benches that binary instead of building one;
 # OCCY_BENCH_BUILD=DIR builds in DIR instead of build-bench/; OCCY_BENCH_TIMEOUT=S kills a
 # run after S seconds (default 60; an image+tool that timed out is not run again).
@@ -33,12 +35,13 @@ PY=/usr/bin/python3
 REPS=3
 QUICK=0
 SCALE=0
+ONLY=
 RUN_TIMEOUT=${OCCY_BENCH_TIMEOUT:-60}
 IMAGES=(realistic big many shared-1)
 TOOLS=(occystrap skopeo limit-pipe stream igzip sha-gz sha-tar dd)
 
 usage() {
-  echo "usage: bash bench/run.sh [--reps N] [--quick] [--scale]" >&2
+  echo "usage: bash bench/run.sh [--reps N] [--quick] [--scale] [--only images|mirror|expand]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -47,11 +50,14 @@ while [ $# -gt 0 ]; do
     --reps=*) REPS=${1#--reps=}; shift ;;
     --quick) QUICK=1; REPS=1; shift ;;
     --scale) SCALE=1; shift ;;
+    --only) [ $# -ge 2 ] || usage; ONLY=$2; shift 2 ;;
     -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage ;;
   esac
 done
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || usage
+case "$ONLY" in ""|images|mirror|expand) ;; *) usage ;; esac
+wanted() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
 
 say() { echo "bench: $*"; }
 die() { echo "bench: ERROR: $*" >&2; exit 1; }
@@ -242,6 +248,12 @@ run_one() {
     mirror.occystrap)
       TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror "$TMP/mirror.list" \
         "$TMP/work/store" >"$log" 2>&1 || rc=$?
+      [ $rc != 0 ] || [ -s "$TMP/work/store/oci/index.json" ] || { echo "no oci/index.json" >>"$log"; rc=99; }
+      [ $rc != 0 ] || bytes=$(du -sb "$TMP/work/store" | cut -f1) ;;
+    mirror.occystrap-no-exact)
+      TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror --no-exact \
+        "$TMP/mirror.list" "$TMP/work/store" >"$log" 2>&1 || rc=$?
+      [ $rc != 0 ] || [ ! -e "$TMP/work/store/oci" ] || { echo "oci/ written" >>"$log"; rc=99; }
       [ $rc != 0 ] || bytes=$(du -sb "$TMP/work/store" | cut -f1) ;;
     mirror.skopeo)
       TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" sync --src yaml \
@@ -333,16 +345,19 @@ if [ "$QUICK" = 1 ]; then first=1; fi
 say "measuring: ${IMAGES[*]} x ${TOOLS[*]}, mirror; $([ "$QUICK" = 1 ] || echo "1 warm-up pass + ")$REPS pass(es)"
 t0=$(date +%s)
 for rep in $(seq "$first" "$REPS"); do
+  wanted images || break
   for im in "${IMAGES[@]}"; do
     for tool in "${TOOLS[@]}"; do
       run_one "$im" "$tool" "$rep"
     done
   done
 done
-# --- 4b. mirror row: occystrap mirror into a fresh store against skopeo sync into dir, and the
-# floor of the list's distinct layers -------------------------------------------------------------
+# --- 4b. mirror row: occystrap mirror into a fresh store (with the exact bytes, the default,
+# and with --no-exact: what keeping them costs) against skopeo sync into dir (which keeps the
+# compressed blobs only), and the floor of the list's distinct layers ------------------------
 for rep in $(seq "$first" "$REPS"); do
-  for tool in occystrap skopeo stream igzip sha-gz sha-tar dd; do
+  wanted mirror || break
+  for tool in occystrap occystrap-no-exact skopeo stream igzip sha-gz sha-tar dd; do
     run_one mirror "$tool" "$rep"
   done
 done
@@ -369,35 +384,37 @@ record_run() {
 
 # --- 4c. expand row: the realistic image's merged root filesystem, from a store ---------------
 # occystrap expand (no network) against umoci unpack of the same image as an OCI layout.
-EXP=$TMP/expand
-rm -rf "$EXP"
-mkdir -p "$EXP"
-exp_repo=$(image_field realistic repo)
-exp_tag=$(image_field realistic tag)
-"$OCCY" --insecure -q fetch-to-extracted --use-unique-names "$LAB_PLAIN" "$exp_repo" "$exp_tag" \
-  "$EXP/store" >"$LOGS/expand.prepare.log" 2>&1 || die "expand: store preparation failed"
-skopeo --tmpdir "$TMP" --policy "$POLICY" copy -q --src-tls-verify=false \
-  "docker://$LAB_PLAIN/$exp_repo:$exp_tag" "oci:$EXP/layout:$exp_tag" >>"$LOGS/expand.prepare.log" 2>&1 \
-  || die "expand: OCI layout for umoci failed"
-# Each run writes a fresh directory and the trees are deleted only after the
-# last run: on this machine's ext4 (mounted with discard) creating files right
-# after deleting a large tree costs seconds of system time, whoever creates them.
-run_expand() { # TOOL REP
-  local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/expand.$1.$2.log out=$EXP/out-$1-$2
-  rm -f "$tf"
-  case "$tool" in
-    occystrap)
-      TIMED "$OCCY" -q expand "$EXP/store" "$exp_repo" "$exp_tag" "$out" >"$log" 2>&1 || rc=$? ;;
-    umoci)
-      TIMED umoci unpack --image "$EXP/layout:$exp_tag" "$out" >"$log" 2>&1 || rc=$? ;;
-  esac
-  record_run expand "$tool" "$rep" "$rc" "$tf" "$log"
-}
-for rep in $(seq "$first" "$REPS"); do
-  run_expand occystrap "$rep"
-  run_expand umoci "$rep"
-done
-rm -rf "$EXP"
+if wanted expand; then
+  EXP=$TMP/expand
+  rm -rf "$EXP"
+  mkdir -p "$EXP"
+  exp_repo=$(image_field realistic repo)
+  exp_tag=$(image_field realistic tag)
+  "$OCCY" --insecure -q fetch-to-extracted --use-unique-names "$LAB_PLAIN" "$exp_repo" "$exp_tag" \
+    "$EXP/store" >"$LOGS/expand.prepare.log" 2>&1 || die "expand: store preparation failed"
+  skopeo --tmpdir "$TMP" --policy "$POLICY" copy -q --src-tls-verify=false \
+    "docker://$LAB_PLAIN/$exp_repo:$exp_tag" "oci:$EXP/layout:$exp_tag" >>"$LOGS/expand.prepare.log" 2>&1 \
+    || die "expand: OCI layout for umoci failed"
+  # Each run writes a fresh directory and the trees are deleted only after the
+  # last run: on this machine's ext4 (mounted with discard) creating files right
+  # after deleting a large tree costs seconds of system time, whoever creates them.
+  run_expand() { # TOOL REP
+    local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/expand.$1.$2.log out=$EXP/out-$1-$2
+    rm -f "$tf"
+    case "$tool" in
+      occystrap)
+        TIMED "$OCCY" -q expand "$EXP/store" "$exp_repo" "$exp_tag" "$out" >"$log" 2>&1 || rc=$? ;;
+      umoci)
+        TIMED umoci unpack --image "$EXP/layout:$exp_tag" "$out" >"$log" 2>&1 || rc=$? ;;
+    esac
+    record_run expand "$tool" "$rep" "$rc" "$tf" "$log"
+  }
+  for rep in $(seq "$first" "$REPS"); do
+    run_expand occystrap "$rep"
+    run_expand umoci "$rep"
+  done
+  rm -rf "$EXP"
+fi
 
 {
   echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -15,18 +15,21 @@
 static const cli_command commands[] = {
     {"fetch-to-tarfile", "REGISTRY IMAGE TAG TARFILE",
      "download an image into a tarball that `docker load` accepts", 4, 4, cli_fetch_to_tarfile},
-    {"fetch-to-extracted", "[--use-unique-names] [--expand] REGISTRY IMAGE TAG DIR",
+    {"fetch-to-extracted", "[--use-unique-names [--exact]] [--expand] REGISTRY IMAGE TAG DIR",
      "download an image into a directory (the tarball's files)", 4, 4, cli_fetch_to_extracted},
     {"recreate-image", "DIR IMAGE TAG TARFILE",
      "write a tarball for one image of a merged directory (no network)", 4, 4, cli_recreate_image},
-    {"export", "STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
-     "one tarball with several images of a store, shared layers once", 3, -1, cli_export},
+    {"export", "[--format=oci] STORE TARFILE IMAGE:TAG [IMAGE:TAG...]",
+     "one tarball with several images of a store, shared layers once; --format oci:\n"
+     "an OCI layout tar (oci-archive) of the registry's exact bytes",
+     3, -1, cli_export},
     {"mirror", "LIST STORE | LIST --to REGISTRY[/PREFIX]",
      "mirror every entry of LIST into STORE, all at once, fetching only what\n"
      "changed since the last run; an entry is [REGISTRY/]REPO(:TAG|@DIGEST),\n"
-     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); with\n"
-     "--to, into a registry instead (registry to registry, every digest unchanged,\n"
-     "nothing on disk)",
+     "REPO:* (every tag) or REPO:/REGEX/ (the tags REGEX matches whole); the\n"
+     "registry's exact bytes are kept too, in STORE/oci/ (unless --no-exact);\n"
+     "with --to, into a registry instead (registry to registry, every digest\n"
+     "unchanged, nothing on disk)",
      1, 2, cli_mirror},
     {"push", "STORE REGISTRY[/PREFIX] [IMAGE[:TAG]...]",
      "push the store's images (all, or those named) to a registry with their\n"
@@ -36,10 +39,17 @@ static const cli_command commands[] = {
     {"expand", "STORE IMAGE TAG DIR", "an image's merged root filesystem from a store", 4, 4,
      cli_expand},
     {"verify", "[--repair] STORE",
-     "re-hash everything in a store; exit 1 if damaged; --repair removes damaged\n"
-     "layers and configs (and their markers) so the next mirror fetches them again",
+     "re-hash everything in a store (STORE/oci/ too); exit 1 if damaged; --repair\n"
+     "removes damaged layers, configs and exact blobs (and their markers, and the\n"
+     "index.json entries reaching them) so the next mirror fetches them again",
      1, 1, cli_verify},
-    {"gc", "[--dry-run] STORE", "drop layers and configs no image references", 1, 1, cli_gc},
+    {"gc", "[--dry-run] STORE", "drop layers, configs and exact blobs no image references", 1, 1,
+     cli_gc},
+    {"serve", "[--listen HOST:PORT] [--tls-cert F --tls-key F] [--htpasswd F] STORE",
+     "the store as a read-only registry (the pull side of the OCI distribution\n"
+     "API, HTTP/1.1 and HTTP/2) until SIGINT or SIGTERM; one access-log line a\n"
+     "request on stdout",
+     1, 1, cli_serve},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -62,6 +72,9 @@ enum {
     OPT_RATE_WAIT,
     OPT_MAX_LAYER,
     OPT_UNIQUE,
+    OPT_EXACT,
+    OPT_NO_EXACT,
+    OPT_FORMAT,
     OPT_EXPAND,
     OPT_MAX_EXPAND,
     OPT_EXPAND_STRATEGY,
@@ -78,6 +91,14 @@ enum {
     OPT_KEEP_HOST,
     OPT_CHUNK_SIZE,
     OPT_TO,
+    OPT_LISTEN,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_HTPASSWD,
+    OPT_ALLOW_REWRITTEN,
+    OPT_MAX_CONNECTIONS,
+    OPT_IDLE_TIMEOUT,
+    OPT_DRAIN_TIMEOUT,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_VERSION,
@@ -113,6 +134,9 @@ static const cli_option options[] = {
      "longest wait for a registry's rate limit or a\nRetry-After (default 60); beyond it, fail"},
     {"config", 0, "FILE", OPT_CONFIG, NET, "per-registry endpoint, TLS, credentials, caps"},
     {"use-unique-names", 0, NULL, OPT_UNIQUE, "fetch-to-extracted", "merged-directory names"},
+    {"exact", 0, NULL, OPT_EXACT, "fetch-to-extracted",
+     "with --use-unique-names: the registry's exact\nbytes too, in the store's OCI layout "
+     "STORE/oci/"},
     {"expand", 0, NULL, OPT_EXPAND, "fetch-to-extracted",
      "also each layer expanded in <hex>/layer/ and\nthe merged root filesystem"},
     {"max-expand-size", 0, "BYTES", OPT_MAX_EXPAND, BOUNDS,
@@ -125,6 +149,8 @@ static const cli_option options[] = {
     {"json-file", 0, "FILE", OPT_JSON_FILE, "mirror push", "the run's report in FILE"},
     {"progress", 0, "auto|bar|plain|none", OPT_PROGRESS, "mirror push", "how progress is shown"},
     {"fail-fast", 0, NULL, OPT_FAIL_FAST, "mirror", "stop at the first failed entry"},
+    {"no-exact", 0, NULL, OPT_NO_EXACT, "mirror",
+     "keep only the 0.2.0 files, not the registry's\nexact bytes (STORE/oci/)"},
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
     {"shard", 0, "K/N", OPT_SHARD, "mirror",
      "mirror only shard K of N of the list (also\n$OCCYSTRAP_SHARD=K/N); N processes share one "
@@ -134,11 +160,27 @@ static const cli_option options[] = {
     {"to", 0, "REGISTRY[/PREFIX]", OPT_TO, "mirror",
      "copy the list's images into this registry instead\nof a store"},
     {"dry-run", 0, NULL, OPT_DRY_RUN, "gc mirror", "say what would be removed or fetched"},
+    {"format", 0, "docker|oci", OPT_FORMAT, "export",
+     "docker-load tarball (default), or an OCI layout\ntar of the exact bytes"},
     {"repair", 0, NULL, OPT_REPAIR, "verify", "remove damaged blobs so they are fetched again"},
-    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror",
-     "PREFIX/<source host>/<repository> (default:\nPREFIX/<repository>)"},
+    {"keep-host", 0, NULL, OPT_KEEP_HOST, "push mirror serve",
+     "names keep the registry host: PREFIX/<host>/<repo>\n(push), docker.io/library/busybox "
+     "(serve)"},
     {"chunk-size", 0, "BYTES", OPT_CHUNK_SIZE, "push mirror",
      "bytes per PATCH; blobs up to this size go in one\nPUT (default 32 MiB)"},
+    {"listen", 0, "HOST:PORT", OPT_LISTEN, "serve", "address to serve on (default 0.0.0.0:5000)"},
+    {"tls-cert", 0, "FILE", OPT_TLS_CERT, "serve",
+     "HTTPS (and HTTP/2 by ALPN) with this PEM chain"},
+    {"tls-key", 0, "FILE", OPT_TLS_KEY, "serve", "... and this PEM key"},
+    {"htpasswd", 0, "FILE", OPT_HTPASSWD, "serve", "Basic auth: bcrypt and {SHA} entries"},
+    {"allow-rewritten", 0, NULL, OPT_ALLOW_REWRITTEN, "serve",
+     "serve images without exact bytes with rewritten\nmanifests (uncompressed layers, other "
+     "digests)"},
+    {"max-connections", 0, "N", OPT_MAX_CONNECTIONS, "serve",
+     "connections at once; more are closed (4096)"},
+    {"idle-timeout", 0, "SECONDS", OPT_IDLE_TIMEOUT, "serve", "close idle connections (30)"},
+    {"drain-timeout", 0, "SECONDS", OPT_DRAIN_TIMEOUT, "serve",
+     "on SIGTERM, wait this long for responses (30)"},
     {"verbose", 'v', NULL, OPT_VERBOSE, NULL, "log each request (twice: curl's trace too)"},
     {"quiet", 'q', NULL, OPT_QUIET, NULL, "only errors"},
     {"version", 0, NULL, OPT_VERSION, NULL, "versions of occystrap and its libraries"},
@@ -305,6 +347,19 @@ static int take_option(cli_opts *o, int id, const char *arg)
     case OPT_UNIQUE:
         o->use_unique_names = 1;
         return 0;
+    case OPT_EXACT:
+        o->exact = 1;
+        return 0;
+    case OPT_NO_EXACT:
+        o->no_exact = 1;
+        return 0;
+    case OPT_FORMAT:
+        if (strcmp(arg, "docker") != 0 && strcmp(arg, "oci") != 0) {
+            cli_say("--format: docker or oci, not '%s'", arg);
+            return -1;
+        }
+        o->format_oci = strcmp(arg, "oci") == 0;
+        return 0;
     case OPT_EXPAND:
         o->expand = 1;
         return 0;
@@ -366,6 +421,36 @@ static int take_option(cli_opts *o, int id, const char *arg)
             return -1;
         }
         o->chunk_size = n;
+        return 0;
+    case OPT_LISTEN:
+        o->serve.listen = arg;
+        return 0;
+    case OPT_TLS_CERT:
+        o->serve.tls_cert = arg;
+        return 0;
+    case OPT_TLS_KEY:
+        o->serve.tls_key = arg;
+        return 0;
+    case OPT_HTPASSWD:
+        o->serve.htpasswd = arg;
+        return 0;
+    case OPT_ALLOW_REWRITTEN:
+        o->serve.allow_rewritten = 1;
+        return 0;
+    case OPT_MAX_CONNECTIONS:
+        if (parse_uint(arg, "--max-connections", 1000000, &n) != 0 || n == 0)
+            return -1;
+        o->serve.max_connections = (unsigned)n;
+        return 0;
+    case OPT_IDLE_TIMEOUT:
+        if (parse_uint(arg, "--idle-timeout", 86400, &n) != 0 || n == 0)
+            return -1;
+        o->serve.idle_timeout_s = (unsigned)n;
+        return 0;
+    case OPT_DRAIN_TIMEOUT:
+        if (parse_uint(arg, "--drain-timeout", 86400, &n) != 0 || n == 0)
+            return -1;
+        o->serve.drain_timeout_s = (unsigned)n;
         return 0;
     case OPT_VERBOSE:
         o->engine.verbose++;
@@ -443,6 +528,7 @@ int oc_cli_main(int argc, char **argv)
     oc_engine_options_init(&o.engine);
     o.max_layer_bytes = OC_LIMIT_DEFAULT;
     o.max_image_bytes = OC_LIMIT_DEFAULT;
+    oc_serve_options_init(&o.serve);
     if (pipe_from_env(&o) != 0)
         return EXIT_USAGE;
     if (getenv("OCCYSTRAP_EXPAND_NO_SYNC")) /* benchmarks: time the writing alone */
@@ -490,8 +576,8 @@ int oc_cli_main(int argc, char **argv)
     int nargs = argc - optind - 1;
     if (nargs < cmd->min_args || (cmd->max_args >= 0 && nargs > cmd->max_args)) {
         const char *args = cmd->args; /* the operands, without the options in front */
-        while (strncmp(args, "[--", 3) == 0 && strchr(args, ' '))
-            args = strchr(args, ' ') + 1;
+        while (strncmp(args, "[--", 3) == 0 && strstr(args, "] "))
+            args = strstr(args, "] ") + 2;
         cli_say("%s takes %s (got %d arguments)%s", cmd->name, args, nargs,
                 strcmp(cmd->name, "recreate-image") == 0
                     ? "; for several images use export STORE TARFILE IMAGE:TAG..."

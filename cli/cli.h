@@ -25,6 +25,9 @@ typedef struct cli_opts {
     const char *platforms[CLI_MAX_PLATFORMS]; /* every --platform */
     int n_platforms;
     int use_unique_names;
+    int exact;      /* fetch-to-extracted --exact */
+    int no_exact;   /* mirror --no-exact */
+    int format_oci; /* export --format oci */
     int expand;
     int quiet;
     int json;
@@ -41,7 +44,8 @@ typedef struct cli_opts {
     oc_expand_opts expand_opts;
     int keep_host;
     uint64_t chunk_size;
-    const char *to; /* mirror --to REGISTRY[/PREFIX] */
+    const char *to;         /* mirror --to REGISTRY[/PREFIX] */
+    oc_serve_options serve; /* serve's options (its store comes from the arguments) */
 } cli_opts;
 
 typedef struct cli_command {
@@ -64,6 +68,7 @@ int cli_expand(cli_opts *o, int argc, char **argv);
 int cli_mirror(cli_opts *o, int argc, char **argv);
 int cli_push(cli_opts *o, int argc, char **argv);
 int cli_mirror_to(cli_opts *o, int argc, char **argv);
+int cli_serve(cli_opts *o, int argc, char **argv);
 
 /* "occystrap: error: MSG" on stderr. */
 void cli_error(const oc_error *err);

@@ -41,6 +41,7 @@ static int fetch(cli_opts *o, char **argv, oc_fetch_target target)
     fo.target = target;
     fo.platform = o->n_platforms ? o->platforms[o->n_platforms - 1] : NULL;
     fo.unique_names = o->use_unique_names;
+    fo.exact = o->exact;
     fo.expand = o->expand;
     fo.expand_opts = o->expand_opts;
     fo.max_layer_bytes = o->max_layer_bytes;

@@ -16,12 +16,18 @@ static int write_tarball(cli_opts *o, const char *store, const oc_image_tag *ite
     memset(&err, 0, sizeof err);
     const char *method = getenv("OCCYSTRAP_COPY"); /* "readwrite": for measurements */
     oc_export_stats st;
-    if (oc_export(store, items, n, tarfile, method && strcmp(method, "readwrite") == 0, &st,
-                  &err) != 0) {
+    int rw = method && strcmp(method, "readwrite") == 0;
+    if ((o->format_oci ? oc_export_oci(store, items, n, tarfile, rw, &st, &err)
+                       : oc_export(store, items, n, tarfile, rw, &st, &err)) != 0) {
         cli_error(&err);
         return EXIT_FAILED;
     }
-    if (!o->quiet) {
+    if (!o->quiet && o->format_oci) {
+        char b[32];
+        cli_say("%zu image%s -> %s (an OCI layout of the exact bytes: %zu layer blobs, %s)",
+                st.images, st.images == 1 ? "" : "s", tarfile, st.layers,
+                cli_human(st.total_bytes, b));
+    } else if (!o->quiet) {
         char b[32];
         cli_say("%zu image%s -> %s (%zu layers, %zu shared references, %s; "
                 "copy_file_range %llu, sendfile %llu, read/write %llu bytes)",
@@ -87,26 +93,29 @@ static void print_table(json_t *doc)
         wi = a > wi ? a : wi;
         wt = b > wt ? b : wt;
     }
-    printf("%-*s  %-*s  %6s  %10s  %-20s  %s\n", wi, "IMAGE", wt, "TAG", "LAYERS", "SIZE",
-           "FETCHED", "MANIFEST DIGEST");
+    printf("%-*s  %-*s  %6s  %10s  %-20s  %-5s  %s\n", wi, "IMAGE", wt, "TAG", "LAYERS", "SIZE",
+           "FETCHED", "EXACT", "MANIFEST DIGEST");
     json_array_foreach(images, i, img)
     {
         char b[32];
         char digest[32];
         snprintf(digest, sizeof digest, "%.19s", jstr(img, "manifest_digest", "-"));
-        printf("%-*s  %-*s  %6lld  %10s  %-20s  %s%s\n", wi, jstr(img, "image", "?"), wt,
+        printf("%-*s  %-*s  %6lld  %10s  %-20s  %-5s  %s%s\n", wi, jstr(img, "image", "?"), wt,
                jstr(img, "tag", "?"), (long long)json_integer_value(json_object_get(img, "layers")),
                cli_human((uint64_t)json_integer_value(json_object_get(img, "bytes")), b),
-               jstr(img, "fetched_at", "-"), digest,
+               jstr(img, "fetched_at", "-"),
+               json_is_true(json_object_get(img, "exact")) ? "yes" : "-", digest,
                json_is_true(json_object_get(img, "in_catalog")) ? "" : "  (not in catalog.json)");
     }
     char b1[32], b2[32];
     printf(
-        "%zu image%s, %lld distinct layers, %s of layers (%s without sharing)\n",
+        "%zu image%s, %lld distinct layers, %s of layers (%s without sharing); %lld with their "
+        "exact bytes\n",
         json_array_size(images), json_array_size(images) == 1 ? "" : "s",
         (long long)json_integer_value(json_object_get(doc, "distinct_layers")),
         cli_human((uint64_t)json_integer_value(json_object_get(doc, "layer_bytes")), b1),
-        cli_human((uint64_t)json_integer_value(json_object_get(doc, "bytes_without_sharing")), b2));
+        cli_human((uint64_t)json_integer_value(json_object_get(doc, "bytes_without_sharing")), b2),
+        (long long)json_integer_value(json_object_get(doc, "exact_images")));
 }
 
 int cli_list(cli_opts *o, int argc, char **argv)
@@ -177,15 +186,23 @@ int cli_verify(cli_opts *o, int argc, char **argv)
     }
     fflush(stdout);
     char b[32];
-    cli_say("verify %s: %zu manifest files, %zu configs, %zu layers, %zu markers, %s hashed: %s",
-            argv[0], st.manifests, st.configs, st.layers, st.markers, cli_human(st.bytes_hashed, b),
-            st.damaged ? "DAMAGED" : "all good");
+    char oci[96] = "";
+    if (st.oci_blobs || st.oci_descriptors)
+        snprintf(oci, sizeof oci, ", exact bytes: %zu blobs, %zu index.json entries", st.oci_blobs,
+                 st.oci_descriptors);
+    cli_say("verify %s: %zu manifest files, %zu configs, %zu layers, %zu markers%s, %s hashed: %s",
+            argv[0], st.manifests, st.configs, st.layers, st.markers, oci,
+            cli_human(st.bytes_hashed, b), st.damaged ? "DAMAGED" : "all good");
     if (st.damaged)
         cli_say("%zu damaged file%s in %s", st.damaged, st.damaged == 1 ? "" : "s", argv[0]);
     if (st.removed)
         cli_say("--repair removed %zu damaged blob%s; the next mirror (or fetch-to-extracted) "
                 "of the images that use them fetches them again",
                 st.removed, st.removed == 1 ? "" : "s");
+    if (st.dropped)
+        cli_say("--repair dropped %zu entr%s of oci/index.json; the next mirror of those images "
+                "fetches their missing exact bytes",
+                st.dropped, st.dropped == 1 ? "y" : "ies");
     if (st.listed)
         cli_say("--repair listed %zu complete image%s in catalog.json", st.listed,
                 st.listed == 1 ? "" : "s");
@@ -212,9 +229,13 @@ int cli_gc(cli_opts *o, int argc, char **argv)
     }
     fflush(stdout);
     char b[32];
-    cli_say("gc %s: %s %s (%zu layers, %zu configs, %zu markers); kept %zu layers, %zu configs",
+    char oci[96] = "";
+    if (st.oci_blobs || st.kept_oci_blobs)
+        snprintf(oci, sizeof oci, "; exact blobs (STORE/oci): %zu %s, %zu kept", st.oci_blobs,
+                 o->dry_run ? "to remove" : "removed", st.kept_oci_blobs);
+    cli_say("gc %s: %s %s (%zu layers, %zu configs, %zu markers); kept %zu layers, %zu configs%s",
             argv[0], o->dry_run ? "would free" : "freed", cli_human(st.bytes, b), st.layers,
-            st.configs, st.markers, st.kept_layers, st.kept_configs);
+            st.configs, st.markers, st.kept_layers, st.kept_configs, oci);
     return EXIT_OK;
 }
 

@@ -58,9 +58,8 @@ static void on_signal(uv_signal_t *h, int signum)
     /* closing the watchers gives the signals back their default action:
      * a second one ends the process at once */
     stop_signals(r);
-    cli_say("%s received: stopping; transfers in flight are abandoned, what verified is kept "
-            "(send it again to exit at once)",
-            cli_signal_name(signum));
+    cli_say("%s received: stopping; %s (send it again to exit at once)", cli_signal_name(signum),
+            r->signal_note);
     r->signal = signum;
     oc_engine_interrupt(r->engine, signum);
 }
@@ -72,6 +71,7 @@ int cli_run_init(cli_run *r, const cli_opts *o, cli_event_hook hook, void *hook_
     r->o = o;
     r->hook = hook;
     r->hook_opaque = hook_opaque;
+    r->signal_note = "transfers in flight are abandoned, what verified is kept";
     int rc = uv_loop_init(&r->loop);
     if (rc != 0) {
         snprintf(err->msg, sizeof err->msg, "cannot create the event loop: %s", uv_strerror(rc));

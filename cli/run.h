@@ -27,6 +27,8 @@ struct cli_run {
     int signal; /* the signal that interrupted the run, 0 if none */
     cli_event_hook hook;
     void *hook_opaque;
+    /* what the first signal's line says happens next (a default is set) */
+    const char *signal_note;
 };
 
 /* Loop and engine (from o->engine). On failure nothing is left open and

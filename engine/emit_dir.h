@@ -25,10 +25,22 @@ typedef struct oc_emit_dir_opts {
     const char *registry;   /* recorded in our keys */
     const char *repository; /* recorded in our keys */
     int no_catalog;         /* the caller lists the image (a batch: catalog_commit.h) */
+    /* The registry's exact bytes too (oci_layout.h): the config linked as its
+     * blob, the layers' compressed blobs placed, the manifest (and the
+     * index the tag named) written as blobs; unless no_catalog, the tag's
+     * descriptor then goes into index.json. Without it and unless
+     * no_catalog, a descriptor index.json held for image:tag is dropped (it
+     * would name what the tag named before). oc_store_oci_prepare first. */
+    int exact;
 } oc_emit_dir_opts;
 
 /* img's layer files must be in the store's run directory (same file
  * system); they are moved into place and their paths set to NULL. */
 int oc_emit_dir(oc_store *s, oc_pulled_image *img, const oc_emit_dir_opts *o, oc_error *err);
+
+/* The descriptor (compact JSON, malloc'd) of what the tag named: the index
+ * when there was one, else the image manifest, with the annotations of
+ * oci_index.h. */
+char *oc_emit_dir_descriptor(const oc_pulled_image *img, const oc_emit_dir_opts *o, oc_error *err);
 
 #endif

@@ -19,6 +19,7 @@
 #include "engine/image/ref.h"
 #include "engine/registry/engine.h"
 #include "engine/registry/pull.h"
+#include "engine/store/oci_layout.h"
 #include "engine/store/store.h"
 #include "io/fsutil.h"
 #include "occystrap/occystrap.h"
@@ -122,7 +123,8 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
                                .repo_tag = j->repo_tag,
                                .unique_names = j->o.unique_names,
                                .registry = j->ref.registry,
-                               .repository = j->ref.repository};
+                               .repository = j->ref.repository,
+                               .exact = j->o.exact};
         for (size_t i = 0; i < img->n_layers; i++)
             j->reused += img->layers[i].reused;
         rc = oc_emit_dir(j->store, img, &eo, &j->err);
@@ -163,6 +165,11 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
         oc_error_set(err, OC_E_USAGE, "--expand goes with fetch-to-extracted");
         return -1;
     }
+    if (o->exact && (o->target != OC_FETCH_EXTRACTED || !o->unique_names)) {
+        oc_error_set(err, OC_E_USAGE,
+                     "--exact goes with fetch-to-extracted --use-unique-names (a store)");
+        return -1;
+    }
     fetch_job *j = calloc(1, sizeof *j);
     if (!j) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
@@ -197,6 +204,8 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
             work_dir = NULL;
     } else if ((j->store = oc_store_open(o->path, OC_STORE_WRITE, err))) {
         work_dir = oc_store_run_dir(j->store);
+        if (o->exact && oc_store_oci_prepare(j->store, err) != 0)
+            work_dir = NULL;
     }
     if (!work_dir) { /* the target's fault, not the options' */
         if (err && err->code == OC_E_USAGE)
@@ -216,6 +225,9 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
     if (j->store) {
         popts.have_layer = oc_store_have_layer;
         popts.have_layer_opaque = j->store;
+        popts.exact = o->exact;
+        popts.have_blob = oc_store_have_blob;
+        popts.have_blob_opaque = j->store;
     }
     if (j->tarball) { /* layers are written straight into the tarball, in order */
         popts.layer_output = oc_tarball_layer_output;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -35,6 +36,8 @@
 #include "engine/registry/resolve.h"
 #include "engine/store/catalog_batch.h"
 #include "engine/store/image_index.h"
+#include "engine/store/oci_index.h"
+#include "engine/store/oci_layout.h"
 #include "engine/store/store.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
@@ -85,7 +88,10 @@ struct entry_job {
     char *manifest; /* the manifest or index the digest names, for the pulls */
     size_t manifest_len;
     char *manifest_type;
-    char **stored; /* platform strings stored, for the report */
+    char *top_type;      /* its media type (canonical), for index.json */
+    int is_index;        /* it is an index (or manifest list) */
+    size_t pulls_placed; /* pulls whose image is in the store */
+    char **stored;       /* platform strings stored, for the report */
     size_t n_stored;
     unsigned started : 1;
     unsigned finished : 1;
@@ -159,6 +165,12 @@ static char *platform_tag(const char *tag, const oc_platform *p, int many)
     return out;
 }
 
+/* Does this run keep the exact bytes (a dry run writes nothing)? */
+static int keeps_exact(const mirror_run *run)
+{
+    return run->o->exact && !run->o->dry_run;
+}
+
 static int many_platforms(const mirror_run *run)
 {
     return run->o->all_platforms || run->o->n_platforms > 1;
@@ -202,7 +214,8 @@ static void entry_trim(entry_job *j)
     j->n_pulls = 0;
     free(j->manifest);
     free(j->manifest_type);
-    j->manifest = j->manifest_type = NULL;
+    free(j->top_type);
+    j->manifest = j->manifest_type = j->top_type = NULL;
     free(j->fetched);
     free(j->fetched_type);
     j->fetched = j->fetched_type = NULL;
@@ -367,6 +380,88 @@ static void on_pull_listed(void *opaque, const oc_error *err)
     pull_settled(j);
 }
 
+/* The entry's tag in the catalog: its tag, or the digest of a digest
+ * entry. */
+static const char *entry_tag(const entry_job *j)
+{
+    return j->le->ref.tag ? j->le->ref.tag : j->le->ref.digest;
+}
+
+/* "os/arch[/variant]" that the entry's index gives the manifest digest
+ * (malloc'd), or NULL. */
+static char *index_platform(const entry_job *j, const char *digest)
+{
+    oc_manifest m;
+    oc_error ignored;
+    if (!j->manifest ||
+        oc_manifest_parse(&m, j->manifest_type, j->manifest, j->manifest_len, &ignored) != 0)
+        return NULL;
+    char *out = NULL;
+    for (size_t i = 0; i < m.n_manifests && !out; i++)
+        if (strcmp(m.manifests[i].digest, digest) == 0 && m.platforms[i].os && m.platforms[i].arch)
+            out = oc_platform_string(&m.platforms[i]);
+    oc_manifest_free(&m);
+    return out;
+}
+
+/* Queue ref IMAGE:TAG -> the descriptor d describes (d NULL: drop it). */
+static int queue_descriptor(entry_job *j, const char *tag, const oc_oci_desc *d, oc_error *err)
+{
+    char *ref = oc_oci_ref_name(j->name, tag);
+    char *text = ref && d ? oc_oci_descriptor_text(d, err) : NULL;
+    int rc = -1;
+    if (!ref)
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+    else if (!d || text)
+        rc = oc_catalog_batch_oci_set(j->run->catalog, ref, text, err);
+    free(ref);
+    free(text);
+    return rc;
+}
+
+/* index.json for one platform's image now in the store, queued with its
+ * catalog entry (the same batch writes both): a platform tag's descriptor
+ * (TAG+os-arch, when the tag names an index and several platforms are
+ * kept), and, once every platform of the entry is in, the tag's own (what
+ * the tag named: the index, or the image manifest). Without exact bytes,
+ * the descriptors index.json holds for these names are dropped: they
+ * would name what the tag named before. */
+static int queue_exact(entry_job *j, const plat_pull *pp, const oc_pulled_image *img, oc_error *err)
+{
+    mirror_run *run = j->run;
+    const char *tag = entry_tag(j);
+    int last = ++j->pulls_placed == j->n_pulls;
+    if (!keeps_exact(run))
+        return queue_descriptor(j, pp->tag, NULL, err) == 0 &&
+                       queue_descriptor(j, tag, NULL, err) == 0
+                   ? 0
+                   : -1;
+    oc_oci_desc d = {.image = j->name,
+                     .registry = j->le->ref.registry,
+                     .repository = j->le->ref.repository,
+                     .source_tag = j->le->ref.tag};
+    if (strcmp(pp->tag, tag) != 0) {
+        char *plat = index_platform(j, img->manifest_digest);
+        d.media_type = img->manifest_media_type;
+        d.digest = img->manifest_digest;
+        d.size = img->manifest_len;
+        d.tag = pp->tag;
+        d.platform = plat ? plat : img->platform;
+        int rc = queue_descriptor(j, pp->tag, &d, err);
+        free(plat);
+        if (rc != 0)
+            return -1;
+    }
+    if (!last)
+        return 0;
+    d.media_type = j->top_type;
+    d.digest = j->digest;
+    d.size = j->manifest_len;
+    d.tag = tag;
+    d.platform = NULL;
+    return queue_descriptor(j, tag, &d, err);
+}
+
 static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
 {
     plat_pull *pp = opaque;
@@ -391,7 +486,8 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
                            .unique_names = 1,
                            .registry = j->le->ref.registry,
                            .repository = j->le->ref.repository,
-                           .no_catalog = 1};
+                           .no_catalog = 1,
+                           .exact = keeps_exact(j->run)};
     int listed_later = 0;
     if (oc_emit_dir(j->run->store, img, &eo, &e) != 0) {
         oc_error_prefix(&e, "%s", j->le->text);
@@ -405,7 +501,7 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
             j->stored[j->n_stored++] = strdup(img->platform ? img->platform : "");
         }
         oc_image_index_note(j->run->index, j->name, pp->tag);
-        if (list_later(j, pp->tag, on_pull_listed, pp, &e) == 0)
+        if (queue_exact(j, pp, img, &e) == 0 && list_later(j, pp->tag, on_pull_listed, pp, &e) == 0)
             listed_later = 1;
         else
             listing_failed(j, &e);
@@ -440,6 +536,11 @@ static void start_pulls(entry_job *j)
             .on_layer = on_layer,
             .progress_opaque = pp,
             .partial_dir = run->partial_dir,
+            .exact = keeps_exact(run),
+            .have_blob = oc_store_have_blob,
+            .have_blob_opaque = run->store,
+            .have_config = oc_store_have_config,
+            .have_config_opaque = run->store,
             .claim_layer = oc_blob_claims_claim,
             .release_layer = oc_blob_claims_release,
             .claim_opaque = run->claims,
@@ -486,10 +587,18 @@ static int keep_index(mirror_run *run, const char *digest, const char *body, siz
     char *dir = oc_store_path(run->store, ".occystrap/index");
     char *path = NULL;
     int rc = -1;
-    if (dir && asprintf(&path, "%s/%s.json", dir, hex) >= 0 && oc_mkdirs(dir, err) == 0)
+    struct stat st;
+    if (dir && asprintf(&path, "%s/%s.json", dir, hex) >= 0 && keeps_exact(run) &&
+        oc_store_oci_have(run->store, hex, len) && stat(path, &st) == 0 &&
+        (uint64_t)st.st_size == len)
+        rc = 0; /* both in place (one inode, normally) */
+    else if (path && oc_mkdirs(dir, err) == 0)
         rc = oc_atomic_write_file(oc_store_run_dir(run->store), path, body, len, err);
     else if (err && err->code == OC_OK)
         oc_error_set(err, OC_E_NOMEM, "out of memory");
+    /* the exact bytes: the same inode as its blob */
+    if (rc == 0 && keeps_exact(run))
+        rc = oc_store_oci_link(run->store, hex, path, len, err);
     free(dir);
     free(path);
     return rc;
@@ -533,7 +642,12 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
     }
     int many = many_platforms(run);
     int rc = 0;
-    if (m.kind == OC_MANIFEST_INDEX) {
+    free(j->top_type);
+    j->top_type = strdup(m.media_type ? m.media_type : OC_MT_DOCKER_MANIFEST);
+    j->is_index = m.kind == OC_MANIFEST_INDEX;
+    if (!j->top_type)
+        rc = -1;
+    if (rc == 0 && m.kind == OC_MANIFEST_INDEX) {
         if (!run->o->dry_run)
             rc = keep_index(run, j->digest, body, len, &err);
         if (rc == 0 && run->o->all_platforms) {
@@ -551,7 +665,7 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
                     rc = add_pull(j, wanted(run, i), many);
             }
         }
-    } else {
+    } else if (rc == 0) {
         /* a single-platform image: stored under the plain tag */
         rc = add_pull(j, wanted(run, 0), 0);
     }
@@ -610,6 +724,19 @@ static void on_current_listed(void *opaque, const oc_error *err)
     entry_finish(j);
 }
 
+/* Does index.json (as this run knows it) name IMAGE:tag at digest? Its
+ * descriptor is added only once every blob it reaches was in place (a
+ * blob lost since is found by verify; verify --repair drops the
+ * descriptors that reach it, so the next run fetches it again). */
+static int exact_listed(const entry_job *j, const char *tag, const char *digest)
+{
+    char *ref = oc_oci_ref_name(j->name, tag);
+    const char *have =
+        ref ? oc_oci_index_digest(oc_catalog_batch_oci_view(j->run->catalog), ref) : NULL;
+    free(ref);
+    return have && digest && strcmp(have, digest) == 0;
+}
+
 /* Is every wanted platform of this entry in the store at digest? 1 yes, 0
  * no; 2 yes, but some were not listed in the catalog (a run killed between
  * a manifest file and its catalog entry): they are handed to the group
@@ -642,6 +769,10 @@ static int store_is_current(entry_job *j, const char *digest)
             oc_engine_log(run->e, "%s: %s; fetching it again", j->le->text, why);
             same = 0;
         }
+        /* a platform tag's exact bytes: index.json names its manifest */
+        if (same && run->o->exact && many && si.index_digest &&
+            !exact_listed(j, ptag, si.manifest_digest))
+            same = 0;
         if (found)
             oc_store_image_free(&si);
         if (same && !oc_catalog_get(cat, j->name, ptag))
@@ -649,6 +780,12 @@ static int store_is_current(entry_job *j, const char *digest)
         else
             free(ptag);
         current = same;
+    }
+    /* the tag's exact bytes: index.json names what the registry answered */
+    if (current && run->o->exact && !exact_listed(j, tag, digest)) {
+        oc_engine_log(run->e, "%s: up to date, but the store lacks its exact bytes; fetching them",
+                      j->le->text);
+        current = 0;
     }
     if (current && n_unlisted && !run->o->dry_run) {
         oc_error err;
@@ -1009,7 +1146,8 @@ static void run_entries(mirror_run *run)
         run_fail(run, 0);
         return;
     }
-    if (oc_mkdirs(run->partial_dir, &run->err) != 0) {
+    if (oc_mkdirs(run->partial_dir, &run->err) != 0 ||
+        (keeps_exact(run) && oc_store_oci_prepare(run->store, &run->err) != 0)) {
         run_fail(run, 0);
         return;
     }
@@ -1122,6 +1260,7 @@ void oc_mirror_options_init(oc_mirror_options *o)
 {
     memset(o, 0, sizeof *o);
     o->api_version = OCCYSTRAP_API_VERSION;
+    o->exact = 1;
     o->max_layer_bytes = OC_LIMIT_DEFAULT;
     o->max_image_bytes = OC_LIMIT_DEFAULT;
 }
@@ -1135,6 +1274,7 @@ static int copy_options(mirror_run *run, const oc_mirror_options *o, oc_error *e
     m->fail_fast = o->fail_fast;
     m->dry_run = o->dry_run;
     m->lock_wait_s = o->lock_wait_s;
+    m->exact = o->exact;
     if (o->shard_n > 1 && (o->shard_k < 1 || o->shard_k > o->shard_n)) {
         oc_error_set(err, OC_E_USAGE, "shard %u of %u: K must be from 1 to N", o->shard_k,
                      o->shard_n);

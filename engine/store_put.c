@@ -8,11 +8,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/store/oci_layout.h"
 #include "io/atomicfile.h"
 
 int oc_store_put_layer(oc_store *s, const oc_pulled_layer *l, const char *tmp_path,
                        char **final_path, oc_error *err)
 {
+    /* the exact bytes first: a blob no descriptor reaches yet is only
+     * garbage for gc if we die after this, never damage */
+    if (l->blob_path) {
+        if (oc_store_oci_put_file(s, l->hex, l->blob_path, l->blob_size, err) != 0)
+            return -1;
+        oc_store_crash_point("oci-blob-placed");
+    }
+    if (!tmp_path) { /* only the blob was fetched: the tar is in place */
+        *final_path = l->path ? strdup(l->path) : NULL;
+        if (!*final_path) {
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
     char *ldir = oc_store_path(s, l->hex);
     char *final = NULL;
     int rc = -1;

@@ -159,7 +159,9 @@ struct oc_blobpipe {
     char *partial_path;
     oc_outfile kf; /* keep strand: how partial_fd is written */
     int kf_ready;
-    uint64_t keep_at; /* keep strand: bytes of the partial file */
+    uint64_t keep_at;  /* keep strand: bytes of the partial file */
+    int keep_required; /* the kept copy is the caller's result: failing to write it fails */
+    int digest_only;   /* the compressed bytes are hashed (and kept), not inflated */
     oc_inflater *inf;
     oc_blobpipe_budget *budget; /* shared with other pipes, or NULL */
     out_buf *lent;              /* inflate strand: the buffer the decoder holds */
@@ -606,6 +608,13 @@ static void run_write(oc_task *t)
     oc_blobpipe *p = o->p;
     oc_error err;
     oc_error_clear(&err);
+    if (p->fd < 0) { /* digest only: no tar is made */
+        if (o->kind == MSG_FINISH)
+            finish_refs_done(p, 1);
+        out_put(o);
+        task_end(p);
+        return;
+    }
     if (!p->of_ready) {
         /* a borrowed output is its owner's final file; a temp file of ours
          * is durable unless it is scratch that will be copied and deleted */
@@ -731,7 +740,7 @@ static void run_inflate(oc_task *t)
     oc_blobpipe *p = c->p;
     switch (c->kind) {
     case MSG_DATA:
-        if (!p->stream_failed) {
+        if (!p->digest_only && !p->stream_failed) {
             size_t used = 0;
             int rc = oc_inflater_feed_some(p->inf, c->buf + c->inflated, c->len - c->inflated,
                                            &used, &p->res.stream_err);
@@ -747,7 +756,7 @@ static void run_inflate(oc_task *t)
         }
         break;
     case MSG_PRELOAD:
-        if (replay_inflate(p, c)) {
+        if (!p->digest_only && replay_inflate(p, c)) {
             inflate_park(p);
             return;
         }
@@ -760,7 +769,7 @@ static void run_inflate(oc_task *t)
             local_fail_nomem(p);
         break;
     case MSG_FINISH: {
-        if (!p->stream_failed) {
+        if (!p->digest_only && !p->stream_failed) {
             int rc = oc_inflater_finish(p->inf, &p->res.stream_err);
             if (rc > 0) {
                 inflate_park(p);
@@ -819,9 +828,13 @@ static void run_digest(oc_task *t)
 
 /* ---- keep strand: the compressed bytes into the partial file ---- */
 
-/* Keeping a partial copy is best effort: a failure drops the copy. */
-static void keep_drop(oc_blobpipe *p)
+/* The kept copy of the compressed bytes could not be written (err says
+ * why): a partial copy for a later resume is best effort and is dropped; a
+ * required copy (oc_blobpipe_keep_compressed) fails the blob. */
+static void kept_copy_failed(oc_blobpipe *p, const oc_error *err)
 {
+    if (p->keep_required)
+        local_fail(p, err);
     if (p->kf_ready)
         oc_outfile_close(&p->kf);
     p->kf_ready = 0;
@@ -836,27 +849,34 @@ static void run_keep(oc_task *t)
     oc_blobpipe *p = c->p;
     oc_error err;
     if (p->partial_fd >= 0 && !p->kf_ready) {
-        /* for a later run (and removed once the blob verified): never synced,
-         * and read only to continue a broken download */
-        oc_outfile_init(&p->kf, p->partial_fd, p->ctx->write_mode, OC_OUTFILE_ASIDE);
+        /* a required copy (the store's exact bytes) is synced at the end, so
+         * it reaches the disk as it is written; a partial copy for a later
+         * run (removed once the blob verified) is never synced, and read
+         * only to continue a broken download */
+        oc_outfile_init(&p->kf, p->partial_fd, p->ctx->write_mode,
+                        p->keep_required ? OC_OUTFILE_DURABLE : OC_OUTFILE_ASIDE);
         p->kf_ready = 1;
     }
     switch (c->kind) {
     case MSG_DATA:
         if (p->partial_fd >= 0 &&
             oc_outfile_pwrite(&p->kf, c->buf, c->len, p->keep_at, p->partial_path, &err) != 0)
-            keep_drop(p);
+            kept_copy_failed(p, &err);
         p->keep_at += c->len;
         break;
     case MSG_RESET:
         p->keep_at = 0;
         if (p->partial_fd >= 0 && oc_outfile_truncate(&p->kf, 0, p->partial_path, &err) != 0)
-            keep_drop(p);
+            kept_copy_failed(p, &err);
         break;
     case MSG_PRELOAD:
         p->keep_at = c->preload; /* the file holds them already */
         break;
     case MSG_FINISH:
+        /* a required copy is durable before the blob is reported done */
+        if (p->keep_required && p->partial_fd >= 0 && !has_local_failure(p) &&
+            oc_outfile_sync(&p->kf, p->partial_path, &err) != 0)
+            kept_copy_failed(p, &err);
         chunk_put(c);
         finish_refs_done(p, 1);
         task_end(p);
@@ -1025,21 +1045,31 @@ void oc_blobpipe_finish(oc_blobpipe *p)
     }
 }
 
-uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max)
+/* Open path for the compressed copy; a prefix already there (shorter than
+ * max) is replayed and its length returned. -1 (errno set) when the file
+ * cannot be opened or emptied. */
+static int64_t keep_open(oc_blobpipe *p, const char *path, uint64_t max)
 {
     free(p->partial_path);
     p->partial_path = strdup(path);
-    if (!p->partial_path || p->posted)
+    if (!p->partial_path) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (p->posted)
         return 0;
     p->partial_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (p->partial_fd < 0)
-        return 0;
+        return -1;
     struct stat st;
     uint64_t have = fstat(p->partial_fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     if (have == 0 || have >= max || p->received != 0) {
-        if (ftruncate(p->partial_fd, 0) != 0) {
+        if (have != 0 && ftruncate(p->partial_fd, 0) != 0) {
+            int e = errno;
             close(p->partial_fd);
             p->partial_fd = -1;
+            errno = e;
+            return -1;
         }
         return 0;
     }
@@ -1053,7 +1083,38 @@ uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max
     c->preload = have;
     post_chunk(p, c);
     p->received = have;
-    return have;
+    return (int64_t)have;
+}
+
+uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max)
+{
+    int64_t have = keep_open(p, path, max);
+    return have > 0 ? (uint64_t)have : 0;
+}
+
+int oc_blobpipe_keep_compressed(oc_blobpipe *p, const char *path, uint64_t max, uint64_t *resumed,
+                                oc_error *err)
+{
+    p->keep_required = 1;
+    int64_t have = keep_open(p, path, max);
+    if (have < 0) {
+        oc_error_errno(err, errno, "%s: cannot keep its compressed bytes in %s", p->label, path);
+        return -1;
+    }
+    *resumed = (uint64_t)have;
+    return 0;
+}
+
+void oc_blobpipe_set_digest_only(oc_blobpipe *p)
+{
+    p->digest_only = 1;
+    if (p->fd >= 0 && !p->fd_borrowed)
+        close(p->fd);
+    p->fd = -1;
+    if (p->path)
+        unlink(p->path);
+    free(p->path);
+    p->path = NULL;
 }
 
 void oc_blobpipe_drop_partial(oc_blobpipe *p)

@@ -139,6 +139,20 @@ void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync);
  * worker strands, not the loop) and its length returned: the transfer then
  * asks for the rest with Range. Call right after oc_blobpipe_new. */
 uint64_t oc_blobpipe_keep_partial(oc_blobpipe *p, const char *path, uint64_t max);
+/* The same, but the copy is the caller's result (the store keeps the
+ * registry's exact bytes): a file that cannot be opened is an error here,
+ * one that cannot be written fails the blob (a local failure, like the
+ * tar's), and it is fsynced before on_finished. *resumed is the prefix
+ * replayed (0 or bytes a broken earlier download left). After on_finished
+ * the file holds exactly the compressed_size bytes that were hashed; it is
+ * never removed by the pipe. */
+int oc_blobpipe_keep_compressed(oc_blobpipe *p, const char *path, uint64_t max, uint64_t *resumed,
+                                oc_error *err);
+/* Hash (and keep, see above) the compressed bytes only: nothing is inflated
+ * or written as a tar (a store that holds the tar already and lacks the
+ * blob). The result then has stream_ok set and no diff_id; take_file gives
+ * NULL. Call right after oc_blobpipe_new. */
+void oc_blobpipe_set_digest_only(oc_blobpipe *p);
 /* The blob verified (or is abandoned for good): remove the partial file. */
 void oc_blobpipe_drop_partial(oc_blobpipe *p);
 

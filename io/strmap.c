@@ -41,19 +41,34 @@ oc_strmap *oc_strmap_new(void (*free_value)(void *))
     return m;
 }
 
-void oc_strmap_free(oc_strmap *m)
+void oc_strmap_clear(oc_strmap *m, void (*free_value)(void *))
 {
-    if (!m)
-        return;
+    if (!free_value)
+        free_value = m->free_value;
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key)
             continue;
         free(m->slots[i].key);
-        if (m->free_value)
-            m->free_value(m->slots[i].value);
+        if (free_value)
+            free_value(m->slots[i].value);
+        m->slots[i].key = NULL;
+        m->slots[i].value = NULL;
     }
+    m->used = 0;
+}
+
+void oc_strmap_free_with(oc_strmap *m, void (*free_value)(void *))
+{
+    if (!m)
+        return;
+    oc_strmap_clear(m, free_value);
     free(m->slots);
     free(m);
+}
+
+void oc_strmap_free(oc_strmap *m)
+{
+    oc_strmap_free_with(m, NULL);
 }
 
 static entry *find(const oc_strmap *m, const char *key, uint64_t h)
@@ -97,13 +112,15 @@ static int grow(oc_strmap *m)
     return 0;
 }
 
-int oc_strmap_set(oc_strmap *m, const char *key, void *value)
+int oc_strmap_put(oc_strmap *m, const char *key, void *value, void **old)
 {
+    if (old)
+        *old = NULL;
     uint64_t h = hash_of(key);
     entry *e = find(m, key, h);
     if (e->key) {
-        if (m->free_value && e->value != value)
-            m->free_value(e->value);
+        if (old)
+            *old = e->value;
         e->value = value;
         return 0;
     }
@@ -119,6 +136,16 @@ int oc_strmap_set(oc_strmap *m, const char *key, void *value)
     e->hash = h;
     e->value = value;
     m->used++;
+    return 0;
+}
+
+int oc_strmap_set(oc_strmap *m, const char *key, void *value)
+{
+    void *old = NULL;
+    if (oc_strmap_put(m, key, value, &old) != 0)
+        return -1;
+    if (old && old != value && m->free_value)
+        m->free_value(old);
     return 0;
 }
 

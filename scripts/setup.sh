@@ -8,11 +8,15 @@ PACKAGES=(
   build-essential cmake pkg-config git clang-format cppcheck
   libcurl4-openssl-dev libnghttp2-dev libuv1-dev libjansson-dev libarchive-dev
   libisal-dev libzstd-dev libssl-dev libcmocka-dev
+  # serve: h2o (HTTP/1.1 and HTTP/2 on libuv) and libxcrypt (bcrypt)
+  libh2o-dev libcrypt-dev
   # test lab and oracles
   docker-registry skopeo umoci openssl curl ca-certificates python3 python3-cryptography
   apache2-utils zstd isal procps iproute2 time util-linux jq
+  # serve's tests: real clients, and strace to see what serve opens
+  podman containerd strace
   # fuzzing, memcheck and benchmarks
-  clang libclang-rt-14-dev valgrind gnuplot-nox hyperfine
+  clang libclang-rt-14-dev valgrind gnuplot-nox hyperfine nghttp2-client
 )
 
 SUDO=""

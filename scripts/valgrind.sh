@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
 BUILD=${OCCY_VG_BUILD:-build-vg}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DOCCY_VALGRIND=ON >/dev/null || exit 2
-cmake --build "$BUILD" -j"$(nproc)" --target occystrap mirror_two liboccystrap >/dev/null || exit 2
+cmake --build "$BUILD" -j"$(nproc)" --target occystrap mirror_two liboccystrap occy_xtar >/dev/null || exit 2
 LOGS=$BUILD/valgrind-logs
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 (cd "$BUILD" && ctest -L integration -R "${1:-.}" -j"$(nproc)" --timeout 3600 --output-on-failure) >"$BUILD/valgrind-ctest.log" 2>&1

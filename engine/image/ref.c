@@ -415,6 +415,19 @@ static char *join_name(const char *prefix, const char *name, const oc_ref *ref, 
     return s;
 }
 
+/* "<registry>/<repository>" with its tag or digest (join_name: both with both). */
+static char *join_with_host(const oc_ref *ref, int full)
+{
+    size_t n = strlen(ref->registry) + 2;
+    char *prefix = malloc(n);
+    if (!prefix)
+        return NULL;
+    snprintf(prefix, n, "%s/", ref->registry);
+    char *s = join_name(prefix, ref->repository, ref, full);
+    free(prefix);
+    return s;
+}
+
 char *oc_ref_familiar(const oc_ref *ref)
 {
     if (!ref || !ref->registry || !ref->repository)
@@ -426,26 +439,12 @@ char *oc_ref_familiar(const oc_ref *ref)
             name += 8;
         return join_name("", name, ref, 0);
     }
-    size_t n = strlen(ref->registry) + 2;
-    char *prefix = malloc(n);
-    if (!prefix)
-        return NULL;
-    snprintf(prefix, n, "%s/", ref->registry);
-    char *s = join_name(prefix, ref->repository, ref, 0);
-    free(prefix);
-    return s;
+    return join_with_host(ref, 0);
 }
 
 char *oc_ref_string(const oc_ref *ref)
 {
     if (!ref || !ref->registry || !ref->repository)
         return NULL;
-    size_t n = strlen(ref->registry) + 2;
-    char *prefix = malloc(n);
-    if (!prefix)
-        return NULL;
-    snprintf(prefix, n, "%s/", ref->registry);
-    char *s = join_name(prefix, ref->repository, ref, 1);
-    free(prefix);
-    return s;
+    return join_with_host(ref, 1);
 }

@@ -94,6 +94,27 @@ void oc_engine_interrupt(oc_engine *e, int signum)
         oc_registry_interrupt(e->registries[i]);
     if (e->limiter)
         oc_limiter_drain(e->limiter);
+    /* a hook may remove itself */
+    for (oc_engine_hook *h = e->hooks, *next; h; h = next) {
+        next = h->next;
+        h->interrupt(h->opaque, signum);
+    }
+}
+
+void oc_engine_hook_add(oc_engine *e, oc_engine_hook *h)
+{
+    h->next = e->hooks;
+    e->hooks = h;
+}
+
+void oc_engine_hook_remove(oc_engine *e, oc_engine_hook *h)
+{
+    for (oc_engine_hook **p = &e->hooks; *p; p = &(*p)->next) {
+        if (*p == h) {
+            *p = h->next;
+            return;
+        }
+    }
 }
 
 int oc_engine_interrupted(const oc_engine *e)

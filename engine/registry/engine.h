@@ -19,6 +19,15 @@
 
 typedef struct oc_registry oc_registry;
 
+/* A job that is not made of registry calls (serve) hears of
+ * oc_engine_interrupt through a hook: interrupt(opaque, signum) is called
+ * once, after the transfers were cancelled. */
+typedef struct oc_engine_hook {
+    void (*interrupt)(void *opaque, int signum);
+    void *opaque;
+    struct oc_engine_hook *next;
+} oc_engine_hook;
+
 typedef struct oc_engine_opts {
     const char *ca_file;  /* extra CA bundle for TLS registries */
     int insecure;         /* talk plain HTTP (and skip TLS verification if https forced) */
@@ -53,6 +62,7 @@ struct oc_engine {
     char interrupted_why[64]; /* "interrupted by SIGTERM" */
     oc_event_cb on_event;
     void *event_opaque;
+    oc_engine_hook *hooks; /* told of an interrupt */
     /* oc_engine_close: the subsystems still closing, and who to tell. */
     int closing;
     int closes_pending;
@@ -66,6 +76,9 @@ int oc_engine_init(oc_engine *e, uv_loop_t *loop, const oc_engine_opts *opts, oc
  * TLS, credentials and caps come from the config), created on first use. */
 oc_registry *oc_engine_registry(oc_engine *e, const char *host, oc_error *err);
 /* oc_engine_interrupt and oc_engine_interrupted are public (occystrap.h). */
+/* Add (the caller's memory) and remove an interrupt hook. */
+void oc_engine_hook_add(oc_engine *e, oc_engine_hook *h);
+void oc_engine_hook_remove(oc_engine *e, oc_engine_hook *h);
 
 /* Hand an event to the caller (its seconds are filled in here). */
 void oc_engine_emit(const oc_engine *e, oc_event *ev);

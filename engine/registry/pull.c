@@ -55,6 +55,9 @@ typedef struct layer_fetch {
     uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
     char *path;
     uint64_t tar_size;
+    int blob_only;   /* exact: the tar is the caller's (path); only the blob is fetched */
+    char *keep_path; /* exact: where the pipe keeps the compressed bytes */
+    char *blob_path; /* exact: those bytes, verified, not yet placed */
     /* layer_placed on the io pool: what it is given and what it answers */
     oc_offload place;
     oc_pulled_layer place_layer;
@@ -78,6 +81,11 @@ struct pull_job {
     oc_blobpipe_budget *budget; /* the image's tar bytes, counted by its pipes */
     int no_sync_layers;
     char *partial_dir;
+    int exact;
+    int (*have_blob)(void *, const char *, uint64_t);
+    void *have_blob_opaque;
+    int (*have_config)(void *, const char *, uint64_t, char **, size_t *);
+    void *have_config_opaque;
     int (*layer_output)(void *, const oc_pulled_image *, size_t, int *, uint64_t *, oc_error *);
     void *layer_output_opaque;
     void (*layer_verified)(void *, const oc_pulled_image *, size_t, const char *, uint64_t);
@@ -117,6 +125,10 @@ static void job_free(pull_job *j)
         if (j->fetches[i].path && !j->fetches[i].reused)
             unlink(j->fetches[i].path);
         free(j->fetches[i].path);
+        if (j->fetches[i].blob_path) /* verified but never placed */
+            unlink(j->fetches[i].blob_path);
+        free(j->fetches[i].blob_path);
+        free(j->fetches[i].keep_path);
     }
     free(j->fetches);
     oc_blobpipe_budget_unref(j->budget);
@@ -127,6 +139,8 @@ static void job_free(pull_job *j)
     free(j->img.layers);
     free(j->img.manifest_digest);
     free(j->img.index_digest);
+    free(j->img.index_body);
+    free(j->img.index_media_type);
     free(j->img.manifest_media_type);
     free(j->img.manifest_body);
     free(j->img.config_digest);
@@ -155,19 +169,27 @@ static void job_complete(pull_job *j)
                     j->img.layers[i].path = j->fetches[k].path;
                     j->img.layers[i].tar_size = j->fetches[k].tar_size;
                     j->img.layers[i].reused = j->fetches[k].reused;
+                    j->img.layers[i].blob_path = j->fetches[k].blob_path;
                 }
             }
         }
         j->done(j->opaque, &j->img, NULL);
         /* an emitter may have moved files; forget paths it cleared */
         for (size_t k = 0; k < j->n_fetches; k++) {
-            int still = 0;
-            for (size_t i = 0; i < j->img.n_layers; i++)
+            int still = 0, blob_still = 0;
+            for (size_t i = 0; i < j->img.n_layers; i++) {
                 if (j->img.layers[i].path == j->fetches[k].path)
                     still = 1;
+                if (j->img.layers[i].blob_path == j->fetches[k].blob_path)
+                    blob_still = 1;
+            }
             if (!still) {
                 free(j->fetches[k].path);
                 j->fetches[k].path = NULL;
+            }
+            if (!blob_still) {
+                free(j->fetches[k].blob_path);
+                j->fetches[k].blob_path = NULL;
             }
         }
     }
@@ -297,14 +319,15 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
                      f->desc->digest, res.compressed_hex);
         return -1;
     }
+    if (f->blob_only)
+        return 0; /* the caller's tar verified when it was placed */
     if (!res.stream_ok) {
         *err = res.stream_err; /* the registry's bytes are right: the image is broken */
         int image_bound = err->code == OC_E_LIMIT && bound_error(f, err);
-        f->fail_scope =
-            !image_bound && (err->code == OC_E_FORMAT || err->code == OC_E_LIMIT ||
-                             err->code == OC_E_UNSUPPORTED)
-                ? FAIL_CONTENT
-                : FAIL_OURS;
+        f->fail_scope = !image_bound && (err->code == OC_E_FORMAT || err->code == OC_E_LIMIT ||
+                                         err->code == OC_E_UNSUPPORTED)
+                            ? FAIL_CONTENT
+                            : FAIL_OURS;
         return -1;
     }
     f->fail_scope = FAIL_OURS; /* a diff_id mismatch is this image's config's doing */
@@ -420,7 +443,7 @@ static void offer_outputs(pull_job *j)
 {
     for (size_t k = 0; k < j->n_fetches && !j->failed; k++) {
         layer_fetch *f = &j->fetches[k];
-        if (!f->pipe || f->direct || f->finished)
+        if (!f->pipe || f->direct || f->finished || f->blob_only)
             continue;
         int fd = -1;
         uint64_t base = 0;
@@ -446,8 +469,8 @@ static void layer_place_work(oc_offload *o)
 {
     layer_fetch *f = (layer_fetch *)((char *)o - offsetof(layer_fetch, place));
     pull_job *j = f->job;
-    f->place_rc = j->layer_placed(j->layer_placed_opaque, &f->place_layer, f->path, &f->placed,
-                                  &f->place_err);
+    f->place_rc = j->layer_placed(j->layer_placed_opaque, &f->place_layer,
+                                  f->blob_only ? NULL : f->path, &f->placed, &f->place_err);
 }
 
 /* Loop thread: the layer is in its place (or could not be put there). */
@@ -464,6 +487,8 @@ static void layer_place_done(oc_offload *o)
     f->path = f->placed;
     f->placed = NULL;
     f->reused = 1;
+    free(f->blob_path); /* placed with it */
+    f->blob_path = NULL;
     layer_settle(f, NULL);
 }
 
@@ -476,14 +501,28 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
     if (local) {
         err = *local;
     } else if (layer_verify(f, res, &err) == 0) {
-        f->path = oc_blobpipe_take_file(f->pipe);
-        f->tar_size = res->diff_size;
+        if (!f->blob_only) {
+            f->path = oc_blobpipe_take_file(f->pipe);
+            f->tar_size = res->diff_size;
+        }
         f->finished = 1;
-        oc_blobpipe_drop_partial(f->pipe);
+        if (f->keep_path) /* the exact bytes, verified: the caller places them */
+            f->blob_path = strdup(f->keep_path);
+        else
+            oc_blobpipe_drop_partial(f->pipe);
         oc_blobpipe_release(f->pipe);
         f->pipe = NULL;
-        oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
-                      f->desc->digest, f->tar_size);
+        if (f->keep_path && !f->blob_path) {
+            oc_error_set(&err, OC_E_NOMEM, "out of memory");
+            layer_settle(f, &err);
+            return;
+        }
+        if (f->blob_only)
+            oc_engine_log(j->e, "%s: layer %s: its compressed bytes verified (the tar was there)",
+                          j->label, f->desc->digest);
+        else
+            oc_engine_log(j->e, "%s: layer %s verified (%" PRIu64 " bytes of tar)", j->label,
+                          f->desc->digest, f->tar_size);
         if (j->on_layer)
             j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
         if (j->layer_verified) {
@@ -497,8 +536,10 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
             memset(pl, 0, sizeof *pl);
             pl->digest = (char *)f->desc->digest;
             pl->diff_id = (char *)f->diff_id;
+            pl->path = f->blob_only ? f->path : NULL;
             pl->tar_size = f->tar_size;
             pl->blob_size = (uint64_t)f->desc->size;
+            pl->blob_path = f->blob_path;
             oc_digest_parse(f->desc->digest, pl->hex, NULL);
             f->placed = NULL;
             oc_error_clear(&f->place_err);
@@ -602,7 +643,9 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
     if (j->in_manifest_order) /* the first layer's work first */
         oc_blobpipe_set_priority(f->pipe, (long long)(j->manifest.n_layers - index));
     f->direct = 0;
-    if (j->layer_output) {
+    if (f->blob_only)
+        oc_blobpipe_set_digest_only(f->pipe);
+    if (j->layer_output && !f->blob_only) {
         int fd = -1;
         uint64_t base = 0;
         int r = j->layer_output(j->layer_output_opaque, &j->img, index, &fd, &base, err);
@@ -610,7 +653,29 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
             return -1;
         f->direct = r == 1;
     }
-    if (j->partial_dir && f->desc->size >= (int64_t)PARTIAL_MIN) {
+    if (j->exact) {
+        /* the exact bytes: in the partial directory (shared by the run's
+         * processes, which claim a blob before fetching it) so a broken
+         * download continues, else in our own work directory */
+        char hex[OC_SHA256_HEX_LEN + 1];
+        free(f->keep_path);
+        f->keep_path = NULL;
+        if (oc_digest_parse(f->desc->digest, hex, err) != 0)
+            return -1;
+        if (asprintf(&f->keep_path, "%s/%s%s", j->partial_dir ? j->partial_dir : j->work_dir,
+                     j->partial_dir ? "" : "blob-", hex) < 0) {
+            f->keep_path = NULL;
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return -1;
+        }
+        if (oc_blobpipe_keep_compressed(f->pipe, f->keep_path, (uint64_t)f->desc->size,
+                                        &f->resume_from, err) != 0)
+            return -1;
+        if (f->resume_from)
+            oc_engine_log(j->e,
+                          "%s: layer %s: continuing from byte %" PRIu64 " kept by an earlier run",
+                          j->label, f->desc->digest, f->resume_from);
+    } else if (j->partial_dir && f->desc->size >= (int64_t)PARTIAL_MIN) {
         char hex[OC_SHA256_HEX_LEN + 1], *path = NULL;
         if (oc_digest_parse(f->desc->digest, hex, NULL) == 0 &&
             asprintf(&path, "%s/%s", j->partial_dir, hex) >= 0) {
@@ -639,6 +704,40 @@ static void layer_settle_recalled(layer_fetch *f)
     layer_settle(f, &err);
 }
 
+/* What the caller's store holds of layer f: 0 nothing (fetch it), 1 all we
+ * need (f->path is its tar), 2 its tar but not its exact bytes (exact: the
+ * blob alone is fetched; f->path is the tar). */
+static int store_has(layer_fetch *f)
+{
+    pull_job *j = f->job;
+    free(f->path);
+    f->path = NULL;
+    f->blob_only = 0;
+    f->reused = 0;
+    if (!j->have_layer || j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id, &f->path,
+                                        &f->tar_size) != 1)
+        return 0;
+    f->reused = 1;
+    if (!j->exact || !j->have_blob ||
+        j->have_blob(j->have_blob_opaque, f->desc->digest, (uint64_t)f->desc->size) == 1)
+        return 1;
+    f->blob_only = 1;
+    return 2;
+}
+
+/* The in-flight table's value for this layer: its placed tar. */
+static int take_placed(layer_fetch *f, const char *value)
+{
+    free(f->path);
+    f->path = NULL;
+    f->blob_only = 0;
+    if (parse_placed(value, &f->path, &f->tar_size) != 0)
+        return -1;
+    f->reused = 1;
+    f->finished = 1;
+    return 0;
+}
+
 /* Decide where layer f comes from: the caller's store, another pull of this
  * run (wait for it), or a fetch of our own (a pipe is made; layer_start
  * follows). Sets f->finished when nothing is left to do, f->recalled when
@@ -647,9 +746,7 @@ static void layer_settle_recalled(layer_fetch *f)
 static int layer_claim(layer_fetch *f, oc_error *err)
 {
     pull_job *j = f->job;
-    if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id, &f->path,
-                                       &f->tar_size) == 1) {
-        f->reused = 1;
+    if (store_has(f) == 1) {
         f->finished = 1;
         return 0;
     }
@@ -672,12 +769,10 @@ static int layer_claim(layer_fetch *f, oc_error *err)
             return -1;
         }
         if (r == OC_ONCE_DONE) {
-            if (parse_placed(value, &f->path, &f->tar_size) != 0) {
+            if (take_placed(f, value) != 0) {
                 oc_error_set(err, OC_E_NOMEM, "out of memory");
                 return -1;
             }
-            f->reused = 1;
-            f->finished = 1;
             return 0;
         }
         if (r == OC_ONCE_WAIT) {
@@ -733,11 +828,9 @@ static void layer_on_other_done(void *opaque)
         layer_settle(f, &err);
         return;
     }
-    if (j->have_layer && j->have_layer(j->have_layer_opaque, f->desc->digest, f->diff_id, &f->path,
-                                       &f->tar_size) == 1) {
+    if (store_has(f) == 1) {
         oc_engine_log(j->e, "%s: layer %s was placed by another process", j->label,
                       f->desc->digest);
-        f->reused = 1;
         f->finished = 1;
         layer_settle(f, NULL);
         return;
@@ -769,13 +862,11 @@ static void layer_on_shared(oc_once_waiter *w, int ok, const char *value, const 
     oc_error err;
     oc_error_clear(&err);
     if (ok) {
-        if (parse_placed(value, &f->path, &f->tar_size) != 0) {
+        if (take_placed(f, value) != 0) {
             oc_error_set(&err, OC_E_NOMEM, "out of memory");
             layer_settle(f, &err);
             return;
         }
-        f->reused = 1;
-        f->finished = 1;
         layer_settle(f, NULL);
         return;
     }
@@ -1036,6 +1127,20 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
             goto fail;
         }
         j->img.index_digest = strdup(digest);
+        if (j->exact) { /* its exact bytes go into the store too */
+            j->img.index_body = malloc(len + 1);
+            j->img.index_media_type = strdup(m.media_type ? m.media_type : OC_MT_OCI_INDEX);
+            if (j->img.index_body) {
+                memcpy(j->img.index_body, body, len);
+                j->img.index_body[len] = '\0';
+                j->img.index_len = len;
+            }
+            if (!j->img.index_body || !j->img.index_media_type) {
+                oc_manifest_free(&m);
+                oc_error_set(&err, OC_E_NOMEM, "out of memory");
+                goto fail;
+            }
+        }
         char *child = strdup(m.manifests[pick].digest);
         oc_manifest_free(&m);
         if (!child || fetch_manifest(j, child, &err) != 0) {
@@ -1062,6 +1167,17 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
         oc_error_set(&err, OC_E_LIMIT, "config %s is %" PRId64 " bytes, more than %u allowed",
                      j->manifest.config.digest, j->manifest.config.size, OC_IMAGE_CONFIG_MAX);
         goto fail;
+    }
+    char *held = NULL;
+    size_t held_len = 0;
+    if (j->have_config &&
+        j->have_config(j->have_config_opaque, j->manifest.config.digest,
+                       (uint64_t)j->manifest.config.size, &held, &held_len) == 1) {
+        /* the caller's verified copy; checked below as a fetched one */
+        oc_reg_info none = {.status = 200, .content_length = -1};
+        on_config(j, held, held_len, &none, NULL);
+        free(held);
+        return;
     }
     if (oc_registry_fetch_small(j->r, j->repo, "blobs", j->manifest.config.digest, NULL,
                                 OC_IMAGE_CONFIG_MAX, on_config, j, &err) != 0)
@@ -1091,6 +1207,11 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->max_image = opts->max_image_bytes;
     j->no_sync_layers = opts->no_sync_layers;
     j->partial_dir = opts->partial_dir ? strdup(opts->partial_dir) : NULL;
+    j->exact = opts->exact;
+    j->have_blob = opts->have_blob;
+    j->have_blob_opaque = opts->have_blob_opaque;
+    j->have_config = opts->have_config;
+    j->have_config_opaque = opts->have_config_opaque;
     j->layer_output = opts->layer_output;
     j->layer_output_opaque = opts->layer_output_opaque;
     j->layer_verified = opts->layer_verified;

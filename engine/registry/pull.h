@@ -26,6 +26,10 @@ typedef struct oc_pulled_layer {
     char *diff_id;                   /* "sha256:..." of the tar */
     char *path;                      /* the verified uncompressed tar (shared by duplicates) */
     int reused;                      /* path is the caller's copy (have_layer), not fetched */
+    /* exact: the verified compressed bytes as the registry served them, in
+     * a file on the work directory's file system, not yet placed (an
+     * emitter moves it and sets this NULL); NULL when not kept. */
+    char *blob_path;
     uint64_t tar_size;
     uint64_t blob_size;
 } oc_pulled_layer;
@@ -33,6 +37,9 @@ typedef struct oc_pulled_layer {
 typedef struct oc_pulled_image {
     char *manifest_digest; /* of the image manifest (not the index) */
     char *index_digest;    /* when the tag pointed at an index, else NULL */
+    char *index_body;      /* that index's exact bytes (exact only), else NULL */
+    size_t index_len;
+    char *index_media_type;
     char *manifest_media_type;
     char *manifest_body;
     size_t manifest_len;
@@ -59,6 +66,22 @@ typedef struct oc_pull_opts {
      * arrive, so a later run continues a broken download with Range
      * (io/blobpipe.h oc_blobpipe_keep_partial). */
     const char *partial_dir;
+    /* Keep the registry's exact bytes too (the store's OCI layout): every
+     * fetched layer's compressed bytes are written to a file as they are
+     * hashed (in partial_dir when set, else in work_dir), fsynced, and
+     * handed over verified (oc_pulled_layer.blob_path, layer_placed); an
+     * index the tag names is kept in the result. A layer whose tar the
+     * caller holds (have_layer) but whose blob it lacks (have_blob says 0)
+     * has its compressed bytes fetched and verified alone: nothing is
+     * inflated and the caller's tar is not touched. */
+    int exact;
+    int (*have_blob)(void *opaque, const char *digest, uint64_t size);
+    void *have_blob_opaque;
+    /* Optional: the verified config the caller holds (a store): return 1
+     * with *body (malloc'd) and *len to use it instead of a GET (its digest
+     * and size are checked as a fetched one's), 0 to fetch it. */
+    int (*have_config)(void *opaque, const char *digest, uint64_t size, char **body, size_t *len);
+    void *have_config_opaque;
     /* Optional: write a fetched layer's tar straight into the caller's file
      * (a tarball being assembled): return 1 with fd and the offset base it
      * starts at, 0 for a temp file of our own, -1 with err to fail. img has
@@ -99,7 +122,10 @@ typedef struct oc_pull_opts {
     /* Optional: called on the loop thread as soon as a fetched layer has
      * verified: move the file at tmp_path into its final place and return
      * that path (malloc'd) in *final_path, or -1 with err. The pull will not
-     * delete the placed file. */
+     * delete the placed file. With exact, layer->blob_path is the verified
+     * compressed copy to place too; a layer whose tar the caller held
+     * (only its blob was fetched) comes with tmp_path NULL and layer->path
+     * the caller's tar. */
     int (*layer_placed)(void *opaque, const oc_pulled_layer *layer, const char *tmp_path,
                         char **final_path, oc_error *err);
     void *layer_placed_opaque;

@@ -12,13 +12,22 @@
  * Crash safety is that of oc_store_catalog_add: an entry is queued only
  * after its manifest file is in place, so a crash before the flush leaves
  * complete images the catalog does not list yet; the next run (or verify
- * --repair) lists them. The store must be open in WRITE mode. */
+ * --repair) lists them. The store must be open in WRITE mode.
+ *
+ * The store's OCI index (STORE/oci/index.json, oci_index.h) rides in the
+ * same batches: it is read once with the catalog, descriptors set or
+ * dropped are queued beside the catalog entries, and a flush writes
+ * catalog.json and then index.json under the one catalog lock, each merged
+ * with what another process wrote meanwhile (read again when its inode,
+ * size or mtime changed). A descriptor is queued only after every blob it
+ * reaches is in place. */
 #ifndef OC_ENGINE_STORE_CATALOG_BATCH_H
 #define OC_ENGINE_STORE_CATALOG_BATCH_H
 
 #include <stddef.h>
 
 #include "engine/store/catalog.h"
+#include "engine/store/oci_index.h"
 #include "engine/store/store.h"
 #include "io/error.h"
 
@@ -39,6 +48,13 @@ size_t oc_catalog_batch_pending(const oc_catalog_batch *b);
 /* Write the queued entries (nothing to do: 0 at once). On failure they
  * stay queued and catalog.json is as it was. */
 int oc_catalog_batch_flush(oc_catalog_batch *b, oc_error *err);
+/* The OCI index as this run knows it (the view's twin). */
+const oc_oci_index *oc_catalog_batch_oci_view(const oc_catalog_batch *b);
+/* Queue ref_name -> descriptor text (text NULL: drop ref_name; nothing is
+ * queued for a drop of a name the view does not hold). */
+int oc_catalog_batch_oci_set(oc_catalog_batch *b, const char *ref_name, const char *text,
+                             oc_error *err);
+
 /* catalog.json renamed into place by this batch so far; times it was read
  * again because another process had changed it. */
 unsigned oc_catalog_batch_writes(const oc_catalog_batch *b);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "io/atomicfile.h"
+#include "io/digest.h"
 #include "io/fsutil.h"
 #include "io/storelock.h"
 #include "io/strmap.h"
@@ -84,6 +85,13 @@ const char *oc_store_dir(const oc_store *s)
 const char *oc_store_run_dir(const oc_store *s)
 {
     return s->run_dir;
+}
+
+const char *oc_store_scratch_dir(oc_store *s, oc_error *err)
+{
+    if (s->run_dir)
+        return s->run_dir;
+    return oc_mkdirs(s->tmp_dir, err) == 0 ? s->tmp_dir : NULL;
 }
 
 /* ---- opening ---- */
@@ -564,6 +572,35 @@ int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, c
     *path = p;
     *tar_size = m.tar_size;
     return 1;
+}
+
+int oc_store_have_config(void *opaque, const char *digest, uint64_t size, char **body, size_t *len)
+{
+    const oc_store *s = opaque;
+    if (strncmp(digest, "sha256:", 7) != 0 || !oc_store_name_is_hex(digest + 7, "", NULL) ||
+        size > OC_IMAGE_CONFIG_MAX)
+        return 0;
+    const char *hex = digest + 7;
+    char file[OC_SHA256_HEX_LEN + 8];
+    snprintf(file, sizeof file, "%s.json", hex);
+    oc_blob_mark m;
+    char *p = NULL;
+    if (!blob_in_place(s, hex, 0, file, &m, &p) || m.size != size) {
+        free(p);
+        return 0;
+    }
+    oc_error ignored;
+    *body = oc_read_file(p, (size_t)size + 1, len, &ignored);
+    free(p);
+    char got[OC_SHA256_HEX_LEN + 1];
+    if (*body && *len == size) {
+        oc_sha256_buf_hex(*body, *len, got); /* changed since (a hand): fetch it */
+        if (strcmp(got, hex) == 0)
+            return 1;
+    }
+    free(*body);
+    *body = NULL;
+    return 0;
 }
 
 int oc_store_image_intact(const oc_store *s, const oc_store_image *si, char *why, size_t cap)

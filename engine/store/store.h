@@ -64,6 +64,9 @@ const char *oc_store_dir(const oc_store *s);
 /* This run's scratch directory (WRITE only, else NULL): temporaries and
  * pulled layers go here, on the store's file system. */
 const char *oc_store_run_dir(const oc_store *s);
+/* Where a writer puts temporaries: its run directory, or (GC mode, alone
+ * in the store) STORE/.tmp, made when missing. NULL with err on failure. */
+const char *oc_store_scratch_dir(oc_store *s, oc_error *err);
 /* STORE/name, malloc'd (NULL when out of memory). */
 char *oc_store_path(const oc_store *s, const char *name);
 
@@ -114,6 +117,12 @@ void oc_store_marks_seed(oc_store *s, const char *hex, const oc_blob_mark *m, co
 /* oc_pull_opts.have_layer for this store (opaque is the oc_store). */
 int oc_store_have_layer(void *opaque, const char *digest, const char *diff_id, char **path,
                         uint64_t *tar_size);
+
+/* oc_pull_opts.have_config for this store (opaque is the oc_store): the
+ * config's bytes when it is in place with a config marker of that size and
+ * its bytes hash to its digest (configs are small; the pull checks them
+ * again as it would a fetched one's). */
+int oc_store_have_config(void *opaque, const char *digest, uint64_t size, char **body, size_t *len);
 
 /* Whether every blob the image names is still in place as last verified:
  * the config and each layer.tar exist with a marker of their kind and the

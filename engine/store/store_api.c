@@ -9,6 +9,8 @@
 #include <jansson.h>
 
 #include "engine/store/catalog.h"
+#include "engine/store/oci_export.h"
+#include "engine/store/oci_verify.h"
 #include "engine/store/recreate.h"
 #include "engine/store/store.h"
 #include "engine/store/store_gc.h"
@@ -42,6 +44,17 @@ int oc_export(const char *store, const oc_image_tag *images, size_t n, const cha
         stats->sendfile_bytes = st.copy.sendfile_bytes;
         stats->readwrite_bytes = st.copy.readwrite_bytes;
     }
+    return rc;
+}
+
+int oc_export_oci(const char *store, const oc_image_tag *images, size_t n, const char *tarfile,
+                  int force_readwrite, oc_export_stats *stats, oc_error *err)
+{
+    oc_store *s = oc_store_open(store, OC_STORE_READ, err);
+    if (!s)
+        return -1;
+    int rc = oc_store_oci_export(s, images, n, tarfile, force_readwrite, stats, err);
+    oc_store_close(s);
     return rc;
 }
 
@@ -96,6 +109,8 @@ static void on_finding(oc_verify_finding kind, const char *file, const char *msg
 static int repair_blobs(oc_store *s, verify_run *vr, oc_verify_stats *st, oc_error *err)
 {
     for (size_t i = 0; i < vr->n_damaged; i++) {
+        if (strncmp(vr->damaged[i], "oci/", 4) == 0)
+            continue; /* the OCI layout's repair (oci_verify.h) */
         int r = oc_store_drop_blob(s, vr->damaged[i], err);
         if (r < 0)
             return -1;
@@ -130,15 +145,22 @@ int oc_verify(const char *store, int repair, oc_verify_cb cb, void *opaque, oc_v
     /* repair removes files: no writer may be at work (gc's exclusive lock) */
     oc_store *s = oc_store_open(store, repair ? OC_STORE_GC : OC_STORE_READ, err);
     verify_run vr = {.cb = cb, .opaque = opaque, .repair = repair};
+    oc_oci_damage dmg;
+    memset(&dmg, 0, sizeof dmg);
     int rc = s ? oc_store_verify(s, on_finding, &vr, &st, err) : -1;
+    if (rc == 0)
+        rc = oc_store_oci_verify(s, on_finding, &vr, &st, repair ? &dmg : NULL, err);
     if (rc == 0 && vr.nomem) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         rc = -1;
     }
-    if (rc == 0 && repair && repair_blobs(s, &vr, &st, err) != 0) {
+    if (rc == 0 && repair &&
+        (repair_blobs(s, &vr, &st, err) != 0 ||
+         oc_store_oci_repair(s, &dmg, cb, opaque, &st, err) != 0)) {
         oc_error_prefix(err, "%s", store);
         rc = -1;
     }
+    oc_oci_damage_free(&dmg);
     if (rc == 0 && repair) {
         long listed = oc_store_relist(s, on_relisted, &vr, err);
         if (listed < 0) {
@@ -164,6 +186,10 @@ int oc_gc(const char *store, int dry_run, oc_gc_cb cb, void *opaque, oc_gc_stats
     memset(&st, 0, sizeof st);
     oc_store *s = oc_store_open(store, OC_STORE_GC, err);
     int rc = s ? oc_store_gc(s, dry_run, cb, opaque, &st, err) : -1;
+    if (rc == 0 && oc_store_oci_gc(s, dry_run, cb, opaque, &st, err) != 0) {
+        oc_error_prefix(err, "gc of %s", store);
+        rc = -1;
+    }
     oc_store_close(s);
     if (stats)
         *stats = st;

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "engine/store/oci_index.h"
+
 typedef struct lctx {
     const oc_store *s;
     oc_store_entries e;
@@ -15,7 +17,19 @@ typedef struct lctx {
     uint64_t *layer_size; /* parallel to e.layers: layer.tar size, or 0 */
     int *layer_used;      /* parallel to e.layers */
     uint64_t unshared;
+    oc_oci_index *oci; /* STORE/oci/index.json (empty when none or unreadable) */
+    size_t exact;      /* images whose exact bytes are in the store */
 } lctx;
+
+/* Does index.json name image:tag at the digest the image was stored at? */
+static int has_exact(lctx *c, const char *image, const char *tag, const oc_store_image *si)
+{
+    char *ref = image && tag ? oc_oci_ref_name(image, tag) : NULL;
+    const char *d = ref ? oc_oci_index_digest(c->oci, ref) : NULL;
+    free(ref);
+    return d && ((si->index_digest && strcmp(d, si->index_digest) == 0) ||
+                 (si->manifest_digest && strcmp(d, si->manifest_digest) == 0));
+}
 
 static void problem(lctx *c, const char *file, const char *why)
 {
@@ -72,6 +86,9 @@ static void add_image(lctx *c, const char *image, const char *tag, const char *f
     json_object_set_new(o, "index_digest", str_or_null(si.index_digest));
     json_object_set_new(o, "platform", str_or_null(si.platform));
     json_object_set_new(o, "fetched_at", str_or_null(si.fetched_at));
+    int exact = has_exact(c, image ? image : si.image_name, tag ? tag : si.tag, &si);
+    c->exact += exact;
+    json_object_set_new(o, "exact", json_boolean(exact));
     json_array_append_new(c->images, o);
     oc_store_image_free(&si);
 }
@@ -102,8 +119,20 @@ json_t *oc_store_list(const oc_store *s, oc_error *err)
         return NULL;
     if (oc_store_catalog_load(s, &cat, err) != 0)
         goto done;
+    oc_error oerr;
+    oc_error_clear(&oerr);
+    if (oc_store_oci_index_load(s, &c.oci, &oerr) != 0) {
+        c.oci = oc_oci_index_new();
+        if (!c.oci) {
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            goto done;
+        }
+        c.problems = c.problems ? c.problems : json_array();
+        json_array_append_new(c.problems, json_string(oerr.msg));
+    }
     c.images = json_array();
-    c.problems = json_array();
+    if (!c.problems)
+        c.problems = json_array();
     c.listed = calloc(c.e.n_manifests + 1, sizeof *c.listed);
     c.layer_size = calloc(c.e.n_layers + 1, sizeof *c.layer_size);
     c.layer_used = calloc(c.e.n_layers + 1, sizeof *c.layer_used);
@@ -139,6 +168,7 @@ json_t *oc_store_list(const oc_store *s, oc_error *err)
         json_object_set_new(out, "distinct_layers", json_integer((json_int_t)distinct));
         json_object_set_new(out, "layer_bytes", json_integer((json_int_t)layer_bytes));
         json_object_set_new(out, "bytes_without_sharing", json_integer((json_int_t)c.unshared));
+        json_object_set_new(out, "exact_images", json_integer((json_int_t)c.exact));
     } else {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
     }
@@ -149,6 +179,7 @@ done:
     free(c.layer_size);
     free(c.layer_used);
     oc_catalog_free(cat);
+    oc_oci_index_free(c.oci);
     oc_store_entries_free(&c.e);
     return out;
 }

@@ -22,6 +22,8 @@
  *   oc_push_report), never process exit codes.
  * - The store commands (export, list, verify, gc, expand) need no network
  *   and no loop: they are plain calls that return when done.
+ * - serve is a job too: a read-only registry over a store, on the caller's
+ *   loop, until oc_serve_stop or oc_engine_interrupt.
  *
  * Threads: every call and callback happens on the loop's thread, except the
  *   store commands, which may run on any thread (one call per store at a
@@ -87,6 +89,7 @@ typedef enum oc_event_kind {
     OC_EVENT_BLOB_REUSED,    /* digest, size: a layer the store already held */
     OC_EVENT_ENTRY_FINISHED, /* entry: one mirror entry is done (any status) */
     OC_EVENT_PUSH_FINISHED,  /* pushed: one image of a push is done (any status) */
+    OC_EVENT_REQUEST,        /* message: serve answered a request (its access-log line) */
 } oc_event_kind;
 
 typedef struct oc_event {
@@ -195,6 +198,8 @@ typedef struct oc_fetch_options {
     const char *path;     /* TARFILE or DIR */
     const char *platform; /* "os/arch[/variant]" from an index; NULL = linux/amd64 */
     int unique_names;     /* EXTRACTED: the merged-store layout (catalog.json) */
+    int exact;            /* with unique_names: the registry's exact bytes too, in the store's OCI
+                             layout STORE/oci/ (compressed layers, config, manifest, index) */
     int expand;           /* EXTRACTED: layers and the root filesystem expanded too */
     oc_expand_opts expand_opts;
     /* Refuse a layer whose tar grows beyond this, and an image whose
@@ -274,6 +279,14 @@ typedef struct oc_mirror_options {
     long lock_wait_s; /* wait this long for another run on the store; 0 = don't */
     unsigned shard_k; /* this run is shard K (1..N) of N; N 0 or 1: the whole list */
     unsigned shard_n;
+    /* Keep the registry's exact bytes too: the store's OCI image layout
+     * STORE/oci/ (compressed layers, configs, manifests, indexes, and
+     * index.json naming each image and tag). 1 by oc_mirror_options_init;
+     * 0 keeps only the 0.2.0 files (and drops index.json's entry of every
+     * tag it stores, which would name older bytes). An image the store
+     * holds without its exact bytes gains them on the next run that keeps
+     * them (only the compressed blobs are fetched). */
+    int exact;
     /* Each image's bounds, as oc_fetch_options' (init: OC_LIMIT_DEFAULT). */
     uint64_t max_layer_bytes;
     uint64_t max_image_bytes;
@@ -405,10 +418,20 @@ typedef struct oc_export_stats {
  * copies with read/write instead of the kernel's copy (measurements). */
 OC_API int oc_export(const char *store, const oc_image_tag *images, size_t n, const char *tarfile,
                      int force_readwrite, oc_export_stats *stats, oc_error *err);
+/* The same images as one OCI image layout in a tar (an oci-archive: what
+ * `skopeo copy oci-archive:TARFILE:IMAGE:TAG` and `podman load` read) of the
+ * registry's exact bytes the store keeps in STORE/oci/: oci-layout,
+ * index.json with the images' entries, every blob they reach, each once.
+ * An image whose exact bytes the store lacks is OC_E_NOTFOUND naming it. */
+OC_API int oc_export_oci(const char *store, const oc_image_tag *images, size_t n,
+                         const char *tarfile, int force_readwrite, oc_export_stats *stats,
+                         oc_error *err);
 
 /* What a store holds, as a JSON document (malloc'd text): {"images": [{image,
- * tag, layers, bytes, fetched_at, manifest_digest, in_catalog, ...}],
- * "distinct_layers", "layer_bytes", "bytes_without_sharing", "problems"}. */
+ * tag, layers, bytes, fetched_at, manifest_digest, in_catalog, exact, ...}],
+ * "distinct_layers", "layer_bytes", "bytes_without_sharing", "exact_images",
+ * "problems"}; "exact" says whether STORE/oci/index.json names the image
+ * with the digest it was stored at (its exact bytes are in the store). */
 OC_API char *oc_store_listing(const char *store, oc_error *err);
 
 typedef enum oc_verify_finding {
@@ -426,14 +449,21 @@ typedef struct oc_verify_stats {
     size_t manifests, configs, layers, markers;
     uint64_t bytes_hashed;
     size_t damaged, notes, removed;
-    size_t listed; /* repair: complete images put back into catalog.json */
+    size_t listed;          /* repair: complete images put back into catalog.json */
+    size_t oci_blobs;       /* files of STORE/oci/blobs/sha256 hashed */
+    size_t oci_descriptors; /* entries of STORE/oci/index.json followed */
+    size_t dropped;         /* repair: index.json entries dropped (they reached damage) */
 } oc_verify_stats;
 
-/* Re-hash everything in a store. With repair (which waits for running
- * writers), each damaged layer or config is removed with its marker, so the
- * next mirror fetches it again, and every complete image a killed run left
- * out of catalog.json is listed in it. Returns 0 when the check ran (stats->damaged
- * says what it found), -1 when it could not. */
+/* Re-hash everything in a store: the 0.2.0 files, and the exact bytes of
+ * its OCI layout STORE/oci/ (every blob against its name, everything
+ * index.json's entries reach in place). With repair (which waits for
+ * running writers), each damaged layer or config is removed with its
+ * marker and each damaged blob of STORE/oci/, the entries of index.json
+ * that reached a damaged or missing blob are dropped, so the next mirror
+ * fetches them again, and every complete image a killed run left out of
+ * catalog.json is listed in it. Returns 0 when the check ran
+ * (stats->damaged says what it found), -1 when it could not. */
 OC_API int oc_verify(const char *store, int repair, oc_verify_cb cb, void *opaque,
                      oc_verify_stats *stats, oc_error *err);
 
@@ -443,9 +473,11 @@ typedef struct oc_gc_stats {
     uint64_t bytes;
     size_t layers, configs, markers;
     size_t kept_layers, kept_configs;
+    size_t oci_blobs, kept_oci_blobs; /* STORE/oci/blobs/sha256: removed, kept */
 } oc_gc_stats;
 
-/* Remove the blobs no image of the store references (waits for writers). */
+/* Remove the blobs no image of the store references, and the blobs of
+ * STORE/oci/ no entry of its index.json reaches (waits for writers). */
 OC_API int oc_gc(const char *store, int dry_run, oc_gc_cb cb, void *opaque, oc_gc_stats *stats,
                  oc_error *err);
 
@@ -460,6 +492,61 @@ OC_API int oc_expand_strategy_parse(const char *text);
 OC_API const char *oc_expand_strategy_name(oc_expand_strategy s);
 /* "N entries (...), M MB; ..." for a summary line. */
 OC_API void oc_expand_stats_format(const oc_expand_stats *s, char *buf, size_t cap);
+
+/* ---- serve: a store as a read-only registry ------------------------------------ */
+
+/* The pull side of the OCI distribution API over the store's exact bytes
+ * (STORE/oci/): GET /v2/, GET and HEAD of manifests by tag and digest and
+ * of blobs (Range, If-None-Match), tags/list and _catalog (n, last, Link),
+ * the referrers API; any write is 405 UNSUPPORTED. HTTP/1.1 and HTTP/2
+ * (ALPN h2 with TLS). Repository names: the store's image names with the
+ * registry host dropped ("busybox" -> library/busybox, "quay.io/org/x" ->
+ * org/x), or kept with keep_host. The store may be written (mirror) while it
+ * is served: what a new index.json lists is served from the next request on.
+ * The process should ignore SIGPIPE (a client that goes away mid-write). */
+typedef struct oc_serve_options {
+    int api_version;          /* set by oc_serve_options_init */
+    const char *store_dir;    /* the store */
+    const char *listen;       /* "HOST:PORT", "[IPV6]:PORT", ":PORT"; NULL = "0.0.0.0:5000" */
+    const char *tls_cert;     /* PEM certificate chain and key: HTTPS (and HTTP/2 by */
+    const char *tls_key;      /* ALPN); NULL = plain HTTP (HTTP/2 by prior knowledge) */
+    const char *htpasswd;     /* Basic authentication: bcrypt ($2y$) and {SHA} entries */
+    int keep_host;            /* repository names keep the registry host */
+    int allow_rewritten;      /* images without exact bytes (0.2.0 layout only) are served
+                                 with uncompressed-layer OCI manifests (other digests) */
+    unsigned max_connections; /* 0 = 4096; more are closed at once */
+    unsigned idle_timeout_s;  /* 0 = 30: an idle connection is closed after this */
+    unsigned drain_timeout_s; /* 0 = 30: a stop waits this long for responses in flight */
+    int no_access_log;        /* no OC_EVENT_REQUEST (nor the cost of making its line) */
+} oc_serve_options;
+
+typedef struct oc_serve_result {
+    const oc_error *error; /* NULL: stopped as asked */
+    int signal;            /* the signal that stopped it (oc_engine_interrupt), else 0 */
+    uint64_t requests;     /* answered */
+    uint64_t bytes;        /* response bodies sent */
+    uint64_t connections;  /* served */
+    uint64_t refused;      /* closed at once, over max_connections */
+} oc_serve_result;
+
+typedef void (*oc_serve_done_cb)(const oc_serve_result *res, void *opaque);
+typedef struct oc_server oc_server;
+
+OC_API void oc_serve_options_init(oc_serve_options *o);
+/* Listen and serve: returns once listening (an INFO event says where), or
+ * -1 (err) when the store, the address, the TLS files or the htpasswd file
+ * will not do (OC_E_USAGE for the options' faults). Every request answered
+ * is an OC_EVENT_REQUEST (unless no_access_log). done runs once, from the loop, after the server
+ * stopped; *out (may be NULL) is valid until then. */
+OC_API int oc_serve_start(oc_engine *e, const oc_serve_options *o, oc_serve_done_cb done,
+                          void *opaque, oc_server **out, oc_error *err);
+/* Stop gracefully: no new connections, idle ones closed, responses in
+ * flight finish (for at most drain_timeout_s). oc_engine_interrupt does
+ * the same. Safe to call twice, and from any callback. */
+OC_API void oc_serve_stop(oc_server *s);
+/* The address listened on, e.g. "127.0.0.1:5000" (the port the kernel
+ * chose for port 0). */
+OC_API const char *oc_serve_address(const oc_server *s);
 
 #ifdef __cplusplus
 }

@@ -51,13 +51,16 @@ static void check_list(const char *text, size_t len, const char *default_registr
                  "entry %zu text \"%s\"", i, e->text);
         if (!e->ok) {
             bad++;
-            FZ_CHECK(e->err.msg[0] != '\0', "bad entry %zu has no message", i);
+            FZ_CHECK(e->err && e->err->msg[0] != '\0', "bad entry %zu has no message", i);
             FZ_CHECK(!e->ref.registry && !e->ref.repository, "bad entry %zu has a reference", i);
             continue;
         }
-        FZ_CHECK(e->ref.registry && e->ref.repository && (e->ref.tag || e->ref.digest),
+        /* a repository entry (REPO:*, REPO:/RE/) names no tag or digest */
+        FZ_CHECK(e->ref.registry && e->ref.repository &&
+                     (e->kind != OC_LIST_IMAGE || e->ref.tag || e->ref.digest) &&
+                     (e->kind != OC_LIST_TAG_REGEX || e->tag_regex),
                  "good entry %zu is incomplete", i);
-        if (tl < 200) {
+        if (tl < 200 && e->kind == OC_LIST_IMAGE) {
             oc_ref r;
             oc_error rerr;
             FZ_CHECK(oc_ref_parse(&r, e->text, default_registry, &rerr) == 0,

@@ -1,5 +1,6 @@
 /* fuzz_store.c - libFuzzer harness for the store's own files: catalog.json
- * (engine/catalog.h) and an image's manifest file (engine/store_image.h).
+ * (engine/catalog.h), an image's manifest file (engine/store_image.h) and
+ * the OCI layout's index.json (engine/store/oci_index.h).
  *
  * Input: the text of a file, given to both parsers; the part before the
  * first NUL (when short) also goes to oc_catalog_split_ref.
@@ -17,7 +18,11 @@
  *   "/layer.tar" (Layers), and the hex copies agree; so no accepted file can
  *   name a path outside the store. The docker entry built from it parses
  *   again to the same names.
- * - split_ref: image and tag are non-empty and rebuild the text. */
+ * - split_ref: image and tag are non-empty and rebuild the text.
+ * - index.json: dump(parse(x)) parses again to as many descriptors, whose
+ *   dump is byte-identical (a fixed point); every named descriptor is found
+ *   by its ref name with the digest the walk gave; every digest is
+ *   "sha256:" and 64 lowercase hex (the store joins it to blobs/sha256/). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +30,7 @@
 #include <jansson.h>
 
 #include "engine/store/catalog.h"
+#include "engine/store/oci_index.h"
 #include "engine/store/store_image.h"
 #include "fuzz_common.h"
 
@@ -186,6 +192,49 @@ static void check_store_image(const char *text, size_t len)
     oc_store_image_free(&si);
 }
 
+typedef struct oci_walk {
+    const oc_oci_index *x;
+    size_t n;
+} oci_walk;
+
+static int oci_visit(void *opaque, const char *ref_name, const char *digest, const char *text)
+{
+    oci_walk *w = opaque;
+    w->n++;
+    FZ_CHECK(strncmp(digest, "sha256:", 7) == 0 && strlen(digest) == 7 + HEX &&
+                 fz_is_lower_hex(digest + 7, HEX),
+             "index.json: a descriptor's digest is not sha256:<64 hex>");
+    FZ_CHECK(text && text[0] == '{', "index.json: a descriptor without its text");
+    if (ref_name) {
+        const char *d = oc_oci_index_digest(w->x, ref_name);
+        FZ_CHECK(d && strcmp(d, digest) == 0, "index.json: a ref name does not find its digest");
+    }
+    return 0;
+}
+
+static void check_oci_index(const char *text, size_t len)
+{
+    oc_error err;
+    oc_oci_index *x = oc_oci_index_parse(text, len, "fuzz", &err);
+    if (!x)
+        return;
+    oci_walk w = {x, 0};
+    FZ_CHECK(oc_oci_index_foreach(x, oci_visit, &w) == 0, "index.json: walk failed");
+    FZ_CHECK(w.n == oc_oci_index_count(x), "index.json: the walk missed descriptors");
+    size_t n1 = 0, n2 = 0;
+    char *d1 = oc_oci_index_dump(x, &n1, &err);
+    FZ_CHECK(d1 != NULL, "index.json: dump failed");
+    oc_oci_index *y = oc_oci_index_parse(d1, n1, "dump", &err);
+    FZ_CHECK(y != NULL, "index.json: our dump does not parse: %s", err.msg);
+    FZ_CHECK(oc_oci_index_count(y) == oc_oci_index_count(x), "index.json: dump lost descriptors");
+    char *d2 = oc_oci_index_dump(y, &n2, &err);
+    FZ_CHECK(d2 && n1 == n2 && memcmp(d1, d2, n1) == 0, "index.json: dump is not a fixed point");
+    free(d1);
+    free(d2);
+    oc_oci_index_free(x);
+    oc_oci_index_free(y);
+}
+
 static void check_split(const char *text)
 {
     char *image = NULL;
@@ -217,6 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(text, data, size);
     check_catalog(text, size);
     check_store_image(text, size);
+    check_oci_index(text, size);
     const uint8_t *nul = memchr(data, '\0', size);
     size_t first = nul ? (size_t)(nul - data) : size;
     if (first <= 4096) {

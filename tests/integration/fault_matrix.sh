@@ -260,7 +260,7 @@ run_mirror() {
   [ "$vrc" = 0 ] || cell_fail "verify exit $vrc after the run: $(tail -3 "$dir/verify")"
   if expect_ok "$FAULT" "$COL"; then
     [ "$rc" = 0 ] || { cell_fail "exit status $rc, wanted 0: $(grep '^FAILED' "$dir/err" | cut -c1-300)"; return; }
-    $PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --present "$NS/a" --present "$NS/b" --tmp-empty \
+    $PY "$FAULT_CHECK" "$dir/store" "$IMAGES" "$PROXY" --present "$NS/a" --present "$NS/b" --tmp-empty --exact \
       >"$dir/check" 2>&1 || cell_fail "store: $(cat "$dir/check")"
     extra_checks "$FAULT" "$COL" "$CMD" "$dir/err" "$SECS"
   else

@@ -3,8 +3,9 @@
 #
 #  1. SIGKILL at five moments (spread over the run, jittered at random)
 #     during a mirror of four images sharing layers, and at the store's own
-#     crash points (OCCYSTRAP_TEST_CRASH_AT=layer-placed|manifest-written|
-#     catalog-write): after each kill the store verifies (occystrap verify
+#     crash points (OCCYSTRAP_TEST_CRASH_AT=oci-blob-placed|layer-placed|
+#     manifest-written|catalog-write|oci-index-write): after each kill the
+#     store verifies (occystrap verify
 #     and fault_check.py: no unverified file); a rerun completes, every image
 #     is in catalog.json, everything verifies, no scratch is left.
 #  2. SIGTERM and SIGINT in the middle of a mirror: the run abandons what is
@@ -96,7 +97,9 @@ store_ok() {
   shift 2
   "$OCCYSTRAP" verify "$store" >verify.out 2>&1 || rc=$?
   [ "$rc" = 0 ] || { pfail "$what: verify exit $rc: $(grep -v '^occystrap: verify' verify.out | head -3)"; return 1; }
-  $PY "$FAULT_CHECK" "$store" "$IMAGES" "$PROXY" "$@" >check.out 2>&1 && return 0
+  # mirror keeps the exact bytes: fault_check checks STORE/oci/ too, and
+  # that every image it is told is present is in oci/index.json
+  $PY "$FAULT_CHECK" "$store" "$IMAGES" "$PROXY" --exact "$@" >check.out 2>&1 && return 0
   if grep -q 'catalog.json does not list' check.out &&
     grep -q 'not listed in catalog.json' verify.out; then
     pfail BUG-5 "$what: $(cut -c1-150 check.out)... but its manifest file is there (verify: $(grep -m1 'not listed' verify.out | cut -c1-60)...)"
@@ -149,7 +152,7 @@ except FileNotFoundError: print(0)' "$S/catalog.json")
   [ "$good" = 0 ] || ok "$what: store verifies; rerun completes, all 4 images in the catalog, verifies"
 done
 
-for point in layer-placed manifest-written catalog-write; do
+for point in oci-blob-placed layer-placed manifest-written catalog-write oci-index-write; do
   S="$WORK_DIR/crash-$point"
   rc=0
   # (the outer 2>/dev/null silences bash's "Killed" job message)
@@ -325,7 +328,12 @@ good=1
 { grep -q "^removed ${base#sha256:}/layer.tar " repair.out && grep -q "^removed ${cfg2#sha256:}.json " repair.out; } ||
   { good=0 && pfail "verify --repair did not remove both damaged blobs: $(cat repair.out)"; }
 [ ! -e "$S/.occystrap/blobs/${base#sha256:}.json" ] || { good=0 && pfail "verify --repair left the damaged layer's marker"; }
-grep -q "removed 2 damaged blobs" repair.err || { good=0 && pfail "verify --repair: no summary: $(cat repair.err)"; }
+# three blobs: the layer.tar, and the config, which is one inode with its
+# exact-bytes blob oci/blobs/sha256/<cfg> (so that one is damaged too, and
+# p2's entry of oci/index.json, which reaches it, is dropped)
+grep -q "^removed oci/blobs/sha256/${cfg2#sha256:} " repair.out || { good=0 && pfail "verify --repair did not remove the config's exact blob: $(cat repair.out)"; }
+grep -q "^removed oci/index.json (.*/p2:v1 dropped" repair.out || { good=0 && pfail "verify --repair did not drop p2's entry of oci/index.json: $(cat repair.out)"; }
+grep -q "removed 3 damaged blobs" repair.err || { good=0 && pfail "verify --repair: no summary: $(cat repair.err)"; }
 [ "$good" = 0 ] || ok "verify --repair: exit 1, removed ${base#sha256:}/layer.tar and ${cfg2#sha256:}.json and their markers"
 printf '%s/%s/p3:v1\n' "$PROXY" "$NS" >>list12.txt
 : >"$PROXY_LOG"

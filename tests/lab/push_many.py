@@ -6,7 +6,7 @@ scale tests.
 usage: push_many.py REGISTRY --prefix REPO_PREFIX [--repos R] [--tags N]
                     [--tag-names T1,T2,...] [--tag-format FMT] [--layers K]
                     [--layer-bytes B] [--threads T] [--list OUT] [--json OUT]
-                    [--seed S]
+                    [--seed S] [--oci]
 
 Every image has K shared layers (the same K blobs in every repository: the
 bench's "shared layers") and a config of its own (its repository and tag are
@@ -17,7 +17,9 @@ Tags are --tag-names as given, else --tag-format % i for i in 0..N-1
 a line, in push order (REGISTRY/REPO:TAG); with --json, {"layers": [the
 shared layers' digests], "references": [...]}. Blobs already in a repository are
 not uploaded again, and an existing tag is overwritten. The layers are random
-bytes drawn from --seed (default: fresh each run), gzip-compressed.
+bytes drawn from --seed (default: fresh each run), gzip-compressed. Images
+are Docker schema 2, or with --oci OCI image manifests (OCI media types for
+the manifest, its config and layers).
 
 Requests go over keep-alive HTTP/1.1 connections, one per thread, so 10,000
 tags push in well under a minute on the loopback lab. Only the standard
@@ -37,6 +39,9 @@ import threading
 MT_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_CONFIG = "application/vnd.docker.container.image.v1+json"
 MT_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
 def sha256(data):
@@ -118,7 +123,10 @@ def main():
     ap.add_argument("--list")
     ap.add_argument("--json")
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--oci", action="store_true")
     a = ap.parse_args()
+    mt_manifest, mt_config, mt_layer = ((OCI_MANIFEST, OCI_CONFIG, OCI_LAYER) if a.oci
+                                        else (MT_MANIFEST, MT_CONFIG, MT_LAYER))
     if a.prefix.startswith(("fixtures/", "private/")):
         sys.exit("push_many: refusing to push under %s" % a.prefix)
     tags = [t for t in a.tag_names.split(",") if t] if a.tag_names else \
@@ -157,14 +165,14 @@ def main():
                 cd = sha256(config)
                 push_blob(c, repo, config, cd)
                 manifest = json.dumps({
-                    "schemaVersion": 2, "mediaType": MT_MANIFEST,
-                    "config": {"mediaType": MT_CONFIG, "size": len(config), "digest": cd},
-                    "layers": [{"mediaType": MT_LAYER, "size": l["size"], "digest": l["digest"]}
+                    "schemaVersion": 2, "mediaType": mt_manifest,
+                    "config": {"mediaType": mt_config, "size": len(config), "digest": cd},
+                    "layers": [{"mediaType": mt_layer, "size": l["size"], "digest": l["digest"]}
                                for l in layers],
                 }, indent=3).encode()
                 status, _, body = c.request("PUT", "/v2/%s/manifests/%s" % (repo, tag),
                                             body=manifest,
-                                            headers={"Content-Type": MT_MANIFEST,
+                                            headers={"Content-Type": mt_manifest,
                                                      "Content-Length": str(len(manifest))})
                 if status != 201:
                     raise RuntimeError("manifest %s:%s: HTTP %d %s" % (repo, tag, status, body[:200]))

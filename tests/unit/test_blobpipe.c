@@ -212,8 +212,10 @@ typedef struct pcase {
     int no_sync;               /* oc_blobpipe_set_no_sync */
     const char *partial_path;  /* oc_blobpipe_keep_partial(path, partial_max) */
     uint64_t partial_max;
-    int drop_partial; /* oc_blobpipe_drop_partial at on_finished */
-    int out_fd;       /* > 0: oc_blobpipe_set_output(out_fd, out_base) */
+    int drop_partial;      /* oc_blobpipe_drop_partial at on_finished */
+    const char *keep_path; /* oc_blobpipe_keep_compressed(path, len of data) */
+    int digest_only;       /* oc_blobpipe_set_digest_only */
+    int out_fd;            /* > 0: oc_blobpipe_set_output(out_fd, out_base) */
     uint64_t out_base;
     oc_blobpipe_budget *budget; /* oc_blobpipe_set_budget */
     long long move_at;          /* oc_blobpipe_move_output(move_fd, move_base) once this many
@@ -254,6 +256,8 @@ typedef struct outcome {
     int loop_close_rc;
     int handles_left;
     uint64_t partial_have; /* what keep_partial returned */
+    int keep_rc;           /* what keep_compressed returned */
+    oc_error keep_err;
     uint64_t received_at_start;
     int set_output_rc;
     int set_output_late_rc; /* set_output again after bytes arrived */
@@ -597,6 +601,19 @@ static void run_pipes(const pcase *cases, outcome *outs, int n, const oc_blobpip
         if (f->p && f->c->out_fd > 0)
             outs[i].set_output_rc =
                 oc_blobpipe_set_output(f->p, f->c->out_fd, f->c->out_base, &err);
+        if (f->p && f->c->digest_only)
+            oc_blobpipe_set_digest_only(f->p);
+        if (f->p && f->c->keep_path) {
+            oc_error_clear(&outs[i].keep_err);
+            outs[i].keep_rc = oc_blobpipe_keep_compressed(f->p, f->c->keep_path, f->c->len,
+                                                          &outs[i].partial_have, &outs[i].keep_err);
+            f->pos = (size_t)outs[i].partial_have;
+            if (outs[i].keep_rc != 0) {
+                oc_blobpipe_release(f->p);
+                f->stopped = 1;
+                f->released = 1;
+            }
+        }
         if (f->p && f->c->partial_path) {
             outs[i].partial_have =
                 oc_blobpipe_keep_partial(f->p, f->c->partial_path, f->c->partial_max);
@@ -1702,6 +1719,111 @@ static void test_keep_partial_resume(void **state)
     unlink(part);
 }
 
+/* The exact bytes (oc_blobpipe_keep_compressed): the kept file holds
+ * exactly the compressed bytes that were hashed, through a restart, after
+ * release; a prefix left by a broken run is replayed; a file that cannot
+ * be opened is an error at once, one that cannot be written (/dev/full)
+ * fails the blob instead of being dropped quietly. */
+static void test_keep_compressed(void **state)
+{
+    (void)state;
+    NEED(have_gzip, "gzip");
+    char keep[700];
+    snprintf(keep, sizeof keep, "%s/blob.exact", tmpdir);
+    unlink(keep);
+    pcase c = base_case(OC_COMP_GZIP, &gz);
+    c.keep_path = keep;
+    c.take_file = 1;
+    c.restart_at = (long long)(gz.n / 2);
+    outcome o;
+    run_one(&c, &o, &small_opts);
+    assert_int_equal(o.keep_rc, 0);
+    assert_int_equal(o.partial_have, 0);
+    assert_int_equal(o.finished, 1);
+    check_clean(&o, 0, &gz, OC_COMP_GZIP);
+    check_teardown(&o);
+    free(o.taken);
+    size_t kept = 0;
+    unsigned char *k = (unsigned char *)tu_slurp(keep, &kept);
+    assert_non_null(k);
+    assert_int_equal(kept, gz.n);
+    assert_memory_equal(k, gz.b, kept);
+    free(k);
+
+    /* a prefix left by a broken run is replayed, the rest fed */
+    assert_int_equal(tu_write_file(keep, gz.b, gz.n / 3), 0);
+    c = base_case(OC_COMP_GZIP, &gz);
+    c.keep_path = keep;
+    c.take_file = 1;
+    run_one(&c, &o, &small_opts);
+    assert_int_equal(o.partial_have, gz.n / 3);
+    assert_int_equal(o.finished, 1);
+    check_clean(&o, 0, &gz, OC_COMP_GZIP);
+    free(o.taken);
+    k = (unsigned char *)tu_slurp(keep, &kept);
+    assert_non_null(k);
+    assert_int_equal(kept, gz.n);
+    assert_memory_equal(k, gz.b, kept);
+    free(k);
+    unlink(keep);
+
+    /* a file that cannot be made */
+    char nowhere[760];
+    snprintf(nowhere, sizeof nowhere, "%s/no/such/dir/blob", tmpdir);
+    c = base_case(OC_COMP_GZIP, &gz);
+    c.keep_path = nowhere;
+    run_one(&c, &o, &small_opts);
+    assert_int_equal(o.keep_rc, -1);
+    assert_non_null(strstr(o.keep_err.msg, "compressed bytes"));
+    assert_int_equal(o.finished, 0);
+    check_teardown(&o);
+
+    /* a file that cannot be written: the blob fails (a local failure) */
+    if (access("/dev/full", W_OK) == 0) {
+        c = base_case(OC_COMP_GZIP, &gz);
+        c.keep_path = "/dev/full";
+        run_one(&c, &o, &small_opts);
+        assert_int_equal(o.keep_rc, 0);
+        assert_int_equal(o.finished, 1);
+        assert_true(o.res_null[0]);
+        assert_int_equal(o.err_code[0], OC_E_NOSPACE);
+        check_teardown(&o);
+    }
+}
+
+/* digest only: the bytes are hashed and kept, nothing is inflated (a zstd
+ * stream declared gzip is not an error) and no tar file is made. */
+static void test_digest_only(void **state)
+{
+    (void)state;
+    NEED(have_zstd, "zstd");
+    char keep[700];
+    snprintf(keep, sizeof keep, "%s/blob.only", tmpdir);
+    unlink(keep);
+    pcase c = base_case(OC_COMP_GZIP, &zst);
+    c.keep_path = keep;
+    c.digest_only = 1;
+    c.take_file = 1;
+    outcome o;
+    run_one(&c, &o, &small_opts);
+    assert_int_equal(o.finished, 1);
+    assert_false(o.res_null[0]);
+    assert_true(o.res[0].stream_ok);
+    assert_string_equal(o.res[0].compressed_hex, zst.hex);
+    assert_int_equal(o.res[0].compressed_size, zst.n);
+    assert_int_equal(o.res[0].diff_size, 0);
+    assert_true(o.take_file_null);
+    assert_int_equal(o.files_left, 0); /* no tar file was ever made */
+    check_teardown(&o);
+    size_t kept = 0;
+    unsigned char *k = (unsigned char *)tu_slurp(keep, &kept);
+    assert_non_null(k);
+    assert_int_equal(kept, zst.n);
+    assert_memory_equal(k, zst.b, kept);
+    free(k);
+    unlink(keep);
+}
+
 /* ---- the pause contract ---- */
 
 /* 4 KiB chunks, 2 of them, 1 output buffer: the loop writes one chunk's
@@ -2003,6 +2125,8 @@ int main(void)
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_set_output),
         cmocka_unit_test(test_keep_partial_resume),
+        cmocka_unit_test(test_keep_compressed),
+        cmocka_unit_test(test_digest_only),
         cmocka_unit_test(test_pause_and_writable),
         cmocka_unit_test(test_pause_third_chunk),
         cmocka_unit_test(test_write_larger_than_all_chunks),

@@ -3,7 +3,8 @@
  * with one rename, a flush with nothing queued writes nothing, entries
  * another process wrote meanwhile are read again (size/mtime/inode check)
  * and kept, several processes batching into one store all land, and a
- * failed write keeps the entries queued. */
+ * failed write keeps the entries queued. The store's oci/index.json rides
+ * in the same batches, with the same rules. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "engine/store/catalog_batch.h"
+#include "engine/store/oci_layout.h"
 #include "engine/store/store.h"
 
 static char base[256];
@@ -119,6 +121,68 @@ static void test_batches(void **state)
     oc_store_close(s);
 }
 
+static char *a_descriptor(const char *image, const char *tag)
+{
+    oc_oci_desc d = {.media_type = "application/vnd.oci.image.manifest.v1+json",
+                     .digest = "sha256:"
+                               "1111111111111111111111111111111111111111111111111111111111111111",
+                     .size = 1,
+                     .image = image,
+                     .tag = tag};
+    oc_error err;
+    return oc_oci_descriptor_text(&d, &err);
+}
+
+static size_t oci_on_disk(void)
+{
+    oc_store *s = open_store(OC_STORE_READ);
+    oc_oci_index *x = NULL;
+    oc_error err;
+    assert_int_equal(oc_store_oci_index_load(s, &x, &err), 0);
+    size_t n = oc_oci_index_count(x);
+    oc_oci_index_free(x);
+    oc_store_close(s);
+    return n;
+}
+
+static void test_oci_batches(void **state)
+{
+    (void)state;
+    oc_error err;
+    oc_store *s = open_store(OC_STORE_WRITE);
+    assert_int_equal(oc_store_oci_prepare(s, &err), 0);
+    oc_catalog_batch *b = oc_catalog_batch_open(s, &err);
+    assert_non_null(b);
+    /* dropping what is not there queues nothing */
+    assert_int_equal(oc_catalog_batch_oci_set(b, "x:v1", NULL, &err), 0);
+    assert_int_equal(oc_catalog_batch_pending(b), 0);
+    char *d1 = a_descriptor("x", "v1"), *d2 = a_descriptor("x", "v2");
+    assert_int_equal(oc_catalog_batch_oci_set(b, "x:v1", d1, &err), 0);
+    assert_int_equal(oc_catalog_batch_pending(b), 1);
+    assert_non_null(oc_oci_index_digest(oc_catalog_batch_oci_view(b), "x:v1")); /* at once */
+    assert_int_equal(oci_on_disk(), 0);
+    assert_int_equal(oc_catalog_batch_flush(b, &err), 0);
+    assert_int_equal(oci_on_disk(), 1);
+    /* another writer's entry is read again and kept */
+    oc_store *other = open_store(OC_STORE_WRITE);
+    char *dy = a_descriptor("y", "v1");
+    assert_int_equal(oc_store_oci_index_update(other, "y:v1", dy, &err), 0);
+    free(dy);
+    oc_store_close(other);
+    assert_int_equal(oc_catalog_batch_oci_set(b, "x:v2", d2, &err), 0);
+    assert_int_equal(oc_catalog_batch_flush(b, &err), 0);
+    assert_int_equal(oci_on_disk(), 3);
+    assert_non_null(oc_oci_index_digest(oc_catalog_batch_oci_view(b), "y:v1"));
+    /* a drop */
+    assert_int_equal(oc_catalog_batch_oci_set(b, "x:v1", NULL, &err), 0);
+    assert_int_equal(oc_catalog_batch_flush(b, &err), 0);
+    assert_int_equal(oci_on_disk(), 2);
+    free(d1);
+    free(d2);
+    oc_catalog_batch_free(b);
+    oc_store_close(s);
+}
+
 static void test_failed_write_keeps_entries(void **state)
 {
     (void)state;
@@ -144,7 +208,10 @@ static void test_processes(void **state)
 {
     (void)state;
     enum { PROCS = 4, EACH = 200, BATCH = 25 };
-    oc_store_close(open_store(OC_STORE_WRITE));
+    oc_store *first = open_store(OC_STORE_WRITE);
+    oc_error err0;
+    assert_int_equal(oc_store_oci_prepare(first, &err0), 0);
+    oc_store_close(first);
     pid_t pids[PROCS];
     for (int p = 0; p < PROCS; p++) {
         pids[p] = fork();
@@ -159,8 +226,13 @@ static void test_processes(void **state)
                 char image[32], tag[32];
                 snprintf(image, sizeof image, "proc%d", p);
                 snprintf(tag, sizeof tag, "t%d", i);
-                if (oc_catalog_batch_add(b, image, tag, "manifest.json", &err) != 0)
+                char ref[80];
+                snprintf(ref, sizeof ref, "%s:%s", image, tag);
+                char *d = a_descriptor(image, tag);
+                if (oc_catalog_batch_add(b, image, tag, "manifest.json", &err) != 0 || !d ||
+                    oc_catalog_batch_oci_set(b, ref, d, &err) != 0)
                     _exit(3);
+                free(d);
                 if ((i + 1) % BATCH == 0 && oc_catalog_batch_flush(b, &err) != 0)
                     _exit(4);
             }
@@ -178,12 +250,14 @@ static void test_processes(void **state)
         assert_int_equal(WEXITSTATUS(status), 0);
     }
     assert_int_equal(on_disk(), PROCS * EACH);
+    assert_int_equal(oci_on_disk(), PROCS * EACH); /* no index.json entry lost either */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oci_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_keeps_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_processes, setup, teardown),
     };
