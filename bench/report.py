@@ -8,6 +8,12 @@
 # targets, and writes the same to OUT/results.csv and OUT/results.md, and a chart of the
 # ratios to OUT/ratios.png (gnuplot). Medians over the passes for wall and CPU seconds;
 # peak RSS is the largest of the passes. Targets are reported, never asserted.
+#
+# The floor of a row (bench/README.md, "The floor") is the largest of: the single-stream
+# floor (igzip -dc of its largest layer alone, wall seconds), the CPU floor (the CPU seconds
+# of igzip -dc, SHA-256 of the gz and SHA-256 of the tar of its distinct layers, summed and
+# divided by the cores) and the durable write (dd conv=fsync of as many bytes as our command
+# wrote, wall seconds).
 import csv
 import json
 import os
@@ -16,13 +22,17 @@ import subprocess
 import sys
 
 IMAGES = ["realistic", "big", "many", "shared-1"]
-TOOLS = ["occystrap", "skopeo", "limit-pipe", "igzip", "sha-gz"]
+TOOLS = ["occystrap", "skopeo", "limit-pipe", "stream", "igzip", "sha-gz", "sha-tar", "dd", "floor"]
+MIRROR_TOOLS = ["occystrap", "occystrap-no-exact", "skopeo", "stream", "igzip", "sha-gz", "sha-tar",
+                "dd", "floor"]
+FLOOR_CPU_TOOLS = ("igzip", "sha-gz", "sha-tar")
 TARGETS = [
     # (label, image, key, op, bound)
-    ("ours/limit-pipe <= 1.0 on realistic", "realistic", "ours_over_limit_pipe", "<=", 1.0),
-    ("ours/limit-pipe <= 1.0 on big", "big", "ours_over_limit_pipe", "<=", 1.0),
+    ("ours/floor <= 1.15 on realistic", "realistic", "ours_over_floor", "<=", 1.15),
+    ("ours/floor <= 1.15 on big", "big", "ours_over_floor", "<=", 1.15),
     ("ours/skopeo <= 0.25 on realistic", "realistic", "ours_over_skopeo", "<=", 0.25),
     ("ours/skopeo <= 0.25 on big", "big", "ours_over_skopeo", "<=", 0.25),
+    ("mirror (exact bytes) <= 1.25x its floor", "mirror", "ours_over_floor", "<=", 1.25),
     ("peak RSS <= 32 MB on big", "big", "peak_rss_MB", "<=", 32.0),
     ("many under 0.5 s", "many", "wall_s", "<", 0.5),
     ("expand <= 0.25x umoci unpack (ours/skopeo column)", "expand", "ours_over_skopeo", "<=", 0.25),
@@ -37,8 +47,10 @@ COLS = [  # (csv name, table header, format)
     ("gz_MBps", "gz MB/s", "{:.0f}"),
     ("tar_MBps", "tar MB/s", "{:.0f}"),
     ("peak_rss_MB", "peak RSS MB", "{:.1f}"),
+    ("written_MB", "written MB", "{:.0f}"),
     ("ours_over_skopeo", "ours/skopeo", "{:.2f}"),
     ("ours_over_limit_pipe", "ours/limit-pipe", "{:.2f}"),
+    ("ours_over_floor", "ours/floor", "{:.2f}"),
 ]
 
 
@@ -52,7 +64,7 @@ def load_meta(path):
     return meta
 
 
-def summarise(out):
+def summarise(out, meta):
     images = json.load(open(os.path.join(out, "corpus", "images.json")))
     runs = {}
     with open(os.path.join(out, "raw.csv")) as f:
@@ -77,9 +89,17 @@ def summarise(out):
     for im in IMAGES:
         info = images[im]
         gz_mb, tar_mb = info["gz_bytes"] / 1e6, info["tar_bytes"] / 1e6
-        tools = (["occystrap", "umoci"] if im == "expand" else
-                 ["occystrap", "occystrap-no-exact", "skopeo"] if im == "mirror" else TOOLS)
+        tools = TOOLS
+        if im == "expand":
+            tools = ["occystrap", "umoci"]
+        elif im == "mirror":
+            tools = MIRROR_TOOLS
         for tool in tools:
+            if tool == "floor":
+                rows.append({"image": im, "tool": "floor", "reps": 0, "reps_ok": 0,
+                             "timeouts": 0, "layers": len(info["layers"]), "gz_MB": gz_mb,
+                             "tar_MB": tar_mb})
+                continue
             rs = runs.get((im, tool), [])
             ok = [r for r in rs if r["rc"] == "0" and r["wall_s"]]
             row = {"image": im, "tool": tool, "reps": len(rs), "reps_ok": len(ok),
@@ -93,9 +113,15 @@ def summarise(out):
                 row["gz_MBps"] = gz_mb / wall if wall > 0 else None
                 row["tar_MBps"] = tar_mb / wall if wall > 0 else None
                 row["peak_rss_MB"] = max(int(r["maxrss_kb"]) for r in ok) / 1024
+                written = [int(r["bytes"]) for r in ok if r.get("bytes")]
+                if written:
+                    row["written_MB"] = statistics.median(written) / 1e6
             rows.append(row)
     by = {(r["image"], r["tool"]): r for r in rows}
+    nproc = int(meta.get("nproc") or os.cpu_count() or 1)
     for im in IMAGES:
+        if (im, "floor") in by:
+            floor_row(by, im, nproc)
         ours = by[(im, "occystrap")]
         if im == "expand":
             ours["tool"] = "occystrap expand"
@@ -108,22 +134,54 @@ def summarise(out):
             ours["tool"] = "occystrap mirror (exact bytes)"
             by[(im, "occystrap-no-exact")]["tool"] = "occystrap mirror --no-exact"
             by[(im, "skopeo")]["tool"] = "skopeo sync --dest dir"
-            o = by[(im, "skopeo")]
+            o, f = by[(im, "skopeo")], by.get((im, "floor"), {})
             for mine in (ours, by[(im, "occystrap-no-exact")]):
                 if mine.get("wall_s") and o.get("wall_s"):
                     mine["ours_over_skopeo"] = mine["wall_s"] / o["wall_s"]
+                if mine.get("wall_s") and f.get("wall_s"):
+                    mine["ours_over_floor"] = mine["wall_s"] / f["wall_s"]
             continue
-        for other, key in (("skopeo", "ours_over_skopeo"), ("limit-pipe", "ours_over_limit_pipe")):
-            o = by[(im, other)]
+        for other, key in (("skopeo", "ours_over_skopeo"), ("limit-pipe", "ours_over_limit_pipe"),
+                           ("floor", "ours_over_floor")):
+            o = by.get((im, other), {})
             if ours.get("wall_s") and o.get("wall_s"):
                 ours[key] = ours["wall_s"] / o["wall_s"]
     return rows, by, images
+
+
+def floor_row(by, im, nproc):
+    """The floor of a row: the largest of the single-stream floor, the CPU floor and the
+    durable write; the row says which one it is."""
+    f = by[(im, "floor")]
+    parts = {}
+    stream = by.get((im, "stream"), {}).get("wall_s")
+    if stream is not None:
+        parts["stream"] = stream
+    cpu = [by.get((im, t), {}).get("cpu_s") for t in FLOOR_CPU_TOOLS]
+    if all(c is not None for c in cpu):
+        parts["cpu"] = sum(cpu) / nproc
+        f["cpu_s"] = sum(cpu)
+    dd = by.get((im, "dd"), {}).get("wall_s")
+    if dd is not None:
+        parts["disk"] = dd
+    if len(parts) == 3:  # a floor with a part missing would be too low: say nothing
+        which = max(parts, key=parts.get)
+        f["wall_s"] = parts[which]
+        f["reps"] = f["reps_ok"] = 1
+        f["tool"] = f"floor ({which})"
+        f["floor_stream_s"], f["floor_cpu_s"], f["floor_disk_s"] = (
+            parts["stream"], parts["cpu"], parts["disk"])
+        if f["wall_s"] > 0:
+            f["gz_MBps"] = f["gz_MB"] / f["wall_s"]
+            f["tar_MBps"] = f["tar_MB"] / f["wall_s"]
 
 
 def cell(row, name, fmt):
     v = row.get(name)
     if name in ("image", "tool"):
         return str(v)
+    if row["tool"].startswith("floor") and name == "wall_s" and v is None:
+        return "-"
     if name == "wall_s" and row["reps_ok"] < row["reps"]:
         why = "timed out" if row["timeouts"] else "failed"
         if row["reps_ok"] == 0:
@@ -205,7 +263,9 @@ def md_table(rows):
 
 def write_csv(path, rows):
     names = ["image", "tool", "reps", "reps_ok", "layers", "gz_MB", "tar_MB", "wall_s", "cpu_s",
-             "gz_MBps", "tar_MBps", "peak_rss_MB", "ours_over_skopeo", "ours_over_limit_pipe"]
+             "gz_MBps", "tar_MBps", "peak_rss_MB", "written_MB", "ours_over_skopeo",
+             "ours_over_limit_pipe", "ours_over_floor", "floor_stream_s", "floor_cpu_s",
+             "floor_disk_s"]
     with open(path + ".tmp", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(names)
@@ -223,12 +283,12 @@ def write_csv(path, rows):
 def chart(out, by, meta):
     dat = os.path.join(out, "ratios.dat")
     with open(dat, "w") as f:
-        f.write("# image ours/skopeo ours/limit-pipe\n")
+        f.write("# image ours/skopeo ours/floor\n")
         for im in IMAGES:
             o = by[(im, "occystrap")]
             f.write(f"{im} " + " ".join(
                 f"{o[k]:.4f}" if o.get(k) is not None else "?"
-                for k in ("ours_over_skopeo", "ours_over_limit_pipe")) + "\n")
+                for k in ("ours_over_skopeo", "ours_over_floor")) + "\n")
     gp = os.path.join(out, "ratios.gp")
     title = (f"occystrap wall time / other tool's (lower is better); "
              f"{meta.get('nproc', '?')} CPUs, median of {meta.get('reps', '?')}")
@@ -248,11 +308,11 @@ set key below
 set offsets 0, 0, graph 0.1, 0
 plot "{dat}" using 0:(1/0):xtic(1) notitle, \\
      "" using ($0-0.2):2 with boxes lc rgb "#5dade2" title "ours / skopeo", \\
-     "" using ($0+0.2):3 with boxes lc rgb "#f5b041" title "ours / limit-pipe", \\
+     "" using ($0+0.2):3 with boxes lc rgb "#f5b041" title "ours / floor", \\
      "" using ($0-0.2):2:(sprintf("%.2f",$2)) with labels offset 0,0.7 notitle, \\
      "" using ($0+0.2):3:(sprintf("%.2f",$3)) with labels offset 0,0.7 notitle, \\
      0.25 with lines dt 3 lw 2 lc rgb "#2471a3" title "target ours/skopeo <= 0.25", \\
-     1.0 with lines dt 2 lw 2 lc rgb "#c0392b" title "target ours/limit-pipe <= 1.0"
+     1.15 with lines dt 2 lw 2 lc rgb "#c0392b" title "target ours/floor <= 1.15 (mirror: 1.25, and 1.0x skopeo sync)"
 """)
     r = subprocess.run(["gnuplot", gp], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if r.returncode != 0:
@@ -266,7 +326,7 @@ def main():
         sys.exit(2)
     out = sys.argv[1]
     meta = load_meta(os.path.join(out, "meta.txt"))
-    rows, by, images = summarise(out)
+    rows, by, images = summarise(out, meta)
     tg = targets(by)
 
     print()

@@ -8,8 +8,11 @@
 # 3. builds the corpus once (bench/corpus.py, cached in bench/out/corpus) and pushes it to
 #    the lab, unless the lab's storage (kept in bench/out/lab/storage) already serves it
 # 4. one warm-up pass, then N passes (default 3); each pass runs, for every image, our
-#    fetch-to-tarfile, skopeo's copy to docker-archive, and the limit commands on the
-#    image's blob files in the registry's storage, each under /usr/bin/time
+#    fetch-to-tarfile, skopeo's copy to docker-archive, and the floor commands on the
+#    image's blob files in the registry's storage (igzip of the largest layer alone, igzip and
+#    SHA-256 of every layer, SHA-256 of the layers' tars, dd conv=fsync of as many bytes as
+#    our command wrote), each under /usr/bin/time; then the mirror row (mirror against skopeo
+#    sync, and the same floor over the list's distinct layers) and the expand row
 # 5. bench/report.py prints the table (medians) and writes bench/out/results.{csv,md}
 #    and bench/out/ratios.png
 #
@@ -35,7 +38,7 @@ SCALE=0
 ONLY=
 RUN_TIMEOUT=${OCCY_BENCH_TIMEOUT:-60}
 IMAGES=(realistic big many shared-1)
-TOOLS=(occystrap skopeo limit-pipe igzip sha-gz)
+TOOLS=(occystrap skopeo limit-pipe stream igzip sha-gz sha-tar dd)
 
 usage() {
   echo "usage: bash bench/run.sh [--reps N] [--quick] [--scale] [--only images|mirror|expand]" >&2
@@ -67,8 +70,8 @@ for t in skopeo umoci igzip openssl gnuplot gzip cmake timeout /usr/bin/time "$P
   command -v "$t" >/dev/null || die "$t is missing; run: bash scripts/setup.sh"
 done
 avail_kb=$(df -Pk "$OUT" | awk 'NR==2 {print $4}')
-need_gb=3
-[ -s "$OUT/corpus/corpus.json" ] || need_gb=5
+need_gb=4
+[ -s "$OUT/corpus/corpus.json" ] || need_gb=7
 if [ "$avail_kb" -lt $((need_gb * 1024 * 1024)) ]; then
   die "only $((avail_kb / 1024)) MB free under $OUT; the bench needs about $need_gb GB"
 fi
@@ -125,43 +128,80 @@ say "corpus ready in $(($(date +%s) - t0))s"
 POLICY=$OUT/corpus/policy.json   # written by corpus.py push: insecureAcceptAnything
 IMAGES_JSON=$OUT/corpus/images.json
 
-# image_field NAME FIELD: repo, tag, gz_bytes, tar_bytes, nlayers, or files (the layer blobs
-# in the registry's storage, one per line, each once)
+TARS_DIR=$OUT/corpus/tars # each distinct layer's tar, for the floor's SHA-256 of the tar
+
+# image_field NAMES FIELD: repo, tag, gz_bytes, tar_bytes or nlayers of the first image of
+# NAMES (comma-separated), or, over the distinct layers of all of them: files (their blobs in
+# the registry's storage, one per line), largest (the largest blob), tars ("TAR SIZE BLOB" a
+# line, TAR under TARS_DIR)
 image_field() {
-  "$PY" - "$IMAGES_JSON" "$1" "$2" "$LAB_STORAGE" <<'EOF'
+  "$PY" - "$IMAGES_JSON" "$1" "$2" "$LAB_STORAGE" "$TARS_DIR" <<'EOF'
 import json, sys
-im = json.load(open(sys.argv[1]))[sys.argv[2]]
-f = sys.argv[3]
+images = json.load(open(sys.argv[1]))
+names, f, storage, tars = sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5]
+im = images[names[0]]
+seen = {}
+for n in names:
+    for l in images[n]["layers"]:
+        seen.setdefault(l["digest"], l)
+def blob(d):
+    h = d.split(":", 1)[1]
+    return f"{storage}/docker/registry/v2/blobs/sha256/{h[:2]}/{h}/data"
 if f == "nlayers":
     print(len(im["layers"]))
 elif f == "files":
-    seen = []
-    for l in im["layers"]:
-        if l["digest"] not in seen:
-            seen.append(l["digest"])
     for d in seen:
-        h = d.split(":", 1)[1]
-        print(f"{sys.argv[4]}/docker/registry/v2/blobs/sha256/{h[:2]}/{h}/data")
+        print(blob(d))
+elif f == "largest":
+    print(blob(max(seen.values(), key=lambda l: l["size"])["digest"]))
+elif f == "tars":
+    for d, l in seen.items():
+        print(f"{tars}/{d.split(':', 1)[1]}.tar {l['tar_size']} {blob(d)}")
 else:
     print(im[f])
 EOF
 }
 
-declare -A REPO TAG FILES
-for im in "${IMAGES[@]}"; do
+# ensure_tars NAMES: the distinct layers' tars of the images NAMES in TARS_DIR, made once
+# with igzip and kept with the corpus (a file of the wrong size is made again)
+ensure_tars() {
+  local path size blob
+  mkdir -p "$TARS_DIR"
+  while read -r path size blob; do
+    if [ "$(stat -c %s "$path" 2>/dev/null || echo -1)" != "$size" ]; then
+      { igzip -dc "$blob" >"$path.tmp" && mv -f "$path.tmp" "$path"; } \
+        || die "cannot unpack $blob into $path"
+    fi
+  done < <(image_field "$1" tars)
+}
+
+# the mirror row: the three sharing tags plus big and many in one run
+MIRROR_SET=(shared-1 shared-2 shared-3 big many)
+MIRROR_NAMES=$(IFS=,; echo "${MIRROR_SET[*]}")
+declare -A REPO TAG FILES LARGEST TARS WRITTEN
+for im in "${IMAGES[@]}" "${MIRROR_SET[@]}"; do
   REPO[$im]=$(image_field "$im" repo)
   TAG[$im]=$(image_field "$im" tag)
-  FILES[$im]=$(image_field "$im" files)
+done
+for im in "${IMAGES[@]}" mirror; do
+  names=$im
+  [ "$im" != mirror ] || names=$MIRROR_NAMES
+  FILES[$im]=$(image_field "$names" files)
+  LARGEST[$im]=$(image_field "$names" largest)
+  TARS[$im]=$(image_field "$names" tars | cut -d' ' -f1)
   while IFS= read -r f; do
     [ -f "$f" ] || die "blob file $f of $im is not in the lab storage"
   done <<<"${FILES[$im]}"
 done
+t0=$(date +%s)
+ensure_tars "$(IFS=,; echo "${IMAGES[*]}"),$MIRROR_NAMES"
+say "layer tars ready in $TARS_DIR ($(($(date +%s) - t0))s)"
 
 # --- 4. measure -----------------------------------------------------------------------------------
 RAW=$OUT/raw.partial.csv     # renamed to raw.csv when every pass is done
 rm -rf "$LOGS" "$TMP"
 mkdir -p "$LOGS" "$TMP"
-echo "image,tool,rep,rc,wall_s,user_s,sys_s,maxrss_kb" >"$RAW"
+echo "image,tool,rep,rc,wall_s,user_s,sys_s,maxrss_kb,bytes" >"$RAW"
 
 # TIMED CMD...: run CMD under /usr/bin/time (into $tf) and timeout; time's figures include
 # the command's children (wait4 rusage), so a pipeline in `bash -c` is measured whole.
@@ -170,38 +210,90 @@ TIMED() {
   /usr/bin/time -f '%e %U %S %M' -o "$tf" timeout -k 5 "$RUN_TIMEOUT" "$@"
 }
 
+# The mirror row's list, skopeo sync's YAML and our config.
+: >"$TMP/mirror.list"
+{
+  echo "$LAB_PLAIN:"
+  echo "  tls-verify: false"
+  echo "  images:"
+} >"$TMP/sync.yaml"
+declare -A SYNC_TAGS
+for im in "${MIRROR_SET[@]}"; do
+  echo "$LAB_PLAIN/${REPO[$im]}:${TAG[$im]}" >>"$TMP/mirror.list"
+  SYNC_TAGS[${REPO[$im]}]="${SYNC_TAGS[${REPO[$im]}]:+${SYNC_TAGS[${REPO[$im]}]}, }\"${TAG[$im]}\""
+done
+for repo in "${!SYNC_TAGS[@]}"; do
+  echo "    $repo: [${SYNC_TAGS[$repo]}]" >>"$TMP/sync.yaml"
+done
+printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN" >"$TMP/mirror.json"
+
 declare -A TIMED_OUT
-# run_one IMAGE TOOL REP: one timed run (REP 0 is the warm-up, not recorded)
+# run_one ROW TOOL REP: one timed run (REP 0 is the warm-up, not recorded). ROW is an image
+# (occystrap: fetch-to-tarfile; skopeo: copy to docker-archive) or mirror (occystrap mirror
+# into a fresh store; skopeo sync --dest dir). The floor tools work on the row's distinct
+# layer blobs; dd writes as many bytes as occystrap's run of the row just wrote (its tarball,
+# or everything in its store).
 run_one() {
-  local im=$1 tool=$2 rep=$3 rc=0 tf=$TMP/time.txt log=$LOGS/$1.$2.$3.log
-  local -a files
+  local im=$1 tool=$2 rep=$3 rc=0 tf=$TMP/time.txt log=$LOGS/$1.$2.$3.log bytes=
+  local -a files tars
   if [ -n "${TIMED_OUT[$im.$tool]:-}" ]; then
-    [ "$rep" = 0 ] || echo "$im,$tool,$rep,124,,,," >>"$RAW"
+    [ "$rep" = 0 ] || echo "$im,$tool,$rep,124,,,,," >>"$RAW"
     return 0
   fi
   mapfile -t files <<<"${FILES[$im]}"
+  mapfile -t tars <<<"${TARS[$im]}"
   rm -rf "$TMP/work" "$tf"
   mkdir -p "$TMP/work/skopeo-tmp"
-  case "$tool" in
-    occystrap)
+  case "$im.$tool" in
+    mirror.occystrap)
+      TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror "$TMP/mirror.list" \
+        "$TMP/work/store" >"$log" 2>&1 || rc=$?
+      [ $rc != 0 ] || [ -s "$TMP/work/store/oci/index.json" ] || { echo "no oci/index.json" >>"$log"; rc=99; }
+      [ $rc != 0 ] || bytes=$(du -sb "$TMP/work/store" | cut -f1) ;;
+    mirror.occystrap-no-exact)
+      TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror --no-exact \
+        "$TMP/mirror.list" "$TMP/work/store" >"$log" 2>&1 || rc=$?
+      [ $rc != 0 ] || [ ! -e "$TMP/work/store/oci" ] || { echo "oci/ written" >>"$log"; rc=99; }
+      [ $rc != 0 ] || bytes=$(du -sb "$TMP/work/store" | cut -f1) ;;
+    mirror.skopeo)
+      TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" sync --src yaml \
+        --dest dir "$TMP/sync.yaml" "$TMP/work/sync" >"$log" 2>&1 || rc=$? ;;
+    *.occystrap)
       TIMED "$OCCY" --insecure -q fetch-to-tarfile "$LAB_PLAIN" "${REPO[$im]}" "${TAG[$im]}" \
         "$TMP/work/ours.tar" >"$log" 2>&1 || rc=$?
-      [ $rc != 0 ] || [ -s "$TMP/work/ours.tar" ] || { echo "no output tar" >>"$log"; rc=99; } ;;
-    skopeo)
+      [ $rc != 0 ] || [ -s "$TMP/work/ours.tar" ] || { echo "no output tar" >>"$log"; rc=99; }
+      [ $rc != 0 ] || bytes=$(stat -c %s "$TMP/work/ours.tar") ;;
+    *.skopeo)
       TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" \
         copy -q --src-tls-verify=false --src-no-creds \
         "docker://$LAB_PLAIN/${REPO[$im]}:${TAG[$im]}" \
         "docker-archive:$TMP/work/skopeo.tar:${REPO[$im]}:${TAG[$im]}" >"$log" 2>&1 || rc=$?
       [ $rc != 0 ] || [ -s "$TMP/work/skopeo.tar" ] || { echo "no output tar" >>"$log"; rc=99; } ;;
-    limit-pipe)
+    *.limit-pipe)
       TIMED bash -c 'set -o pipefail; igzip -dc "$@" | openssl dgst -sha256' _ "${files[@]}" \
         >"$log" 2>&1 || rc=$? ;;
-    igzip)
+    *.stream)
+      TIMED igzip -dc "${LARGEST[$im]}" >/dev/null 2>"$log" || rc=$? ;;
+    *.igzip)
       TIMED igzip -dc "${files[@]}" >/dev/null 2>"$log" || rc=$? ;;
-    sha-gz)
+    *.sha-gz)
       TIMED openssl dgst -sha256 "${files[@]}" >"$log" 2>&1 || rc=$? ;;
+    *.sha-tar)
+      TIMED openssl dgst -sha256 "${tars[@]}" >"$log" 2>&1 || rc=$? ;;
+    *.dd)
+      bytes=${WRITTEN[$im]:-}
+      if [ -z "$bytes" ]; then
+        echo "no size: occystrap's run of $im failed in this pass" >"$log"
+        rc=97
+      else
+        TIMED dd if=/dev/zero of="$TMP/work/dd.bin" bs=1M count="$bytes" iflag=count_bytes \
+          conv=fsync status=none >"$log" 2>&1 || rc=$?
+      fi ;;
   esac
   rm -rf "$TMP/work"
+  if [ "$tool" = occystrap ]; then
+    WRITTEN[$im]=$bytes
+  fi
   # time writes "Command exited with non-zero status N" first when rc != 0
   local wall user sys rss
   read -r wall user sys rss < <(tail -n 1 "$tf" 2>/dev/null || echo "")
@@ -220,7 +312,7 @@ run_one() {
     rm -f "$log"
   fi
   if [ "$rep" != 0 ]; then
-    echo "$im,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
+    echo "$im,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-},${bytes:-}" >>"$RAW"
   fi
   if [ $rc = 0 ]; then
     awk -v im="$im" -v tool="$tool" -v rep="$([ "$rep" = 0 ] && echo warm || echo "$rep/$REPS")" \
@@ -237,6 +329,7 @@ run_one() {
   echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
   echo "mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
   echo "kernel=$(uname -r)"
+  echo "disk=$(df -PT "$OUT" | awk 'NR==2 {print $2 " on " $1}')"
   echo "occystrap=$("$OCCY" --version 2>&1 | head -n 1)"
   echo "skopeo=$(skopeo --version 2>&1 | head -n 1)"
   echo "igzip=$(igzip --version 2>&1 | head -n 1)"
@@ -249,7 +342,7 @@ run_one() {
 
 first=0              # pass 0 is the warm-up
 if [ "$QUICK" = 1 ]; then first=1; fi
-say "measuring: ${IMAGES[*]} x ${TOOLS[*]}; $([ "$QUICK" = 1 ] || echo "1 warm-up pass + ")$REPS pass(es)"
+say "measuring: ${IMAGES[*]} x ${TOOLS[*]}, mirror; $([ "$QUICK" = 1 ] || echo "1 warm-up pass + ")$REPS pass(es)"
 t0=$(date +%s)
 for rep in $(seq "$first" "$REPS"); do
   wanted images || break
@@ -259,31 +352,18 @@ for rep in $(seq "$first" "$REPS"); do
     done
   done
 done
-# --- 4b. mirror row: the three sharing tags plus big and many in one run ---------------------
-# occystrap mirror into a fresh store (with the exact bytes, the default, and with
-# --no-exact: what keeping them costs) against skopeo sync of the same images into dir
-# (which keeps the compressed blobs only):
-MIRROR_SET=(shared-1 shared-2 shared-3 big many)
-: >"$TMP/mirror.list"
-{
-  echo "$LAB_PLAIN:"
-  echo "  tls-verify: false"
-  echo "  images:"
-} >"$TMP/sync.yaml"
-declare -A SYNC_TAGS
-for im in "${MIRROR_SET[@]}"; do
-  repo=$(image_field "$im" repo)
-  tag=$(image_field "$im" tag)
-  echo "$LAB_PLAIN/$repo:$tag" >>"$TMP/mirror.list"
-  SYNC_TAGS[$repo]="${SYNC_TAGS[$repo]:+${SYNC_TAGS[$repo]}, }\"$tag\""
+# --- 4b. mirror row: occystrap mirror into a fresh store (with the exact bytes, the default,
+# and with --no-exact: what keeping them costs) against skopeo sync into dir (which keeps the
+# compressed blobs only), and the floor of the list's distinct layers ------------------------
+for rep in $(seq "$first" "$REPS"); do
+  wanted mirror || break
+  for tool in occystrap occystrap-no-exact skopeo stream igzip sha-gz sha-tar dd; do
+    run_one mirror "$tool" "$rep"
+  done
 done
-for repo in "${!SYNC_TAGS[@]}"; do
-  echo "    $repo: [${SYNC_TAGS[$repo]}]" >>"$TMP/sync.yaml"
-done
-printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN" >"$TMP/mirror.json"
 
-# record_run ROW TOOL REP RC TIMEFILE LOG: print one timed run of the mirror or expand row and
-# add it to the raw CSV (REP 0, the warm-up, is printed only).
+# record_run ROW TOOL REP RC TIMEFILE LOG: print one timed run of the expand row and add it
+# to the raw CSV (REP 0, the warm-up, is printed only).
 record_run() {
   local row=$1 tool=$2 rep=$3 rc=$4 tf=$5 log=$6
   local wall user sys rss
@@ -298,36 +378,9 @@ record_run() {
              row, tool, rep, w, u + s, m / 1024 }'
   fi
   if [ "$rep" != 0 ]; then
-    echo "$row,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}" >>"$RAW"
+    echo "$row,$tool,$rep,$rc,${wall:-},${user:-},${sys:-},${rss:-}," >>"$RAW"
   fi
 }
-
-run_mirror() { # TOOL REP
-  local tool=$1 rep=$2 rc=0 tf=$TMP/time.txt log=$LOGS/mirror.$1.$2.log
-  rm -rf "$TMP/work" "$tf"
-  mkdir -p "$TMP/work/skopeo-tmp"
-  case "$tool" in
-    occystrap)
-      TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror "$TMP/mirror.list" \
-        "$TMP/work/store" >"$log" 2>&1 || rc=$?
-      [ $rc != 0 ] || [ -s "$TMP/work/store/oci/index.json" ] || { echo "no oci/index.json" >>"$log"; rc=99; } ;;
-    occystrap-no-exact)
-      TIMED "$OCCY" --config "$TMP/mirror.json" --progress none mirror --no-exact \
-        "$TMP/mirror.list" "$TMP/work/store" >"$log" 2>&1 || rc=$?
-      [ $rc != 0 ] || [ ! -e "$TMP/work/store/oci" ] || { echo "oci/ written" >>"$log"; rc=99; } ;;
-    skopeo)
-      TIMED skopeo --tmpdir "$TMP/work/skopeo-tmp" --policy "$POLICY" sync --src yaml \
-        --dest dir "$TMP/sync.yaml" "$TMP/work/sync" >"$log" 2>&1 || rc=$? ;;
-  esac
-  rm -rf "$TMP/work"
-  record_run mirror "$tool" "$rep" "$rc" "$tf" "$log"
-}
-for rep in $(seq "$first" "$REPS"); do
-  wanted mirror || break
-  run_mirror occystrap "$rep"
-  run_mirror occystrap-no-exact "$rep"
-  run_mirror skopeo "$rep"
-done
 
 # --- 4c. expand row: the realistic image's merged root filesystem, from a store ---------------
 # occystrap expand (no network) against umoci unpack of the same image as an OCI layout.

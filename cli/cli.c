@@ -71,6 +71,7 @@ static const cli_command commands[] = {
 #define NET "fetch-to-tarfile fetch-to-extracted mirror push"
 #define PULLS "fetch-to-tarfile fetch-to-extracted mirror"
 #define EXPANDS "fetch-to-extracted expand"
+#define BOUNDS "fetch-to-tarfile fetch-to-extracted mirror expand"
 
 enum {
     OPT_PLATFORM = 256,
@@ -135,7 +136,9 @@ static const cli_option options[] = {
     {"platform", 0, "OS/ARCH[/VARIANT]", OPT_PLATFORM, PULLS,
      "image to take from a multi-platform index (default\nlinux/amd64); mirror: repeatable, or "
      "all"},
-    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, PULLS, "refuse a layer whose tar is larger"},
+    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, PULLS,
+     "refuse a layer whose tar grows beyond this\n(default max(1 GiB, 100x its compressed\n"
+     "size)); 0: no bound"},
     {"insecure", 0, NULL, OPT_INSECURE, NET, "talk plain HTTP to the registry"},
     {"ca-cert", 0, "FILE", OPT_CA_CERT, NET, "trust this CA bundle for TLS registries"},
     {"username", 0, "USER", OPT_USERNAME, NET, "credentials (else ~/.docker/config.json)"},
@@ -153,7 +156,9 @@ static const cli_option options[] = {
      "STORE/oci/"},
     {"expand", 0, NULL, OPT_EXPAND, "fetch-to-extracted",
      "also each layer expanded in <hex>/layer/ and\nthe merged root filesystem"},
-    {"max-expand-size", 0, "BYTES", OPT_MAX_EXPAND, EXPANDS, "refuse to write more than this"},
+    {"max-expand-size", 0, "BYTES", OPT_MAX_EXPAND, BOUNDS,
+     "refuse an image whose layers' tars grow beyond\nthis in all (default max(1 GiB, 100x "
+     "their\ncompressed size)), and an expansion writing\nmore; 0: no bound"},
     {"expand-strategy", 0, "S", OPT_EXPAND_STRATEGY, EXPANDS,
      "auto, oldest-first or write-once (default auto)"},
     {"json", 0, NULL, OPT_JSON, "list mirror push bundle import",
@@ -385,6 +390,7 @@ static int take_option(cli_opts *o, int id, const char *arg)
         if (parse_uint(arg, "--max-expand-size", UINT64_MAX, &n) != 0)
             return -1;
         o->expand_opts.max_bytes = n;
+        o->max_image_bytes = n;
         return 0;
     case OPT_EXPAND_STRATEGY:
         if (oc_expand_strategy_parse(arg) < 0) {
@@ -497,10 +503,25 @@ static int take_option(cli_opts *o, int id, const char *arg)
     return -1;
 }
 
-/* Tuning knob for the benchmarks: OCCYSTRAP_PIPE=CHUNK_KIB:IN_CHUNKS:OUT_BUFS:THREADS
- * (bench/README.md). Unset, the pipeline's defaults apply. */
+/* Tuning knobs for the benchmarks: OCCYSTRAP_PIPE=CHUNK_KIB:IN_CHUNKS:OUT_BUFS:THREADS and
+ * OCCYSTRAP_WRITE=auto|direct|writeback|buffered (bench/README.md). Unset, the pipeline's
+ * defaults apply. */
 static int pipe_from_env(cli_opts *o)
 {
+    const char *write_env = getenv("OCCYSTRAP_WRITE");
+    if (write_env) {
+        static const char *const modes[] = {"auto", "direct", "writeback", "buffered"};
+        int mode = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(write_env, modes[i]) == 0)
+                mode = i;
+        if (mode < 0) {
+            cli_say("OCCYSTRAP_WRITE wants auto, direct, writeback or buffered, not '%s'",
+                    write_env);
+            return -1;
+        }
+        o->engine.pipe_write = mode;
+    }
     const char *pipe_env = getenv("OCCYSTRAP_PIPE");
     if (!pipe_env)
         return 0;
@@ -537,6 +558,8 @@ int oc_cli_main(int argc, char **argv)
     cli_opts o;
     memset(&o, 0, sizeof o);
     oc_engine_options_init(&o.engine);
+    o.max_layer_bytes = OC_LIMIT_DEFAULT;
+    o.max_image_bytes = OC_LIMIT_DEFAULT;
     oc_serve_options_init(&o.serve);
     if (pipe_from_env(&o) != 0)
         return EXIT_USAGE;

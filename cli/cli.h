@@ -37,9 +37,10 @@ typedef struct cli_opts {
     int fail_fast;
     const char *progress;
     long lock_wait_s;
-    const char *shard; /* --shard K/N */
-    unsigned shards;   /* --shards N (K from $JOB_COMPLETION_INDEX) */
-    uint64_t max_layer_bytes;
+    const char *shard;        /* --shard K/N */
+    unsigned shards;          /* --shards N (K from $JOB_COMPLETION_INDEX) */
+    uint64_t max_layer_bytes; /* OC_LIMIT_DEFAULT unless given */
+    uint64_t max_image_bytes; /* --max-expand-size, for the pulls; OC_LIMIT_DEFAULT unless given */
     oc_expand_opts expand_opts;
     int keep_host;
     uint64_t chunk_size;

@@ -45,6 +45,7 @@ static int fetch(cli_opts *o, char **argv, oc_fetch_target target)
     fo.expand = o->expand;
     fo.expand_opts = o->expand_opts;
     fo.max_layer_bytes = o->max_layer_bytes;
+    fo.max_image_bytes = o->max_image_bytes;
 
     oc_error err;
     memset(&err, 0, sizeof err);

@@ -218,6 +218,8 @@ int cli_mirror(cli_opts *o, int argc, char **argv)
     mo.dry_run = o->dry_run;
     mo.lock_wait_s = o->lock_wait_s;
     mo.exact = !o->no_exact;
+    mo.max_layer_bytes = o->max_layer_bytes;
+    mo.max_image_bytes = o->max_image_bytes;
     if (choose_shard(o, &mo.shard_k, &mo.shard_n) != 0)
         return EXIT_USAGE;
 

@@ -188,9 +188,10 @@ int cli_mirror_to(cli_opts *o, int argc, char **argv)
                 argc);
         return EXIT_USAGE;
     }
-    if (o->fail_fast || o->dry_run || o->lock_wait_s || o->max_layer_bytes) {
-        cli_say("--fail-fast, --dry-run, --lock-wait and --max-layer-size go with mirror into a "
-                "store, not --to");
+    if (o->fail_fast || o->dry_run || o->lock_wait_s || o->max_layer_bytes != OC_LIMIT_DEFAULT ||
+        o->max_image_bytes != OC_LIMIT_DEFAULT) {
+        cli_say("--fail-fast, --dry-run, --lock-wait, --max-layer-size and --max-expand-size go "
+                "with mirror into a store, not --to");
         return EXIT_USAGE;
     }
     const char *platform = NULL;

@@ -44,6 +44,8 @@ void oc_fetch_options_init(oc_fetch_options *o)
 {
     memset(o, 0, sizeof *o);
     o->api_version = OCCYSTRAP_API_VERSION;
+    o->max_layer_bytes = OC_LIMIT_DEFAULT;
+    o->max_image_bytes = OC_LIMIT_DEFAULT;
 }
 
 static void job_free(fetch_job *j)
@@ -198,7 +200,7 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
     const char *work_dir = NULL;
     if (o->target == OC_FETCH_TARFILE) {
         work_dir = j->work = oc_scratch_dir_beside(o->path, err);
-        if (work_dir && !(j->tarball = oc_tarball_open(o->path, err)))
+        if (work_dir && !(j->tarball = oc_tarball_open(o->path, e->opts.pipe.write_mode, err)))
             work_dir = NULL;
     } else if ((j->store = oc_store_open(o->path, OC_STORE_WRITE, err))) {
         work_dir = oc_store_run_dir(j->store);
@@ -214,6 +216,7 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
     oc_pull_opts popts = {.platform = &j->want,
                           .work_dir = work_dir,
                           .max_layer_bytes = o->max_layer_bytes,
+                          .max_image_bytes = o->max_image_bytes,
                           /* the tarball is fsynced instead */
                           .no_sync_layers = o->target == OC_FETCH_TARFILE,
                           .on_bytes = on_bytes,
@@ -226,9 +229,11 @@ int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done_cb don
         popts.have_blob = oc_store_have_blob;
         popts.have_blob_opaque = j->store;
     }
-    if (j->tarball) { /* the first layer is written straight into the tarball */
+    if (j->tarball) { /* layers are written straight into the tarball, in order */
         popts.layer_output = oc_tarball_layer_output;
+        popts.layer_verified = oc_tarball_layer_verified;
         popts.layer_output_opaque = j->tarball;
+        popts.in_manifest_order = 1;
     }
     oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = 1};
     oc_engine_emit(e, &ev);

@@ -524,11 +524,14 @@ static void start_pulls(entry_job *j)
         oc_pull_opts po = {
             .platform = &pp->platform,
             .work_dir = oc_store_run_dir(run->store),
+            .max_layer_bytes = run->o->max_layer_bytes,
+            .max_image_bytes = run->o->max_image_bytes,
             .have_layer = oc_store_have_layer,
             .have_layer_opaque = run->store,
             .in_flight = run->in_flight,
             .layer_placed = place_layer,
             .layer_placed_opaque = run,
+            .layer_placed_any_thread = 1, /* oc_store_put_layer is thread-safe */
             .on_bytes = on_bytes,
             .on_layer = on_layer,
             .progress_opaque = pp,
@@ -1258,12 +1261,16 @@ void oc_mirror_options_init(oc_mirror_options *o)
     memset(o, 0, sizeof *o);
     o->api_version = OCCYSTRAP_API_VERSION;
     o->exact = 1;
+    o->max_layer_bytes = OC_LIMIT_DEFAULT;
+    o->max_image_bytes = OC_LIMIT_DEFAULT;
 }
 
 /* The caller's options, copied and checked: platforms parsed. */
 static int copy_options(mirror_run *run, const oc_mirror_options *o, oc_error *err)
 {
     oc_mirror_opts *m = &run->opts;
+    m->max_layer_bytes = o->max_layer_bytes;
+    m->max_image_bytes = o->max_image_bytes;
     m->fail_fast = o->fail_fast;
     m->dry_run = o->dry_run;
     m->lock_wait_s = o->lock_wait_s;

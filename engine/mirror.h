@@ -35,9 +35,11 @@ typedef struct oc_mirror_opts {
     int all_platforms;
     int fail_fast;
     int dry_run;
-    long lock_wait_s; /* wait this long for another mirror run; 0 = don't wait */
-    oc_shard shard;   /* this process's part of the list (n 0 or 1: all of it) */
-    int exact;        /* the registry's exact bytes too (STORE/oci/) */
+    long lock_wait_s;         /* wait this long for another mirror run; 0 = don't wait */
+    oc_shard shard;           /* this process's part of the list (n 0 or 1: all of it) */
+    int exact;                /* the registry's exact bytes too (STORE/oci/) */
+    uint64_t max_layer_bytes; /* bounds of each pull (oc_pull_opts) */
+    uint64_t max_image_bytes;
 } oc_mirror_opts;
 
 #endif

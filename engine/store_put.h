@@ -13,7 +13,8 @@
 /* tmp_path and l->blob_path must be on the store's file system (its run or
  * partial directory). *final_path (malloc'd) is the layer's path in the
  * store. tmp_path NULL: only l->blob_path is placed, the tar l->path is
- * the store's already. */
+ * the store's already. Safe on a worker thread (mirror runs it on the
+ * pipeline's io pool, off the loop). */
 int oc_store_put_layer(oc_store *s, const oc_pulled_layer *l, const char *tmp_path,
                        char **final_path, oc_error *err);
 

@@ -1,13 +1,32 @@
 /* blobpipe.c - per-blob pipeline on worker strands (see blobpipe.h).
  *
+ * Strands of a blob, and their pools:
+ *   cpu pool  digest   SHA-256 of the compressed bytes
+ *             inflate  the decoder, writing into output buffers it borrows
+ *             tarhash  SHA-256 of the tar
+ *   io pool   write    the tar into its file (oc_outfile: direct I/O or
+ *                      writeback as it goes)
+ *             keep     the compressed bytes into the partial file, if kept
+ * An input chunk is read by digest, inflate (and keep) at once; an output
+ * buffer by tarhash and write at once; each returns to its blob's free list
+ * when its last reader is done (a reference count). Nothing in the cpu pool
+ * ever blocks: when no output buffer is free, the inflate task parks (its
+ * strand waits, the worker goes on with other strands) and the release of a
+ * buffer unparks it. So a slow disk holds back only its blob's inflation,
+ * and the cores stay with whatever can run. The io pool's tasks block in
+ * the disk only.
+ *
  * Ownership and locking:
- *   loop thread    p->filling, p->received, submitting chunks and controls
- *   digest strand  p->h_comp, p->comp_bytes, res.compressed_*
- *   inflate strand p->inf, p->stream_*, res.comp/stream_*; posts to write
- *   write strand   p->fd, p->h_tar, p->written, res.diff_*
- *   p->lock        free lists, allocation counts, paused, pending,
- *                  finish_refs, local failure, released
- *   ctx->lock      the event list and each pipe's event flags
+ *   loop thread     p->filling, p->received, submitting chunks and controls
+ *   digest strand   p->h_comp, p->comp_bytes, res.compressed_*
+ *   inflate strand  p->inf, p->stream_*, p->lent, res.comp/stream_*; posts
+ *                   output buffers and controls to tarhash and write
+ *   tarhash strand  p->h_tar, p->hashed, res.diff_*
+ *   write strand    p->fd, p->of, p->written
+ *   keep strand     p->partial_fd, p->kf, p->keep_at
+ *   p->lock         free lists, allocation counts, paused, inflate_waits,
+ *                   pending, finish_refs, local failure, released
+ *   ctx->lock       the event list and each pipe's event flags
  * Control messages (reset, finish) travel through the strands in order with
  * the data, so "start over" and "end" apply exactly after the bytes before
  * them. pending counts posted tasks; a released pipe is freed on the loop
@@ -16,7 +35,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,46 +45,67 @@
 #include <unistd.h>
 
 #include "io/atomicfile.h"
+#include "io/outfile.h"
 #include "io/workq.h"
 
-enum { MSG_DATA, MSG_RESET, MSG_FINISH, MSG_PRELOAD };
+enum { MSG_DATA, MSG_RESET, MSG_FINISH, MSG_PRELOAD, MSG_MOVE };
 enum { EV_WRITABLE = 1, EV_FINISHED = 2, EV_FREE = 4 };
+
+/* Output buffers of a small blob: about this many times its compressed
+ * size (a tar is rarely more), within these bounds. */
+#define OUT_SMALL_FACTOR 4
+#define OUT_SMALL_MIN ((size_t)64 << 10)
 
 typedef struct in_chunk {
     oc_task t_digest;
     oc_task t_inflate;
+    oc_task t_keep;
     oc_blobpipe *p;
     int kind;
-    uint64_t preload; /* MSG_PRELOAD: bytes of the partial file to replay */
-    int refs;         /* strands still reading it (p->lock) */
+    uint64_t preload;  /* MSG_PRELOAD: bytes of the partial file to replay */
+    uint64_t replayed; /* MSG_PRELOAD, inflate: bytes of it read so far */
+    int refs;          /* strands still reading it (p->lock) */
     int pooled;
     size_t len, cap;
+    size_t inflated; /* inflate strand: bytes of buf the decoder took */
     unsigned char *buf;
     struct in_chunk *next_free;
 } in_chunk;
 
 typedef struct out_buf {
-    oc_task t;
+    oc_task t_hash;
+    oc_task t_write;
     oc_blobpipe *p;
     int kind;
+    int refs; /* strands still reading it (p->lock) */
     int pooled;
     size_t len, cap;
     unsigned char *buf;
     struct out_buf *next_free;
+    int move_fd; /* MSG_MOVE: the new output and where the tar starts in it */
+    uint64_t move_base;
 } out_buf;
+
+struct oc_blobpipe_budget {
+    atomic_uint_fast64_t used;
+    atomic_int refs;
+    uint64_t max;
+};
 
 struct oc_blobpipe_ctx {
     uv_loop_t *loop;
     uv_async_t async;
     void (*closed)(void *opaque); /* oc_blobpipe_ctx_close's callback */
     void *closed_opaque;
-    oc_workq *pool_read;  /* digest and inflate strands */
-    oc_workq *pool_write; /* write strands */
+    oc_workq *pool_cpu; /* digest, inflate and tarhash strands */
+    oc_workq *pool_io;  /* write and keep strands */
     size_t chunk_size;
     int in_chunks;
     int out_bufs;
+    oc_write_mode write_mode;
     pthread_mutex_t lock;
-    oc_blobpipe *events; /* pipes with event flags set */
+    oc_blobpipe *events;   /* pipes with event flags set */
+    oc_offload *offloaded; /* offloads whose work is done */
     int closing;
     int live; /* pipes not yet destroyed (loop thread): the async handle keeps
                  the loop running only while there are some */
@@ -79,8 +121,12 @@ struct oc_blobpipe {
     int taken;
     int no_sync;
     oc_blobpipe_cbs cbs;
-    oc_strand s_digest, s_inflate, s_write;
-    size_t cap;
+    oc_strand s_digest, s_inflate, s_hash, s_write, s_keep;
+    size_t cap;     /* input chunk size */
+    size_t out_cap; /* output buffer size */
+    int keeping;    /* the keep strand reads the input chunks (fixed by the first post) */
+    int posted;     /* something was posted (loop thread) */
+    int moved;      /* oc_blobpipe_move_output was accepted (loop thread) */
 
     /* loop thread */
     in_chunk *filling;
@@ -88,14 +134,15 @@ struct oc_blobpipe {
 
     /* p->lock */
     pthread_mutex_t lock;
-    pthread_cond_t out_free_cond;
     in_chunk *free_in;
     int in_alloc, in_max;
     out_buf *free_out;
     int out_alloc, out_max;
+    int inflate_waits; /* the inflate strand parked for want of an output buffer */
     int paused;
     int pending;
     int finish_refs;
+    int finish_to_write; /* the write strand has its finish: too late to move */
     int local_failed;
     oc_error local_err;
     int released;
@@ -108,13 +155,21 @@ struct oc_blobpipe {
     /* strands */
     oc_sha256 *h_comp;
     uint64_t comp_bytes;
-    int partial_fd; /* compressed bytes kept for a later run (digest strand), or -1 */
+    int partial_fd; /* compressed bytes kept for a later run (keep strand), or -1 */
     char *partial_path;
+    oc_outfile kf; /* keep strand: how partial_fd is written */
+    int kf_ready;
+    uint64_t keep_at;  /* keep strand: bytes of the partial file */
     int keep_required; /* the kept copy is the caller's result: failing to write it fails */
     int digest_only;   /* the compressed bytes are hashed (and kept), not inflated */
     oc_inflater *inf;
+    oc_blobpipe_budget *budget; /* shared with other pipes, or NULL */
+    out_buf *lent;              /* inflate strand: the buffer the decoder holds */
     int stream_failed;
     oc_sha256 *h_tar;
+    uint64_t hashed;
+    oc_outfile of; /* write strand: how fd is written */
+    int of_ready;
     uint64_t written;
     oc_blob_result res;
 };
@@ -135,24 +190,33 @@ static void notify(oc_blobpipe *p, int flag)
     uv_async_send(&ctx->async);
 }
 
+static void free_chunks(in_chunk *c)
+{
+    while (c) {
+        in_chunk *next = c->next_free;
+        free(c->buf);
+        free(c);
+        c = next;
+    }
+}
+
+static void live_drop(oc_blobpipe_ctx *ctx);
+
 static void pipe_destroy(oc_blobpipe *p)
 {
-    if (--p->ctx->live == 0)
-        uv_unref((uv_handle_t *)&p->ctx->async);
+    live_drop(p->ctx);
     if (!p->ctx->closing) { /* when closing, the pools have been joined */
         oc_strand_wait_idle(&p->s_digest);
         oc_strand_wait_idle(&p->s_inflate);
+        oc_strand_wait_idle(&p->s_hash);
         oc_strand_wait_idle(&p->s_write);
+        oc_strand_wait_idle(&p->s_keep);
     }
-    while (p->free_in) {
-        in_chunk *c = p->free_in;
-        p->free_in = c->next_free;
-        free(c->buf);
-        free(c);
-    }
-    if (p->filling) {
-        free(p->filling->buf);
-        free(p->filling);
+    oc_inflater_free(p->inf); /* gives back the buffer it holds */
+    free_chunks(p->free_in);
+    if (p->filling) { /* its next_free is stale */
+        p->filling->next_free = NULL;
+        free_chunks(p->filling);
     }
     while (p->free_out) {
         out_buf *o = p->free_out;
@@ -160,6 +224,10 @@ static void pipe_destroy(oc_blobpipe *p)
         free(o->buf);
         free(o);
     }
+    if (p->of_ready)
+        oc_outfile_close(&p->of);
+    if (p->kf_ready)
+        oc_outfile_close(&p->kf);
     if (p->fd >= 0 && !p->fd_borrowed)
         close(p->fd);
     if (p->partial_fd >= 0)
@@ -169,12 +237,41 @@ static void pipe_destroy(oc_blobpipe *p)
         unlink(p->path);
     oc_sha256_free(p->h_comp);
     oc_sha256_free(p->h_tar);
-    oc_inflater_free(p->inf);
-    pthread_cond_destroy(&p->out_free_cond);
+    oc_blobpipe_budget_unref(p->budget);
     pthread_mutex_destroy(&p->lock);
     free(p->path);
     free(p->label);
     free(p);
+}
+
+static void live_add(oc_blobpipe_ctx *ctx)
+{
+    if (ctx->live++ == 0)
+        uv_ref((uv_handle_t *)&ctx->async);
+}
+
+static void live_drop(oc_blobpipe_ctx *ctx)
+{
+    if (--ctx->live == 0)
+        uv_unref((uv_handle_t *)&ctx->async);
+}
+
+/* Offloads whose work is done, to their done callbacks. */
+static void offloads_done(oc_blobpipe_ctx *ctx)
+{
+    for (;;) {
+        pthread_mutex_lock(&ctx->lock);
+        oc_offload *o = ctx->offloaded;
+        if (o)
+            ctx->offloaded = o->next;
+        pthread_mutex_unlock(&ctx->lock);
+        if (!o)
+            break;
+        if (!ctx->closing)
+            oc_strand_wait_idle(&o->strand); /* its worker is done with it */
+        live_drop(ctx);
+        o->done(o);
+    }
 }
 
 /* Pipes are taken off the event list one at a time under the lock, so a
@@ -184,6 +281,7 @@ static void pipe_destroy(oc_blobpipe *p)
 static void on_async(uv_async_t *async)
 {
     oc_blobpipe_ctx *ctx = async->data;
+    offloads_done(ctx);
     for (;;) {
         pthread_mutex_lock(&ctx->lock);
         oc_blobpipe *p = ctx->events;
@@ -236,6 +334,13 @@ static void local_fail(oc_blobpipe *p, const oc_error *err)
     pthread_mutex_unlock(&p->lock);
 }
 
+static void local_fail_nomem(oc_blobpipe *p)
+{
+    oc_error err;
+    oc_error_set(&err, OC_E_NOMEM, "out of memory");
+    local_fail(p, &err);
+}
+
 static int has_local_failure(oc_blobpipe *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -244,10 +349,13 @@ static int has_local_failure(oc_blobpipe *p)
     return f;
 }
 
-static void finish_ref_done(oc_blobpipe *p)
+/* One of the strands that report at the end (digest, tarhash, write, keep)
+ * is done with finish (n of them at once). */
+static void finish_refs_done(oc_blobpipe *p, int n)
 {
     pthread_mutex_lock(&p->lock);
-    int done = --p->finish_refs == 0;
+    p->finish_refs -= n;
+    int done = p->finish_refs == 0;
     pthread_mutex_unlock(&p->lock);
     if (done)
         notify(p, EV_FINISHED);
@@ -269,6 +377,7 @@ static void chunk_put(in_chunk *c)
                 writable = 1;
             }
         } else {
+            free(c->buf);
             free(c);
         }
     }
@@ -277,55 +386,160 @@ static void chunk_put(in_chunk *c)
         notify(p, EV_WRITABLE);
 }
 
-/* ---- write strand ---- */
+/* ---- output buffers: inflate lends them, tarhash and write read them ---- */
 
 static void out_put(out_buf *o)
 {
     oc_blobpipe *p = o->p;
-    if (!o->pooled) {
-        free(o);
+    int unpark = 0;
+    pthread_mutex_lock(&p->lock);
+    if (--o->refs > 0) {
+        pthread_mutex_unlock(&p->lock);
         return;
     }
-    pthread_mutex_lock(&p->lock);
-    o->next_free = p->free_out;
-    p->free_out = o;
-    pthread_cond_signal(&p->out_free_cond);
+    if (o->pooled) {
+        o->next_free = p->free_out;
+        p->free_out = o;
+        if (p->inflate_waits) {
+            p->inflate_waits = 0;
+            unpark = 1;
+        }
+    }
     pthread_mutex_unlock(&p->lock);
+    if (!o->pooled)
+        free(o);
+    if (unpark)
+        oc_strand_unpark(&p->s_inflate);
 }
 
-static void run_write(oc_task *t)
+static void run_hash(oc_task *t);
+static void run_write(oc_task *t);
+
+static void post_out(oc_blobpipe *p, out_buf *o)
 {
-    out_buf *o = (out_buf *)t;
+    o->t_hash.run = run_hash;
+    o->t_write.run = run_write;
+    pthread_mutex_lock(&p->lock);
+    o->refs = 2;
+    p->pending += 2;
+    pthread_mutex_unlock(&p->lock);
+    oc_strand_post(&p->s_hash, &o->t_hash);
+    oc_strand_post(&p->s_write, &o->t_write);
+}
+
+static int post_out_control(oc_blobpipe *p, int kind)
+{
+    out_buf *o = calloc(1, sizeof *o);
+    if (!o)
+        return -1;
+    o->p = p;
+    o->kind = kind;
+    post_out(p, o);
+    return 0;
+}
+
+/* The decoder asks for a buffer: a free one, a new one while the blob may
+ * have more, else none now (the inflate task parks; out_put unparks it). */
+static int lend_get(void *opaque, unsigned char **buf, size_t *cap, oc_error *err)
+{
+    oc_blobpipe *p = opaque;
+    pthread_mutex_lock(&p->lock);
+    if (p->released) {
+        pthread_mutex_unlock(&p->lock);
+        oc_error_set(err, OC_E_CANCELLED, "%s: abandoned", p->label);
+        return -1;
+    }
+    out_buf *o = p->free_out;
+    if (o) {
+        p->free_out = o->next_free;
+    } else if (p->out_alloc < p->out_max) {
+        p->out_alloc++;
+    } else {
+        p->inflate_waits = 1;
+        pthread_mutex_unlock(&p->lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        void *mem = NULL;
+        if (!o || posix_memalign(&mem, OC_OUTFILE_ALIGN, p->out_cap) != 0) {
+            free(o);
+            pthread_mutex_lock(&p->lock);
+            p->out_alloc--;
+            pthread_mutex_unlock(&p->lock);
+            oc_error_set(err, OC_E_NOMEM, "%s: out of memory", p->label);
+            return -1;
+        }
+        o->buf = mem;
+        o->cap = p->out_cap;
+        o->p = p;
+        o->pooled = 1;
+    }
+    o->kind = MSG_DATA;
+    o->len = 0;
+    p->lent = o;
+    *buf = o->buf;
+    *cap = o->cap;
+    return 0;
+}
+
+/* A filled buffer: to tarhash and write at once (unless it takes the
+ * shared budget beyond its bound). */
+static int lend_put(void *opaque, unsigned char *buf, size_t len, oc_error *err)
+{
+    oc_blobpipe *p = opaque;
+    out_buf *o = p->lent;
+    (void)buf;
+    p->lent = NULL;
+    o->len = len;
+    if (p->budget) {
+        uint64_t now = atomic_fetch_add(&p->budget->used, len) + len;
+        if (now > p->budget->max) {
+            o->refs = 1;
+            out_put(o);
+            oc_error_set(err, OC_E_LIMIT,
+                         "the tars decompress to more than the limit of %" PRIu64 " bytes in all",
+                         p->budget->max);
+            return -1;
+        }
+    }
+    post_out(p, o);
+    return 0;
+}
+
+static void lend_drop(void *opaque, unsigned char *buf)
+{
+    oc_blobpipe *p = opaque;
+    out_buf *o = p->lent;
+    (void)buf;
+    p->lent = NULL;
+    o->refs = 1;
+    out_put(o);
+}
+
+/* ---- tarhash strand ---- */
+
+static void run_hash(oc_task *t)
+{
+    out_buf *o = (out_buf *)((char *)t - offsetof(out_buf, t_hash));
     oc_blobpipe *p = o->p;
-    oc_error err;
-    oc_error_clear(&err);
     switch (o->kind) {
     case MSG_DATA:
         if (!has_local_failure(p)) {
             oc_sha256_update(p->h_tar, o->buf, o->len);
-            if (oc_pwrite_all(p->fd, o->buf, o->len, p->base + p->written, p->label, &err) != 0)
-                local_fail(p, &err);
-            else
-                p->written += o->len;
+            p->hashed += o->len;
         }
         break;
     case MSG_RESET:
-        if (p->fd >= 0 && ftruncate(p->fd, (off_t)p->base) != 0) {
-            oc_error_errno(&err, errno, "%s: cannot truncate its output", p->label);
-            local_fail(p, &err);
-        }
         oc_sha256_reset(p->h_tar);
-        p->written = 0;
+        p->hashed = 0;
         break;
     case MSG_FINISH:
-        if (p->fd >= 0 && !p->no_sync && !has_local_failure(p) && fsync(p->fd) != 0) {
-            oc_error_errno(&err, errno, "fsync %s", p->path ? p->path : "layer output");
-            local_fail(p, &err);
-        }
         oc_sha256_final_hex(p->h_tar, p->res.diff_hex);
-        p->res.diff_size = p->written;
+        p->res.diff_size = p->hashed;
         out_put(o);
-        finish_ref_done(p);
+        finish_refs_done(p, 1);
         task_end(p);
         return;
     }
@@ -333,120 +547,191 @@ static void run_write(oc_task *t)
     task_end(p);
 }
 
-static void post_write(oc_blobpipe *p, out_buf *o)
+/* ---- write strand ---- */
+
+static const char *out_name(const oc_blobpipe *p)
 {
-    o->t.run = run_write;
-    pthread_mutex_lock(&p->lock);
-    p->pending++;
-    pthread_mutex_unlock(&p->lock);
-    oc_strand_post(&p->s_write, &o->t);
+    return p->path && !p->fd_borrowed ? p->path : "layer output";
 }
 
-static out_buf *control_out(oc_blobpipe *p, int kind)
+/* MSG_MOVE: what was written so far goes to the new output, and the rest
+ * will follow it there; the temp file is removed. */
+static void write_move(oc_blobpipe *p, const out_buf *o)
 {
-    out_buf *o = calloc(1, sizeof *o);
-    if (o) {
-        o->p = p;
-        o->kind = kind;
+    oc_error err;
+    oc_error_clear(&err);
+    oc_outfile nf;
+    oc_outfile_init(&nf, o->move_fd, p->ctx->write_mode, OC_OUTFILE_DURABLE);
+    void *buf = NULL;
+    size_t cap = p->ctx->chunk_size;
+    /* a trailing run of zeros is a hole not yet counted in the file's size */
+    if (!has_local_failure(p) && p->of_ready && oc_outfile_finish(&p->of, out_name(p), &err) != 0)
+        local_fail(p, &err);
+    if (!has_local_failure(p) && p->written > 0) {
+        if (posix_memalign(&buf, OC_OUTFILE_ALIGN, cap) != 0) {
+            buf = NULL;
+            oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        }
+        for (uint64_t off = 0; buf && off < p->written;) {
+            size_t n = p->written - off < cap ? (size_t)(p->written - off) : cap;
+            ssize_t got = pread(p->fd, buf, n, (off_t)(p->base + off));
+            if (got <= 0) {
+                oc_error_errno(&err, got < 0 ? errno : EIO, "read back %s", out_name(p));
+                break;
+            }
+            if (oc_outfile_pwrite(&nf, buf, (size_t)got, o->move_base + off, "layer output",
+                                  &err) != 0)
+                break;
+            off += (uint64_t)got;
+        }
+        free(buf);
+        if (err.code != OC_OK)
+            local_fail(p, &err);
     }
-    return o;
+    if (p->of_ready)
+        oc_outfile_close(&p->of);
+    if (!p->fd_borrowed) {
+        close(p->fd);
+        if (p->path)
+            unlink(p->path);
+    }
+    p->fd = o->move_fd;
+    p->fd_borrowed = 1;
+    p->base = o->move_base;
+    p->of = nf;
+    p->of_ready = 1;
+}
+
+static void run_write(oc_task *t)
+{
+    out_buf *o = (out_buf *)((char *)t - offsetof(out_buf, t_write));
+    oc_blobpipe *p = o->p;
+    oc_error err;
+    oc_error_clear(&err);
+    if (p->fd < 0) { /* digest only: no tar is made */
+        if (o->kind == MSG_FINISH)
+            finish_refs_done(p, 1);
+        out_put(o);
+        task_end(p);
+        return;
+    }
+    if (!p->of_ready) {
+        /* a borrowed output is its owner's final file; a temp file of ours
+         * is durable unless it is scratch that will be copied and deleted */
+        oc_outfile_init(&p->of, p->fd, p->ctx->write_mode,
+                        p->fd_borrowed || !p->no_sync ? OC_OUTFILE_DURABLE : OC_OUTFILE_SCRATCH);
+        p->of_ready = 1;
+    }
+    switch (o->kind) {
+    case MSG_DATA:
+        if (!has_local_failure(p)) {
+            if (oc_outfile_pwrite(&p->of, o->buf, o->len, p->base + p->written, out_name(p),
+                                  &err) != 0)
+                local_fail(p, &err);
+            else
+                p->written += o->len;
+        }
+        break;
+    case MSG_RESET:
+        if (oc_outfile_truncate(&p->of, p->base, out_name(p), &err) != 0)
+            local_fail(p, &err);
+        p->written = 0;
+        break;
+    case MSG_MOVE:
+        write_move(p, o);
+        break;
+    case MSG_FINISH:
+        if (!has_local_failure(p) && (p->no_sync ? oc_outfile_finish(&p->of, out_name(p), &err)
+                                                 : oc_outfile_sync(&p->of, out_name(p), &err)) != 0)
+            local_fail(p, &err);
+        out_put(o);
+        finish_refs_done(p, 1);
+        task_end(p);
+        return;
+    }
+    out_put(o);
+    task_end(p);
 }
 
 /* ---- replaying a partial file ---- */
 
-/* Feed the first n bytes of the partial file to the digest strand's hash
- * (inflate = 0) or to the inflater (inflate = 1), as if they had just
- * arrived. Each strand reads the file itself (the page cache serves both). */
-static void replay_partial(oc_blobpipe *p, uint64_t n, int inflate)
+/* The digest strand hashes the first n bytes of the partial file, as if
+ * they had just arrived (the inflate strand reads them itself, below; the
+ * page cache serves both). */
+static void replay_digest(oc_blobpipe *p, uint64_t n)
 {
     int fd = open(p->partial_path, O_RDONLY | O_CLOEXEC);
     unsigned char *buf = malloc(p->ctx->chunk_size);
     uint64_t done = 0;
-    oc_error err;
-    oc_error_clear(&err);
     while (fd >= 0 && buf && done < n) {
         size_t want = n - done < p->ctx->chunk_size ? (size_t)(n - done) : p->ctx->chunk_size;
         ssize_t got = pread(fd, buf, want, (off_t)done);
         if (got <= 0)
             break;
-        if (inflate) {
-            if (!p->stream_failed &&
-                oc_inflater_feed(p->inf, buf, (size_t)got, &p->res.stream_err) != 0)
-                p->stream_failed = 1;
-        } else {
-            oc_sha256_update(p->h_comp, buf, (size_t)got);
-        }
+        oc_sha256_update(p->h_comp, buf, (size_t)got);
         done += (uint64_t)got;
     }
-    if (!inflate)
-        p->comp_bytes = done;
-    if (done < n) {
-        /* the file vanished or shrank under us: what follows will not match
-         * the digest, and the verification retries the blob from scratch */
-        if (inflate) {
-            p->stream_failed = 1;
-            oc_error_set(&p->res.stream_err, OC_E_IO, "%s: partial file %s shorter than recorded",
-                         p->label, p->partial_path);
-        }
-    }
+    /* a file that vanished or shrank under us gives a digest that does not
+     * match: the verification retries the blob from scratch */
+    p->comp_bytes = done;
     free(buf);
     if (fd >= 0)
         close(fd);
 }
 
+/* The inflate strand feeds the partial file's first c->preload bytes to the
+ * decoder, a buffer at a time; 1 when it must park (no output buffer) and
+ * go on from where it is later, 0 when done. */
+static int replay_inflate(oc_blobpipe *p, in_chunk *c)
+{
+    if (!c->buf && !(c->buf = malloc(p->ctx->chunk_size))) {
+        p->stream_failed = 1;
+        oc_error_set(&p->res.stream_err, OC_E_NOMEM, "%s: out of memory", p->label);
+        return 0;
+    }
+    c->cap = p->ctx->chunk_size;
+    for (;;) {
+        if (c->inflated == c->len) { /* the next piece of the file */
+            if (c->replayed == c->preload || p->stream_failed)
+                return 0;
+            int fd = open(p->partial_path, O_RDONLY | O_CLOEXEC);
+            uint64_t left = c->preload - c->replayed;
+            ssize_t got = fd < 0 ? -1
+                                 : pread(fd, c->buf, left < c->cap ? (size_t)left : c->cap,
+                                         (off_t)c->replayed);
+            if (fd >= 0)
+                close(fd);
+            if (got <= 0) {
+                p->stream_failed = 1;
+                oc_error_set(&p->res.stream_err, OC_E_IO,
+                             "%s: partial file %s shorter than recorded", p->label,
+                             p->partial_path);
+                return 0;
+            }
+            c->len = (size_t)got;
+            c->inflated = 0;
+            c->replayed += (uint64_t)got;
+        }
+        size_t used = 0;
+        int rc = oc_inflater_feed_some(p->inf, c->buf + c->inflated, c->len - c->inflated, &used,
+                                       &p->res.stream_err);
+        if (rc < 0) {
+            p->stream_failed = 1;
+            return 0;
+        }
+        c->inflated += used;
+        if (rc > 0)
+            return 1;
+    }
+}
+
 /* ---- inflate strand ---- */
 
-/* The inflater's output: copied into a free output buffer (waiting for the
- * write strand to free one when all are in use) and posted for writing. */
-static int inflate_sink(void *opaque, const void *data, size_t len, oc_error *err)
+/* No output buffer to be had: park until out_put frees one (or the pipe is
+ * released: the decoder then fails and the task ends). */
+static void inflate_park(oc_blobpipe *p)
 {
-    oc_blobpipe *p = opaque;
-    const unsigned char *src = data;
-    while (len > 0) {
-        pthread_mutex_lock(&p->lock);
-        out_buf *o = NULL;
-        for (;;) {
-            if (p->released) {
-                pthread_mutex_unlock(&p->lock);
-                oc_error_set(err, OC_E_CANCELLED, "%s: abandoned", p->label);
-                return -1;
-            }
-            if (p->free_out) {
-                o = p->free_out;
-                p->free_out = o->next_free;
-                break;
-            }
-            if (p->out_alloc < p->out_max) {
-                p->out_alloc++;
-                break;
-            }
-            pthread_cond_wait(&p->out_free_cond, &p->lock);
-        }
-        pthread_mutex_unlock(&p->lock);
-        if (!o) {
-            o = calloc(1, sizeof *o);
-            unsigned char *buf = o ? malloc(p->ctx->chunk_size) : NULL;
-            if (!buf) {
-                free(o);
-                pthread_mutex_lock(&p->lock);
-                p->out_alloc--;
-                pthread_mutex_unlock(&p->lock);
-                oc_error_set(err, OC_E_NOMEM, "%s: out of memory", p->label);
-                return -1;
-            }
-            o->buf = buf;
-            o->cap = p->ctx->chunk_size;
-            o->p = p;
-            o->pooled = 1;
-        }
-        o->kind = MSG_DATA;
-        o->len = len < o->cap ? len : o->cap;
-        memcpy(o->buf, src, o->len);
-        src += o->len;
-        len -= o->len;
-        post_write(p, o);
-    }
-    return 0;
+    oc_strand_park(&p->s_inflate);
 }
 
 static void run_inflate(oc_task *t)
@@ -455,44 +740,54 @@ static void run_inflate(oc_task *t)
     oc_blobpipe *p = c->p;
     switch (c->kind) {
     case MSG_DATA:
-        if (!p->digest_only && !p->stream_failed &&
-            oc_inflater_feed(p->inf, c->buf, c->len, &p->res.stream_err) != 0)
-            p->stream_failed = 1;
+        if (!p->digest_only && !p->stream_failed) {
+            size_t used = 0;
+            int rc = oc_inflater_feed_some(p->inf, c->buf + c->inflated, c->len - c->inflated,
+                                           &used, &p->res.stream_err);
+            if (rc < 0) {
+                p->stream_failed = 1;
+            } else {
+                c->inflated += used;
+                if (rc > 0) {
+                    inflate_park(p);
+                    return;
+                }
+            }
+        }
         break;
     case MSG_PRELOAD:
-        if (!p->digest_only)
-            replay_partial(p, c->preload, 1);
+        if (!p->digest_only && replay_inflate(p, c)) {
+            inflate_park(p);
+            return;
+        }
         break;
-    case MSG_RESET: {
+    case MSG_RESET:
         oc_inflater_reset(p->inf);
         p->stream_failed = 0;
         oc_error_clear(&p->res.stream_err);
-        out_buf *o = control_out(p, MSG_RESET);
-        if (o) {
-            post_write(p, o);
-        } else {
-            oc_error err;
-            oc_error_set(&err, OC_E_NOMEM, "out of memory");
-            local_fail(p, &err);
-        }
+        if (post_out_control(p, MSG_RESET) != 0)
+            local_fail_nomem(p);
         break;
-    }
     case MSG_FINISH: {
-        if (!p->digest_only && !p->stream_failed &&
-            oc_inflater_finish(p->inf, &p->res.stream_err) != 0)
-            p->stream_failed = 1;
+        if (!p->digest_only && !p->stream_failed) {
+            int rc = oc_inflater_finish(p->inf, &p->res.stream_err);
+            if (rc > 0) {
+                inflate_park(p);
+                return;
+            }
+            if (rc < 0)
+                p->stream_failed = 1;
+        }
         p->res.stream_ok = !p->stream_failed;
         p->res.comp = oc_inflater_comp(p->inf);
         if (p->stream_failed)
             oc_error_prefix(&p->res.stream_err, "%s", p->label);
-        out_buf *o = control_out(p, MSG_FINISH);
-        if (o) {
-            post_write(p, o);
-        } else {
-            oc_error err;
-            oc_error_set(&err, OC_E_NOMEM, "out of memory");
-            local_fail(p, &err);
-            finish_ref_done(p);
+        pthread_mutex_lock(&p->lock);
+        p->finish_to_write = 1; /* from now on, the output stays where it is */
+        pthread_mutex_unlock(&p->lock);
+        if (post_out_control(p, MSG_FINISH) != 0) {
+            local_fail_nomem(p);
+            finish_refs_done(p, 2); /* for tarhash and write */
         }
         break;
     }
@@ -503,6 +798,36 @@ static void run_inflate(oc_task *t)
 
 /* ---- digest strand ---- */
 
+static void run_digest(oc_task *t)
+{
+    in_chunk *c = (in_chunk *)((char *)t - offsetof(in_chunk, t_digest));
+    oc_blobpipe *p = c->p;
+    switch (c->kind) {
+    case MSG_DATA:
+        oc_sha256_update(p->h_comp, c->buf, c->len);
+        p->comp_bytes += c->len;
+        break;
+    case MSG_RESET:
+        oc_sha256_reset(p->h_comp);
+        p->comp_bytes = 0;
+        break;
+    case MSG_PRELOAD:
+        replay_digest(p, c->preload);
+        break;
+    case MSG_FINISH:
+        oc_sha256_final_hex(p->h_comp, p->res.compressed_hex);
+        p->res.compressed_size = p->comp_bytes;
+        chunk_put(c);
+        finish_refs_done(p, 1);
+        task_end(p);
+        return;
+    }
+    chunk_put(c);
+    task_end(p);
+}
+
+/* ---- keep strand: the compressed bytes into the partial file ---- */
+
 /* The kept copy of the compressed bytes could not be written (err says
  * why): a partial copy for a later resume is best effort and is dropped; a
  * required copy (oc_blobpipe_keep_compressed) fails the blob. */
@@ -510,46 +835,50 @@ static void kept_copy_failed(oc_blobpipe *p, const oc_error *err)
 {
     if (p->keep_required)
         local_fail(p, err);
+    if (p->kf_ready)
+        oc_outfile_close(&p->kf);
+    p->kf_ready = 0;
     close(p->partial_fd);
     p->partial_fd = -1;
     unlink(p->partial_path);
 }
 
-static void run_digest(oc_task *t)
+static void run_keep(oc_task *t)
 {
-    in_chunk *c = (in_chunk *)((char *)t - offsetof(in_chunk, t_digest));
+    in_chunk *c = (in_chunk *)((char *)t - offsetof(in_chunk, t_keep));
     oc_blobpipe *p = c->p;
     oc_error err;
+    if (p->partial_fd >= 0 && !p->kf_ready) {
+        /* a required copy (the store's exact bytes) is synced at the end, so
+         * it reaches the disk as it is written; a partial copy for a later
+         * run (removed once the blob verified) is never synced, and read
+         * only to continue a broken download */
+        oc_outfile_init(&p->kf, p->partial_fd, p->ctx->write_mode,
+                        p->keep_required ? OC_OUTFILE_DURABLE : OC_OUTFILE_ASIDE);
+        p->kf_ready = 1;
+    }
     switch (c->kind) {
     case MSG_DATA:
-        oc_sha256_update(p->h_comp, c->buf, c->len);
         if (p->partial_fd >= 0 &&
-            oc_pwrite_all(p->partial_fd, c->buf, c->len, p->comp_bytes, p->partial_path, &err) != 0)
+            oc_outfile_pwrite(&p->kf, c->buf, c->len, p->keep_at, p->partial_path, &err) != 0)
             kept_copy_failed(p, &err);
-        p->comp_bytes += c->len;
+        p->keep_at += c->len;
         break;
     case MSG_RESET:
-        oc_sha256_reset(p->h_comp);
-        p->comp_bytes = 0;
-        if (p->partial_fd >= 0 && ftruncate(p->partial_fd, 0) != 0) {
-            oc_error_errno(&err, errno, "cannot truncate %s", p->partial_path);
+        p->keep_at = 0;
+        if (p->partial_fd >= 0 && oc_outfile_truncate(&p->kf, 0, p->partial_path, &err) != 0)
             kept_copy_failed(p, &err);
-        }
         break;
     case MSG_PRELOAD:
-        replay_partial(p, c->preload, 0);
+        p->keep_at = c->preload; /* the file holds them already */
         break;
     case MSG_FINISH:
-        oc_sha256_final_hex(p->h_comp, p->res.compressed_hex);
-        p->res.compressed_size = p->comp_bytes;
         /* a required copy is durable before the blob is reported done */
         if (p->keep_required && p->partial_fd >= 0 && !has_local_failure(p) &&
-            fsync(p->partial_fd) != 0) {
-            oc_error_errno(&err, errno, "fsync %s", p->partial_path);
+            oc_outfile_sync(&p->kf, p->partial_path, &err) != 0)
             kept_copy_failed(p, &err);
-        }
         chunk_put(c);
-        finish_ref_done(p);
+        finish_refs_done(p, 1);
         task_end(p);
         return;
     }
@@ -561,14 +890,23 @@ static void run_digest(oc_task *t)
 
 static void post_chunk(oc_blobpipe *p, in_chunk *c)
 {
+    if (!p->posted) {
+        p->posted = 1;
+        p->keeping = p->partial_fd >= 0;
+    }
     c->t_digest.run = run_digest;
     c->t_inflate.run = run_inflate;
+    c->t_keep.run = run_keep;
+    c->inflated = 0;
+    int readers = p->keeping ? 3 : 2;
     pthread_mutex_lock(&p->lock);
-    c->refs = 2;
-    p->pending += 2;
+    c->refs = readers;
+    p->pending += readers;
     pthread_mutex_unlock(&p->lock);
     oc_strand_post(&p->s_digest, &c->t_digest);
     oc_strand_post(&p->s_inflate, &c->t_inflate);
+    if (p->keeping)
+        oc_strand_post(&p->s_keep, &c->t_keep);
 }
 
 static int post_control(oc_blobpipe *p, int kind)
@@ -594,15 +932,15 @@ static in_chunk *chunk_get(oc_blobpipe *p)
         p->in_alloc++;
         pthread_mutex_unlock(&p->lock);
         c = calloc(1, sizeof *c);
-        unsigned char *buf = c ? malloc(p->cap) : NULL;
-        if (!buf) {
+        void *mem = NULL;
+        if (!c || posix_memalign(&mem, OC_OUTFILE_ALIGN, p->cap) != 0) {
             free(c);
             pthread_mutex_lock(&p->lock);
             p->in_alloc--;
             pthread_mutex_unlock(&p->lock);
             return NULL;
         }
-        c->buf = buf;
+        c->buf = mem;
         c->cap = p->cap;
         c->p = p;
         c->pooled = 1;
@@ -691,8 +1029,13 @@ void oc_blobpipe_finish(oc_blobpipe *p)
         p->filling = NULL;
         post_chunk(p, c);
     }
+    if (!p->posted) {
+        p->posted = 1;
+        p->keeping = p->partial_fd >= 0;
+    }
     pthread_mutex_lock(&p->lock);
-    p->finish_refs = 2; /* the digest strand and the write strand */
+    /* digest, tarhash and write (behind inflate), and keep */
+    p->finish_refs = p->keeping ? 4 : 3;
     pthread_mutex_unlock(&p->lock);
     if (post_control(p, MSG_FINISH) != 0) {
         oc_error err;
@@ -713,6 +1056,8 @@ static int64_t keep_open(oc_blobpipe *p, const char *path, uint64_t max)
         errno = ENOMEM;
         return -1;
     }
+    if (p->posted)
+        return 0;
     p->partial_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (p->partial_fd < 0)
         return -1;
@@ -778,12 +1123,9 @@ void oc_blobpipe_drop_partial(oc_blobpipe *p)
         unlink(p->partial_path);
 }
 
-int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
+/* Nothing was posted yet: the strands have not seen the output. */
+static void switch_output(oc_blobpipe *p, int fd, uint64_t base)
 {
-    if (p->received != 0 || p->fd_borrowed) {
-        oc_error_set(err, OC_E_USAGE, "%s: output set after bytes arrived", p->label);
-        return -1;
-    }
     if (p->fd >= 0)
         close(p->fd);
     if (p->path)
@@ -793,7 +1135,46 @@ int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
     p->fd = fd;
     p->fd_borrowed = 1;
     p->base = base;
+}
+
+int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
+{
+    if (p->received != 0 || p->fd_borrowed || p->posted) {
+        oc_error_set(err, OC_E_USAGE, "%s: output set after bytes arrived", p->label);
+        return -1;
+    }
+    switch_output(p, fd, base);
     return 0;
+}
+
+oc_blobpipe_budget *oc_blobpipe_budget_new(uint64_t max)
+{
+    oc_blobpipe_budget *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    atomic_init(&b->used, 0);
+    atomic_init(&b->refs, 1);
+    b->max = max;
+    return b;
+}
+
+void oc_blobpipe_budget_unref(oc_blobpipe_budget *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+        free(b);
+}
+
+uint64_t oc_blobpipe_budget_used(const oc_blobpipe_budget *b)
+{
+    return b ? atomic_load(&((oc_blobpipe_budget *)b)->used) : 0;
+}
+
+void oc_blobpipe_set_budget(oc_blobpipe *p, oc_blobpipe_budget *b)
+{
+    if (p->budget || !b || p->posted)
+        return;
+    atomic_fetch_add(&b->refs, 1);
+    p->budget = b;
 }
 
 void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync)
@@ -804,7 +1185,51 @@ void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync)
 char *oc_blobpipe_take_file(oc_blobpipe *p)
 {
     p->taken = 1;
-    return p->path ? strdup(p->path) : NULL;
+    return p->path && !p->moved ? strdup(p->path) : NULL;
+}
+
+int oc_blobpipe_move_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err)
+{
+    if (p->moved || p->fd_borrowed)
+        return 0;
+    if (!p->posted) { /* bytes may wait in the chunk being filled: none written */
+        switch_output(p, fd, base);
+        return 1;
+    }
+    out_buf *o = calloc(1, sizeof *o);
+    if (!o) {
+        oc_error_set(err, OC_E_NOMEM, "%s: out of memory", p->label);
+        return -1;
+    }
+    o->p = p;
+    o->kind = MSG_MOVE;
+    o->move_fd = fd;
+    o->move_base = base;
+    o->refs = 1;
+    o->t_write.run = run_write;
+    pthread_mutex_lock(&p->lock);
+    int ok = !p->finish_to_write && !p->released && !p->local_failed;
+    if (ok) { /* posted under the lock: it is ahead of the finish */
+        p->pending++;
+        oc_strand_post(&p->s_write, &o->t_write);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (!ok) {
+        free(o);
+        return 0;
+    }
+    p->moved = 1;
+    p->taken = 1; /* the write strand removes the temp file */
+    return 1;
+}
+
+void oc_blobpipe_set_priority(oc_blobpipe *p, long long priority)
+{
+    oc_strand_set_priority(&p->s_digest, priority);
+    oc_strand_set_priority(&p->s_inflate, priority);
+    oc_strand_set_priority(&p->s_hash, priority);
+    oc_strand_set_priority(&p->s_write, priority);
+    oc_strand_set_priority(&p->s_keep, priority);
 }
 
 void oc_blobpipe_release(oc_blobpipe *p)
@@ -813,9 +1238,11 @@ void oc_blobpipe_release(oc_blobpipe *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->released = 1;
-    pthread_cond_broadcast(&p->out_free_cond);
+    p->inflate_waits = 0;
     int free_now = p->pending == 0;
     pthread_mutex_unlock(&p->lock);
+    /* a parked inflate runs again, finds the pipe released and ends */
+    oc_strand_unpark(&p->s_inflate);
     if (free_now)
         notify(p, EV_FREE); /* freed from the loop's event handler, never under a caller */
 }
@@ -833,24 +1260,39 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
     p->fd = -1;
     p->partial_fd = -1;
     p->cbs = *cbs;
-    if (ctx->live++ == 0)
-        uv_ref((uv_handle_t *)&ctx->async);
+    live_add(ctx);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->out_free_cond, NULL);
-    oc_strand_init(&p->s_digest, ctx->pool_read);
-    oc_strand_init(&p->s_inflate, ctx->pool_read);
-    oc_strand_init(&p->s_write, ctx->pool_write);
+    oc_strand_init(&p->s_digest, ctx->pool_cpu);
+    oc_strand_init(&p->s_inflate, ctx->pool_cpu);
+    oc_strand_init(&p->s_hash, ctx->pool_cpu);
+    oc_strand_init(&p->s_write, ctx->pool_io);
+    oc_strand_init(&p->s_keep, ctx->pool_io);
+    /* the biggest blob first: its chain is the longest */
+    long long prio = size_hint > (uint64_t)INT64_MAX ? INT64_MAX : (long long)size_hint;
+    oc_strand_set_priority(&p->s_digest, prio);
+    oc_strand_set_priority(&p->s_inflate, prio);
+    oc_strand_set_priority(&p->s_hash, prio);
+    oc_strand_set_priority(&p->s_write, prio);
+    oc_strand_set_priority(&p->s_keep, prio);
     p->in_max = ctx->in_chunks;
     p->out_max = ctx->out_bufs;
     p->cap = ctx->chunk_size;
-    if (size_hint > 0 && size_hint < p->cap)
+    p->out_cap = ctx->chunk_size;
+    if (size_hint > 0 && size_hint < p->cap) {
         p->cap = size_hint < 4096 ? 4096 : (size_t)size_hint;
+        size_t want = (size_t)size_hint * OUT_SMALL_FACTOR;
+        want = want < OUT_SMALL_MIN ? OUT_SMALL_MIN : want;
+        want = (want + OC_OUTFILE_ALIGN - 1) / OC_OUTFILE_ALIGN * OC_OUTFILE_ALIGN;
+        if (want < p->out_cap)
+            p->out_cap = want;
+    }
     p->label = strdup(label);
     if (asprintf(&p->path, "%s/layer-XXXXXX", tmp_dir) < 0)
         p->path = NULL;
     p->h_comp = oc_sha256_new();
     p->h_tar = oc_sha256_new();
-    p->inf = oc_inflater_new(comp, inflate_sink, p, max_out);
+    oc_inflate_output lend = {.get = lend_get, .put = lend_put, .drop = lend_drop, .opaque = p};
+    p->inf = oc_inflater_new_lent(comp, &lend, max_out);
     if (!p->label || !p->path || !p->h_comp || !p->h_tar || !p->inf) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
         pipe_destroy(p);
@@ -867,6 +1309,30 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
     return p;
 }
 
+/* ---- offloaded disk work ---- */
+
+static void run_offload(oc_task *t)
+{
+    oc_offload *o = (oc_offload *)((char *)t - offsetof(oc_offload, task));
+    oc_blobpipe_ctx *ctx = o->ctx;
+    o->work(o);
+    pthread_mutex_lock(&ctx->lock);
+    o->next = ctx->offloaded;
+    ctx->offloaded = o;
+    pthread_mutex_unlock(&ctx->lock);
+    uv_async_send(&ctx->async);
+}
+
+void oc_blobpipe_offload(oc_blobpipe_ctx *ctx, oc_offload *o)
+{
+    o->ctx = ctx;
+    o->next = NULL;
+    o->task.run = run_offload;
+    oc_strand_init(&o->strand, ctx->pool_io);
+    live_add(ctx);
+    oc_strand_post(&o->strand, &o->task);
+}
+
 /* ---- context ---- */
 
 oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts, oc_error *err)
@@ -878,14 +1344,21 @@ oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *op
     }
     ctx->loop = loop;
     ctx->chunk_size = opts && opts->chunk_size ? opts->chunk_size : (size_t)1 << 20;
+    /* direct I/O wants whole blocks: a chunk is a multiple of the alignment */
+    ctx->chunk_size =
+        (ctx->chunk_size + OC_OUTFILE_ALIGN - 1) / OC_OUTFILE_ALIGN * OC_OUTFILE_ALIGN;
     ctx->in_chunks = opts && opts->in_chunks > 0 ? opts->in_chunks : 4;
-    ctx->out_bufs = opts && opts->out_bufs > 0 ? opts->out_bufs : 2;
+    ctx->out_bufs = opts && opts->out_bufs > 0 ? opts->out_bufs : 4;
+    ctx->write_mode = opts ? opts->write_mode : OC_WRITE_AUTO;
     int threads = opts ? opts->threads : 0;
-    ctx->pool_read = oc_workq_new(threads, "pipe-read");
-    ctx->pool_write = oc_workq_new(threads, "pipe-write");
-    if (!ctx->pool_read || !ctx->pool_write) {
-        oc_workq_free(ctx->pool_read);
-        oc_workq_free(ctx->pool_write);
+    ctx->pool_cpu = oc_workq_new(threads, "pipe-cpu");
+    int cpu = ctx->pool_cpu ? oc_workq_threads(ctx->pool_cpu) : 1;
+    /* the io pool's tasks mostly wait for the disk: a few more of them */
+    ctx->pool_io =
+        oc_workq_new(opts && opts->io_threads > 0 ? opts->io_threads : cpu + 2, "pipe-io");
+    if (!ctx->pool_cpu || !ctx->pool_io) {
+        oc_workq_free(ctx->pool_cpu);
+        oc_workq_free(ctx->pool_io);
         free(ctx);
         oc_error_set(err, OC_E_NOMEM, "cannot start the worker threads");
         return NULL;
@@ -915,9 +1388,9 @@ void oc_blobpipe_ctx_close(oc_blobpipe_ctx *ctx, void (*closed)(void *opaque), v
     ctx->closed = closed;
     ctx->closed_opaque = opaque;
     /* released pipes drain; then run their frees */
-    oc_workq_free(ctx->pool_read);
-    oc_workq_free(ctx->pool_write);
-    ctx->pool_read = ctx->pool_write = NULL;
+    oc_workq_free(ctx->pool_cpu);
+    oc_workq_free(ctx->pool_io);
+    ctx->pool_cpu = ctx->pool_io = NULL;
     ctx->closing = 1;
     on_async(&ctx->async);
     uv_close((uv_handle_t *)&ctx->async, ctx_closed);

@@ -2,18 +2,24 @@
  * arrive, in bounded memory.
  *
  *   loop thread        copies curl's bytes into an input chunk (the only copy)
- *   strand "digest"    SHA-256 of the compressed stream
- *   strand "inflate"   gzip (ISA-L) / zstd / plain -> output buffers
- *   strand "write"     SHA-256 of the tar (the diff_id) and write(2) to a temp file
+ *   strand "digest"    SHA-256 of the compressed stream          \  cpu pool,
+ *   strand "inflate"   gzip (ISA-L) / zstd / plain, straight into |  one thread
+ *                      output buffers                            |  per core,
+ *   strand "tarhash"   SHA-256 of the tar (the diff_id)          /  never blocks
+ *   strand "write"     the tar into its file (io/outfile.h)      \  io pool:
+ *   strand "keep"      the compressed bytes into a partial file  /  waits on disk
  *
- * "digest" and "inflate" read the same input chunk in parallel; "write" runs
- * in a second thread pool so "inflate" may wait for a free output buffer
- * without ever blocking the work it waits for. At most in_chunks input
- * chunks and out_bufs output buffers exist per blob: when the input chunks
- * are all in use, write() answers "pause" without taking any byte, the
- * transfer is paused, and on_writable runs on the loop thread when there is
- * room again. Results and notifications reach the loop through one
- * uv_async; the loop thread never hashes, inflates or touches the disk. */
+ * "digest", "inflate" and "keep" read the same input chunk in parallel,
+ * "tarhash" and "write" the same output buffer. At most in_chunks input
+ * chunks and out_bufs output buffers exist per blob: when the output buffers
+ * are all in use the inflate strand parks (its worker goes on with other
+ * work) until one is free; when the input chunks are all in use, write()
+ * answers "pause" without taking any byte, the transfer is paused, and
+ * on_writable runs on the loop thread when there is room again. A blob's
+ * strands have its size as their priority, so the biggest blob's chain runs
+ * first and small ones fill the gaps. Results and notifications reach the
+ * loop through one uv_async; the loop thread never hashes, inflates or
+ * touches the disk. */
 #ifndef OC_IO_BLOBPIPE_H
 #define OC_IO_BLOBPIPE_H
 
@@ -25,15 +31,19 @@
 #include "io/digest.h"
 #include "io/error.h"
 #include "io/inflate.h"
+#include "io/outfile.h"
+#include "io/workq.h"
 
 typedef struct oc_blobpipe_ctx oc_blobpipe_ctx;
 typedef struct oc_blobpipe oc_blobpipe;
 
 typedef struct oc_blobpipe_opts {
-    int threads;       /* per pool; 0 = one per CPU */
-    size_t chunk_size; /* input chunk and output buffer size; 0 = 1 MiB */
-    int in_chunks;     /* input chunks per blob; 0 = 4 */
-    int out_bufs;      /* output buffers per blob; 0 = 2 */
+    int threads;              /* the cpu pool; 0 = one per CPU */
+    int io_threads;           /* the io pool; 0 = the cpu pool's + 2 */
+    size_t chunk_size;        /* input chunk and output buffer size; 0 = 1 MiB */
+    int in_chunks;            /* input chunks per blob; 0 = 4 */
+    int out_bufs;             /* output buffers per blob; 0 = 4 */
+    oc_write_mode write_mode; /* how files that are synced get to the disk */
 } oc_blobpipe_opts;
 
 oc_blobpipe_ctx *oc_blobpipe_ctx_new(uv_loop_t *loop, const oc_blobpipe_opts *opts, oc_error *err);
@@ -61,21 +71,66 @@ typedef struct oc_blobpipe_cbs {
     void *opaque;
 } oc_blobpipe_cbs;
 
+/* Disk work of the pipeline's users (a verified layer's placement: renames
+ * and fsyncs that must not hold up the loop) on the io pool: work(o) runs
+ * on an io thread, then done(o) on the loop thread. The struct is the
+ * caller's, untouched by the pipeline after done is called. */
+typedef struct oc_offload oc_offload;
+struct oc_offload {
+    void (*work)(oc_offload *o);
+    void (*done)(oc_offload *o);
+    /* private */
+    oc_task task;
+    oc_strand strand;
+    oc_blobpipe_ctx *ctx;
+    oc_offload *next;
+};
+/* Loop thread. */
+void oc_blobpipe_offload(oc_blobpipe_ctx *ctx, oc_offload *o);
+
 /* size_hint (the manifest's size) sizes the buffers of small blobs; max_out
  * bounds the uncompressed size (0 = none). */
 oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const char *label,
                              oc_comp comp, uint64_t size_hint, uint64_t max_out,
                              const oc_blobpipe_cbs *cbs, oc_error *err);
 
+/* A bound on the tar bytes several pipes produce together (an image's
+ * layers): each pipe adds what comes out of its decoder, and the one that
+ * takes the sum beyond max fails its stream with OC_E_LIMIT. Reference
+ * counted: the creator and every pipe it is given to hold one. */
+typedef struct oc_blobpipe_budget oc_blobpipe_budget;
+oc_blobpipe_budget *oc_blobpipe_budget_new(uint64_t max);
+void oc_blobpipe_budget_unref(oc_blobpipe_budget *b);
+/* Tar bytes counted so far. */
+uint64_t oc_blobpipe_budget_used(const oc_blobpipe_budget *b);
+/* Count this pipe's output against b too. Call before any byte arrives. */
+void oc_blobpipe_set_budget(oc_blobpipe *p, oc_blobpipe_budget *b);
+
 /* Write the tar into the caller's fd from offset base on (pwrite; a start
  * over truncates the file back to base) instead of a temp file of our own:
  * a tarball emitter lets one layer land at its final place, saving a copy.
- * The fd stays the caller's. Call before any byte arrives. */
+ * The fd stays the caller's; it is a final file, written to reach the disk
+ * as it goes (the caller syncs it). Call before any byte arrives. */
 int oc_blobpipe_set_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err);
 
-/* Skip the fsync of the temp file at finish (its content is copied
- * elsewhere and the file deleted, e.g. into a tarball that is fsynced
- * itself). Default: fsync. */
+/* Loop thread, while the blob streams into a temp file of ours: from now
+ * on write the tar into the caller's fd from offset base on, as
+ * oc_blobpipe_set_output would have; what was written so far is copied
+ * there first (on the write strand, in order with the data) and the temp
+ * file removed. 1 moved (take_file will give NULL), 0 too late (the blob is
+ * finishing, or failed: its output stays where it is), -1 error. A tarball
+ * emitter lets each layer stream into place once the layers before it are
+ * there. */
+int oc_blobpipe_move_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err);
+
+/* The blob's strands' priority (default: its size_hint, so the biggest
+ * blob runs first); higher runs first. */
+void oc_blobpipe_set_priority(oc_blobpipe *p, long long priority);
+
+/* Skip the fsync of the output at finish (a temp file whose content is
+ * copied elsewhere and the file deleted, e.g. into a tarball that is
+ * fsynced itself: such a temp file stays in the page cache). Default:
+ * fsync. */
 void oc_blobpipe_set_no_sync(oc_blobpipe *p, int no_sync);
 
 /* Keep the compressed bytes in path as they are hashed, so a later run can

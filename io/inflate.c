@@ -28,8 +28,13 @@
  * same way as input fed in one piece. A stream shorter than a magic number is
  * taken as uncompressed.
  *
- * Output collects in one 1 MiB buffer that goes to the sink when full and at
- * finish, so the sink sees large chunks whatever the input chunking. */
+ * Output collects in one buffer that goes out when full and at finish, so
+ * the consumer sees large chunks whatever the input chunking. The buffer is
+ * our own 1 MiB (a sink gets a pointer into it), or lent by the caller
+ * (oc_inflater_new_lent): then the decoder writes straight into the
+ * caller's buffer and hands it over, no copy, and when the caller has no
+ * buffer free the feed stops where it is (ISA-L's and zstd's states keep
+ * what they hold) and continues when fed again. */
 #include "io/inflate.h"
 
 #include <inttypes.h>
@@ -60,9 +65,16 @@ struct oc_inflater {
 
     unsigned char sniff[SNIFF_MAX];
     size_t sniff_len;
+    size_t sniff_off; /* once decided: held bytes already replayed to the decoder */
 
-    unsigned char *out;
+    oc_inflate_output lend; /* lent mode: the caller's buffers */
+    int lent;
+    unsigned char *own; /* sink mode: our buffer */
+    unsigned char *out; /* the buffer being filled, or NULL */
+    size_t out_cap;
     size_t out_len;
+    int blocked;     /* this feed stopped: no buffer to be had */
+    int pending_out; /* the decoder may hold output it could not place yet */
 
     struct inflate_state *gz;
     uint64_t gz_members;      /* members completed */
@@ -132,13 +144,58 @@ static int fail(oc_inflater *inf)
 
 static int flush_out(oc_inflater *inf, oc_error *err)
 {
-    if (inf->out_len == 0)
+    if (!inf->out || inf->out_len == 0)
         return 0;
     size_t n = inf->out_len;
     inf->out_len = 0;
-    if (inf->sink(inf->opaque, inf->out, n, err) != 0)
+    if (!inf->lent) {
+        if (inf->sink(inf->opaque, inf->out, n, err) != 0)
+            return fail(inf);
+        return 0;
+    }
+    unsigned char *buf = inf->out;
+    inf->out = NULL;
+    if (inf->lend.put(inf->lend.opaque, buf, n, err) != 0)
         return fail(inf);
     return 0;
+}
+
+/* A buffer with room: bytes of room, 0 when none can be had now (the feed
+ * stops, blocked), -1 on error. */
+static long long out_room(oc_inflater *inf, oc_error *err)
+{
+    if (inf->out && inf->out_len == inf->out_cap && flush_out(inf, err) != 0)
+        return -1;
+    if (!inf->out) {
+        if (!inf->lent) {
+            inf->out = inf->own;
+            inf->out_cap = OUT_BUF_SIZE;
+        } else {
+            unsigned char *buf = NULL;
+            size_t cap = 0;
+            int r = inf->lend.get(inf->lend.opaque, &buf, &cap, err);
+            if (r < 0)
+                return fail(inf);
+            if (r > 0 || !buf || cap == 0) {
+                inf->blocked = 1;
+                return 0;
+            }
+            inf->out = buf;
+            inf->out_cap = cap;
+        }
+        inf->out_len = 0;
+    }
+    return (long long)(inf->out_cap - inf->out_len);
+}
+
+/* A lent buffer we hold empty goes back to its owner. */
+static void drop_empty(oc_inflater *inf)
+{
+    if (inf->lent && inf->out && inf->out_len == 0) {
+        if (inf->lend.drop)
+            inf->lend.drop(inf->lend.opaque, inf->out);
+        inf->out = NULL;
+    }
 }
 
 /* Count n new bytes of output and enforce max_out. */
@@ -156,22 +213,23 @@ static int account_out(oc_inflater *inf, size_t n, oc_error *err)
 
 /* ---- plain ---- */
 
-static int none_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
+/* Returns the bytes taken (fewer than len only when blocked) or -1. */
+static long long none_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
 {
-    while (len > 0) {
-        if (inf->out_len == OUT_BUF_SIZE && flush_out(inf, err) != 0)
-            return -1;
-        size_t room = OUT_BUF_SIZE - inf->out_len;
-        size_t n = len < room ? len : room;
+    size_t done = 0;
+    while (done < len) {
+        long long room = out_room(inf, err);
+        if (room <= 0)
+            return room < 0 ? -1 : (long long)done;
+        size_t n = len - done < (size_t)room ? len - done : (size_t)room;
         if (account_out(inf, n, err) != 0)
             return -1;
-        memcpy(inf->out + inf->out_len, data, n);
+        memcpy(inf->out + inf->out_len, data + done, n);
         inf->out_len += n;
         inf->total_in += n;
-        data += n;
-        len -= n;
+        done += n;
     }
-    return 0;
+    return (long long)done;
 }
 
 /* ---- gzip ---- */
@@ -321,20 +379,27 @@ static int gzip_error(oc_inflater *inf, int ret, uint64_t near, oc_error *err)
     return fail(inf);
 }
 
-/* Feed at most GZIP_MAX_CHUNK bytes of deflate data and trailer; returns how
- * many were taken (fewer when the member ended inside the chunk) or -1. */
+/* Feed at most GZIP_MAX_CHUNK bytes of deflate data and trailer (none: only
+ * let the decoder place output it holds); returns how many were taken
+ * (fewer when the member ended inside the chunk, or when blocked) or -1. */
 static long long gzip_body(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
 {
     struct inflate_state *gz = inf->gz;
     gz->next_in = (uint8_t *)data;
     gz->avail_in = (uint32_t)len;
+    inf->pending_out = 0;
     for (;;) {
-        if (inf->out_len == OUT_BUF_SIZE && flush_out(inf, err) != 0)
+        long long room = out_room(inf, err);
+        if (room < 0)
             return -1;
+        if (room == 0) {
+            inf->pending_out = 1;
+            break;
+        }
         uint32_t in_before = gz->avail_in;
         unsigned char *out_at = inf->out + inf->out_len;
         gz->next_out = out_at;
-        gz->avail_out = (uint32_t)(OUT_BUF_SIZE - inf->out_len);
+        gz->avail_out = (uint32_t)room;
 
         int ret = isal_inflate(gz);
 
@@ -350,7 +415,7 @@ static long long gzip_body(oc_inflater *inf, const unsigned char *data, size_t l
             inf->gz_in_member = 0;
             break;
         }
-        if (inf->out_len == OUT_BUF_SIZE)
+        if (inf->out_len == inf->out_cap)
             continue; /* more output may be waiting inside the decoder */
         if (gz->avail_in == 0)
             break;
@@ -364,9 +429,17 @@ static long long gzip_body(oc_inflater *inf, const unsigned char *data, size_t l
     return (long long)(len - gz->avail_in);
 }
 
-static int gzip_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
+/* Returns the bytes taken (fewer than len only when blocked) or -1. */
+static long long gzip_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
 {
-    while (len > 0) {
+    size_t start = len;
+    if (inf->pending_out) { /* first the output the decoder held when it blocked */
+        if (gzip_body(inf, data, 0, err) < 0)
+            return -1;
+        if (inf->blocked)
+            return 0;
+    }
+    while (len > 0 && !inf->blocked) {
         if (!inf->gz_in_member) {
             inf->gz_in_member = 1;
             inf->gz_phase = GZ_FIXED;
@@ -386,7 +459,7 @@ static int gzip_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc
         data += used;
         len -= (size_t)used;
     }
-    return 0;
+    return (long long)(start - len);
 }
 
 static int gzip_finish(oc_inflater *inf, oc_error *err)
@@ -407,14 +480,22 @@ static int gzip_finish(oc_inflater *inf, oc_error *err)
 
 /* ---- zstd ---- */
 
-static int zstd_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
+/* Returns the bytes taken (fewer than len only when blocked) or -1; with
+ * len 0, places the output the decoder held when it last blocked. */
+static long long zstd_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
 {
     ZSTD_inBuffer in = {data, len, 0};
+    inf->pending_out = 0;
     for (;;) {
-        if (inf->out_len == OUT_BUF_SIZE && flush_out(inf, err) != 0)
+        long long room = out_room(inf, err);
+        if (room < 0)
             return -1;
+        if (room == 0) {
+            inf->pending_out = 1;
+            break;
+        }
         size_t in_before = in.pos;
-        ZSTD_outBuffer out = {inf->out, OUT_BUF_SIZE, inf->out_len};
+        ZSTD_outBuffer out = {inf->out, inf->out_cap, inf->out_len};
 
         size_t r = ZSTD_decompressStream(inf->zd, &out, &in);
 
@@ -443,7 +524,7 @@ static int zstd_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc
             return fail(inf);
         }
     }
-    return 0;
+    return (long long)in.pos;
 }
 
 static int zstd_finish(oc_inflater *inf, oc_error *err)
@@ -513,29 +594,48 @@ nomem:
     return fail(inf);
 }
 
-static int feed_resolved(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
+/* Returns the bytes taken (fewer than len only when blocked) or -1. */
+static long long feed_resolved(oc_inflater *inf, const unsigned char *data, size_t len,
+                               oc_error *err)
 {
-    if (len == 0)
-        return 0;
     switch (inf->comp) {
     case OC_COMP_GZIP:
         return gzip_feed(inf, data, len, err);
     case OC_COMP_ZSTD:
+        if (len == 0 && !inf->pending_out)
+            return 0;
         return zstd_feed(inf, data, len, err);
     default:
         return none_feed(inf, data, len, err);
     }
 }
 
-/* AUTO decided (or input ended): set up the decoder and replay the held bytes. */
+/* AUTO decided (or input ended): set up the decoder; the held bytes are
+ * replayed to it next (replay_held). */
 static int resolve(oc_inflater *inf, oc_comp comp, oc_error *err)
 {
     inf->comp = comp;
-    if (setup_decoder(inf, err) != 0)
-        return -1;
-    size_t n = inf->sniff_len;
-    inf->sniff_len = 0;
-    return feed_resolved(inf, inf->sniff, n, err);
+    inf->sniff_off = 0;
+    return setup_decoder(inf, err);
+}
+
+/* The held bytes of a decided stream into its decoder: 0 done (or none),
+ * 1 blocked (more of them next time), -1 error. */
+static int replay_held(oc_inflater *inf, oc_error *err)
+{
+    if (inf->comp == OC_COMP_AUTO)
+        return 0;
+    while (inf->sniff_off < inf->sniff_len) {
+        long long took =
+            feed_resolved(inf, inf->sniff + inf->sniff_off, inf->sniff_len - inf->sniff_off, err);
+        if (took < 0)
+            return -1;
+        inf->sniff_off += (size_t)took;
+        if (inf->blocked)
+            return 1;
+    }
+    inf->sniff_len = inf->sniff_off = 0;
+    return 0;
 }
 
 /* ISA-L picks each function's CPU-specific version on its first call and
@@ -559,30 +659,52 @@ static void isal_dispatch_once(void)
 
 /* ---- public API ---- */
 
-oc_inflater *oc_inflater_new(oc_comp comp, oc_inflate_sink sink, void *opaque, uint64_t max_out)
+static oc_inflater *inflater_new(oc_comp comp, uint64_t max_out)
 {
     static pthread_once_t dispatch_once = PTHREAD_ONCE_INIT;
     pthread_once(&dispatch_once, isal_dispatch_once);
-    if (!sink || (comp != OC_COMP_AUTO && comp != OC_COMP_NONE && comp != OC_COMP_GZIP &&
-                  comp != OC_COMP_ZSTD))
+    if (comp != OC_COMP_AUTO && comp != OC_COMP_NONE && comp != OC_COMP_GZIP &&
+        comp != OC_COMP_ZSTD)
         return NULL;
     oc_inflater *inf = calloc(1, sizeof *inf);
     if (!inf)
         return NULL;
-    inf->out = malloc(OUT_BUF_SIZE);
-    if (!inf->out) {
-        free(inf);
-        return NULL;
-    }
     inf->want = comp;
     inf->comp = comp;
-    inf->sink = sink;
-    inf->opaque = opaque;
     inf->max_out = max_out;
     if (comp != OC_COMP_AUTO && setup_decoder(inf, NULL) != 0) {
         oc_inflater_free(inf);
         return NULL;
     }
+    return inf;
+}
+
+oc_inflater *oc_inflater_new(oc_comp comp, oc_inflate_sink sink, void *opaque, uint64_t max_out)
+{
+    if (!sink)
+        return NULL;
+    oc_inflater *inf = inflater_new(comp, max_out);
+    if (!inf)
+        return NULL;
+    inf->own = malloc(OUT_BUF_SIZE);
+    if (!inf->own) {
+        oc_inflater_free(inf);
+        return NULL;
+    }
+    inf->sink = sink;
+    inf->opaque = opaque;
+    return inf;
+}
+
+oc_inflater *oc_inflater_new_lent(oc_comp comp, const oc_inflate_output *out, uint64_t max_out)
+{
+    if (!out || !out->get || !out->put)
+        return NULL;
+    oc_inflater *inf = inflater_new(comp, max_out);
+    if (!inf)
+        return NULL;
+    inf->lend = *out;
+    inf->lent = 1;
     return inf;
 }
 
@@ -599,31 +721,69 @@ static int check_usable(oc_inflater *inf, oc_error *err)
     return 0;
 }
 
-int oc_inflater_feed(oc_inflater *inf, const void *data, size_t len, oc_error *err)
+int oc_inflater_feed_some(oc_inflater *inf, const void *data, size_t len, size_t *used,
+                          oc_error *err)
 {
+    *used = 0;
     if (check_usable(inf, err) != 0)
         return -1;
+    inf->blocked = 0;
     const unsigned char *p = data;
+    size_t left = len;
+    int r = replay_held(inf, err);
+    if (r != 0)
+        return r;
     if (inf->comp == OC_COMP_AUTO) {
-        while (len > 0 && inf->comp == OC_COMP_AUTO) {
+        while (left > 0 && inf->comp == OC_COMP_AUTO) {
             inf->sniff[inf->sniff_len++] = *p++;
-            len--;
+            left--;
             oc_comp c = sniff(inf->sniff, inf->sniff_len, 0);
             if (c != OC_COMP_AUTO && resolve(inf, c, err) != 0)
                 return -1;
         }
-        if (len == 0)
+        if ((r = replay_held(inf, err)) != 0) {
+            *used = len - left;
+            return r;
+        }
+        if (inf->comp == OC_COMP_AUTO) {
+            *used = len;
             return 0;
+        }
     }
-    return feed_resolved(inf, p, len, err);
+    long long took = feed_resolved(inf, p, left, err);
+    if (took < 0)
+        return -1;
+    *used = len - left + (size_t)took;
+    return inf->blocked ? 1 : 0;
+}
+
+int oc_inflater_feed(oc_inflater *inf, const void *data, size_t len, oc_error *err)
+{
+    size_t used;
+    int rc = oc_inflater_feed_some(inf, data, len, &used, err);
+    if (rc > 0) { /* only a lent inflater blocks: use feed_some with those */
+        oc_error_set(err, OC_E_USAGE, "inflater: no output buffer to be had");
+        return fail(inf);
+    }
+    return rc;
 }
 
 int oc_inflater_finish(oc_inflater *inf, oc_error *err)
 {
     if (check_usable(inf, err) != 0)
         return -1;
+    inf->blocked = 0;
+    if (inf->pending_out) { /* what the decoder held when it last blocked */
+        size_t used;
+        int rc = oc_inflater_feed_some(inf, NULL, 0, &used, err);
+        if (rc != 0)
+            return rc;
+    }
     if (inf->comp == OC_COMP_AUTO && resolve(inf, sniff(inf->sniff, inf->sniff_len, 1), err) != 0)
         return -1;
+    int held = replay_held(inf, err);
+    if (held != 0)
+        return held;
     int rc = 0;
     if (inf->comp == OC_COMP_GZIP)
         rc = gzip_finish(inf, err);
@@ -631,6 +791,7 @@ int oc_inflater_finish(oc_inflater *inf, oc_error *err)
         rc = zstd_finish(inf, err);
     if (rc != 0 || flush_out(inf, err) != 0)
         return -1;
+    drop_empty(inf);
     inf->finished = 1;
     return 0;
 }
@@ -642,8 +803,13 @@ void oc_inflater_reset(oc_inflater *inf)
     inf->total_in = 0;
     inf->failed = 0;
     inf->finished = 0;
+    inf->blocked = 0;
+    inf->pending_out = 0;
     inf->sniff_len = 0;
+    inf->sniff_off = 0;
     inf->out_len = 0;
+    if (!inf->lent)
+        inf->out = NULL;
     inf->gz_members = 0;
     inf->gz_in_member = 0;
     inf->gz_member_at = 0;
@@ -666,8 +832,12 @@ void oc_inflater_free(oc_inflater *inf)
 {
     if (!inf)
         return;
+    if (inf->lent && inf->out) {
+        inf->out_len = 0;
+        drop_empty(inf);
+    }
     free(inf->gz);
     ZSTD_freeDCtx(inf->zd);
-    free(inf->out);
+    free(inf->own);
     free(inf);
 }

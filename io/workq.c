@@ -2,9 +2,10 @@
  *
  * One mutex guards the ready list and every strand of the pool; tasks are
  * coarse (hundreds of KiB of hashing or inflating each), so the lock is
- * taken a few thousand times per GiB. A worker runs one task of a strand,
- * then puts the strand back at the tail of the ready list if it has more,
- * so a long stream does not starve short ones. */
+ * taken a few thousand times per GiB. The ready list is ordered by priority;
+ * a worker runs one task of a strand, then puts the strand back behind the
+ * ready strands of its priority if it has more, so streams of one priority
+ * take turns, and a higher one goes first. */
 #include "io/workq.h"
 
 #include <stdlib.h>
@@ -23,9 +24,15 @@ struct oc_workq {
     pthread_t *threads;
 };
 
+/* Behind every ready strand of its priority or higher. The list is short
+ * (strands with work now), and most strands share a few priorities. */
 static void ready_push(oc_workq *q, oc_strand *s)
 {
-    oc_queue_insert_tail(&q->ready, &s->ready);
+    oc_queue *at = &q->ready; /* insert before at */
+    while (at->prev != &q->ready &&
+           OC_QUEUE_DATA(at->prev, oc_strand, ready)->priority < s->priority)
+        at = at->prev;
+    oc_queue_insert_tail(at, &s->ready);
     s->queued = 1;
 }
 
@@ -58,6 +65,18 @@ static void *worker_main(void *arg)
         t->run(t);
         pthread_mutex_lock(&q->lock);
         s->running = 0;
+        if (s->park_asked) {
+            /* not done: first in its strand again, still counted busy */
+            s->park_asked = 0;
+            oc_queue_insert_head(&s->tasks, &t->node);
+            if (s->wake) {
+                s->wake = 0;
+                ready_push(q, s);
+            } else {
+                s->parked = 1;
+            }
+            continue;
+        }
         if (!oc_queue_empty(&s->tasks))
             ready_push(q, s);
         else
@@ -134,15 +153,49 @@ void oc_strand_init(oc_strand *s, oc_workq *q)
     oc_queue_init(&s->ready);
 }
 
+void oc_strand_set_priority(oc_strand *s, long long priority)
+{
+    oc_workq *q = s->q;
+    pthread_mutex_lock(&q->lock);
+    s->priority = priority;
+    if (s->queued) { /* take its place by the new priority */
+        oc_queue_remove(&s->ready);
+        ready_push(q, s);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
 void oc_strand_post(oc_strand *s, oc_task *task)
 {
     oc_workq *q = s->q;
     pthread_mutex_lock(&q->lock);
     oc_queue_insert_tail(&s->tasks, &task->node);
     q->busy++;
-    if (!s->queued && !s->running) {
+    if (!s->queued && !s->running && !s->parked) {
         ready_push(q, s);
         pthread_cond_signal(&q->wake);
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void oc_strand_park(oc_strand *s)
+{
+    oc_workq *q = s->q;
+    pthread_mutex_lock(&q->lock);
+    s->park_asked = 1;
+    pthread_mutex_unlock(&q->lock);
+}
+
+void oc_strand_unpark(oc_strand *s)
+{
+    oc_workq *q = s->q;
+    pthread_mutex_lock(&q->lock);
+    if (s->parked) {
+        s->parked = 0;
+        ready_push(q, s);
+        pthread_cond_signal(&q->wake);
+    } else {
+        s->wake = 1;
     }
     pthread_mutex_unlock(&q->lock);
 }

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "engine/image/limits.h"
 #include "io/atomicfile.h"
 #include "io/fsutil.h"
 #include "io/grow.h"
@@ -333,7 +334,10 @@ static oc_stage_result sink_through(oc_stage *st, const feed *fd, const char *la
                                     oc_blobsink_result *res, oc_error *err)
 {
     oc_comp comp = media_type ? oc_comp_from_media_type(media_type) : OC_COMP_AUTO;
-    oc_blobsink *sk = oc_blobsink_open(st->pool, label, tmp, tar_tmp, comp, size, 0, err);
+    /* A layer from a bundle is guarded as one from a registry: its digest
+     * says who made it, not that it inflates to a sane size. */
+    uint64_t max_tar = tar_tmp ? oc_bomb_bound(size) : 0;
+    oc_blobsink *sk = oc_blobsink_open(st->pool, label, tmp, tar_tmp, comp, size, max_tar, err);
     if (!sk)
         return OC_STAGE_FAILED;
     oc_stage_result r = OC_STAGE_OK;

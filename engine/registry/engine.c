@@ -222,7 +222,10 @@ int oc_engine_new(uv_loop_t *loop, const oc_engine_options *o, oc_engine **out, 
         .pipe = {.chunk_size = o->pipe_chunk_size,
                  .in_chunks = o->pipe_in_chunks,
                  .out_bufs = o->pipe_out_bufs,
-                 .threads = o->pipe_threads},
+                 .threads = o->pipe_threads,
+                 .write_mode = o->pipe_write >= OC_WRITE_AUTO && o->pipe_write <= OC_WRITE_BUFFERED
+                                   ? (oc_write_mode)o->pipe_write
+                                   : OC_WRITE_AUTO},
     };
     oc_retry_policy_default(&eo.retry);
     if (o->retries > 0)

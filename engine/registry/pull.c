@@ -49,6 +49,7 @@ typedef struct layer_fetch {
     int fail_scope; /* FAIL_*: who else the last attempt's failure is for */
     int recalled;   /* a remembered failure covers this pull: settle with it */
     int claimed;    /* holds the claim of another process's kind (claim_layer) */
+    int direct;     /* its tar goes to the caller's fd (layer_output) */
     int other;      /* waits for another process that fetches it */
     oc_once_waiter waiter;
     uint64_t resume_from; /* bytes replayed from a partial file of an earlier run */
@@ -57,6 +58,12 @@ typedef struct layer_fetch {
     int blob_only;   /* exact: the tar is the caller's (path); only the blob is fetched */
     char *keep_path; /* exact: where the pipe keeps the compressed bytes */
     char *blob_path; /* exact: those bytes, verified, not yet placed */
+    /* layer_placed on the io pool: what it is given and what it answers */
+    oc_offload place;
+    oc_pulled_layer place_layer;
+    char *placed;
+    int place_rc;
+    oc_error place_err;
 } layer_fetch;
 
 struct pull_job {
@@ -67,7 +74,11 @@ struct pull_job {
     char *label;
     oc_platform want;
     char *work_dir;
-    uint64_t max_layer;
+    uint64_t max_layer; /* as given: a bound, 0, or OC_LIMIT_DEFAULT */
+    uint64_t max_image;
+    uint64_t image_gz;          /* compressed bytes of the distinct layers */
+    uint64_t image_bound;       /* max_image resolved; 0 = none */
+    oc_blobpipe_budget *budget; /* the image's tar bytes, counted by its pipes */
     int no_sync_layers;
     char *partial_dir;
     int exact;
@@ -77,11 +88,14 @@ struct pull_job {
     void *have_config_opaque;
     int (*layer_output)(void *, const oc_pulled_image *, size_t, int *, uint64_t *, oc_error *);
     void *layer_output_opaque;
+    void (*layer_verified)(void *, const oc_pulled_image *, size_t, const char *, uint64_t);
+    int in_manifest_order;
     int (*have_layer)(void *, const char *, const char *, char **, uint64_t *);
     void *have_layer_opaque;
     oc_once *in_flight;
     int (*layer_placed)(void *, const oc_pulled_layer *, const char *, char **, oc_error *);
     void *layer_placed_opaque;
+    int layer_placed_any_thread;
     int (*claim_layer)(void *, const char *, void (*)(void *), void *, oc_error *);
     void (*release_layer)(void *, const char *);
     void *claim_opaque;
@@ -117,6 +131,7 @@ static void job_free(pull_job *j)
         free(j->fetches[i].keep_path);
     }
     free(j->fetches);
+    oc_blobpipe_budget_unref(j->budget);
     for (size_t i = 0; i < j->img.n_layers; i++) {
         free(j->img.layers[i].digest);
         free(j->img.layers[i].diff_id);
@@ -234,6 +249,55 @@ static void layer_on_writable(void *opaque)
     oc_reg_call_unpause(f->call);
 }
 
+/* A bound as given (bytes, 0 = none, OC_LIMIT_DEFAULT) for gz compressed
+ * bytes: the default is max(OC_BOMB_FLOOR, OC_BOMB_RATIO x gz). */
+static uint64_t bound_for(uint64_t given, uint64_t gz)
+{
+    return given != OC_LIMIT_DEFAULT ? given : oc_bomb_bound(gz);
+}
+
+/* "1.50 GiB", "2.1 MB"-style, for messages. */
+static void human(uint64_t n, char *buf, size_t cap)
+{
+    if (n >= ((uint64_t)1 << 30))
+        snprintf(buf, cap, "%.2f GiB", (double)n / (double)((uint64_t)1 << 30));
+    else if (n >= ((uint64_t)1 << 20))
+        snprintf(buf, cap, "%.1f MiB", (double)n / (double)((uint64_t)1 << 20));
+    else
+        snprintf(buf, cap, "%" PRIu64 " bytes", n);
+}
+
+/* The decompression-bomb guard refused the layer: say which bound, by how
+ * much the tar outgrew its compressed bytes, and how to move the bound.
+ * Returns 1 when it was the image's bound (this image's own failure: the
+ * layer may be fine for another image), 0 for the layer's. */
+static int bound_error(const layer_fetch *f, oc_error *err)
+{
+    const pull_job *j = f->job;
+    int image = j->budget && oc_blobpipe_budget_used(j->budget) > j->image_bound;
+    uint64_t bound = image ? j->image_bound : bound_for(j->max_layer, (uint64_t)f->desc->size);
+    uint64_t gz = image ? j->image_gz : (uint64_t)f->desc->size;
+    uint64_t given = image ? j->max_image : j->max_layer;
+    char b[32], g[32];
+    human(bound, b, sizeof b);
+    human(gz, g, sizeof g);
+    double ratio = gz ? (double)bound / (double)gz : 0;
+    const char *which =
+        given == OC_LIMIT_DEFAULT ? "the default bound, max(1 GiB, 100x)" : "the bound set";
+    if (image)
+        oc_error_set(err, OC_E_LIMIT,
+                     "layer %s takes the image's tars beyond %" PRIu64 " bytes (%s) in all: more "
+                     "than %.0f times the %s of its layers compressed (%s; --max-expand-size "
+                     "raises it, 0 removes it)",
+                     f->desc->digest, bound, b, ratio, g, which);
+    else
+        oc_error_set(err, OC_E_LIMIT,
+                     "layer %s: its tar grows beyond %" PRIu64 " bytes (%s): more than %.0f times "
+                     "its %s compressed (%s; --max-layer-size raises it, 0 removes it)",
+                     f->desc->digest, bound, b, ratio, g, which);
+    return image;
+}
+
 static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
 {
     const oc_blob_result res = *r;
@@ -256,10 +320,11 @@ static int layer_verify(layer_fetch *f, const oc_blob_result *r, oc_error *err)
         return 0; /* the caller's tar verified when it was placed */
     if (!res.stream_ok) {
         *err = res.stream_err; /* the registry's bytes are right: the image is broken */
-        f->fail_scope =
-            err->code == OC_E_FORMAT || err->code == OC_E_LIMIT || err->code == OC_E_UNSUPPORTED
-                ? FAIL_CONTENT
-                : FAIL_OURS;
+        int image_bound = err->code == OC_E_LIMIT && bound_error(f, err);
+        f->fail_scope = !image_bound && (err->code == OC_E_FORMAT || err->code == OC_E_LIMIT ||
+                                         err->code == OC_E_UNSUPPORTED)
+                            ? FAIL_CONTENT
+                            : FAIL_OURS;
         return -1;
     }
     f->fail_scope = FAIL_OURS; /* a diff_id mismatch is this image's config's doing */
@@ -368,6 +433,62 @@ static int layer_retry(layer_fetch *f, const oc_error *err)
     return 1;
 }
 
+/* After a layer verified: offer the caller's output again to the layers
+ * still being fetched into temp files, in manifest order (a tarball takes
+ * the next one it can place). */
+static void offer_outputs(pull_job *j)
+{
+    for (size_t k = 0; k < j->n_fetches && !j->failed; k++) {
+        layer_fetch *f = &j->fetches[k];
+        if (!f->pipe || f->direct || f->finished || f->blob_only)
+            continue;
+        int fd = -1;
+        uint64_t base = 0;
+        oc_error err;
+        oc_error_clear(&err);
+        size_t index = (size_t)(f->desc - j->manifest.layers);
+        int r = j->layer_output(j->layer_output_opaque, &j->img, index, &fd, &base, &err);
+        if (r == 1) {
+            r = oc_blobpipe_move_output(f->pipe, fd, base, &err);
+            if (r == 1)
+                f->direct = 1;
+            /* 0: too late, it verifies with its file, which the caller
+             * copies where it wanted it */
+        }
+        if (r < 0)
+            job_fail(j, &err); /* the layers stop at their next bytes */
+    }
+}
+
+/* layer_placed, on the io pool (or inline): touches f's placement fields
+ * only, and reads what does not change while it runs. */
+static void layer_place_work(oc_offload *o)
+{
+    layer_fetch *f = (layer_fetch *)((char *)o - offsetof(layer_fetch, place));
+    pull_job *j = f->job;
+    f->place_rc = j->layer_placed(j->layer_placed_opaque, &f->place_layer,
+                                  f->blob_only ? NULL : f->path, &f->placed, &f->place_err);
+}
+
+/* Loop thread: the layer is in its place (or could not be put there). */
+static void layer_place_done(oc_offload *o)
+{
+    layer_fetch *f = (layer_fetch *)((char *)o - offsetof(layer_fetch, place));
+    if (f->place_rc != 0) {
+        free(f->placed);
+        f->placed = NULL;
+        layer_settle(f, &f->place_err);
+        return;
+    }
+    free(f->path);
+    f->path = f->placed;
+    f->placed = NULL;
+    f->reused = 1;
+    free(f->blob_path); /* placed with it */
+    f->blob_path = NULL;
+    layer_settle(f, NULL);
+}
+
 static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_error *local)
 {
     layer_fetch *f = opaque;
@@ -401,25 +522,33 @@ static void layer_on_finished(void *opaque, const oc_blob_result *res, const oc_
                           f->desc->digest, f->tar_size);
         if (j->on_layer)
             j->on_layer(j->progress_opaque, 0, (uint64_t)f->desc->size);
+        if (j->layer_verified) {
+            j->layer_verified(j->layer_output_opaque, &j->img,
+                              (size_t)(f->desc - j->manifest.layers), f->path, f->tar_size);
+            if (j->layer_output)
+                offer_outputs(j);
+        }
         if (j->layer_placed && f->path) {
-            oc_pulled_layer pl = {.digest = (char *)f->desc->digest,
-                                  .diff_id = (char *)f->diff_id,
-                                  .path = f->blob_only ? f->path : NULL,
-                                  .tar_size = f->tar_size,
-                                  .blob_size = (uint64_t)f->desc->size,
-                                  .blob_path = f->blob_path};
-            oc_digest_parse(f->desc->digest, pl.hex, NULL);
-            char *placed = NULL;
-            if (j->layer_placed(j->layer_placed_opaque, &pl, f->blob_only ? NULL : f->path, &placed,
-                                &err) != 0) {
-                layer_settle(f, &err);
-                return;
+            oc_pulled_layer *pl = &f->place_layer;
+            memset(pl, 0, sizeof *pl);
+            pl->digest = (char *)f->desc->digest;
+            pl->diff_id = (char *)f->diff_id;
+            pl->path = f->blob_only ? f->path : NULL;
+            pl->tar_size = f->tar_size;
+            pl->blob_size = (uint64_t)f->desc->size;
+            pl->blob_path = f->blob_path;
+            oc_digest_parse(f->desc->digest, pl->hex, NULL);
+            f->placed = NULL;
+            oc_error_clear(&f->place_err);
+            f->place.work = layer_place_work;
+            f->place.done = layer_place_done;
+            if (j->layer_placed_any_thread) { /* layer_place_done follows, on the loop */
+                oc_blobpipe_offload(j->e->pipes, &f->place);
+            } else {
+                layer_place_work(&f->place);
+                layer_place_done(&f->place);
             }
-            free(f->path);
-            f->path = placed;
-            f->reused = 1;
-            free(f->blob_path); /* placed with it */
-            f->blob_path = NULL;
+            return;
         }
         layer_settle(f, NULL);
         return;
@@ -502,19 +631,24 @@ static int layer_make_pipe(layer_fetch *f, oc_error *err)
         .on_writable = layer_on_writable, .on_finished = layer_on_finished, .opaque = f};
     f->pipe = oc_blobpipe_new(j->e->pipes, j->work_dir, label,
                               oc_comp_from_media_type(f->desc->media_type), (uint64_t)f->desc->size,
-                              j->max_layer, &cbs, err);
+                              bound_for(j->max_layer, (uint64_t)f->desc->size), &cbs, err);
     if (!f->pipe)
         return -1;
+    oc_blobpipe_set_budget(f->pipe, j->budget);
     oc_blobpipe_set_no_sync(f->pipe, j->no_sync_layers);
+    size_t index = (size_t)(f->desc - j->manifest.layers);
+    if (j->in_manifest_order) /* the first layer's work first */
+        oc_blobpipe_set_priority(f->pipe, (long long)(j->manifest.n_layers - index));
+    f->direct = 0;
     if (f->blob_only)
         oc_blobpipe_set_digest_only(f->pipe);
     if (j->layer_output && !f->blob_only) {
         int fd = -1;
         uint64_t base = 0;
-        int r = j->layer_output(j->layer_output_opaque, &j->img,
-                                (size_t)(f->desc - j->manifest.layers), &fd, &base, err);
+        int r = j->layer_output(j->layer_output_opaque, &j->img, index, &fd, &base, err);
         if (r < 0 || (r == 1 && oc_blobpipe_set_output(f->pipe, fd, base, err) != 0))
             return -1;
+        f->direct = r == 1;
     }
     if (j->exact) {
         /* the exact bytes: in the partial directory (shared by the run's
@@ -761,6 +895,29 @@ static void start_layers(pull_job *j)
         return;
     }
     j->img.n_layers = m->n_layers;
+    /* the image's bound, over its distinct layers' compressed bytes */
+    for (size_t i = 0; i < m->n_layers; i++) {
+        int dup = 0;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = strcmp(m->layers[k].digest, m->layers[i].digest) == 0;
+        if (!dup && m->layers[i].size > 0)
+            j->image_gz += (uint64_t)m->layers[i].size;
+    }
+    j->image_bound = bound_for(j->max_image, j->image_gz);
+    if (j->max_image == OC_LIMIT_DEFAULT && j->max_layer != OC_LIMIT_DEFAULT) {
+        /* the image's default never refuses what the layer bound the
+         * caller set allows one layer: none when that is none */
+        if (j->max_layer == 0)
+            j->image_bound = 0;
+        else if (j->max_layer > j->image_bound)
+            j->image_bound = j->max_layer;
+    }
+    if (j->image_bound && !(j->budget = oc_blobpipe_budget_new(j->image_bound))) {
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        job_fail(j, &err);
+        job_complete(j);
+        return;
+    }
     for (size_t i = 0; i < m->n_layers; i++) {
         oc_pulled_layer *pl = &j->img.layers[i];
         pl->digest = strdup(m->layers[i].digest);
@@ -1044,6 +1201,7 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->done = done;
     j->opaque = opaque;
     j->max_layer = opts->max_layer_bytes;
+    j->max_image = opts->max_image_bytes;
     j->no_sync_layers = opts->no_sync_layers;
     j->partial_dir = opts->partial_dir ? strdup(opts->partial_dir) : NULL;
     j->exact = opts->exact;
@@ -1053,11 +1211,14 @@ int oc_pull_start(oc_engine *e, const oc_ref *ref, const oc_pull_opts *opts, oc_
     j->have_config_opaque = opts->have_config_opaque;
     j->layer_output = opts->layer_output;
     j->layer_output_opaque = opts->layer_output_opaque;
+    j->layer_verified = opts->layer_verified;
+    j->in_manifest_order = opts->in_manifest_order;
     j->have_layer = opts->have_layer;
     j->have_layer_opaque = opts->have_layer_opaque;
     j->in_flight = opts->in_flight;
     j->layer_placed = opts->layer_placed;
     j->layer_placed_opaque = opts->layer_placed_opaque;
+    j->layer_placed_any_thread = opts->layer_placed_any_thread;
     j->claim_layer = opts->claim_layer;
     j->release_layer = opts->release_layer;
     j->claim_opaque = opts->claim_opaque;

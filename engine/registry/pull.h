@@ -56,8 +56,12 @@ typedef struct oc_pulled_image {
 typedef struct oc_pull_opts {
     const oc_platform *platform; /* wanted platform for an index */
     const char *work_dir;        /* where layer tars are written; must exist */
-    uint64_t max_layer_bytes;    /* bound on one uncompressed layer; 0 = none */
-    int no_sync_layers;          /* layer files are copied and deleted: skip their fsync */
+    /* Bounds on one uncompressed layer and on the image's layers together
+     * (the tar bytes this pull decompresses); 0 = none, OC_LIMIT_DEFAULT =
+     * max(OC_BOMB_FLOOR, OC_BOMB_RATIO x the compressed size). */
+    uint64_t max_layer_bytes;
+    uint64_t max_image_bytes;
+    int no_sync_layers; /* layer files are copied and deleted: skip their fsync */
     /* Optional: keep the compressed bytes of large layers here as they
      * arrive, so a later run continues a broken download with Range
      * (io/blobpipe.h oc_blobpipe_keep_partial). */
@@ -86,6 +90,19 @@ typedef struct oc_pull_opts {
     int (*layer_output)(void *opaque, const oc_pulled_image *img, size_t index, int *fd,
                         uint64_t *base, oc_error *err);
     void *layer_output_opaque;
+    /* Optional, with layer_output: a layer of the image verified (index:
+     * its first place in the manifest; path: its file, NULL when it was
+     * written to the caller's fd; the file lives until done returns). After
+     * it, layer_output is asked again for the layers still being fetched
+     * into temp files, in manifest order, and a layer it answers 1 for
+     * moves there (what it wrote so far is copied; oc_blobpipe_move_output).
+     * Loop thread. */
+    void (*layer_verified)(void *opaque, const oc_pulled_image *img, size_t index, const char *path,
+                           uint64_t tar_size);
+    /* Run the layers in manifest order (the first layer's work first)
+     * rather than the biggest first: a tarball that places them in order
+     * then streams nearly all of them into place. */
+    int in_manifest_order;
     /* Optional: the manifest (or index) the reference's digest names, already
      * fetched by the caller: used instead of a GET (its digest is checked). */
     const char *manifest_body;
@@ -112,6 +129,10 @@ typedef struct oc_pull_opts {
     int (*layer_placed)(void *opaque, const oc_pulled_layer *layer, const char *tmp_path,
                         char **final_path, oc_error *err);
     void *layer_placed_opaque;
+    /* layer_placed is safe on any thread: it then runs on the pipeline's io
+     * pool, so its renames and fsyncs never hold up the loop (the downloads
+     * of the other layers); the pull goes on on the loop when it returns. */
+    int layer_placed_any_thread;
     /* Optional: other processes writing the same store (a sharded mirror).
      * Before this pull fetches a layer (have_layer said no and no other pull
      * of the run has it in flight), claim_layer is asked: 0 fetch it

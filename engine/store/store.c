@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,20 @@ struct oc_store {
     char *run_dir;
     int run_fd;       /* our lock on run_dir */
     oc_strmap *marks; /* WRITE: hex -> oc_blob_mark known valid this run */
+    /* marks is shared with the pipeline's io threads, which place layers
+     * (oc_store_put_layer) while the loop thread looks markers up */
+    pthread_mutex_t marks_lock;
 };
+
+static void marks_lock(const oc_store *s)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&s->marks_lock);
+}
+
+static void marks_unlock(const oc_store *s)
+{
+    pthread_mutex_unlock((pthread_mutex_t *)&s->marks_lock);
+}
 
 void oc_store_crash_point(const char *name)
 {
@@ -238,6 +252,8 @@ out:
 oc_store *oc_store_open(const char *dir, oc_store_mode mode, oc_error *err)
 {
     oc_store *s = calloc(1, sizeof *s);
+    if (s)
+        pthread_mutex_init(&s->marks_lock, NULL);
     if (!s || !(s->dir = strdup(dir)) || !(s->tmp_dir = join(dir, TMP_DIR))) {
         oc_store_close(s);
         oc_error_set(err, OC_E_NOMEM, "out of memory");
@@ -288,6 +304,7 @@ void oc_store_close(oc_store *s)
     oc_lock_close(s->run_fd);
     oc_lock_close(s->lock_fd);
     oc_strmap_free(s->marks);
+    pthread_mutex_destroy(&s->marks_lock);
     free(s->run_dir);
     free(s->tmp_dir);
     free(s->dir);
@@ -396,8 +413,10 @@ static void remember_mark(const oc_store *s, const char *hex, const oc_blob_mark
     k->ino = st.st_ino;
     k->size = st.st_size;
     k->mtime = st.st_mtim;
+    marks_lock(s);
     if (oc_strmap_set(s->marks, hex, k) != 0)
         free(k);
+    marks_unlock(s);
 }
 
 typedef struct marks_walk {
@@ -421,20 +440,25 @@ static void visit_mark(const char *hex, void *value, void *opaque)
 void oc_store_marks_foreach(const oc_store *s, oc_store_mark_visit fn, void *opaque)
 {
     marks_walk w = {fn, opaque};
+    marks_lock(s);
     if (s->marks)
         oc_strmap_foreach(s->marks, visit_mark, &w);
+    marks_unlock(s);
 }
 
 size_t oc_store_marks_count(const oc_store *s)
 {
-    return s->marks ? oc_strmap_count(s->marks) : 0;
+    marks_lock(s);
+    size_t n = s->marks ? oc_strmap_count(s->marks) : 0;
+    marks_unlock(s);
+    return n;
 }
 
 void oc_store_marks_seed(oc_store *s, const char *hex, const oc_blob_mark *m, const oc_file_id *id)
 {
     char want[8 + OC_SHA256_HEX_LEN];
     snprintf(want, sizeof want, "sha256:%s", hex);
-    if (!s->marks || strcmp(m->digest, want) != 0 || oc_strmap_has(s->marks, hex))
+    if (!s->marks || strcmp(m->digest, want) != 0)
         return;
     known_mark *k = malloc(sizeof *k);
     if (!k)
@@ -444,22 +468,29 @@ void oc_store_marks_seed(oc_store *s, const char *hex, const oc_blob_mark *m, co
     k->size = (off_t)id->size;
     k->mtime.tv_sec = (time_t)id->mtime_s;
     k->mtime.tv_nsec = id->mtime_ns;
-    if (oc_strmap_set(s->marks, hex, k) != 0)
+    marks_lock(s);
+    if (oc_strmap_has(s->marks, hex) || oc_strmap_set(s->marks, hex, k) != 0)
         free(k);
+    marks_unlock(s);
 }
 
 /* The marker of hex: from the run's cache when its file is unchanged, else
  * read (and cached when valid). 1, 0 or -1 as oc_store_mark_read. */
 static int mark_lookup(const oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err)
 {
+    known_mark copy;
+    marks_lock(s);
     const known_mark *known = s->marks ? oc_strmap_get(s->marks, hex) : NULL;
+    if (known)
+        copy = *known;
+    marks_unlock(s);
     if (known) {
         char *path = oc_store_mark_path(s, hex);
         struct stat st;
-        int same = path && stat(path, &st) == 0 && same_file(known, &st);
+        int same = path && stat(path, &st) == 0 && same_file(&copy, &st);
         free(path);
         if (same) {
-            *m = known->m;
+            *m = copy.m;
             return 1;
         }
     }

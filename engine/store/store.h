@@ -89,7 +89,9 @@ int oc_store_mark_read(const oc_store *s, const char *hex, oc_blob_mark *m, oc_e
  * when empty. A writer remembers the markers it wrote or found valid for
  * the rest of its run (have_layer and image_intact then cost a stat, not a
  * read and a parse, per blob), so a marker is read from disk at most once
- * per run while it stays valid. */
+ * per run while it stays valid. Safe on any thread (the pipeline's io
+ * threads place layers and write their markers while the loop looks
+ * markers up). */
 int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error *err);
 
 /* A file's identity: a cached fact about a file holds while it is the same

@@ -47,6 +47,11 @@ extern "C" {
 
 #define OCCYSTRAP_API_VERSION 1
 
+/* A size bound left at its default, the guard against decompression bombs:
+ * max(1 GiB, 100 times the compressed size) (of the layer for a layer's
+ * bound, of the image's layers for the image's). 0 as a bound means none. */
+#define OC_LIMIT_DEFAULT UINT64_MAX
+
 /* ---- the library ---------------------------------------------------- */
 
 /* occystrap's version, e.g. "0.4.0". */
@@ -128,7 +133,12 @@ typedef struct oc_engine_options {
     int pipe_in_chunks;     /* compressed buffers per layer */
     int pipe_out_bufs;      /* uncompressed buffers per layer */
     int pipe_threads;       /* worker threads; 0 = the cores */
-    oc_event_cb on_event;   /* NULL: events are dropped */
+    /* How layer files that are synced reach the disk: 0 auto (direct I/O on
+     * ext4, xfs and btrfs, else the page cache with writeback started as
+     * they are written), 1 direct, 2 writeback, 3 the page cache alone
+     * (all of it written back by the final fsync). */
+    int pipe_write;
+    oc_event_cb on_event; /* NULL: events are dropped */
     void *event_opaque;
 } oc_engine_options;
 
@@ -192,7 +202,15 @@ typedef struct oc_fetch_options {
                              layout STORE/oci/ (compressed layers, config, manifest, index) */
     int expand;           /* EXTRACTED: layers and the root filesystem expanded too */
     oc_expand_opts expand_opts;
-    uint64_t max_layer_bytes; /* refuse a layer whose tar grows beyond this; 0 = none */
+    /* Refuse a layer whose tar grows beyond this, and an image whose
+     * layers' tars grow beyond max_image_bytes in all (counted as they are
+     * decompressed, so a bomb stops early): OC_LIMIT_DEFAULT (what init
+     * sets) or a number of bytes; 0 = none. The image's default never
+     * refuses what a layer bound set here allows one layer (with
+     * max_layer_bytes 0 and max_image_bytes left at its default, neither
+     * bound applies). */
+    uint64_t max_layer_bytes;
+    uint64_t max_image_bytes;
 } oc_fetch_options;
 
 typedef struct oc_fetch_result {
@@ -269,6 +287,9 @@ typedef struct oc_mirror_options {
      * holds without its exact bytes gains them on the next run that keeps
      * them (only the compressed blobs are fetched). */
     int exact;
+    /* Each image's bounds, as oc_fetch_options' (init: OC_LIMIT_DEFAULT). */
+    uint64_t max_layer_bytes;
+    uint64_t max_image_bytes;
 } oc_mirror_options;
 
 typedef struct oc_mirror_report {

@@ -13,7 +13,11 @@
  * max_out, a disk-full write (a 64 KiB tmpfs; needs root), several pipes at
  * once, releasing pipes from callbacks while events are queued (the engine's
  * failed-image path), writes larger than the whole input pool, and the pause
- * contract itself.
+ * contract itself. Issue 18: every write mode (direct, writeback, buffered,
+ * auto) gives the same file, also with a 1 MiB chunk and an unaligned end,
+ * and on tmpfs; zero pieces past the end become holes and the file still
+ * reads back whole; a budget shared by two pipes fails the one that takes
+ * their sum beyond it; the output moves mid-stream (move_output).
  *
  * The driver (run_pipes) never asserts: it records an outcome and always
  * tears down (release, ctx close, loop close), so a failing case neither
@@ -213,6 +217,12 @@ typedef struct pcase {
     int digest_only;       /* oc_blobpipe_set_digest_only */
     int out_fd;            /* > 0: oc_blobpipe_set_output(out_fd, out_base) */
     uint64_t out_base;
+    oc_blobpipe_budget *budget; /* oc_blobpipe_set_budget */
+    long long move_at;          /* oc_blobpipe_move_output(move_fd, move_base) once this many
+                                   bytes were fed; -1 never */
+    int move_in_finished;       /* or from on_finished (too late by then) */
+    int move_fd;
+    uint64_t move_base;
 } pcase;
 
 typedef struct outcome {
@@ -226,7 +236,8 @@ typedef struct outcome {
     char err_msg[2][300];
     char file_hex[2][OC_SHA256_HEX_LEN + 1];
     uint64_t file_size[2];
-    int file_count[2]; /* temp files in the directory at on_finished */
+    uint64_t file_disk[2]; /* bytes the file takes on disk (st_blocks) */
+    int file_count[2];     /* temp files in the directory at on_finished */
     int write_failed;
     oc_error write_err;
     int writes_after_fail_ok; /* a write answered 0 after one answered -1 */
@@ -252,6 +263,7 @@ typedef struct outcome {
     int set_output_late_rc; /* set_output again after bytes arrived */
     int set_output_late_code;
     int take_file_null; /* take_file returned NULL (output set) */
+    int move_rc;
 } outcome;
 
 typedef struct feeder feeder;
@@ -270,7 +282,7 @@ struct feeder {
     int paused;
     int stopped; /* no more feeding */
     int released;
-    int restarted, noop_done;
+    int restarted, noop_done, moved;
     uint32_t rng;
     feeder *peers;
     int n_peers;
@@ -351,6 +363,11 @@ static void feed_some(feeder *f, int budget)
             }
             feeder_finish(f);
             return;
+        }
+        if (f->phase == 1 && c->move_at >= 0 && !f->moved && (long long)f->pos >= c->move_at) {
+            f->moved = 1;
+            oc_error err;
+            o->move_rc = oc_blobpipe_move_output(f->p, c->move_fd, c->move_base, &err);
         }
         if (f->phase == 1 && c->restart_at >= 0 && !f->restarted &&
             (long long)f->pos >= c->restart_at) {
@@ -463,6 +480,10 @@ static void on_finished(void *opaque, const oc_blob_result *res, const oc_error 
     o->err_code[k] = err ? (int)err->code : 0;
     snprintf(o->err_msg[k], sizeof o->err_msg[k], "%.290s", err ? err->msg : "");
     char one[900] = "";
+    if (f->c->move_in_finished) {
+        oc_error e;
+        o->move_rc = oc_blobpipe_move_output(f->p, f->c->move_fd, f->c->move_base, &e);
+    }
     o->file_count[k] = count_files(f->dir, one, sizeof one);
     if (f->c->take_file && !f->c->refeed_after_finish) {
         free(o->taken);
@@ -483,6 +504,9 @@ static void on_finished(void *opaque, const oc_blob_result *res, const oc_error 
         oc_error e;
         if (oc_sha256_file_hex(one, o->file_hex[k], &o->file_size[k], &e) != 0)
             o->file_hex[k][0] = '\0';
+        struct stat st;
+        if (stat(one, &st) == 0)
+            o->file_disk[k] = (uint64_t)st.st_blocks * 512;
     }
     if (f->c->refeed_after_finish && o->finished == 1) {
         oc_error e;
@@ -572,6 +596,8 @@ static void run_pipes(const pcase *cases, outcome *outs, int n, const oc_blobpip
                                &cbs, &err);
         if (f->p && f->c->no_sync)
             oc_blobpipe_set_no_sync(f->p, 1);
+        if (f->p && f->c->budget)
+            oc_blobpipe_set_budget(f->p, f->c->budget);
         if (f->p && f->c->out_fd > 0)
             outs[i].set_output_rc =
                 oc_blobpipe_set_output(f->p, f->c->out_fd, f->c->out_base, &err);
@@ -666,7 +692,7 @@ static pcase base_case(oc_comp comp, const blob *b)
     c.comp = comp;
     c.data = b->b;
     c.len = b->n;
-    c.restart_at = c.noop_restart_at = c.release_at = -1;
+    c.restart_at = c.noop_restart_at = c.release_at = c.move_at = -1;
     return c;
 }
 
@@ -1245,6 +1271,145 @@ static void test_max_out(void **state)
     free(o.taken);
 }
 
+static void fd_hash_from(int fd, uint64_t from, char hex[OC_SHA256_HEX_LEN + 1], uint64_t *n);
+
+/* ---- issue 18: write modes, holes, a shared budget ---- */
+
+/* Every write mode gives the same file: 4 KiB chunks (all aligned), 1 MiB
+ * chunks (the last piece unaligned), and on tmpfs (no direct I/O there). */
+static void test_write_modes(void **state)
+{
+    (void)state;
+    NEED(have_gzip, "gzip");
+    static const oc_write_mode modes[] = {OC_WRITE_AUTO, OC_WRITE_DIRECT, OC_WRITE_WRITEBACK,
+                                          OC_WRITE_BUFFERED};
+    const char *shm = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : NULL;
+    for (int dir = 0; dir < (shm ? 2 : 1); dir++) {
+        char shm_dir[256] = "";
+        if (dir == 1) {
+            snprintf(shm_dir, sizeof shm_dir, "%s/occy-bp-XXXXXX", shm);
+            assert_non_null(mkdtemp(shm_dir));
+        }
+        for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+            for (int big = 0; big < 2; big++) {
+                oc_blobpipe_opts opts = {.threads = 2,
+                                         .chunk_size = big ? MIB : 4096,
+                                         .in_chunks = 2,
+                                         .out_bufs = 2,
+                                         .write_mode = modes[m]};
+                pcase c = base_case(OC_COMP_GZIP, &gz);
+                c.take_file = 1; /* synced: the durable path */
+                c.tmp_dir = shm_dir[0] ? shm_dir : NULL;
+                outcome o;
+                run_one(&c, &o, &opts);
+                assert_int_equal(o.finished, 1);
+                check_clean(&o, 0, &gz, OC_COMP_GZIP);
+                check_teardown(&o);
+                free(o.taken);
+            }
+        }
+        if (shm_dir[0])
+            rmdir(shm_dir);
+    }
+}
+
+/* Zero pieces past the end are holes: the file reads back byte for byte
+ * (its SHA-256 and size), takes less disk than its size, and a stream that
+ * ends in zeros still has its full size. */
+static void test_zero_holes(void **state)
+{
+    (void)state;
+    size_t n = 8 * MIB + 777;
+    blob z = {.b = calloc(1, n), .n = n};
+    assert_non_null(z.b);
+    memcpy(z.b, "tar header", 10);          /* data, then 8 MiB of zeros */
+    memcpy(z.b + 3 * MIB + 5, "middle", 6); /* and a little in the middle */
+    blob_hash(&z);
+    for (int mode = 0; mode < 2; mode++) {
+        oc_blobpipe_opts opts = {.threads = 2,
+                                 .chunk_size = MIB,
+                                 .in_chunks = 2,
+                                 .out_bufs = 2,
+                                 .write_mode = mode ? OC_WRITE_BUFFERED : OC_WRITE_AUTO};
+        pcase c = base_case(OC_COMP_NONE, &z);
+        c.take_file = 1;
+        outcome o;
+        run_one(&c, &o, &opts);
+        assert_int_equal(o.finished, 1);
+        assert_false(o.res_null[0]);
+        assert_true(o.res[0].stream_ok);
+        assert_string_equal(o.res[0].diff_hex, z.hex);
+        assert_string_equal(o.file_hex[0], z.hex);
+        assert_int_equal(o.file_size[0], n);
+        if (o.file_disk[0] >= n / 2) /* file systems without holes keep them all */
+            print_message("no holes here (%llu bytes on disk)\n",
+                          (unsigned long long)o.file_disk[0]);
+        check_teardown(&o);
+        free(o.taken);
+    }
+    /* moved while its zeros were a hole not yet in the file's size (small
+     * buffers: the write strand is never far behind the feeding) */
+    char path[700];
+    snprintf(path, sizeof path, "%s/zeros-move", tmpdir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    oc_blobpipe_opts opts = {.threads = 2, .chunk_size = 64 * KIB, .in_chunks = 2, .out_bufs = 1};
+    pcase c = base_case(OC_COMP_NONE, &z);
+    c.move_at = (long long)(6 * MIB);
+    c.move_fd = fd;
+    c.move_base = 512;
+    c.no_sync = 1;
+    outcome o;
+    run_one(&c, &o, &opts);
+    assert_int_equal(o.move_rc, 1);
+    assert_false(o.res_null[0]);
+    assert_true(o.res[0].stream_ok);
+    char hex[OC_SHA256_HEX_LEN + 1];
+    uint64_t got = 0;
+    fd_hash_from(fd, 512, hex, &got);
+    assert_int_equal(got, n);
+    assert_string_equal(hex, z.hex);
+    check_teardown(&o);
+    close(fd);
+    unlink(path);
+    free(z.b);
+}
+
+/* Two pipes with one budget: within it both pass; below their sum the
+ * one that crosses it fails with OC_E_LIMIT. */
+static void test_shared_budget(void **state)
+{
+    (void)state;
+    NEED(have_gzip, "gzip");
+    for (int tight = 0; tight < 2; tight++) {
+        oc_blobpipe_budget *b = oc_blobpipe_budget_new(tight ? plain.n + plain.n / 2 : 2 * plain.n);
+        assert_non_null(b);
+        pcase cs[2] = {base_case(OC_COMP_GZIP, &gz), base_case(OC_COMP_GZIP, &gz)};
+        cs[0].budget = cs[1].budget = b;
+        outcome os[2];
+        run_pipes(cs, os, 2, &small_opts, 120);
+        int limited = 0;
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(os[i].finished, 1);
+            assert_false(os[i].res_null[0]);
+            assert_string_equal(os[i].res[0].compressed_hex, gz.hex);
+            if (!os[i].res[0].stream_ok) {
+                assert_int_equal(os[i].res[0].stream_err.code, OC_E_LIMIT);
+                limited++;
+            }
+            check_teardown(&os[i]);
+        }
+        /* tight: the pipe that crosses it fails, and so does the other if
+         * it produces more after that (they run side by side) */
+        if (tight)
+            assert_true(limited >= 1);
+        else
+            assert_int_equal(limited, 0);
+        assert_true(oc_blobpipe_budget_used(b) <= 2 * plain.n);
+        oc_blobpipe_budget_unref(b);
+    }
+}
+
 static void test_new_bad_tmp_dir(void **state)
 {
     (void)state;
@@ -1387,6 +1552,73 @@ static void test_set_output(void **state)
     assert_int_equal(n, plain.n);
     assert_string_equal(hex, plain.hex);
     close(fd);
+    unlink(path);
+}
+
+/* Moving the output mid-stream (a tarball's next layer once the ones before
+ * it are in): what was written goes to the new place, the rest follows it,
+ * the temp file is gone, a later restart truncates the new place; before
+ * any byte it is set_output; from on_finished it is too late (0) and the
+ * temp file is taken as usual. */
+static void test_move_output(void **state)
+{
+    (void)state;
+    NEED(have_gzip, "gzip");
+    char path[700];
+    snprintf(path, sizeof path, "%s/tarball-move", tmpdir);
+    const uint64_t base = 2560;
+    long long ats[] = {(long long)gz.n / 3, 0, (long long)gz.n / 4};
+    for (int k = 0; k < 3; k++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, plain.b + 7, base, 0), (ssize_t)base);
+        pcase c = base_case(OC_COMP_GZIP, &gz);
+        c.move_at = ats[k];
+        c.move_fd = fd;
+        c.move_base = base;
+        c.take_file = 1;
+        c.no_sync = 1; /* as a tarball's layer */
+        if (k == 2)
+            c.restart_at = (long long)gz.n / 2; /* after the move */
+        outcome o;
+        run_one(&c, &o, &small_opts);
+        assert_int_equal(o.move_rc, 1);
+        assert_int_equal(o.finished, 1);
+        assert_false(o.res_null[0]);
+        assert_true(o.res[0].stream_ok);
+        assert_string_equal(o.res[0].diff_hex, plain.hex);
+        assert_int_equal(o.file_count[0], 0); /* the temp file is gone */
+        assert_true(o.take_file_null);
+        check_teardown(&o);
+        assert_int_equal(o.files_left, 0);
+        char hex[OC_SHA256_HEX_LEN + 1], want[OC_SHA256_HEX_LEN + 1];
+        uint64_t n = 0;
+        unsigned char head[2560];
+        assert_int_equal(pread(fd, head, base, 0), (ssize_t)base);
+        oc_sha256_buf_hex(head, base, hex);
+        oc_sha256_buf_hex(plain.b + 7, base, want);
+        assert_string_equal(hex, want);
+        fd_hash_from(fd, base, hex, &n);
+        assert_int_equal(n, plain.n);
+        assert_string_equal(hex, plain.hex);
+        close(fd);
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    pcase c = base_case(OC_COMP_GZIP, &gz);
+    c.move_in_finished = 1;
+    c.move_fd = fd;
+    c.take_file = 1;
+    outcome o;
+    run_one(&c, &o, &small_opts);
+    assert_int_equal(o.move_rc, 0);
+    check_clean(&o, 0, &gz, OC_COMP_GZIP);
+    check_teardown(&o);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 0); /* nothing went there */
+    close(fd);
+    free(o.taken);
     unlink(path);
 }
 
@@ -1885,6 +2117,10 @@ int main(void)
         cmocka_unit_test(test_release_peer_from_callback),
         cmocka_unit_test(test_group_failure_releases_peers),
         cmocka_unit_test(test_max_out),
+        cmocka_unit_test(test_write_modes),
+        cmocka_unit_test(test_zero_holes),
+        cmocka_unit_test(test_shared_budget),
+        cmocka_unit_test(test_move_output),
         cmocka_unit_test(test_new_bad_tmp_dir),
         cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_set_output),

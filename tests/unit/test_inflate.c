@@ -4,7 +4,11 @@
  * tools in a scratch directory (tests skip when a tool is missing); a few
  * are edited by hand to get gzip headers the tool never writes (FEXTRA,
  * FCOMMENT, FHCRC). Every stream is fed whole, in random chunks and one byte
- * at a time, and checked by the SHA-256 of what the sink received. */
+ * at a time, and checked by the SHA-256 of what the sink received; each of
+ * those runs is made again with lent output buffers (oc_inflater_new_lent)
+ * from a stingy lender: buffers of random sizes down to one byte, and
+ * refusals, so the decoder stops (blocked) at every kind of place and must
+ * go on from there when fed again. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -148,10 +152,131 @@ static int feed_all(oc_inflater *inf, const unsigned char *in, size_t len, long 
     return oc_inflater_finish(inf, err);
 }
 
+/* A stingy lender of output buffers: random sizes (often tiny), a refusal
+ * now and then; at most one buffer out at a time, as the contract says. */
+typedef struct lender {
+    oc_sha256 *h;
+    uint64_t n;
+    uint32_t x;
+    unsigned char *buf;
+    int out; /* lent and not back */
+    size_t gets, puts, drops, refusals;
+} lender;
+
+static uint32_t lender_rand(lender *l)
+{
+    l->x = l->x * 1664525u + 1013904223u;
+    return l->x >> 8;
+}
+
+static int lend_get(void *opaque, unsigned char **buf, size_t *cap, oc_error *err)
+{
+    lender *l = opaque;
+    (void)err;
+    assert_int_equal(l->out, 0);
+    if (lender_rand(l) % 3 == 0) {
+        l->refusals++;
+        return 1;
+    }
+    uint32_t r = lender_rand(l);
+    size_t c = r % 4 == 0 ? 1 + r % 7 : 1 + r % 70000;
+    l->buf = malloc(c);
+    assert_non_null(l->buf);
+    l->out = 1;
+    l->gets++;
+    *buf = l->buf;
+    *cap = c;
+    return 0;
+}
+
+static int lend_put(void *opaque, unsigned char *buf, size_t len, oc_error *err)
+{
+    lender *l = opaque;
+    (void)err;
+    assert_ptr_equal(buf, l->buf);
+    assert_true(len > 0);
+    oc_sha256_update(l->h, buf, len);
+    l->n += len;
+    free(buf);
+    l->out = 0;
+    l->puts++;
+    return 0;
+}
+
+static void lend_drop(void *opaque, unsigned char *buf)
+{
+    lender *l = opaque;
+    assert_ptr_equal(buf, l->buf);
+    free(buf);
+    l->out = 0;
+    l->drops++;
+}
+
+/* feed_all with feed_some: a blocked feed is fed again from where it
+ * stopped (possibly with nothing left: output the decoder still holds). */
+static int feed_all_lent(oc_inflater *inf, const unsigned char *in, size_t len, long chunk,
+                         oc_error *err)
+{
+    uint32_t x = 7;
+    size_t off = 0;
+    int more = len > 0;
+    while (more) {
+        size_t n;
+        if (chunk == FEED_WHOLE) {
+            n = len - off;
+        } else if (chunk == FEED_RANDOM) {
+            x = x * 1664525u + 1013904223u;
+            n = (x >> 28) < 4 ? 1 + (x >> 29) : 1 + (x >> 8) % 70000;
+        } else {
+            n = (size_t)chunk;
+        }
+        if (n > len - off)
+            n = len - off;
+        size_t used = 0;
+        int rc = oc_inflater_feed_some(inf, in + off, n, &used, err);
+        if (rc < 0)
+            return -1;
+        assert_true(used <= n);
+        assert_true(rc == 1 || used == n);
+        off += used;
+        more = rc == 1 || off < len;
+    }
+    int rc;
+    for (int tries = 0; (rc = oc_inflater_finish(inf, err)) == 1; tries++)
+        assert_true(tries < 1000000);
+    return rc;
+}
+
+static void expect_ok_lent(oc_comp comp, const unsigned char *in, size_t len, long chunk,
+                           const unsigned char *want, size_t want_len, oc_comp want_comp)
+{
+    lender l = {.x = (uint32_t)len ^ 0x9e3779b9u};
+    l.h = oc_sha256_new();
+    assert_non_null(l.h);
+    oc_inflate_output out = {lend_get, lend_put, lend_drop, &l};
+    oc_inflater *inf = oc_inflater_new_lent(comp, &out, 0);
+    assert_non_null(inf);
+    oc_error err = {0};
+    if (feed_all_lent(inf, in, len, chunk, &err) != 0)
+        fail_msg("decoding with lent buffers failed (chunk %ld): %s", chunk, err.msg);
+    char got[OC_SHA256_HEX_LEN + 1], exp[OC_SHA256_HEX_LEN + 1];
+    oc_sha256_final_hex(l.h, got);
+    oc_sha256_buf_hex(want, want_len, exp);
+    assert_int_equal(l.n, want_len);
+    assert_string_equal(got, exp);
+    assert_int_equal(oc_inflater_total_out(inf), want_len);
+    assert_int_equal(oc_inflater_comp(inf), want_comp);
+    assert_int_equal(l.out, 0); /* every buffer came back */
+    assert_int_equal(l.gets, l.puts + l.drops);
+    oc_inflater_free(inf);
+    oc_sha256_free(l.h);
+}
+
 /* Decode in with a fresh inflater and check the output against want. */
 static void expect_ok(oc_comp comp, const unsigned char *in, size_t len, long chunk,
                       const unsigned char *want, size_t want_len, oc_comp want_comp)
 {
+    expect_ok_lent(comp, in, len, chunk, want, want_len, want_comp);
     collector c;
     collector_init(&c);
     oc_inflater *inf = oc_inflater_new(comp, collect, &c, 0);
@@ -219,7 +344,7 @@ static int teardown(void **state)
 
 #define NEED(tool)                                                                                 \
     do {                                                                                           \
-        if (!tu_have_tool(tool)) {                                                                    \
+        if (!tu_have_tool(tool)) {                                                                 \
             print_message("%s not installed: skipping\n", tool);                                   \
             skip();                                                                                \
         }                                                                                          \

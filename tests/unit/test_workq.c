@@ -7,7 +7,11 @@
  * oc_strand_wait_idle returns only after the strand's last task finished;
  * oc_workq_free runs every posted task before it returns, including tasks
  * posted by tasks; and a stress run (64 strands x 1000 tasks) loses, repeats
- * and reorders nothing (per-strand sequence checks and a global checksum). */
+ * and reorders nothing (per-strand sequence checks and a global checksum).
+ * Priorities: ready strands run highest first, equal ones in posting order.
+ * Parking: a parked task frees its worker for other strands, keeps its
+ * strand's later tasks behind it, runs again from its start when unparked,
+ * and an unpark that comes before the park is not lost. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -668,6 +672,163 @@ static void test_two_pools_blocking(void **state)
     pthread_mutex_destroy(&x.lock);
 }
 
+/* ---- priorities ---- */
+
+/* A one-thread pool held by a gate task while strands of priorities 1, 5,
+ * 3 and 5 get work: once the gate opens they run 5, 5 (in the order they
+ * became ready), 3, 1. */
+typedef struct prio_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int open, entered;
+} prio_gate;
+
+typedef struct prio_gate_task {
+    oc_task t;
+    prio_gate *g;
+} prio_gate_task;
+
+static void run_prio_gate(oc_task *t)
+{
+    prio_gate *g = ((prio_gate_task *)t)->g;
+    pthread_mutex_lock(&g->lock);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static atomic_int order_log[8];
+static atomic_int order_n;
+
+typedef struct tag_task {
+    oc_task t;
+    int tag;
+} tag_task;
+
+static void run_tag(oc_task *t)
+{
+    int i = atomic_fetch_add(&order_n, 1);
+    if (i < 8)
+        atomic_store(&order_log[i], ((tag_task *)t)->tag);
+}
+
+static void test_priority_order(void **state)
+{
+    (void)state;
+    oc_workq *q = oc_workq_new(1, "t");
+    assert_non_null(q);
+    prio_gate g = {.open = 0};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    oc_strand sg, s[4];
+    oc_strand_init(&sg, q);
+    prio_gate_task gt = {{run_prio_gate, {NULL, NULL}}, &g};
+    oc_strand_post(&sg, &gt.t);
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    static const int prio[4] = {1, 5, 3, 5};
+    tag_task tt[4];
+    atomic_init(&order_n, 0);
+    for (int i = 0; i < 4; i++) {
+        oc_strand_init(&s[i], q);
+        oc_strand_set_priority(&s[i], prio[i]);
+        tt[i].t.run = run_tag;
+        tt[i].tag = i;
+        oc_strand_post(&s[i], &tt[i].t);
+    }
+    pthread_mutex_lock(&g.lock);
+    g.open = 1;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    for (int i = 0; i < 4; i++)
+        oc_strand_wait_idle(&s[i]);
+    assert_int_equal(atomic_load(&order_n), 4);
+    assert_int_equal(atomic_load(&order_log[0]), 1); /* 5, first ready */
+    assert_int_equal(atomic_load(&order_log[1]), 3); /* 5 */
+    assert_int_equal(atomic_load(&order_log[2]), 2); /* 3 */
+    assert_int_equal(atomic_load(&order_log[3]), 0); /* 1 */
+    oc_workq_free(q);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
+}
+
+/* ---- parking ---- */
+
+typedef struct park_task {
+    oc_task t;
+    oc_strand *s;
+    atomic_int runs;
+    int parks;       /* park this many times before finishing */
+    int self_unpark; /* unpark itself before each park (the early wake) */
+    atomic_int done;
+} park_task;
+
+static void run_park(oc_task *t)
+{
+    park_task *pt = (park_task *)t;
+    int run = atomic_fetch_add(&pt->runs, 1);
+    if (run < pt->parks) {
+        if (pt->self_unpark)
+            oc_strand_unpark(pt->s); /* a wake-up that comes before the park */
+        oc_strand_park(pt->s);
+        return;
+    }
+    atomic_store(&pt->done, 1);
+}
+
+/* A one-thread pool: a parked task does not hold the worker (another
+ * strand's task runs meanwhile), the task's strand keeps its next task
+ * behind it, and unpark runs it again; an unpark before the park is kept. */
+static void test_park_and_unpark(void **state)
+{
+    (void)state;
+    oc_workq *q = oc_workq_new(1, "t");
+    assert_non_null(q);
+    oc_strand a, b;
+    oc_strand_init(&a, q);
+    oc_strand_init(&b, q);
+    park_task pa = {.s = &a, .parks = 1};
+    pa.t.run = run_park;
+    atomic_init(&pa.runs, 0);
+    atomic_init(&pa.done, 0);
+    tag_task after = {.tag = 7}, other = {.tag = 9};
+    after.t.run = run_tag;
+    other.t.run = run_tag;
+    atomic_init(&order_n, 0);
+    oc_strand_post(&a, &pa.t);
+    oc_strand_post(&a, &after.t); /* must wait for pa */
+    while (atomic_load(&pa.runs) < 1)
+        sleep_us(100);
+    oc_strand_post(&b, &other.t); /* the worker is free: runs now */
+    oc_strand_wait_idle(&b);
+    assert_int_equal(atomic_load(&order_n), 1);
+    assert_int_equal(atomic_load(&order_log[0]), 9);
+    sleep_us(2000);
+    assert_int_equal(atomic_load(&pa.runs), 1); /* still parked */
+    assert_int_equal(atomic_load(&order_n), 1); /* and after is behind it */
+    oc_strand_unpark(&a);
+    oc_strand_wait_idle(&a);
+    assert_int_equal(atomic_load(&pa.runs), 2);
+    assert_int_equal(atomic_load(&pa.done), 1);
+    assert_int_equal(atomic_load(&order_n), 2);
+    assert_int_equal(atomic_load(&order_log[1]), 7);
+
+    /* the early wake: parks three times, waking itself first each time */
+    park_task pe = {.s = &a, .parks = 3, .self_unpark = 1};
+    pe.t.run = run_park;
+    atomic_init(&pe.runs, 0);
+    atomic_init(&pe.done, 0);
+    oc_strand_post(&a, &pe.t);
+    oc_strand_wait_idle(&a);
+    assert_int_equal(atomic_load(&pe.runs), 4);
+    assert_int_equal(atomic_load(&pe.done), 1);
+    oc_workq_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +845,8 @@ int main(void)
         cmocka_unit_test(test_free_idle_pool),
         cmocka_unit_test(test_stress),
         cmocka_unit_test(test_two_pools_blocking),
+        cmocka_unit_test(test_priority_order),
+        cmocka_unit_test(test_park_and_unpark),
     };
     /* OCCY_TEST_FILTER=test_x runs a subset (handy under valgrind) */
     if (getenv("OCCY_TEST_FILTER"))

@@ -4,8 +4,10 @@
 #
 #   expand_hostile.py OUTDIR OUTSIDE       one layout per case in OUTDIR/<case>,
 #                                          and OUTDIR/cases.json
-#   expand_hostile.py --bomb OUTDIR SIZE   OUTDIR/bomb: one layer holding SIZE
-#                                          bytes of zeros in one file
+#   expand_hostile.py --bomb OUTDIR SIZE[,SIZE...] [NAME]
+#                                          OUTDIR/NAME (default bomb): one layer per
+#                                          SIZE, each holding SIZE bytes of zeros in
+#                                          one file (zeros, zeros-2, zeros-3, ...)
 #
 # OUTSIDE is a directory the test watches: every escaping entry aims into it
 # (or at the file system root), so "nothing appeared outside" can be checked.
@@ -132,10 +134,16 @@ def cases(outside):
     }
 
 
-def bomb(outdir, size):
-    path = os.path.join(outdir, "bomb")
+def bomb(outdir, sizes, name="bomb"):
+    path = os.path.join(outdir, name)
     lo = Layout(path)
-    ti = tarfile.TarInfo("zeros")
+    lo.finish([bomb_layer(lo, size, "zeros" if k == 0 else f"zeros-{k + 1}")
+               for k, size in enumerate(sizes)])
+
+
+def bomb_layer(lo, size, file_name):
+    path = lo.path
+    ti = tarfile.TarInfo(file_name)
     ti.size = size
     ti.mtime = MTIME
     ti.mode = 0o644
@@ -169,12 +177,12 @@ def bomb(outdir, size):
         out(gzip.compress(trailer, mtime=0))
     d = blob.hexdigest()
     os.replace(tmp, os.path.join(path, "blobs", "sha256", d))
-    lo.finish([("sha256:" + d, n, "sha256:" + diff.hexdigest())])
+    return ("sha256:" + d, n, "sha256:" + diff.hexdigest())
 
 
 def main(argv):
-    if argv[:1] == ["--bomb"] and len(argv) == 3:
-        bomb(argv[1], int(argv[2]))
+    if argv[:1] == ["--bomb"] and len(argv) in (3, 4):
+        bomb(argv[1], [int(x) for x in argv[2].split(",")], *argv[3:])
         return 0
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
