@@ -38,6 +38,10 @@ typedef struct oc_mirror_opts {
     long lock_wait_s; /* wait this long for another mirror run; 0 = don't wait */
     oc_shard shard;   /* this process's part of the list (n 0 or 1: all of it) */
     int exact;        /* the registry's exact bytes too (STORE/oci/) */
+    int referrers;    /* oc_referrers_mode (the config's per registry and repository win) */
+    unsigned referrers_depth;
+    char **referrer_types; /* NULL-terminated, owned */
+    size_t n_referrer_types;
 } oc_mirror_opts;
 
 #endif
