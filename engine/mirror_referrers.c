@@ -275,9 +275,11 @@ static void group_settle(group *g)
                 explore(j, g->then_explore, g->depth + 1);
         }
     }
+    if (notify && g->failed)
+        notify->failed = 1; /* the fallback index is kept only with what it lists */
     group_free(g);
     if (notify)
-        group_settle(notify); /* (a failed referrer leaves the index's entry to name it absent) */
+        group_settle(notify);
     step_done(j);
 }
 
@@ -986,7 +988,14 @@ static void on_tag_doc(void *opaque, const char *body, size_t len, const oc_reg_
     }
     json_t *doc = json_loadb(body, len, 0, NULL);
     const char *type = t->fallback ? NULL : cosign_type(doc);
-    if (!t->fallback && !type_wanted(j, type)) {
+    size_t wanted = 0, i;
+    json_t *d;
+    json_array_foreach(json_object_get(doc, "manifests"), i, d)
+    {
+        wanted += type_wanted(j, json_string_value(json_object_get(d, "artifactType")));
+    }
+    if (t->fallback ? wanted == 0 : !type_wanted(j, type)) {
+        /* not of the types asked for (a fallback index: none it lists is) */
         json_decref(doc);
         oc_manifest_free(&m);
         tag_op_free(t);
@@ -1012,15 +1021,13 @@ static void on_tag_doc(void *opaque, const char *body, size_t len, const oc_reg_
         if (t->fallback) {
             /* an index of referrers: each one (known or fetched) is its own
              * descriptor; the tag's waits for those it lists to be placed */
-            size_t i;
-            json_t *d;
             json_array_foreach(json_object_get(doc, "manifests"), i, d)
             {
                 listed(j, d, t->subject, t->depth, g);
             }
         } else {
             need_blob(g, &m.config, what);
-            for (size_t i = 0; i < m.n_layers; i++)
+            for (i = 0; i < m.n_layers; i++)
                 need_blob(g, &m.layers[i], what);
         }
         group_settle(g); /* the hold */

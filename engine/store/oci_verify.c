@@ -339,8 +339,8 @@ int oc_store_oci_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc
                     "%s: no entry of index.json reaches it (gc removes it)", hexes[i]);
         if (v.absent_children)
             say(&v, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
-                "%zu platform manifest(s) named by indexes are not in the store (platforms "
-                "not mirrored)",
+                "%zu manifest(s) named by indexes are not in the store (platforms not "
+                "mirrored, or referrers of other artifact types)",
                 v.absent_children);
         check_subjects(&v, x);
     }
