@@ -12,7 +12,8 @@
 #     fallback indexes and every artifact manifest with the source's digests
 #     (skopeo inspect --raw | sha256sum), the SBOM blob verifies, and the
 #     signatures verify against the lab key (cosign_check.py, what cosign
-#     verify --key checks; and fails with another key);
+#     verify --key checks; and fails with another key); a target that
+#     answers OCI-Subject (the fault proxy adds it) gets no fallback tag;
 #  4. serve answers /v2/<name>/referrers/<digest> with exactly the stored
 #     referrers, filtered by artifactType; mirror --referrers from serve takes
 #     them through the referrers API;
@@ -124,6 +125,18 @@ before=$(wc -l <"$LAB_LOG_PUSH_PLAIN")
 expect_status 0 "$OCCYSTRAP" --insecure --progress none --json-file push2.json push store "$LAB_PUSH_PLAIN/$PREFIX"
 [ "$(jq '.totals.pushed' push2.json)" = 0 ] || fail "a second push put something: $(jq -c .totals push2.json)"
 ok "a second push: every image, referrer and tag up to date"
+
+# a target that keeps referrers itself answers OCI-Subject (distribution 2.8
+# does not: the fault proxy adds it): no fallback tag is written there
+PROXY_UPSTREAM=$LAB_PUSH_PLAIN start_proxy subject '/manifests/|ocisubject|1000'
+expect_status 0 "$OCCYSTRAP" --insecure --progress none --json-file push3.json push store "$PROXY/$PREFIX-api"
+tags=$(curl -sf "http://$LAB_PUSH_PLAIN/v2/$PREFIX-api/$REPO/tags/list" | jq -r '.tags | sort | join(" ")')
+[ "$tags" = "$SIG_TAG v1" ] || fail "pushed to a target with OCI-Subject: tags $tags"
+grep -q "answered OCI-Subject: $IMG" "$PROXY_LOG" || fail "the proxy did not answer OCI-Subject"
+jq -r '.images[] | select(.tag == "'"$FB_TAG"'") | .note' push3.json | grep -q "keeps referrers itself" ||
+  fail "push report: $(jq -c '.images' push3.json)"
+[ "sha256:$(raw "$LAB_PUSH_PLAIN/$PREFIX-api/$REPO@$SBOM")" = "$SBOM" ] || fail "the SBOM in the OCI-Subject target"
+ok "a target that answers OCI-Subject gets the referrers and the .sig tag, and no fallback tag"
 
 # 4. serve: the referrers API from the store
 start_serve refs store
