@@ -170,6 +170,7 @@ expect_stderr "digest mismatch"
 jq -r '.entries[0].referrers_error' corrupt.json | grep -q "artifact $SBOM (application/spdx+json)" ||
   fail "report: $(jq -c '.entries[0]' corrupt.json)"
 keys corrupt | grep -q "@$SBOM" && fail "the corrupt SBOM is in index.json"
+keys corrupt | grep -q ":$FB_TAG$" && fail "the fallback index listing the corrupt SBOM is in index.json"
 keys corrupt | grep -q ":v1$" || fail "the image is not in index.json"
 expect_status 0 "$OCCYSTRAP" verify corrupt
 expect_status 1 "${O[@]}" --referrers=required mirror list-c.txt required
