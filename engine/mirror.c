@@ -381,7 +381,9 @@ static void referrers_failed(entry_job *j, const oc_error *err)
 {
     oc_error why = *err;
     oc_error_prefix(&why, "%s: referrers", j->le->text);
-    if (referrers_mode(j) == OC_REFERRERS_REQUIRED) {
+    if (referrers_mode(j) == OC_REFERRERS_REQUIRED ||
+        (j->run->e->interrupted && err->code == OC_E_CANCELLED)) {
+        /* (a signal stops the entry: it is reported stopped, not done) */
         entry_fail(j, &why);
         return;
     }
