@@ -116,6 +116,9 @@ enum {
     OPT_MAX_CONNECTIONS,
     OPT_IDLE_TIMEOUT,
     OPT_DRAIN_TIMEOUT,
+    OPT_REFERRERS,
+    OPT_REFERRERS_DEPTH,
+    OPT_REFERRER_TYPE,
     OPT_VERBOSE,
     OPT_QUIET,
     OPT_VERSION,
@@ -170,6 +173,13 @@ static const cli_option options[] = {
     {"no-exact", 0, NULL, OPT_NO_EXACT, "mirror",
      "keep only the 0.2.0 files, not the registry's\nexact bytes (STORE/oci/)"},
     {"lock-wait", 0, "SECONDS", OPT_LOCK_WAIT, "mirror", "wait for another run on the same store"},
+    {"referrers", 0, "[=required]", OPT_REFERRERS, "mirror",
+     "each image's signatures, SBOMs and attestations\ntoo (the referrers API, else the fallback "
+     "tag and\ncosign's .sig/.att/.sbom tags); =required: their\nfailure fails the image"},
+    {"referrers-depth", 0, "N", OPT_REFERRERS_DEPTH, "mirror",
+     "referrers of referrers this deep (default 3)"},
+    {"referrer-type", 0, "TYPE", OPT_REFERRER_TYPE, "mirror",
+     "only referrers of this artifact type (repeatable)"},
     {"shard", 0, "K/N", OPT_SHARD, "mirror",
      "mirror only shard K of N of the list (also\n$OCCYSTRAP_SHARD=K/N); N processes share one "
      "store"},
@@ -274,8 +284,8 @@ static void usage(FILE *out)
             snprintf(left, sizeof left, "-%c, --%s%s%s", op->short_name, op->name,
                      op->arg ? " " : "", op->arg ? op->arg : "");
         else
-            snprintf(left, sizeof left, "--%s%s%s", op->name, op->arg ? " " : "",
-                     op->arg ? op->arg : "");
+            snprintf(left, sizeof left, "--%s%s%s", op->name,
+                     op->arg && op->arg[0] != '[' ? " " : "", op->arg ? op->arg : "");
         if (strlen(left) > 28)
             fprintf(out, "  %s\n  %-28s  ", left, "");
         else
@@ -425,6 +435,25 @@ static int take_option(cli_opts *o, int id, const char *arg)
     case OPT_SHARD:
         o->shard = arg;
         return 0;
+    case OPT_REFERRERS:
+        if (arg && strcmp(arg, "required") != 0) {
+            cli_say("--referrers takes no value but =required, not '%s'", arg);
+            return -1;
+        }
+        o->referrers = arg ? OC_REFERRERS_REQUIRED : OC_REFERRERS_ON;
+        return 0;
+    case OPT_REFERRERS_DEPTH:
+        if (parse_uint(arg, "--referrers-depth", 16, &n) != 0 || n == 0)
+            return -1;
+        o->referrers_depth = (unsigned)n;
+        return 0;
+    case OPT_REFERRER_TYPE:
+        if (o->n_referrer_types == CLI_MAX_PLATFORMS) {
+            cli_say("too many --referrer-type options");
+            return -1;
+        }
+        o->referrer_types[o->n_referrer_types++] = arg;
+        return 0;
     case OPT_SHARDS:
         if (parse_uint(arg, "--shards", 65536, &n) != 0 || n == 0)
             return -1;
@@ -544,8 +573,12 @@ int oc_cli_main(int argc, char **argv)
     char shortopts[2 * N_OPTIONS + 1];
     size_t ns = 0;
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        longopts[i] = (struct option){
-            options[i].name, options[i].arg ? required_argument : no_argument, NULL, options[i].id};
+        longopts[i] =
+            (struct option){options[i].name,
+                            !options[i].arg            ? no_argument
+                            : options[i].arg[0] == '[' ? optional_argument /* "[=VALUE]" */
+                                                       : required_argument,
+                            NULL, options[i].id};
         if (options[i].short_name) {
             shortopts[ns++] = options[i].short_name;
             if (options[i].arg)

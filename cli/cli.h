@@ -44,10 +44,14 @@ typedef struct cli_opts {
     oc_expand_opts expand_opts;
     int keep_host;
     uint64_t chunk_size;
-    const char *to;         /* mirror --to REGISTRY[/PREFIX] */
-    const char *since;      /* bundle --since INVENTORY|BUNDLE */
-    const char *split;      /* bundle --split SIZE, as given */
-    int zstd;               /* bundle --zstd */
+    const char *to;              /* mirror --to REGISTRY[/PREFIX] */
+    const char *since;           /* bundle --since INVENTORY|BUNDLE */
+    const char *split;           /* bundle --split SIZE, as given */
+    int zstd;                    /* bundle --zstd */
+    oc_referrers_mode referrers; /* mirror --referrers[=required] */
+    unsigned referrers_depth;
+    const char *referrer_types[CLI_MAX_PLATFORMS];
+    size_t n_referrer_types;
     oc_serve_options serve; /* serve's options (its store comes from the arguments) */
 } cli_opts;
 

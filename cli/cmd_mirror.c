@@ -44,6 +44,10 @@ static const char *status_name(oc_entry_status s)
 static void entry_line(const mirror_cli *m, const oc_mirror_entry *en, char *line, size_t size)
 {
     const char *digest = en->digest ? en->digest : "";
+    char refs[160] = "";
+    if (en->referrers_fetched || en->referrers_known || en->referrers_error)
+        snprintf(refs, sizeof refs, "; referrers: %zu fetched, %zu known%s", en->referrers_fetched,
+                 en->referrers_known, en->referrers_error ? ", some FAILED (see above)" : "");
     switch (en->status) {
     case OC_ENTRY_INTERRUPTED:
         snprintf(line, size, "stopped %s (line %d): interrupted by %s before it was mirrored",
@@ -54,15 +58,15 @@ static void entry_line(const mirror_cli *m, const oc_mirror_entry *en, char *lin
                  en->error ? en->error->msg : "");
         break;
     case OC_ENTRY_UP_TO_DATE:
-        snprintf(line, size, "ok      %s: up to date (%s)", en->reference, digest);
+        snprintf(line, size, "ok      %s: up to date (%s)%s", en->reference, digest, refs);
         break;
     case OC_ENTRY_WOULD_FETCH:
         snprintf(line, size, "dry-run %s: would fetch %s (%s)", en->reference, digest,
                  en->note ? en->note : "");
         break;
     default:
-        snprintf(line, size, "ok      %s: %s, %.1f MB fetched, %.2f s", en->reference, digest,
-                 (double)en->bytes_fetched / 1e6, en->seconds);
+        snprintf(line, size, "ok      %s: %s, %.1f MB fetched, %.2f s%s", en->reference, digest,
+                 (double)en->bytes_fetched / 1e6, en->seconds, refs);
         break;
     }
 }
@@ -157,6 +161,11 @@ static json_t *report_json(const oc_mirror_report *rep)
         }
         json_object_set_new(e, "bytes_fetched", json_integer((json_int_t)en->bytes_fetched));
         json_object_set_new(e, "bytes_reused", json_integer((json_int_t)en->bytes_reused));
+        json_object_set_new(e, "referrers_fetched",
+                            json_integer((json_int_t)en->referrers_fetched));
+        json_object_set_new(e, "referrers_known", json_integer((json_int_t)en->referrers_known));
+        if (en->referrers_error)
+            json_object_set_new(e, "referrers_error", json_string(en->referrers_error->msg));
         json_object_set_new(e, "seconds", json_real(en->seconds));
         json_array_append_new(entries, e);
     }
@@ -220,6 +229,10 @@ int cli_mirror(cli_opts *o, int argc, char **argv)
     mo.exact = !o->no_exact;
     mo.max_layer_bytes = o->max_layer_bytes;
     mo.max_image_bytes = o->max_image_bytes;
+    mo.referrers = o->referrers;
+    mo.referrers_depth = o->referrers_depth;
+    mo.referrer_types = o->referrer_types;
+    mo.n_referrer_types = o->n_referrer_types;
     if (choose_shard(o, &mo.shard_k, &mo.shard_n) != 0)
         return EXIT_USAGE;
 

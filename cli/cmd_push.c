@@ -105,6 +105,10 @@ static json_t *report_json(const oc_push_report *rep)
         }
         if (im->note)
             json_object_set_new(e, "note", json_string(im->note));
+        if (im->subject) /* a referrer, a cosign tag or a fallback tag of an image */
+            json_object_set_new(e, "subject", json_string(im->subject));
+        if (im->artifact_type)
+            json_object_set_new(e, "artifact_type", json_string(im->artifact_type));
         json_object_set_new(e, "manifests", json_integer((json_int_t)im->manifests));
         json_object_set_new(e, "blobs_uploaded", json_integer((json_int_t)im->blobs_uploaded));
         json_object_set_new(e, "blobs_mounted", json_integer((json_int_t)im->blobs_mounted));

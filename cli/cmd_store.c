@@ -106,16 +106,33 @@ static void print_table(json_t *doc)
                jstr(img, "fetched_at", "-"),
                json_is_true(json_object_get(img, "exact")) ? "yes" : "-", digest,
                json_is_true(json_object_get(img, "in_catalog")) ? "" : "  (not in catalog.json)");
+        /* its signatures, SBOMs, attestations: one indented line each */
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_object_get(img, "referrers"), k, r)
+        {
+            int depth = (int)json_integer_value(json_object_get(r, "depth"));
+            const char *tag = jstr(r, "tag", NULL);
+            printf("%*s%s %s  %s  %s%s%s\n", 2 * (depth > 0 ? depth : 1), "",
+                   tag ? "tag     " : "referrer",
+                   jstr(r, "artifact_type", jstr(r, "media_type", "?")), jstr(r, "digest", "?"),
+                   cli_human((uint64_t)json_integer_value(json_object_get(r, "size")), b),
+                   tag ? "  " : "", tag ? tag : "");
+        }
     }
     char b1[32], b2[32];
     printf(
         "%zu image%s, %lld distinct layers, %s of layers (%s without sharing); %lld with their "
-        "exact bytes\n",
+        "exact bytes; %lld referrers%s\n",
         json_array_size(images), json_array_size(images) == 1 ? "" : "s",
         (long long)json_integer_value(json_object_get(doc, "distinct_layers")),
         cli_human((uint64_t)json_integer_value(json_object_get(doc, "layer_bytes")), b1),
         cli_human((uint64_t)json_integer_value(json_object_get(doc, "bytes_without_sharing")), b2),
-        (long long)json_integer_value(json_object_get(doc, "exact_images")));
+        (long long)json_integer_value(json_object_get(doc, "exact_images")),
+        (long long)json_integer_value(json_object_get(doc, "referrers")),
+        json_integer_value(json_object_get(doc, "orphan_referrers"))
+            ? " (and some no image reaches: gc drops them)"
+            : "");
 }
 
 int cli_list(cli_opts *o, int argc, char **argv)
@@ -186,10 +203,11 @@ int cli_verify(cli_opts *o, int argc, char **argv)
     }
     fflush(stdout);
     char b[32];
-    char oci[96] = "";
+    char oci[160] = "";
     if (st.oci_blobs || st.oci_descriptors)
-        snprintf(oci, sizeof oci, ", exact bytes: %zu blobs, %zu index.json entries", st.oci_blobs,
-                 st.oci_descriptors);
+        snprintf(oci, sizeof oci,
+                 ", exact bytes: %zu blobs, %zu index.json entries (%zu referrers)", st.oci_blobs,
+                 st.oci_descriptors, st.referrers);
     cli_say("verify %s: %zu manifest files, %zu configs, %zu layers, %zu markers%s, %s hashed: %s",
             argv[0], st.manifests, st.configs, st.layers, st.markers, oci,
             cli_human(st.bytes_hashed, b), st.damaged ? "DAMAGED" : "all good");
@@ -229,10 +247,11 @@ int cli_gc(cli_opts *o, int argc, char **argv)
     }
     fflush(stdout);
     char b[32];
-    char oci[96] = "";
+    char oci[160] = "";
     if (st.oci_blobs || st.kept_oci_blobs)
-        snprintf(oci, sizeof oci, "; exact blobs (STORE/oci): %zu %s, %zu kept", st.oci_blobs,
-                 o->dry_run ? "to remove" : "removed", st.kept_oci_blobs);
+        snprintf(oci, sizeof oci, "; exact blobs (STORE/oci): %zu %s, %zu kept%s", st.oci_blobs,
+                 o->dry_run ? "to remove" : "removed", st.kept_oci_blobs,
+                 st.oci_referrers ? "; referrers of removed images dropped" : "");
     cli_say("gc %s: %s %s (%zu layers, %zu configs, %zu markers); kept %zu layers, %zu configs%s",
             argv[0], o->dry_run ? "would free" : "freed", cli_human(st.bytes, b), st.layers,
             st.configs, st.markers, st.kept_layers, st.kept_configs, oci);

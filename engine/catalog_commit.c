@@ -75,6 +75,29 @@ int oc_catalog_commit_add(oc_catalog_commit *c, const char *image, const char *t
     return 0;
 }
 
+int oc_catalog_commit_add_oci(oc_catalog_commit *c, const char *key, const char *text,
+                              oc_error *err)
+{
+    if (oc_catalog_batch_oci_set(c->b, key, text, err) != 0)
+        return -1;
+    arm(c);
+    return 0;
+}
+
+int oc_catalog_commit_wait(oc_catalog_commit *c, oc_catalog_listed listed, void *opaque,
+                           oc_error *err)
+{
+    waiter *grown = oc_grow(c->w, &c->cap_w, c->n_w + 1, sizeof *grown, 64);
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    c->w = grown;
+    c->w[c->n_w++] = (waiter){listed, opaque};
+    arm(c);
+    return 0;
+}
+
 size_t oc_catalog_commit_pending(const oc_catalog_commit *c)
 {
     return c->n_w;
@@ -88,7 +111,7 @@ static void flush(oc_catalog_commit *c)
     }
     do {
         c->again = 0;
-        if (c->n_w == 0)
+        if (c->n_w == 0 && oc_catalog_batch_pending(c->b) == 0)
             break;
         if (c->armed) {
             uv_timer_stop(&c->timer);
@@ -114,7 +137,7 @@ static void flush(oc_catalog_commit *c)
         c->flushing = 0;
         free(done);
     } while (c->again);
-    if (c->n_w)
+    if (c->n_w || oc_catalog_batch_pending(c->b))
         arm(c);
 }
 

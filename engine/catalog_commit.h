@@ -32,6 +32,13 @@ oc_catalog_commit *oc_catalog_commit_new(uv_loop_t *loop, oc_catalog_batch *b);
 int oc_catalog_commit_add(oc_catalog_commit *c, const char *image, const char *tag,
                           const char *manifest_file, oc_catalog_listed listed, void *opaque,
                           oc_error *err);
+/* Queue an index.json descriptor (key: a ref name, or a referrer's
+ * NAME@DIGEST) for the next write; nobody is told of it. */
+int oc_catalog_commit_add_oci(oc_catalog_commit *c, const char *key, const char *text,
+                              oc_error *err);
+/* listed runs after the next write (never from inside this call). */
+int oc_catalog_commit_wait(oc_catalog_commit *c, oc_catalog_listed listed, void *opaque,
+                           oc_error *err);
 /* Entries queued and not yet written. */
 size_t oc_catalog_commit_pending(const oc_catalog_commit *c);
 /* Write what is queued now (from the loop: the callbacks run at once). */

@@ -30,7 +30,9 @@
 #include "engine/catalog_commit.h"
 #include "engine/emit_dir.h"
 #include "engine/listfile.h"
+#include "engine/mirror_referrers.h"
 #include "engine/mirror_tags.h"
+#include "engine/registry/config.h"
 #include "engine/registry/pull.h"
 #include "engine/registry/registry.h"
 #include "engine/registry/resolve.h"
@@ -100,6 +102,11 @@ struct entry_job {
     char *fetched;                 /* the manifest when resolving the tag took a GET */
     size_t fetched_len;
     char *fetched_type;
+    /* referrers: the image's manifests (besides digest), their outcome */
+    char **subjects;
+    size_t n_subjects;
+    size_t refs_fetched, refs_known;
+    oc_error *ref_err; /* why some were not mirrored (not required), or NULL */
 };
 
 struct mirror_run {
@@ -132,7 +139,8 @@ struct mirror_run {
     int expanded;                        /* the entries exist (tags listed) */
     unsigned catalog_writes, blob_waits; /* for the report, when those are closed */
     oc_once *in_flight;
-    char *partial_dir; /* STORE/.occystrap/partial: broken downloads kept for the next run */
+    oc_referrers_ctx *refs; /* the images' referrers (mirror_referrers.h) */
+    char *partial_dir;      /* STORE/.occystrap/partial: broken downloads kept for the next run */
     size_t finished;
     size_t failed;
     size_t interrupted; /* entries stopped by a signal */
@@ -335,6 +343,128 @@ static void listing_failed(entry_job *j, const oc_error *err)
     entry_fail(j, &why);
 }
 
+/* ---- referrers ---- */
+
+/* The entry's referrers mode: its repository's in the config, else its
+ * registry's, else the run's. */
+static int referrers_mode(const entry_job *j)
+{
+    const mirror_run *run = j->run;
+    const oc_config *cfg = run->e->opts.config;
+    const oc_repo_config *rc =
+        cfg ? oc_config_repository(cfg, j->le->ref.registry, j->le->ref.repository) : NULL;
+    const oc_registry_config *gc = cfg ? oc_config_registry(cfg, j->le->ref.registry) : NULL;
+    if (rc && rc->referrers >= 0)
+        return rc->referrers;
+    if (gc && gc->referrers >= 0)
+        return gc->referrers;
+    return run->o->referrers;
+}
+
+/* One of the image's manifests: its referrers are looked for. */
+static void add_subject(entry_job *j, const char *digest)
+{
+    if (!digest)
+        return;
+    for (size_t i = 0; i < j->n_subjects; i++)
+        if (strcmp(j->subjects[i], digest) == 0)
+            return;
+    char **grown = realloc(j->subjects, sizeof *grown * (j->n_subjects + 1));
+    if (!grown)
+        return;
+    j->subjects = grown;
+    if ((j->subjects[j->n_subjects] = strdup(digest)))
+        j->n_subjects++;
+}
+
+static void referrers_failed(entry_job *j, const oc_error *err)
+{
+    oc_error why = *err;
+    oc_error_prefix(&why, "%s: referrers", j->le->text);
+    if (referrers_mode(j) == OC_REFERRERS_REQUIRED ||
+        (j->run->e->interrupted && err->code == OC_E_CANCELLED)) {
+        /* (a signal stops the entry: it is reported stopped, not done) */
+        entry_fail(j, &why);
+        return;
+    }
+    if (!j->ref_err && (j->ref_err = malloc(sizeof *j->ref_err)))
+        *j->ref_err = why;
+    oc_engine_say(j->run->e, OC_LOG_WARNING, "%s (the image itself is mirrored)", why.msg);
+}
+
+static void on_referrers_listed(void *opaque, const oc_error *err)
+{
+    entry_job *j = opaque;
+    j->listing--;
+    if (err)
+        referrers_failed(j, err);
+    entry_finish(j);
+}
+
+static void on_referrers(void *opaque, size_t stored, size_t known, const oc_error *err)
+{
+    entry_job *j = opaque;
+    mirror_run *run = j->run;
+    j->refs_fetched = stored;
+    j->refs_known = known;
+    if (err)
+        referrers_failed(j, err);
+    if (stored == 0 || oc_catalog_batch_pending(run->catalog) == 0) {
+        entry_finish(j); /* nothing new, or written already with another's batch */
+        return;
+    }
+    /* their descriptors go with the next catalog write: reported after it */
+    oc_error werr;
+    oc_error_clear(&werr);
+    if (oc_catalog_commit_wait(run->commit, on_referrers_listed, j, &werr) != 0) {
+        referrers_failed(j, &werr);
+        entry_finish(j);
+        return;
+    }
+    j->listing++;
+    check_parked(j);
+    maybe_commit(run);
+}
+
+static int queue_referrer(void *opaque, const char *key, const char *text, oc_error *err)
+{
+    mirror_run *run = opaque;
+    return oc_catalog_commit_add_oci(run->commit, key, text, err);
+}
+
+/* The image is in the store (fetched now, or up to date): its referrers
+ * next, when asked for; then the entry is over. */
+static void entry_ok(entry_job *j, entry_status status)
+{
+    mirror_run *run = j->run;
+    j->status = status;
+    if (!run->refs || !keeps_exact(run) || referrers_mode(j) == OC_REFERRERS_OFF) {
+        entry_finish(j);
+        return;
+    }
+    const char **digests = calloc(j->n_subjects + 1, sizeof *digests);
+    oc_error err;
+    oc_error_clear(&err);
+    if (!digests) {
+        oc_error_set(&err, OC_E_NOMEM, "out of memory");
+        referrers_failed(j, &err);
+        entry_finish(j);
+        return;
+    }
+    size_t n = 0;
+    digests[n++] = j->digest;
+    for (size_t i = 0; i < j->n_subjects; i++)
+        if (strcmp(j->subjects[i], j->digest) != 0)
+            digests[n++] = j->subjects[i];
+    int rc = oc_referrers_fetch(run->refs, j->r, j->le->ref.registry, j->le->ref.repository,
+                                j->name, digests, n, on_referrers, j, &err);
+    free(digests);
+    if (rc != 0) {
+        referrers_failed(j, &err);
+        entry_finish(j);
+    }
+}
+
 /* ---- pulls ---- */
 
 static void on_bytes(void *opaque, uint64_t n)
@@ -365,8 +495,10 @@ static void pull_settled(entry_job *j)
         check_parked(j);
         return;
     }
-    if (j->status != ST_FAILED)
-        j->status = ST_FETCHED;
+    if (j->status != ST_FAILED) {
+        entry_ok(j, ST_FETCHED);
+        return;
+    }
     entry_finish(j);
 }
 
@@ -501,6 +633,7 @@ static void on_pulled(void *opaque, oc_pulled_image *img, const oc_error *err)
             j->stored[j->n_stored++] = strdup(img->platform ? img->platform : "");
         }
         oc_image_index_note(j->run->index, j->name, pp->tag);
+        add_subject(j, img->manifest_digest);
         if (queue_exact(j, pp, img, &e) == 0 && list_later(j, pp->tag, on_pull_listed, pp, &e) == 0)
             listed_later = 1;
         else
@@ -719,8 +852,10 @@ static void on_current_listed(void *opaque, const oc_error *err)
         listing_failed(j, err);
     if (j->listing > 0)
         return;
-    if (j->status != ST_FAILED)
-        j->status = ST_UPTODATE;
+    if (j->status != ST_FAILED) {
+        entry_ok(j, ST_UPTODATE);
+        return;
+    }
     entry_finish(j);
 }
 
@@ -773,6 +908,8 @@ static int store_is_current(entry_job *j, const char *digest)
         if (same && run->o->exact && many && si.index_digest &&
             !exact_listed(j, ptag, si.manifest_digest))
             same = 0;
+        if (same)
+            add_subject(j, si.manifest_digest);
         if (found)
             oc_store_image_free(&si);
         if (same && !oc_catalog_get(cat, j->name, ptag))
@@ -824,8 +961,7 @@ static void resolved(entry_job *j, const char *digest)
     if (current == 2)
         return; /* finishes when the catalog lists it */
     if (current) {
-        j->status = ST_UPTODATE;
-        entry_finish(j);
+        entry_ok(j, ST_UPTODATE);
         return;
     }
     fetch_manifest(j);
@@ -925,6 +1061,9 @@ static void entry_view(const entry_job *j, oc_mirror_entry *out)
         out->note = j->note;
     out->bytes_fetched = j->bytes_fetched;
     out->bytes_reused = j->bytes_total > j->bytes_fetched ? j->bytes_total - j->bytes_fetched : 0;
+    out->referrers_fetched = j->refs_fetched;
+    out->referrers_known = j->refs_known;
+    out->referrers_error = j->ref_err;
     uint64_t end = j->ended_ms ? j->ended_ms : j->started_ms;
     out->seconds = (double)(end - j->started_ms) / 1000.0;
 }
@@ -943,8 +1082,16 @@ static void run_free(mirror_run *run)
         free(j->digest);
         free(j->err);
         free(j->note);
+        free(j->ref_err);
+        for (size_t k = 0; k < j->n_subjects; k++)
+            free(j->subjects[k]);
+        free(j->subjects);
     }
     free(run->jobs);
+    oc_referrers_ctx_free(run->refs);
+    for (size_t i = 0; run->opts.referrer_types && run->opts.referrer_types[i]; i++)
+        free(run->opts.referrer_types[i]);
+    free(run->opts.referrer_types);
     if (run->work) {
         oc_list_free(run->work);
         free(run->work);
@@ -1174,6 +1321,18 @@ static void run_entries(mirror_run *run)
         run_fail(run, 0);
         return;
     }
+    if (keeps_exact(run)) {
+        oc_referrers_opts ro = {.depth = run->o->referrers_depth,
+                                .types = (const char *const *)run->o->referrer_types,
+                                .n_types = run->o->n_referrer_types,
+                                .queue = queue_referrer,
+                                .queue_opaque = run};
+        run->refs = oc_referrers_ctx_new(run->e, run->store, run->catalog, &ro, &run->err);
+        if (!run->refs) {
+            run_fail(run, 0);
+            return;
+        }
+    }
     unsigned jobs = run->e->opts.jobs ? run->e->opts.jobs : 32;
     run->window = jobs * WINDOW_PER_JOB > WINDOW_MIN ? jobs * WINDOW_PER_JOB : WINDOW_MIN;
     oc_tags_expand_opts xo = {
@@ -1275,6 +1434,26 @@ static int copy_options(mirror_run *run, const oc_mirror_options *o, oc_error *e
     m->dry_run = o->dry_run;
     m->lock_wait_s = o->lock_wait_s;
     m->exact = o->exact;
+    m->referrers = o->referrers;
+    m->referrers_depth = o->referrers_depth;
+    if (o->referrers && !o->exact) {
+        oc_error_set(err, OC_E_USAGE,
+                     "referrers are kept in the store's exact bytes: they cannot go with "
+                     "--no-exact");
+        return -1;
+    }
+    m->referrer_types = calloc(o->n_referrer_types + 1, sizeof *m->referrer_types);
+    if (!m->referrer_types) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < o->n_referrer_types; i++) {
+        if (!(m->referrer_types[i] = strdup(o->referrer_types[i]))) {
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return -1;
+        }
+        m->n_referrer_types++;
+    }
     if (o->shard_n > 1 && (o->shard_k < 1 || o->shard_k > o->shard_n)) {
         oc_error_set(err, OC_E_USAGE, "shard %u of %u: K must be from 1 to N", o->shard_k,
                      o->shard_n);

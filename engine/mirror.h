@@ -40,6 +40,10 @@ typedef struct oc_mirror_opts {
     int exact;                /* the registry's exact bytes too (STORE/oci/) */
     uint64_t max_layer_bytes; /* bounds of each pull (oc_pull_opts) */
     uint64_t max_image_bytes;
+    int referrers; /* oc_referrers_mode (the config's per registry and repository win) */
+    unsigned referrers_depth;
+    char **referrer_types; /* NULL-terminated, owned */
+    size_t n_referrer_types;
 } oc_mirror_opts;
 
 #endif

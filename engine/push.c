@@ -131,6 +131,8 @@ static void job_view(const image_job *j, oc_push_image *v)
     v->bytes_mounted = j->b_mounted;
     v->bytes_present = j->b_present;
     v->bytes_fetched = j->b_fetched;
+    v->subject = j->subject;
+    v->artifact_type = j->artifact_type;
     uint64_t end = j->ended_ms ? j->ended_ms : j->started_ms;
     v->seconds = (double)(end - j->started_ms) / 1000.0;
 }
@@ -141,6 +143,49 @@ void oc_push_job_fail(image_job *j, const oc_error *err)
         return;
     j->status = OC_PUSH_FAILED;
     j->err = *err;
+}
+
+static void job_start(image_job *j);
+
+int oc_push_job_after(image_job *f, image_job *j, oc_error *err)
+{
+    image_job **grown = realloc(j->followers, sizeof *grown * (j->n_followers + 1));
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
+    }
+    j->followers = grown;
+    j->followers[j->n_followers++] = f;
+    f->waits++;
+    return 0;
+}
+
+/* j is over: its followers go on (it is in the target) or fail (it is not). */
+static void release_followers(image_job *j)
+{
+    int ok = j->status == OC_PUSH_PUSHED || j->status == OC_PUSH_UP_TO_DATE;
+    for (size_t i = 0; i < j->n_followers; i++) {
+        image_job *f = j->followers[i];
+        if (f->finished)
+            continue;
+        f->waits--;
+        if (!ok) {
+            oc_error why;
+            if (j->status == OC_PUSH_INTERRUPTED)
+                oc_error_set(&why, OC_E_CANCELLED, "%s", j->err.msg);
+            else
+                oc_error_set(&why, OC_E_NOTFOUND, "not pushed: %s, which it goes with, was not",
+                             j->target ? j->target : j->name);
+            oc_push_job_fail(f, &why);
+            if (!f->started && f->waits == 0) {
+                f->started = 1;
+                f->started_ms = j->ended_ms;
+                oc_push_job_finish(f);
+            }
+        } else if (f->waits == 0 && !f->started) {
+            job_start(f);
+        }
+    }
 }
 
 void oc_push_job_finish(image_job *j)
@@ -161,6 +206,7 @@ void oc_push_job_finish(image_job *j)
     job_view(j, &v);
     oc_event ev = {.kind = OC_EVENT_PUSH_FINISHED, .pushed = &v};
     oc_engine_emit(run->e, &ev);
+    release_followers(j);
     run_maybe_done(run);
 }
 
@@ -174,12 +220,18 @@ static void job_abort(image_job *j, const oc_error *err)
 
 static void put_next_manifest(image_job *j);
 
-static void on_manifest_put(void *opaque, const oc_error *err)
+static void on_manifest_put(void *opaque, const char *oci_subject, const oc_error *err)
 {
     image_job *j = opaque;
     if (err) {
         job_abort(j, err);
         return;
+    }
+    if (oci_subject && j->kind == JOB_REFERRER && j->run->target_api != 1) {
+        /* the target took the subject: it lists referrers itself */
+        j->run->target_api = 1;
+        oc_engine_log(j->run->e, "%s answers OCI-Subject: it keeps referrers itself",
+                      j->run->registry);
     }
     j->manifests_put++;
     j->next_man++;
@@ -505,9 +557,12 @@ void oc_push_job_send(image_job *j)
 
 static void job_start(image_job *j)
 {
+    j->started = 1;
     j->started_ms = now_ms(j->run);
     if (j->status == OC_PUSH_FAILED) /* found while planning it */
         oc_push_job_finish(j);
+    else if (j->kind == JOB_FALLBACK)
+        oc_push_fallback_send(j);
     else if (j->le)
         oc_push_remote_start(j);
     else
@@ -654,9 +709,15 @@ static void run_free(push_run *run)
         free(j->media_type);
         free(j->note);
         free(j->index_body);
+        free(j->subject);
+        free(j->artifact_type);
+        free(j->followers);
+        free(j->fallback_body);
+        json_decref(j->fallback_descs);
         free(j);
     }
     free(run->jobs);
+    free(run->probe_waiters);
     oc_once_free(run->owners);
     json_decref(run->candidates);
     oc_oci_layout_free(&run->layout);
@@ -785,7 +846,8 @@ static void run_jobs(push_run *run)
     oc_engine_emit(run->e, &ev);
     run->starting = 1;
     for (size_t i = 0; i < run->n_jobs; i++)
-        job_start(run->jobs[i]);
+        if (!run->jobs[i]->started && run->jobs[i]->waits == 0)
+            job_start(run->jobs[i]); /* the others when what they follow is pushed */
     run->starting = 0;
     run_maybe_done(run);
 }
@@ -827,6 +889,10 @@ static void start_store(push_run *run, const oc_push_options *o)
         return;
     }
     oc_catalog_free(cat);
+    if (oc_push_plan_referrers(run, &run->err) != 0) {
+        run_fail(run, 0);
+        return;
+    }
     if (run->n_jobs == 0) {
         oc_error_set(&run->err, OC_E_USAGE, "%s holds no images", run->store_dir);
         run_fail(run, 1);

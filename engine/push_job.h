@@ -56,8 +56,26 @@ typedef struct man_put {
     char *reference; /* the tag (the last one), or the digest */
 } man_put;
 
+/* What a job puts: an image (its tag), or what goes with one (7.6):
+ * a referrer manifest (by digest), a cosign tag (sha256-<hex>.sig, by
+ * tag), the referrers fallback tag (sha256-<hex>, an index merged with what
+ * the target lists there). */
+typedef enum job_kind { JOB_IMAGE = 0, JOB_REFERRER, JOB_TAG, JOB_FALLBACK } job_kind;
+
 struct image_job {
     push_run *run;
+    job_kind kind;
+    char *subject;       /* referrers and tags: the digest they refer to */
+    char *artifact_type; /* referrers: their artifactType, or NULL */
+    size_t waits;        /* jobs to finish first: its subject's, a fallback's referrers */
+    image_job **followers;
+    size_t n_followers;
+    int started;
+    /* a fallback tag: the index the store holds (the source's bytes), or
+     * NULL; the descriptors of the referrers it must list */
+    char *fallback_body;
+    size_t fallback_len;
+    json_t *fallback_descs;
     char *name; /* the store's image name, or the source's familiar name (list jobs) */
     char *tag;
     /* list jobs (mirror --to): where the image comes from */
@@ -110,6 +128,13 @@ struct push_run {
     oc_error err;
     int config_error;
     int starting;
+    /* Does the target keep referrers itself (a manifest PUT answered
+     * OCI-Subject, or its referrers API answered)? 0 unknown, 1 yes, 2 no;
+     * target_asking: the probe is out, fallback jobs wait (probe_waiters). */
+    int target_api;
+    int target_asking;
+    image_job **probe_waiters;
+    size_t n_probe_waiters;
 };
 
 /* ---- push.c ---- */
@@ -136,6 +161,9 @@ void oc_push_job_send(image_job *j);
 /* Planned, and the tag is known not to name the digest: the blobs and the
  * manifests. */
 void oc_push_job_send_blobs(image_job *j);
+/* f waits for j: started when j is pushed (or up to date), failed when j
+ * fails. */
+int oc_push_job_after(image_job *f, image_job *j, oc_error *err);
 
 /* ---- push_store.c ---- */
 
@@ -145,6 +173,15 @@ int oc_push_plan_store(push_run *run, const char *const *images, size_t n, const
                        oc_error *err);
 /* Mount candidates from the store's images that are not in the run. */
 void oc_push_collect_candidates(push_run *run);
+/* The referrers of the run's images (signatures, SBOMs, attestations),
+ * their cosign tags and fallback tags: jobs that follow their subjects'. */
+int oc_push_plan_referrers(push_run *run, oc_error *err);
+
+/* ---- push_referrers.c ---- */
+
+/* A fallback tag's job: does the target keep referrers itself? else its
+ * sha256-<hex> tag, merged with what the target lists there. */
+void oc_push_fallback_send(image_job *j);
 
 /* ---- push_remote.c ---- */
 

@@ -38,11 +38,28 @@ static int want_count(json_t *v, const char *what, const char *key, long long ma
     return 0;
 }
 
+/* "referrers": true, false or "required" -> 1, 0, 2. */
+static int want_referrers(json_t *v, const char *what, const char *name, int *out, oc_error *err)
+{
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 0;
+    }
+    if (json_is_string(v) && strcmp(json_string_value(v), "required") == 0) {
+        *out = 2;
+        return 0;
+    }
+    oc_error_set(err, OC_E_USAGE, "%s: \"referrers\" of \"%s\" must be true, false or \"required\"",
+                 what, name);
+    return -1;
+}
+
 static int parse_registry(oc_registry_config *r, const char *name, json_t *obj, const char *what,
                           oc_error *err)
 {
     memset(r, 0, sizeof *r);
     r->insecure = -1;
+    r->referrers = -1;
     r->name = strdup(oc_registry_canonical(name));
     if (!r->name) {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
@@ -79,6 +96,8 @@ static int parse_registry(oc_registry_config *r, const char *name, json_t *obj, 
         } else if (strcmp(key, "tags_page_size") == 0) {
             rc = want_count(v, what, key, 100000, &n, err);
             r->tags_page_size = (unsigned)n;
+        } else if (strcmp(key, "referrers") == 0) {
+            rc = want_referrers(v, what, name, &r->referrers, err);
         } else if (strcmp(key, "requests_per_second") == 0) {
             if (!json_is_number(v) || json_number_value(v) <= 0) {
                 oc_error_set(err, OC_E_USAGE, "%s: \"requests_per_second\" must be > 0", what);
@@ -106,6 +125,7 @@ static int parse_repository(oc_repo_config *r, const char *name, json_t *obj, co
                             oc_error *err)
 {
     memset(r, 0, sizeof *r);
+    r->referrers = -1;
     oc_ref ref;
     if (oc_ref_parse(&ref, name, NULL, err) != 0) {
         oc_error_prefix(err, "%s: repository \"%s\"", what, name);
@@ -171,6 +191,9 @@ static int parse_repository(oc_repo_config *r, const char *name, json_t *obj, co
             if (want_count(v, what, key, 1000000, &n, err) != 0)
                 return -1;
             r->latest = (unsigned)n;
+        } else if (strcmp(key, "referrers") == 0) {
+            if (want_referrers(v, what, name, &r->referrers, err) != 0)
+                return -1;
         } else {
             oc_error_set(err, OC_E_USAGE, "%s: unknown key \"%s\" for repository \"%s\"", what, key,
                          name);

@@ -10,14 +10,17 @@
  *         "username": "u", "password": "p",   // else ~/.docker/config.json
  *         "concurrency": 4,                   // requests in flight to it
  *         "requests_per_second": 10,          // start at most this many a second
- *         "tags_page_size": 100               // "n" of tags/list (else the registry's)
- *       }
+ *         "tags_page_size": 100,              // "n" of tags/list (else the registry's)
+ *         "referrers": true                   // mirror --referrers for its images
+ *       }                                     //   (or "required"; false: not even asked)
  *     },
- *     "repositories": {                       // filters of LIST's REPO:* and REPO:/RE/
+ *     "repositories": {                       // filters of LIST's REPO:* and REPO:/RE/,
+ *                                             // and per-repository referrers
  *       "docker.io/library/nginx": {          // [REGISTRY/]REPO as in LIST
  *         "semver": ">=1.24 <2",              // version range (image/semver.h)
  *         "exclude": ["[0-9.]+-alpine.*"],    // anchored POSIX EREs
- *         "latest": 3                         // keep the 3 highest
+ *         "latest": 3,                        // keep the 3 highest
+ *         "referrers": "required"             // as the registry's, for this repository
  *       }
  *     },
  *     "jobs": 32, "retries": 5, "stall_timeout": 30,
@@ -41,6 +44,7 @@ typedef struct oc_registry_config {
     unsigned concurrency;       /* 0 unset */
     double requests_per_second; /* 0 unset */
     unsigned tags_page_size;    /* 0 unset */
+    int referrers;              /* mirror its images' referrers: -1 unset, 0, 1, 2 required */
 } oc_registry_config;
 
 typedef struct oc_repo_config {
@@ -50,6 +54,7 @@ typedef struct oc_repo_config {
     char **exclude; /* regexes */
     size_t n_exclude;
     unsigned latest; /* 0 unset */
+    int referrers;   /* as the registry's, for this repository (wins over it) */
 } oc_repo_config;
 
 typedef struct oc_config {

@@ -101,7 +101,7 @@ struct reg_call {
     char *content_type, *content_range;
     /* per send */
     char *h_content_type, *h_digest, *h_content_range, *h_www_auth, *h_retry_after, *h_link;
-    char *h_location, *h_range;
+    char *h_location, *h_range, *h_oci_subject;
     int64_t h_content_length;
     long h_rl_limit, h_rl_remaining, h_rl_window; /* RateLimit-Limit/-Remaining, -1 unsaid */
     uint64_t requested_from;
@@ -138,8 +138,9 @@ void oc_reg_info_free(oc_reg_info *info)
     free(info->link);
     free(info->location);
     free(info->range);
+    free(info->oci_subject);
     info->content_type = info->docker_content_digest = info->link = NULL;
-    info->location = info->range = NULL;
+    info->location = info->range = info->oci_subject = NULL;
 }
 
 const char *oc_registry_host(const oc_registry *r)
@@ -524,8 +525,9 @@ static void call_reset_send(reg_call *c)
     free(c->h_link);
     free(c->h_location);
     free(c->h_range);
+    free(c->h_oci_subject);
     c->h_content_type = c->h_digest = c->h_content_range = c->h_www_auth = c->h_retry_after = NULL;
-    c->h_link = c->h_location = c->h_range = NULL;
+    c->h_link = c->h_location = c->h_range = c->h_oci_subject = NULL;
     c->h_content_length = -1;
     c->h_rl_limit = c->h_rl_remaining = c->h_rl_window = -1;
     c->begun = 0;
@@ -575,6 +577,8 @@ static void call_on_header(void *opaque, long status, const char *name, const ch
         set_str(&c->h_location, value);
     else if (strcmp(name, "range") == 0)
         set_str(&c->h_range, value);
+    else if (strcmp(name, "oci-subject") == 0)
+        set_str(&c->h_oci_subject, value);
 }
 
 /* "bytes S-E/T" -> start and total (-1 when '*'). */
@@ -598,6 +602,7 @@ static void fill_info_headers(reg_call *c, long status)
     c->info.content_length = c->h_content_length;
     set_str(&c->info.location, c->h_location);
     set_str(&c->info.range, c->h_range);
+    set_str(&c->info.oci_subject, c->h_oci_subject);
 }
 
 static int call_on_data(void *opaque, long status, const char *data, size_t len, oc_error *err)

@@ -39,6 +39,8 @@ typedef struct oc_reg_info {
     int resumed;             /* a Range request continued the body */
     char *location;          /* Location of a 2xx answer (an upload's URL), or NULL */
     char *range;             /* Range of a 2xx answer (an upload's "0-N"), or NULL */
+    char *oci_subject;       /* OCI-Subject of a manifest PUT: the registry took the
+                                manifest's subject (it keeps referrers itself), or NULL */
 } oc_reg_info;
 
 typedef struct oc_reg_consumer {

@@ -703,7 +703,7 @@ static void on_manifest_put(void *opaque, const oc_reg_info *info, const oc_erro
         oc_error_set(&e, OC_E_DIGEST, "%s: the registry stored it as %s, not %s", m->what,
                      info->docker_content_digest, m->digest);
     }
-    m->done(m->opaque, e.code == OC_OK ? NULL : &e);
+    m->done(m->opaque, e.code == OC_OK ? info->oci_subject : NULL, e.code == OC_OK ? NULL : &e);
     free(m->body);
     free(m->digest);
     free(m->what);

@@ -91,8 +91,9 @@ int oc_upload_blob(oc_registry *r, const oc_upload_opts *o, oc_upload_done done,
 
 /* PUT /v2/<repo>/manifests/<reference> with the exact bytes and their media
  * type as Content-Type; the registry's Docker-Content-Digest must be digest.
- * done gets NULL on success. */
-typedef void (*oc_manifest_put_done)(void *opaque, const oc_error *err);
+ * done gets NULL on success, and the OCI-Subject the registry answered (it
+ * took the manifest's subject: it keeps referrers itself), or NULL. */
+typedef void (*oc_manifest_put_done)(void *opaque, const char *oci_subject, const oc_error *err);
 int oc_upload_manifest(oc_registry *r, const char *repo, const char *reference,
                        const char *media_type, const char *body, size_t len, const char *digest,
                        oc_manifest_put_done done, void *opaque, oc_error *err);

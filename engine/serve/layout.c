@@ -24,6 +24,8 @@
 /* indexes of indexes are followed this deep */
 #define MAX_DEPTH 4
 #define REF_NAME "org.opencontainers.image.ref.name"
+#define REFERRER_IMAGE "org.occystrap.referrer.image"
+#define REFERRER_SUBJECT "org.occystrap.referrer.subject"
 #define MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MT_OCI_LAYER_TAR "application/vnd.oci.image.layer.v1.tar"
 
@@ -465,14 +467,53 @@ static int is_digest_tag(const char *tag)
     return strncmp(tag, "sha256:", 7) == 0;
 }
 
+/* A referrer of an image (a signature, an SBOM: no ref name, the store's
+ * annotations naming its image): served by digest in the image's
+ * repository, and listed by the referrers API under its subject. */
+static int add_referrer_descriptor(oc_srv_layout *l, view *v, const json_t *d, const char *image,
+                                   oc_error *err)
+{
+    char hex[OC_SHA256_HEX_LEN + 1];
+    oc_error derr;
+    char *repo_name = NULL;
+    int rc = 0;
+    if (descriptor_hex(d, hex, &derr) != 0 ||
+        !(repo_name = oc_srv_repo_name(image, l->keep_host, &derr))) {
+        say(l, OC_LOG_WARNING, "serve: a referrer of \"%s\" in index.json is not served: %s", image,
+            derr.msg);
+        return 0;
+    }
+    int missing;
+    const char *mt = json_string_value(json_object_get(d, "mediaType"));
+    oc_srv_manifest *m = manifest_get(l, hex, mt, &missing, &derr);
+    if (!m) {
+        if (derr.code == OC_E_NOMEM) {
+            *err = derr;
+            rc = -1;
+        } else {
+            say(l, OC_LOG_WARNING, "serve: referrer sha256:%s of %s is not served: %s", hex, image,
+                derr.msg);
+        }
+    } else {
+        oc_srv_repo *r = repo_get(v->repos, repo_name, err);
+        if (!r || reach(l, r, m, 0, err) != 0)
+            rc = -1;
+    }
+    free(repo_name);
+    return rc;
+}
+
 /* One descriptor of index.json into the view. Descriptors that cannot be
  * served are logged and skipped; only running out of memory fails. */
 static int add_descriptor(oc_srv_layout *l, view *v, const json_t *d, oc_error *err)
 {
-    const char *ref =
-        json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
+    const json_t *ann = json_object_get(d, "annotations");
+    const char *ref = json_string_value(json_object_get(ann, REF_NAME));
     char hex[OC_SHA256_HEX_LEN + 1];
     oc_error derr;
+    const char *owner = json_string_value(json_object_get(ann, REFERRER_IMAGE));
+    if (!ref && owner && json_object_get(ann, REFERRER_SUBJECT))
+        return add_referrer_descriptor(l, v, d, owner, err);
     if (!ref)
         return 0; /* not one of the store's names */
     char *image = NULL, *tag = NULL, *repo_name = NULL, *key = NULL;

@@ -6,7 +6,11 @@
  * What is served. Every descriptor of STORE/oci/index.json with an
  * org.opencontainers.image.ref.name "NAME:TAG" makes NAME's repository
  * (names.h) answer for TAG (a digest "tag", NAME:sha256:<hex>, is reachable
- * by digest only). A repository answers for a manifest only if it is listed
+ * by digest only); so do the tag schema's tags (sha256-<hex>.sig, the
+ * fallback sha256-<hex>), which are named like any tag. A referrer's
+ * descriptor (no ref name; org.occystrap.referrer.image = NAME) makes NAME's
+ * repository answer for it by digest, and the referrers API list it under
+ * its subject. A repository answers for a manifest only if it is listed
  * that way or is a child of a listed index, and for a blob only if one of
  * those manifests names it; the store side guarantees that everything a
  * listed descriptor reaches is in place (blobs appear by rename after they

@@ -75,6 +75,19 @@ static int oom(oc_error *err)
     return -1;
 }
 
+/* The key of a descriptor without a ref name that our referrer
+ * annotations describe: "IMAGE@DIGEST" (malloc'd), else NULL. */
+static char *referrer_key(json_t *d, const char *digest)
+{
+    json_t *ann = json_object_get(d, "annotations");
+    const char *image = json_string_value(json_object_get(ann, OC_OCI_REFERRER_IMAGE));
+    const char *subject = json_string_value(json_object_get(ann, OC_OCI_REFERRER_SUBJECT));
+    char *key = NULL;
+    if (!image || !subject || !*image || asprintf(&key, "%s@%s", image, digest) < 0)
+        return NULL;
+    return key;
+}
+
 /* Check one descriptor object; its ref name (borrowed, or NULL) and digest. */
 static int check_desc(json_t *d, const char *what, size_t at, const char **ref_name,
                       const char **digest, oc_error *err)
@@ -126,9 +139,14 @@ static int take_desc(oc_oci_index *x, json_t *d, const char *what, size_t at, oc
     char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text)
         return oom(err);
-    if (!name)
+    if (name)
+        return set_entry(x, name, digest, text, err);
+    char *key = referrer_key(d, digest);
+    if (!key)
         return add_unnamed(x, digest, text, err);
-    return set_entry(x, name, digest, text, err);
+    int rc = set_entry(x, key, digest, text, err);
+    free(key);
+    return rc;
 }
 
 /* Our own layout: the header, one descriptor a line, the tail. 1 parsed,
@@ -335,6 +353,9 @@ int oc_oci_index_set(oc_oci_index *x, const char *ref_name, const char *text, oc
     const char *digest = json_string_value(json_object_get(d, "digest"));
     const char *named =
         json_string_value(json_object_get(json_object_get(d, "annotations"), OC_OCI_REF_NAME));
+    char *rkey = digest && !named ? referrer_key(d, digest) : NULL;
+    if (rkey)
+        named = rkey; /* a referrer's key: IMAGE@DIGEST */
     char *copy = digest && named && strcmp(named, ref_name) == 0 ? strdup(text) : NULL;
     int rc = -1;
     if (!digest || !named || strcmp(named, ref_name) != 0)
@@ -345,6 +366,7 @@ int oc_oci_index_set(oc_oci_index *x, const char *ref_name, const char *text, oc
     else
         rc = set_entry(x, ref_name, digest, copy, err);
     json_decref(d);
+    free(rkey);
     return rc;
 }
 
@@ -500,8 +522,9 @@ static char *qualified_from_source(const oc_oci_desc *d)
 
 char *oc_oci_descriptor_text(const oc_oci_desc *d, oc_error *err)
 {
-    char *ref = oc_oci_ref_name(d->image, d->tag);
-    char *qual = qualified_from_source(d);
+    /* a referrer's descriptor has no tag: no ref name, no containerd name */
+    char *ref = d->tag ? oc_oci_ref_name(d->image, d->tag) : strdup("");
+    char *qual = d->tag ? qualified_from_source(d) : strdup("");
     char *source = NULL;
     if (d->registry && d->repository &&
         asprintf(&source, "%s/%s%s%s@%s", d->registry, d->repository, d->source_tag ? ":" : "",
@@ -514,10 +537,18 @@ char *oc_oci_descriptor_text(const oc_oci_desc *d, oc_error *err)
     json_object_set_new(o, "mediaType", json_string(d->media_type));
     json_object_set_new(o, "digest", json_string(d->digest));
     json_object_set_new(o, "size", json_integer((json_int_t)d->size));
-    json_object_set_new(ann, OC_OCI_REF_NAME, json_string(ref));
-    json_object_set_new(ann, OC_OCI_CONTAINERD_NAME, json_string(qual));
+    if (d->tag) {
+        json_object_set_new(ann, OC_OCI_REF_NAME, json_string(ref));
+        json_object_set_new(ann, OC_OCI_CONTAINERD_NAME, json_string(qual));
+    }
     if (source)
         json_object_set_new(ann, OC_OCI_SOURCE, json_string(source));
+    if (d->subject) {
+        json_object_set_new(ann, OC_OCI_REFERRER_IMAGE, json_string(d->image));
+        json_object_set_new(ann, OC_OCI_REFERRER_SUBJECT, json_string(d->subject));
+    }
+    if (d->artifact_type)
+        json_object_set_new(o, "artifactType", json_string(d->artifact_type));
     json_object_set(o, "annotations", ann);
     if (d->platform) {
         /* "os/arch[/variant]" */
@@ -578,4 +609,10 @@ int oc_oci_descriptor_parse(const char *text, char **media_type, char **digest, 
         return oom(err);
     }
     return 0;
+}
+
+char *oc_oci_referrer_key(const char *image, const char *digest)
+{
+    char *r = NULL;
+    return asprintf(&r, "%s@%s", image, digest) < 0 ? NULL : r;
 }

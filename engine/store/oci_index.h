@@ -6,8 +6,12 @@
  *   {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
  *    "manifests": [DESCRIPTOR, ...]}
  * with one descriptor per stored name and tag, sorted by its ref name
- * (annotation org.opencontainers.image.ref.name = "NAME:TAG"); descriptors
- * without a ref name (another tool's) are kept, after the named ones. We
+ * (annotation org.opencontainers.image.ref.name = "NAME:TAG"), and one per
+ * referrer manifest of an image (a signature, an SBOM: DESIGN.md 7.5), which
+ * has no ref name but our annotations org.occystrap.referrer.image = NAME
+ * and org.occystrap.referrer.subject = the digest it refers to; its key is
+ * "NAME@DIGEST" (a ref name never holds '@' in our store). Descriptors
+ * without a ref name that are not ours are kept, after the keyed ones. We
  * write each descriptor on a line of its own as compact JSON with sorted
  * keys, so that a run reads a large index one small object at a time; any
  * other well-formed index.json is read too (then as one document).
@@ -27,6 +31,11 @@
 #define OC_OCI_REF_NAME "org.opencontainers.image.ref.name"
 #define OC_OCI_CONTAINERD_NAME "io.containerd.image.name"
 #define OC_OCI_SOURCE "org.occystrap.source"
+/* A referrer (a signature, an SBOM, an attestation) and the tag-schema tags
+ * (cosign's sha256-<hex>.sig/.att/.sbom, the fallback sha256-<hex>) carry
+ * the store image they belong to and the digest they refer to. */
+#define OC_OCI_REFERRER_IMAGE "org.occystrap.referrer.image"
+#define OC_OCI_REFERRER_SUBJECT "org.occystrap.referrer.subject"
 
 typedef struct oc_oci_index oc_oci_index;
 
@@ -47,6 +56,9 @@ int oc_store_oci_index_replace(oc_store *s, const oc_oci_index *x, oc_error *err
  * atomically (a drop from a store without index.json writes nothing). */
 int oc_store_oci_index_update(oc_store *s, const char *ref_name, const char *text, oc_error *err);
 
+/* Below, ref_name is a descriptor's key: its ref name "NAME:TAG", or a
+ * referrer's "NAME@DIGEST". */
+
 /* The digest of the descriptor named ref_name ("NAME:TAG"), or NULL. */
 const char *oc_oci_index_digest(const oc_oci_index *x, const char *ref_name);
 /* Its text (compact JSON), or NULL. */
@@ -59,7 +71,7 @@ int oc_oci_index_remove(oc_oci_index *x, const char *ref_name);
 /* Descriptors held (named and unnamed). */
 size_t oc_oci_index_count(const oc_oci_index *x);
 
-/* Each descriptor in the order written (named ones sorted by name, then
+/* Each descriptor in the order written (keyed ones sorted by key, then
  * the unnamed); ref_name NULL for those. A non-zero return stops the walk
  * and is returned. */
 typedef int (*oc_oci_index_visit)(void *opaque, const char *ref_name, const char *digest,
@@ -82,14 +94,23 @@ typedef struct oc_oci_desc {
     const char *repository; /* (NULL: no source annotation) */
     const char *source_tag; /* the tag it was mirrored by, or NULL for a digest */
     const char *platform;   /* "os/arch[/variant]" for a platform's descriptor, or NULL */
+    /* Referrers (DESIGN.md 7.5): the digest the manifest refers to (its
+     * subject; for a tag-schema tag, the digest the tag names), or NULL.
+     * With a subject and no tag: a referrer's descriptor, keyed IMAGE@DIGEST
+     * (no ref name); with both: a tag-schema tag's. */
+    const char *subject;
+    const char *artifact_type; /* its artifactType, or NULL */
 } oc_oci_desc;
 
 /* The descriptor as compact JSON with sorted keys: mediaType, digest,
- * size, platform when given, and the annotations ref.name "IMAGE:TAG",
+ * size, platform and artifactType when given, the referrer annotations
+ * with a subject, and (with a tag) the annotations ref.name "IMAGE:TAG",
  * io.containerd.image.name (the fully qualified name: REGISTRY/REPOSITORY
  * with Docker Hub as docker.io when they are given, else from IMAGE) and
  * org.occystrap.source "REGISTRY/REPOSITORY[:TAG]@DIGEST". malloc'd. */
 char *oc_oci_descriptor_text(const oc_oci_desc *d, oc_error *err);
+/* The key of a referrer's descriptor: "IMAGE@DIGEST"; malloc'd. */
+char *oc_oci_referrer_key(const char *image, const char *digest);
 /* "IMAGE:TAG" (ref.name); malloc'd. */
 char *oc_oci_ref_name(const char *image, const char *tag);
 /* The fully qualified name of a store image and tag, as containerd names

@@ -25,6 +25,9 @@ static void entry_free(oc_oci_entry *e)
     free(e->media_type);
     free(e->digest);
     free(e->source);
+    free(e->referrer_of);
+    free(e->subject);
+    free(e->artifact_type);
 }
 
 void oc_oci_layout_free(oc_oci_layout *l)
@@ -163,6 +166,9 @@ int oc_oci_layout_read(oc_oci_layout *l, const char *dir, oc_error *err)
         e->media_type = dup_field(d, "mediaType");
         e->ref_name = ann ? dup_field(ann, OC_ANNOTATION_REF_NAME) : NULL;
         e->source = ann ? dup_field(ann, OC_ANNOTATION_SOURCE) : NULL;
+        e->referrer_of = ann ? dup_field(ann, OC_ANNOTATION_REFERRER_IMAGE) : NULL;
+        e->subject = ann ? dup_field(ann, OC_ANNOTATION_REFERRER_SUBJECT) : NULL;
+        e->artifact_type = dup_field(d, "artifactType");
         e->size = json_is_integer(size) ? (int64_t)json_integer_value(size) : -1;
         e->has_platform = json_object_get(d, "platform") != NULL;
         char hex[OC_SHA256_HEX_LEN + 1];
@@ -175,6 +181,13 @@ int oc_oci_layout_read(oc_oci_layout *l, const char *dir, oc_error *err)
             rc = -1;
         } else if (e->ref_name) {
             oc_oci_split_ref_name(e->ref_name, &e->name, &e->tag);
+        }
+        if (rc == 0 && (!e->referrer_of != !e->subject ||
+                        (e->subject && oc_digest_parse(e->subject, hex, NULL) != 0))) {
+            oc_error_set(err, OC_E_FORMAT,
+                         "%s: manifests[%zu] names a referrer without its image or a valid subject",
+                         path, i);
+            rc = -1;
         }
     }
     json_decref(root);

@@ -18,6 +18,8 @@
 
 #define OC_ANNOTATION_REF_NAME "org.opencontainers.image.ref.name"
 #define OC_ANNOTATION_SOURCE "org.occystrap.source"
+#define OC_ANNOTATION_REFERRER_IMAGE "org.occystrap.referrer.image"
+#define OC_ANNOTATION_REFERRER_SUBJECT "org.occystrap.referrer.subject"
 
 typedef struct oc_oci_entry {
     char *ref_name;   /* the annotation as written, NULL when absent */
@@ -28,6 +30,11 @@ typedef struct oc_oci_entry {
     int64_t size;
     int has_platform; /* the descriptor carries a "platform" */
     char *source;     /* org.occystrap.source, or NULL */
+    /* A referrer or a tag of the tag schema (oci_referrers.h): the store
+     * image it belongs to and the digest it refers to; NULL for images. */
+    char *referrer_of;
+    char *subject;
+    char *artifact_type; /* the descriptor's artifactType, or NULL */
 } oc_oci_entry;
 
 typedef struct oc_oci_layout {

@@ -16,6 +16,7 @@
 
 #include "engine/store/oci_index.h"
 #include "engine/store/oci_layout.h"
+#include "engine/store/oci_referrers.h"
 #include "engine/store/oci_walk.h"
 #include "io/atomicfile.h"
 #include "io/digest.h"
@@ -272,6 +273,31 @@ static int walk_descriptor(void *opaque, const char *ref_name, const char *diges
     return 0;
 }
 
+/* Each referrer's subject: a manifest of its image that the store holds
+ * (through the image's tags), or a referrer that has one. A referrer no
+ * image reaches is an orphan (its image was removed, or its tag moved on):
+ * a note, since gc drops it. */
+static void check_subjects(vctx *v, const oc_oci_index *x)
+{
+    oc_error err;
+    oc_error_clear(&err);
+    oc_oci_referrers *rs = oc_oci_referrers_of_index(x, v->s, &err);
+    if (!rs) {
+        v->nomem = 1;
+        return;
+    }
+    for (size_t i = 0; i < oc_oci_referrers_count(rs); i++) {
+        const oc_oci_referrer *r = oc_oci_referrers_at(rs, i);
+        v->st->referrers++;
+        if (!r->live)
+            say(v, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
+                "%s refers to %s, which no image %s of the store reaches (the image was removed "
+                "or its tag moved to another digest; gc drops it)",
+                r->key, r->subject, r->image);
+    }
+    oc_oci_referrers_free(rs);
+}
+
 int oc_store_oci_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc_verify_stats *st,
                         oc_oci_damage *dmg, oc_error *err)
 {
@@ -313,9 +339,10 @@ int oc_store_oci_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc
                     "%s: no entry of index.json reaches it (gc removes it)", hexes[i]);
         if (v.absent_children)
             say(&v, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
-                "%zu platform manifest(s) named by indexes are not in the store (platforms "
-                "not mirrored)",
+                "%zu manifest(s) named by indexes are not in the store (platforms not "
+                "mirrored, or referrers of other artifact types)",
                 v.absent_children);
+        check_subjects(&v, x);
     }
     if (v.nomem) {
         oom(err);
@@ -409,6 +436,7 @@ int oc_store_oci_repair(oc_store *s, const oc_oci_damage *dmg, oc_verify_cb repo
 typedef struct gwalk {
     const oc_store *s;
     oc_strmap *reached;
+    oc_strmap *orphans; /* keys of referrers no image reaches: dropped */
     int nomem;
 } gwalk;
 
@@ -422,8 +450,9 @@ static void gc_ref(void *opaque, const oc_oci_ref *r)
 static int gc_descriptor(void *opaque, const char *ref_name, const char *digest, const char *text)
 {
     gwalk *g = opaque;
-    (void)ref_name;
     (void)digest;
+    if (ref_name && oc_strmap_has(g->orphans, ref_name))
+        return 0;
     char *mt = NULL, *dg = NULL;
     uint64_t size = 0;
     oc_error ignored;
@@ -432,6 +461,59 @@ static int gc_descriptor(void *opaque, const char *ref_name, const char *digest,
     free(mt);
     free(dg);
     return 0;
+}
+
+/* The referrers no image reaches any more (their image was removed, or its
+ * tag moved to another digest) leave index.json, so that their blobs go
+ * too. gc holds the store exclusively; index.json is written under the
+ * catalog lock as every writer does. */
+static int drop_orphans(oc_store *s, oc_oci_index *x, gwalk *g, int dry_run, oc_gc_cb report,
+                        void *opaque, oc_gc_stats *st, oc_error *err)
+{
+    g->orphans = oc_strmap_new(NULL);
+    oc_oci_referrers *rs = g->orphans ? oc_oci_referrers_of_index(x, s, err) : NULL;
+    if (!rs) {
+        if (!g->orphans)
+            oom(err);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < oc_oci_referrers_count(rs); i++) {
+        const oc_oci_referrer *r = oc_oci_referrers_at(rs, i);
+        if (r->live)
+            continue;
+        if (oc_strmap_set(g->orphans, r->key, NULL) != 0) {
+            rc = oom(err);
+            break;
+        }
+        st->oci_referrers++;
+        if (report) {
+            char what[600];
+            snprintf(what, sizeof what,
+                     OC_STORE_OCI_DIR "/index.json entry %s (a referrer of %s, "
+                                      "which no image %s reaches)",
+                     r->key, r->subject, r->image);
+            report(what, 0, opaque);
+        }
+    }
+    if (rc == 0 && !dry_run && st->oci_referrers) {
+        int fd = oc_store_catalog_lock(s, err);
+        oc_oci_index *now = NULL;
+        rc = fd < 0 ? -1 : oc_store_oci_index_load(s, &now, err);
+        for (size_t i = 0; rc == 0 && i < oc_oci_referrers_count(rs); i++) {
+            const oc_oci_referrer *r = oc_oci_referrers_at(rs, i);
+            if (!r->live) {
+                (void)oc_oci_index_remove(now, r->key);
+                (void)oc_oci_index_remove(x, r->key);
+            }
+        }
+        if (rc == 0)
+            rc = oc_store_oci_index_replace(s, now, err);
+        oc_oci_index_free(now);
+        oc_store_catalog_unlock(fd);
+    }
+    oc_oci_referrers_free(rs);
+    return rc;
 }
 
 int oc_store_oci_gc(oc_store *s, int dry_run, oc_gc_cb report, void *opaque, oc_gc_stats *st,
@@ -455,6 +537,8 @@ int oc_store_oci_gc(oc_store *s, int dry_run, oc_gc_cb report, void *opaque, oc_
         oc_error_prefix(err, "not collecting (run verify)");
         goto out;
     }
+    if (drop_orphans(s, x, &g, dry_run, report, opaque, st, err) != 0)
+        goto out;
     if (oc_oci_index_foreach(x, gc_descriptor, &g) != 0 || g.nomem) {
         oom(err);
         goto out;
@@ -492,6 +576,7 @@ int oc_store_oci_gc(oc_store *s, int dry_run, oc_gc_cb report, void *opaque, oc_
 out:
     oc_oci_index_free(x);
     oc_strmap_free(g.reached);
+    oc_strmap_free(g.orphans);
     free_list(hexes, n);
     free(dir);
     return rc;

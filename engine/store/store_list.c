@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "engine/store/oci_index.h"
+#include "engine/store/oci_referrers.h"
 
 typedef struct lctx {
     const oc_store *s;
@@ -17,8 +18,9 @@ typedef struct lctx {
     uint64_t *layer_size; /* parallel to e.layers: layer.tar size, or 0 */
     int *layer_used;      /* parallel to e.layers */
     uint64_t unshared;
-    oc_oci_index *oci; /* STORE/oci/index.json (empty when none or unreadable) */
-    size_t exact;      /* images whose exact bytes are in the store */
+    oc_oci_index *oci;      /* STORE/oci/index.json (empty when none or unreadable) */
+    size_t exact;           /* images whose exact bytes are in the store */
+    oc_oci_referrers *refs; /* their signatures, SBOMs, attestations */
 } lctx;
 
 /* Does index.json name image:tag at the digest the image was stored at? */
@@ -41,6 +43,36 @@ static void problem(lctx *c, const char *file, const char *why)
 static json_t *str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
+}
+
+static int add_referrer(void *opaque, const oc_oci_referrer *r, int depth)
+{
+    json_t *list = opaque;
+    json_t *o = json_object();
+    json_object_set_new(o, "digest", json_string(r->digest));
+    json_object_set_new(o, "media_type", json_string(r->media_type));
+    json_object_set_new(o, "artifact_type", str_or_null(r->artifact_type));
+    json_object_set_new(o, "size", json_integer((json_int_t)r->size));
+    json_object_set_new(o, "subject", json_string(r->subject));
+    json_object_set_new(o, "tag", str_or_null(r->tag));
+    json_object_set_new(o, "depth", json_integer(depth));
+    json_array_append_new(list, o);
+    return 0;
+}
+
+/* The referrers the image's manifests reach (its tag's and its index's). */
+static json_t *referrers_of(lctx *c, const char *image, const oc_store_image *si)
+{
+    json_t *list = json_array();
+    const char *digests[2];
+    size_t n = 0;
+    if (si->index_digest)
+        digests[n++] = si->index_digest;
+    if (si->manifest_digest)
+        digests[n++] = si->manifest_digest;
+    if (list && c->refs && image && n)
+        (void)oc_oci_referrers_reach(c->refs, image, digests, n, add_referrer, list);
+    return list;
 }
 
 static void add_image(lctx *c, const char *image, const char *tag, const char *file, int in_catalog)
@@ -89,6 +121,7 @@ static void add_image(lctx *c, const char *image, const char *tag, const char *f
     int exact = has_exact(c, image ? image : si.image_name, tag ? tag : si.tag, &si);
     c->exact += exact;
     json_object_set_new(o, "exact", json_boolean(exact));
+    json_object_set_new(o, "referrers", referrers_of(c, image ? image : si.image_name, &si));
     json_array_append_new(c->images, o);
     oc_store_image_free(&si);
 }
@@ -130,6 +163,9 @@ json_t *oc_store_list(const oc_store *s, oc_error *err)
         c.problems = c.problems ? c.problems : json_array();
         json_array_append_new(c.problems, json_string(oerr.msg));
     }
+    c.refs = oc_oci_referrers_of_index(c.oci, s, err);
+    if (!c.refs)
+        goto done;
     c.images = json_array();
     if (!c.problems)
         c.problems = json_array();
@@ -169,6 +205,11 @@ json_t *oc_store_list(const oc_store *s, oc_error *err)
         json_object_set_new(out, "layer_bytes", json_integer((json_int_t)layer_bytes));
         json_object_set_new(out, "bytes_without_sharing", json_integer((json_int_t)c.unshared));
         json_object_set_new(out, "exact_images", json_integer((json_int_t)c.exact));
+        size_t live = 0, n = oc_oci_referrers_count(c.refs);
+        for (size_t i = 0; i < n; i++)
+            live += oc_oci_referrers_at(c.refs, i)->live;
+        json_object_set_new(out, "referrers", json_integer((json_int_t)live));
+        json_object_set_new(out, "orphan_referrers", json_integer((json_int_t)(n - live)));
     } else {
         oc_error_set(err, OC_E_NOMEM, "out of memory");
     }
@@ -180,6 +221,7 @@ done:
     free(c.layer_used);
     oc_catalog_free(cat);
     oc_oci_index_free(c.oci);
+    oc_oci_referrers_free(c.refs);
     oc_store_entries_free(&c.e);
     return out;
 }

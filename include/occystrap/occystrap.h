@@ -264,7 +264,19 @@ struct oc_mirror_entry {
     uint64_t bytes_fetched;
     uint64_t bytes_reused;
     double seconds;
+    /* With referrers: the image's referrers (signatures, SBOMs,
+     * attestations) and tag-schema tags fetched now, and those the store
+     * held already; why some could not be mirrored (the image is still
+     * mirrored unless they were required), or NULL. */
+    size_t referrers_fetched, referrers_known;
+    const oc_error *referrers_error;
 };
+
+typedef enum oc_referrers_mode {
+    OC_REFERRERS_OFF = 0,  /* nothing of them is asked for */
+    OC_REFERRERS_ON,       /* mirrored; a failure is reported, the image still counts */
+    OC_REFERRERS_REQUIRED, /* a failure fails the image's entry */
+} oc_referrers_mode;
 
 typedef struct oc_mirror_options {
     int api_version;       /* set by oc_mirror_options_init */
@@ -290,6 +302,18 @@ typedef struct oc_mirror_options {
     /* Each image's bounds, as oc_fetch_options' (init: OC_LIMIT_DEFAULT). */
     uint64_t max_layer_bytes;
     uint64_t max_image_bytes;
+    /* The images' referrers (DESIGN.md 7.5): for each manifest mirrored
+     * (the tag's, and each platform's of an index), the artifacts that
+     * refer to it (the referrers API, else the fallback tag sha256-<hex>)
+     * and cosign's tags sha256-<hex>.sig/.att/.sbom, recursively up to
+     * referrers_depth levels (0 = 3), only the referrer_types given (none =
+     * all), with their exact bytes into STORE/oci/. The config file's
+     * "referrers" (per registry, per repository) wins over this. Needs
+     * exact. */
+    oc_referrers_mode referrers;
+    unsigned referrers_depth;
+    const char *const *referrer_types;
+    size_t n_referrer_types;
 } oc_mirror_options;
 
 typedef struct oc_mirror_report {
@@ -344,6 +368,11 @@ struct oc_push_image {
     uint64_t bytes_present;  /* the target had them already (HEAD) */
     uint64_t bytes_fetched;  /* mirror --to: read from the source registry */
     double seconds;
+    /* What goes with an image (its referrers, DESIGN.md 7.6): the digest
+     * it refers to, else NULL (an image). A referrer manifest's tag is its
+     * digest; cosign's tags and the fallback tag are "sha256-<hex>[.sig]". */
+    const char *subject;
+    const char *artifact_type; /* a referrer's artifactType, or NULL */
 };
 
 typedef struct oc_push_options {
@@ -453,6 +482,7 @@ typedef struct oc_verify_stats {
     size_t oci_blobs;       /* files of STORE/oci/blobs/sha256 hashed */
     size_t oci_descriptors; /* entries of STORE/oci/index.json followed */
     size_t dropped;         /* repair: index.json entries dropped (they reached damage) */
+    size_t referrers;       /* referrers (signatures, SBOMs, ...) of index.json checked */
 } oc_verify_stats;
 
 /* Re-hash everything in a store: the 0.2.0 files, and the exact bytes of
@@ -474,10 +504,14 @@ typedef struct oc_gc_stats {
     size_t layers, configs, markers;
     size_t kept_layers, kept_configs;
     size_t oci_blobs, kept_oci_blobs; /* STORE/oci/blobs/sha256: removed, kept */
+    size_t oci_referrers; /* referrers no image reaches, dropped from STORE/oci/index.json */
 } oc_gc_stats;
 
-/* Remove the blobs no image of the store references, and the blobs of
- * STORE/oci/ no entry of its index.json reaches (waits for writers). */
+/* Remove the blobs no image of the store references, the referrers
+ * (signatures, SBOMs, attestations) of STORE/oci/index.json that no image
+ * reaches any more (their image removed, their tag moved), and the blobs of
+ * STORE/oci/ no entry of its index.json reaches (waits for writers). The
+ * dropped referrers are reported through cb with 0 bytes. */
 OC_API int oc_gc(const char *store, int dry_run, oc_gc_cb cb, void *opaque, oc_gc_stats *stats,
                  oc_error *err);
 

@@ -36,6 +36,9 @@ Actions (several may be combined with commas, e.g. cut=5000,full200):
                    body cut short, as when a client's connection drops)
   slowup=BPS       read the request body from the client at BPS bytes per second
   relloc           make the answer's Location relative (scheme and host dropped)
+  ocisubject       a manifest PUT whose body names a subject is answered with
+                   OCI-Subject: <its digest> (a registry that keeps referrers
+                   itself; distribution 2.8 does not)
   dropup=K         read K bytes of the request body from the client, then
                    close its connection; the registry never sees the request
   pass             forward unchanged
@@ -70,6 +73,7 @@ Binds 127.0.0.1 (and 127.0.0.2 for the CDN) only; stops on SIGTERM.
 import argparse
 import hashlib
 import hmac
+import json
 import os
 import re
 import signal
@@ -263,6 +267,19 @@ class Handler(socketserver.BaseRequestHandler):
                             "Content-Length: %d\r\n%s%sConnection: close\r\n\r\n" % (status, len(body), extra, rate_headers)).encode()
                            + (body if method != "HEAD" else b""))
             return
+        subject = None
+        if "ocisubject" in action and not chunked and length <= 1 << 20:
+            # a registry that keeps referrers: the subject of a manifest PUT
+            # is read from its body and named in the answer's OCI-Subject
+            while len(rest) < length:
+                chunk = client.recv(length - len(rest))
+                if not chunk:
+                    break
+                rest += chunk
+            try:
+                subject = json.loads(rest.decode()).get("subject", {}).get("digest")
+            except (ValueError, AttributeError):
+                subject = None
         keep = [l for l in headers if not l.lower().startswith(("connection:", "proxy-connection:", "keep-alive:"))]
         if "full200" in action:
             keep = [l for l in keep if not l.lower().startswith("range:")]
@@ -290,6 +307,9 @@ class Handler(socketserver.BaseRequestHandler):
         if rate_headers:
             rh += [l for l in rate_headers.split("\r\n") if l]
         code = int(rlines[0].split(" ")[1]) if len(rlines[0].split(" ")) > 1 else 0
+        if subject and method == "PUT" and code == 201:
+            rh.append("OCI-Subject: %s" % subject)
+            log("  answered OCI-Subject: %s" % subject)
         if "redirect" in action and method == "GET" and code in (200, 206):
             ttl = int(action["redirect"] or 300)
             expires = int(time.time()) + ttl

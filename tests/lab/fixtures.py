@@ -51,8 +51,12 @@ ACCEPT = ",".join([MT_OCI_MANIFEST, MT_OCI_INDEX, MT_D2_MANIFEST, MT_D2_LIST])
 
 
 def generator_id():
-    with open(os.path.abspath(__file__), "rb") as f:
-        return f"v{GENERATOR_VERSION}-{hashlib.sha256(f.read()).hexdigest()[:16]}"
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("fixtures.py", "signing.py"):  # the signed image is made by both
+        with open(os.path.join(here, name), "rb") as f:
+            h.update(f.read())
+    return f"v{GENERATOR_VERSION}-{h.hexdigest()[:16]}"
 
 
 def sha256(data):
@@ -586,6 +590,154 @@ def check_local_diff_ids(spec, fx):
         raise RuntimeError(f"{spec['repo']}: served layer blobs {served} differ from local {locals_}")
 
 
+# --- the signed image: a cosign signature tag, an SBOM referrer, its signature --
+
+MT_EMPTY = "application/vnd.oci.empty.v1+json"
+MT_SPDX = "application/spdx+json"
+MT_COSIGN_SIG_ARTIFACT = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SIGNED_REPO = "signed/app"
+
+
+def canon(doc):
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def build_signed(ocidir):
+    """The signed image and its artifacts, made by hand as cosign and an SBOM
+    tool would (signing.py): returns {"docs": [(tag_or_None, media_type,
+    bytes)] in push order, "blobs": {digest: bytes}, "info": fixtures.json's
+    "signed" section}. Pushed with curl: the registry keeps every byte."""
+    import signing
+    blobs = {}
+
+    def blob(data, mt, **extra):
+        blobs[sha256(data)] = data
+        return dict({"mediaType": mt, "digest": sha256(data), "size": len(data)}, **extra)
+
+    layer = gz_layer([D("app"), F("app/hello.txt", "a signed image\n"),
+                      F("app/data.bin", noise("signed", 3000))])
+    cfg = canon({"created": CREATED, "architecture": "amd64", "os": "linux",
+                 "config": {"Cmd": ["/bin/sh"]},
+                 "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+                 "history": [{"created": CREATED, "created_by": "occy-lab signed layer 0"}]})
+    image = canon({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST,
+                   "config": blob(cfg, MT_OCI_CONFIG),
+                   "layers": [blob(layer.blob, layer.media_type)]})
+    image_desc = {"mediaType": MT_OCI_MANIFEST, "digest": sha256(image), "size": len(image)}
+    key = signing.lab_key()
+    ident = "occy-lab/" + SIGNED_REPO
+
+    # cosign's tag schema: sha256-<hex>.sig, an image manifest whose layer is
+    # the simple signing payload, the signature in its annotation
+    pl = signing.payload(ident, image_desc["digest"])
+    sig_cfg = canon({"architecture": "", "config": {}, "created": "0001-01-01T00:00:00Z",
+                     "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
+                     "rootfs": {"type": "layers", "diff_ids": [sha256(pl)]}})
+    sig = canon({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST,
+                 "config": blob(sig_cfg, MT_OCI_CONFIG),
+                 "layers": [blob(pl, signing.MT_SIMPLESIGNING,
+                                 annotations={signing.SIG_ANNOTATION: signing.sign(key, pl)})]})
+    sig_tag = "sha256-" + image_desc["digest"][7:] + ".sig"
+
+    # an SBOM as an OCI 1.1 artifact with a subject, listed by the fallback
+    # tag sha256-<hex> (the lab's registry has no referrers API)
+    spdx = canon({"spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
+                  "name": SIGNED_REPO, "documentNamespace": "https://occystrap.invalid/lab/signed",
+                  "creationInfo": {"created": CREATED, "creators": ["Tool: occy-lab fixtures.py"]},
+                  "packages": [{"SPDXID": f"SPDXRef-Package-{i}", "name": f"lab-package-{i}",
+                                "versionInfo": f"1.{i}.0", "downloadLocation": "NOASSERTION",
+                                "licenseConcluded": "Apache-2.0"} for i in range(40)]})
+    empty = b"{}"
+    ann = {"org.opencontainers.image.created": CREATED}
+    sbom = canon({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST, "artifactType": MT_SPDX,
+                  "config": blob(empty, MT_EMPTY), "layers": [blob(spdx, MT_SPDX)],
+                  "subject": image_desc, "annotations": ann})
+    sbom_desc = {"mediaType": MT_OCI_MANIFEST, "digest": sha256(sbom), "size": len(sbom)}
+    fallback = canon({"schemaVersion": 2, "mediaType": MT_OCI_INDEX,
+                      "manifests": [dict(sbom_desc, artifactType=MT_SPDX, annotations=ann)]})
+
+    # a signature of the SBOM: a referrer whose subject is the SBOM manifest
+    # (cosign's OCI 1.1 signature artifact), listed by the SBOM's fallback tag
+    spl = signing.payload(ident, sbom_desc["digest"])
+    ssig = canon({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST,
+                  "artifactType": MT_COSIGN_SIG_ARTIFACT, "config": blob(empty, MT_EMPTY),
+                  "layers": [blob(spl, signing.MT_SIMPLESIGNING,
+                                  annotations={signing.SIG_ANNOTATION: signing.sign(key, spl)})],
+                  "subject": sbom_desc, "annotations": ann})
+    ssig_desc = {"mediaType": MT_OCI_MANIFEST, "digest": sha256(ssig), "size": len(ssig)}
+    sfallback = canon({"schemaVersion": 2, "mediaType": MT_OCI_INDEX,
+                       "manifests": [dict(ssig_desc, artifactType=MT_COSIGN_SIG_ARTIFACT,
+                                          annotations=ann)]})
+
+    fb_tag = "sha256-" + image_desc["digest"][7:]
+    sfb_tag = "sha256-" + sbom_desc["digest"][7:]
+    docs = [("v1", MT_OCI_MANIFEST, image), (sig_tag, MT_OCI_MANIFEST, sig),
+            (None, MT_OCI_MANIFEST, sbom), (fb_tag, MT_OCI_INDEX, fallback),
+            (None, MT_OCI_MANIFEST, ssig), (sfb_tag, MT_OCI_INDEX, sfallback)]
+    os.makedirs(ocidir, exist_ok=True)
+    with open(os.path.join(ocidir, "cosign.pub"), "w") as f:
+        f.write(signing.public_pem(key))
+    info = {
+        "repo": SIGNED_REPO, "tag": "v1", "digest": image_desc["digest"],
+        "media_type": MT_OCI_MANIFEST, "size": len(image),
+        "layers": [{"digest": layer.digest, "size": len(layer.blob), "diff_id": layer.diff_id}],
+        "public_key": signing.public_pem(key),
+        "public_key_file": os.path.join(ocidir, "cosign.pub"),
+        "identity": ident,
+        "signature": {"tag": sig_tag, "digest": sha256(sig), "size": len(sig),
+                      "payload_digest": sha256(pl)},
+        "fallback": {"tag": fb_tag, "digest": sha256(fallback), "size": len(fallback)},
+        "sbom": {"digest": sbom_desc["digest"], "size": sbom_desc["size"],
+                 "artifact_type": MT_SPDX, "blob_digest": sha256(spdx), "blob_size": len(spdx)},
+        "sbom_signature": {"digest": ssig_desc["digest"], "size": ssig_desc["size"],
+                           "artifact_type": MT_COSIGN_SIG_ARTIFACT,
+                           "payload_digest": sha256(spl)},
+        "sbom_fallback": {"tag": sfb_tag, "digest": sha256(sfallback), "size": len(sfallback)},
+        "description": "an OCI image with a cosign signature tag, an SBOM referrer (SPDX) "
+                       "listed by the fallback tag, and a signature of the SBOM",
+    }
+    return {"docs": docs, "blobs": blobs, "info": info}
+
+
+def push_signed(plain, s):
+    """Blobs first, then each manifest with its bytes, by tag or by digest."""
+    for data in s["blobs"].values():
+        curl_push_blob(plain, SIGNED_REPO, data)
+    for tag, mt, body in s["docs"]:
+        ref = tag or sha256(body)
+        r = curl(["-o", "/dev/stderr", "-w", "%{http_code}", "-X", "PUT", "-H",
+                  f"Content-Type: {mt}", "--data-binary", "@-",
+                  f"http://{plain}/v2/{SIGNED_REPO}/manifests/{ref}"], data=body)
+        if r.stdout.decode() != "201":
+            raise RuntimeError(f"manifest PUT {SIGNED_REPO}:{ref}: HTTP {r.stdout.decode()} "
+                               f"{r.stderr.decode(errors='replace')}")
+    for tag, _, body in s["docs"]:
+        _, d = get_manifest(plain, SIGNED_REPO, tag or sha256(body))
+        if d != sha256(body):
+            raise RuntimeError(f"{SIGNED_REPO}:{tag}: served as {d}, pushed {sha256(body)}")
+
+
+def check_signed(plain, info):
+    """The signed image and every artifact still served at its digest."""
+    refs = [(info["tag"], info["digest"]), (info["signature"]["tag"], info["signature"]["digest"]),
+            (info["fallback"]["tag"], info["fallback"]["digest"]),
+            (info["sbom"]["digest"], info["sbom"]["digest"]),
+            (info["sbom_signature"]["digest"], info["sbom_signature"]["digest"]),
+            (info["sbom_fallback"]["tag"], info["sbom_fallback"]["digest"])]
+    for ref, want in refs:
+        try:
+            _, d = get_manifest(plain, info["repo"], ref)
+        except RuntimeError as e:
+            log(f"{info['repo']}: {e}")
+            return False
+        if d != want:
+            log(f"{info['repo']}:{ref} now {d}, recorded {want}")
+            return False
+    r = curl(["-o", "/dev/null", "-w", "%{http_code}", "-I",
+              f"http://{plain}/v2/{info['repo']}/blobs/{info['sbom']['blob_digest']}"])
+    return r.stdout.decode() == "200"
+
+
 # --- main --------------------------------------------------------------------
 
 def read_env(lab):
@@ -626,6 +778,8 @@ def check(lab, plain):
             if r.stdout.decode() != "200":
                 log(f"{repo}: blob {b} missing")
                 return False
+    if "signed" not in fx or not check_signed(plain, fx["signed"]):
+        return False
     shutil.copyfile(stamp, os.path.join(lab, "fixtures.json"))
     return True
 
@@ -647,7 +801,8 @@ def main(argv):
     ocidir = os.path.join(lab, "oci")
     os.makedirs(ocidir, exist_ok=True)
     specs = build_all(ocidir)
-    log(f"built {len(specs)} OCI layouts in {time.time() - t0:.1f}s")
+    signed = build_signed(os.path.join(ocidir, "signed"))
+    log(f"built {len(specs)} OCI layouts and the signed image in {time.time() - t0:.1f}s")
 
     policy = os.path.join(lab, "oci", "policy.json")
     with open(policy, "w") as f:
@@ -675,6 +830,7 @@ def main(argv):
         futs = [ex.submit(push, s) for s in specs if not s["repo"].startswith("fixtures/shared-")]
         shared = [s for s in specs if s["repo"].startswith("fixtures/shared-")]
         futs.append(ex.submit(lambda: [push(s) for s in shared]))
+        futs.append(ex.submit(push_signed, plain, signed))
         for f in futs:
             f.result()
     log(f"pushed in {time.time() - t0:.1f}s")
@@ -690,6 +846,8 @@ def main(argv):
         kind = fx["format"]
         log(f"{spec['repo']}:{spec['tag']} {kind} {fx['digest']}"
             + ("" if fx["digest"] == spec["local_digest"] else f" (local {spec['local_digest']})"))
+    out["signed"] = signed["info"]
+    log(f"{SIGNED_REPO}:v1 signed {signed['info']['digest']} (signature, SBOM, SBOM signature)")
     data = json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     for p in (os.path.join(lab, "fixtures.json"), os.path.join(lab, "storage",
                                                                "occy-lab-fixtures.json")):
