@@ -402,11 +402,14 @@ static int parse_images(pctx *p, oc_bundle_doc *d, json_t *images)
         }
         char shown[80];
         oc_excerpt(ref, strlen(ref), 60, shown, sizeof shown);
-        const char *named = json_string_value(
-            json_object_get(json_object_get(desc, "annotations"), OC_OCI_REF_NAME));
-        if (!named || strcmp(named, ref) != 0) {
-            rc = bad(p, "image \"%s\": its descriptor does not name it (%s)", shown,
-                     OC_OCI_REF_NAME);
+        /* The key index.json will keep it under: a ref name, or for a
+         * referrer (a signature, an SBOM) IMAGE@DIGEST from our annotations. */
+        char *named = oc_oci_descriptor_key(desc);
+        int names_it = named && strcmp(named, ref) == 0;
+        free(named);
+        if (!names_it) {
+            rc = bad(p, "image \"%s\": its descriptor does not name it (%s, or %s and %s)",
+                     shown, OC_OCI_REF_NAME, OC_OCI_REFERRER_IMAGE, OC_OCI_REFERRER_SUBJECT);
             break;
         }
         if (oc_strmap_has(seen, ref)) {

@@ -88,6 +88,16 @@ static char *referrer_key(json_t *d, const char *digest)
     return key;
 }
 
+char *oc_oci_descriptor_key(json_t *d)
+{
+    const char *digest = json_string_value(json_object_get(d, "digest"));
+    const char *named =
+        json_string_value(json_object_get(json_object_get(d, "annotations"), OC_OCI_REF_NAME));
+    if (named)
+        return strdup(named);
+    return digest ? referrer_key(d, digest) : NULL;
+}
+
 /* Check one descriptor object; its ref name (borrowed, or NULL) and digest. */
 static int check_desc(json_t *d, const char *what, size_t at, const char **ref_name,
                       const char **digest, oc_error *err)
@@ -351,11 +361,8 @@ int oc_oci_index_set(oc_oci_index *x, const char *ref_name, const char *text, oc
     json_error_t jerr;
     json_t *d = json_loads(text, 0, &jerr);
     const char *digest = json_string_value(json_object_get(d, "digest"));
-    const char *named =
-        json_string_value(json_object_get(json_object_get(d, "annotations"), OC_OCI_REF_NAME));
-    char *rkey = digest && !named ? referrer_key(d, digest) : NULL;
-    if (rkey)
-        named = rkey; /* a referrer's key: IMAGE@DIGEST */
+    char *rkey = d ? oc_oci_descriptor_key(d) : NULL;
+    const char *named = rkey;
     char *copy = digest && named && strcmp(named, ref_name) == 0 ? strdup(text) : NULL;
     int rc = -1;
     if (!digest || !named || strcmp(named, ref_name) != 0)

@@ -109,6 +109,11 @@ typedef struct oc_oci_desc {
  * with Docker Hub as docker.io when they are given, else from IMAGE) and
  * org.occystrap.source "REGISTRY/REPOSITORY[:TAG]@DIGEST". malloc'd. */
 char *oc_oci_descriptor_text(const oc_oci_desc *d, oc_error *err);
+/* The key a descriptor (a jansson object) is kept under in index.json:
+ * its ref name, or for a referrer's "IMAGE@DIGEST"; malloc'd, NULL when it
+ * has neither (another tool's unnamed descriptor) or memory ran out. */
+struct json_t;
+char *oc_oci_descriptor_key(struct json_t *d);
 /* The key of a referrer's descriptor: "IMAGE@DIGEST"; malloc'd. */
 char *oc_oci_referrer_key(const char *image, const char *digest);
 /* "IMAGE:TAG" (ref.name); malloc'd. */

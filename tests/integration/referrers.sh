@@ -97,6 +97,17 @@ wantr=$(printf '%s\n' "HEAD /v2/$REPO/manifests/v1" "GET /v2/$REPO/referrers/$IM
   fail "rerun report: $(jq -c '.entries[0]' rerun.json)"
 ok "a rerun: the registry's one probe, one tags/list, one HEAD per tag-schema tag that exists; nothing fetched"
 
+# 2b. a bundle carries them: imported into an empty store, index.json is
+# the same (every referrer keyed IMAGE@DIGEST), verify passes, list agrees.
+expect_status 0 "$OCCYSTRAP" -q bundle store referrers.bundle
+expect_status 0 "$OCCYSTRAP" -q import referrers.bundle imported
+[ "$(jq -S . imported/oci/index.json)" = "$(jq -S . store/oci/index.json)" ] ||
+  fail "the imported index.json differs: $(keys imported | tr '\n' ' ')"
+expect_status 0 "$OCCYSTRAP" verify imported
+"$OCCYSTRAP" list --json imported >ilist.json
+[ "$(jq -S .images ilist.json)" = "$(jq -S .images list.json)" ] || fail "list of the imported store differs"
+ok "bundle and import carry the referrers: the same index.json, verify passes, list agrees"
+
 # 3. push into the empty push registry
 PREFIX="referrers-$$"
 expect_status 0 "$OCCYSTRAP" --insecure --progress none --json-file push.json push store "$LAB_PUSH_PLAIN/$PREFIX"
@@ -133,7 +144,7 @@ expect_status 0 "$OCCYSTRAP" --insecure --progress none --json-file push3.json p
 tags=$(curl -sf "http://$LAB_PUSH_PLAIN/v2/$PREFIX-api/$REPO/tags/list" | jq -r '.tags | sort | join(" ")')
 [ "$tags" = "$SIG_TAG v1" ] || fail "pushed to a target with OCI-Subject: tags $tags"
 grep -q "answered OCI-Subject: $IMG" "$PROXY_LOG" || fail "the proxy did not answer OCI-Subject"
-jq -r '.images[] | select(.tag == "'"$FB_TAG"'") | .note' push3.json | grep -q "keeps referrers itself" ||
+jq -r '.images[] | select(.tag == "'"$FB_TAG"'") | .note' push3.json | grep "keeps referrers itself" >/dev/null ||
   fail "push report: $(jq -c '.images' push3.json)"
 [ "sha256:$(raw "$LAB_PUSH_PLAIN/$PREFIX-api/$REPO@$SBOM")" = "$SBOM" ] || fail "the SBOM in the OCI-Subject target"
 ok "a target that answers OCI-Subject gets the referrers and the .sig tag, and no fallback tag"
@@ -167,11 +178,11 @@ expect_status 0 "${O[@]}" --referrers --json-file corrupt.json mirror list-c.txt
 expect_stderr "$SBOM"
 expect_stderr "digest mismatch"
 [ "$(jq -r '.entries[0].status' corrupt.json)" = fetched ] || fail "the image did not mirror"
-jq -r '.entries[0].referrers_error' corrupt.json | grep -q "artifact $SBOM (application/spdx+json)" ||
+jq -r '.entries[0].referrers_error' corrupt.json | grep "artifact $SBOM (application/spdx+json)" >/dev/null ||
   fail "report: $(jq -c '.entries[0]' corrupt.json)"
-keys corrupt | grep -q "@$SBOM" && fail "the corrupt SBOM is in index.json"
-keys corrupt | grep -q ":$FB_TAG$" && fail "the fallback index listing the corrupt SBOM is in index.json"
-keys corrupt | grep -q ":v1$" || fail "the image is not in index.json"
+keys corrupt | grep "@$SBOM" >/dev/null && fail "the corrupt SBOM is in index.json"
+keys corrupt | grep ":$FB_TAG$" >/dev/null && fail "the fallback index listing the corrupt SBOM is in index.json"
+keys corrupt | grep ":v1$" >/dev/null || fail "the image is not in index.json"
 expect_status 0 "$OCCYSTRAP" verify corrupt
 expect_status 1 "${O[@]}" --referrers=required mirror list-c.txt required
 expect_stderr "referrers"
