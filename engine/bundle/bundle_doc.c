@@ -408,8 +408,8 @@ static int parse_images(pctx *p, oc_bundle_doc *d, json_t *images)
         int names_it = named && strcmp(named, ref) == 0;
         free(named);
         if (!names_it) {
-            rc = bad(p, "image \"%s\": its descriptor does not name it (%s, or %s and %s)",
-                     shown, OC_OCI_REF_NAME, OC_OCI_REFERRER_IMAGE, OC_OCI_REFERRER_SUBJECT);
+            rc = bad(p, "image \"%s\": its descriptor does not name it (%s, or %s and %s)", shown,
+                     OC_OCI_REF_NAME, OC_OCI_REFERRER_IMAGE, OC_OCI_REFERRER_SUBJECT);
             break;
         }
         if (oc_strmap_has(seen, ref)) {
