@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "io/atomicfile.h"
+#include "io/fsutil.h"
 
 static int oom(oc_error *err)
 {
@@ -16,21 +17,58 @@ static int oom(oc_error *err)
     return -1;
 }
 
+/* STORE/oci made whole in the run's scratch (oci-layout, blobs/sha256) and
+ * renamed into place, so that no crash leaves an oci/ without its
+ * oci-layout (verify calls that damage). Another run that made it first
+ * wins: ours is dropped. */
+static int make_layout_dir(oc_store *s, const char *oci, oc_error *err)
+{
+    char *tmp = NULL, *tblobs = NULL, *tlayout = NULL;
+    const char *run = oc_store_run_dir(s);
+    int rc = -1;
+    if (asprintf(&tmp, "%s/oci-new", run) < 0 || asprintf(&tblobs, "%s/blobs/sha256", tmp) < 0 ||
+        asprintf(&tlayout, "%s/oci-layout", tmp) < 0) {
+        oom(err);
+    } else if (oc_mkdirs(tblobs, err) == 0 &&
+               oc_atomic_write_file(run, tlayout, OC_STORE_OCI_LAYOUT_TEXT,
+                                    strlen(OC_STORE_OCI_LAYOUT_TEXT), err) == 0) {
+        if (rename(tmp, oci) == 0 || errno == EEXIST || errno == ENOTEMPTY) {
+            rc = oc_fsync_dir(oc_store_dir(s), err);
+        } else {
+            oc_error_set(err, OC_E_IO, "%s: %s", oci, strerror(errno));
+        }
+    }
+    if (tmp) {
+        oc_error ignored;
+        oc_error_clear(&ignored);
+        (void)oc_remove_tree(tmp, &ignored); /* gone after the rename */
+    }
+    free(tmp);
+    free(tblobs);
+    free(tlayout);
+    return rc;
+}
+
 int oc_store_oci_prepare(oc_store *s, oc_error *err)
 {
+    char *oci = oc_store_path(s, OC_STORE_OCI_DIR);
     char *blobs = oc_store_path(s, OC_STORE_OCI_BLOBS);
     char *layout = oc_store_path(s, OC_STORE_OCI_DIR "/oci-layout");
     int rc = -1;
     struct stat st;
-    if (!blobs || !layout) {
+    if (!oci || !blobs || !layout) {
         oom(err);
+    } else if (stat(oci, &st) != 0 && errno == ENOENT) {
+        rc = make_layout_dir(s, oci, err);
     } else if (oc_mkdirs(blobs, err) == 0) {
-        /* written whole by rename: two writers at once write the same bytes */
+        /* an oci/ of an older run: written whole by rename, and two writers
+         * at once write the same bytes */
         rc = stat(layout, &st) == 0
                  ? 0
                  : oc_atomic_write_file(oc_store_run_dir(s), layout, OC_STORE_OCI_LAYOUT_TEXT,
                                         strlen(OC_STORE_OCI_LAYOUT_TEXT), err);
     }
+    free(oci);
     free(blobs);
     free(layout);
     return rc;
