@@ -29,6 +29,7 @@
 #include "engine/blob_claims.h"
 #include "engine/catalog_commit.h"
 #include "engine/emit_dir.h"
+#include "engine/jobrun.h"
 #include "engine/listfile.h"
 #include "engine/mirror_referrers.h"
 #include "engine/mirror_tags.h"
@@ -47,6 +48,7 @@
 #include "io/storelock.h"
 #include "sched/once.h"
 #include "engine/image/limits.h"
+#include "engine/image/ref.h"
 
 /* entries at work at once, per request slot of the global cap */
 #define WINDOW_PER_JOB 8
@@ -115,14 +117,12 @@ struct mirror_run {
     oc_mirror_opts opts;     /* the caller's, copied: strings and platforms owned */
     oc_mirror_done_cb done;
     void *done_opaque;
-    uv_timer_t timer; /* the lock wait's polls, then the deferred finish */
+    oc_jobrun jr; /* the run's own failure (list, store, lock); its timer: the lock
+                   * wait's polls, then the deferred finish */
     int lock_fd;
     int shard_lock_fd; /* mirror-K-of-N.lock of a sharded run */
     uint64_t lock_wait_started_ms;
     int lock_announced;
-    int starting; /* entries are being started: a finish waits for the loop */
-    oc_error err; /* the run's own failure (list, store, lock) */
-    int config_error;
     oc_store *store;
     oc_catalog_batch *catalog;
     oc_image_index *index; /* the images' manifest files, read once */
@@ -148,19 +148,6 @@ struct mirror_run {
 };
 
 /* ---- small helpers ---- */
-
-/* docker's familiar name without tag or digest. */
-static char *familiar_name(const oc_ref *ref)
-{
-    oc_ref bare = {.registry = ref->registry, .repository = ref->repository, .tag = "x"};
-    char *full = oc_ref_familiar(&bare);
-    if (full) {
-        char *colon = strrchr(full, ':');
-        if (colon)
-            *colon = '\0';
-    }
-    return full;
-}
 
 static char *platform_tag(const char *tag, const oc_platform *p, int many)
 {
@@ -1004,7 +991,7 @@ static void entry_start(entry_job *j)
     }
     if (entry_stopped(j)) /* --fail-fast or a signal: no request for it */
         return;
-    j->name = familiar_name(&j->le->ref);
+    j->name = oc_ref_familiar_name(&j->le->ref);
     j->r = j->name ? oc_engine_registry(run->e, j->le->ref.registry, &err) : NULL;
     if (!j->r) {
         if (err.code == OC_OK)
@@ -1070,8 +1057,9 @@ static void entry_view(const entry_job *j, oc_mirror_entry *out)
 
 /* ---- the run ---- */
 
-static void run_free(mirror_run *run)
+static void run_free(void *opaque)
 {
+    mirror_run *run = opaque;
     for (size_t i = 0; i < run->n_jobs; i++) {
         entry_job *j = &run->jobs[i];
         entry_trim(j);
@@ -1113,15 +1101,11 @@ static void run_free(mirror_run *run)
     free(run);
 }
 
-static void run_timer_closed(uv_handle_t *h)
-{
-    run_free(h->data);
-}
-
 /* The report, the caller's callback, and the run's memory once its timer
  * has closed. Runs from the timer, never inside an entry's callbacks. */
-static void run_complete(mirror_run *run)
+static void run_complete(void *opaque)
 {
+    mirror_run *run = opaque;
     oc_engine *e = run->e;
     oc_mirror_report rep;
     memset(&rep, 0, sizeof rep);
@@ -1151,8 +1135,8 @@ static void run_complete(mirror_run *run)
         run->claims = NULL;
     }
     oc_mirror_entry *entries = calloc(run->n_jobs ? run->n_jobs : 1, sizeof *entries);
-    if (!entries && run->err.code == OC_OK)
-        oc_error_set(&run->err, OC_E_NOMEM, "out of memory writing the report");
+    if (!entries && run->jr.err.code == OC_OK)
+        oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory writing the report");
     for (size_t i = 0; entries && i < run->n_jobs; i++) {
         const entry_job *j = &run->jobs[i];
         entry_view(j, &entries[i]);
@@ -1170,7 +1154,7 @@ static void run_complete(mirror_run *run)
     rep.blob_waits = run->blob_waits;
     rep.shard_k = run->o->shard.n > 1 ? run->o->shard.k : 0;
     rep.shard_n = run->o->shard.n > 1 ? run->o->shard.n : 0;
-    if (run->err.code == OC_OK && run->n_jobs) {
+    if (run->jr.err.code == OC_OK && run->n_jobs) {
         if (e->interrupted && run->interrupted == 0 && run->finished == run->n_jobs) {
             /* no download was left to cancel: the entries finished their
              * local work (or the signal came in the loop's last turn) */
@@ -1179,7 +1163,7 @@ static void run_complete(mirror_run *run)
                           "cancel); nothing was abandoned",
                           e->interrupted_why);
         } else if (e->interrupted) {
-            oc_error_set(&run->err, OC_E_CANCELLED,
+            oc_error_set(&run->jr.err, OC_E_CANCELLED,
                          "%s: %zu of %zu entries stopped before they were mirrored, %zu failed, "
                          "%zu done; what is in the store verified (a rerun completes it and "
                          "continues broken downloads)",
@@ -1187,35 +1171,24 @@ static void run_complete(mirror_run *run)
                          run->finished - run->interrupted - run->failed);
             rep.signal = e->interrupted;
         } else if (run->finished != run->n_jobs) {
-            oc_error_set(&run->err, OC_E_NET, "mirror ended with %zu of %zu entries unfinished",
+            oc_error_set(&run->jr.err, OC_E_NET, "mirror ended with %zu of %zu entries unfinished",
                          run->n_jobs - run->finished, run->n_jobs);
         }
     }
     if (e->interrupted)
         rep.signal = e->interrupted;
-    if (run->err.code != OC_OK)
-        rep.error = &run->err;
-    rep.config_error = run->config_error;
-    oc_event ev = {.kind = OC_EVENT_JOB_FINISHED};
-    oc_engine_emit(e, &ev);
+    oc_jobrun_ending(&run->jr, &rep.error, &rep.config_error);
     run->done(&rep, run->done_opaque);
     free(entries);
-    uv_close((uv_handle_t *)&run->timer, run_timer_closed);
-}
-
-static void on_finish_timer(uv_timer_t *t)
-{
-    run_complete(t->data);
+    oc_jobrun_close(&run->jr);
 }
 
 /* Every entry has ended: finish from the loop, out of the callbacks that
  * ended the last one. */
 static void run_maybe_done(mirror_run *run)
 {
-    if (!run->expanded || run->starting || run->finished != run->n_jobs)
-        return;
-    uv_timer_stop(&run->timer);
-    uv_timer_start(&run->timer, on_finish_timer, 0, 0);
+    if (run->expanded)
+        oc_jobrun_maybe_done(&run->jr, run->finished, run->n_jobs);
 }
 
 /* The run failed before its entries started: report why. A store that
@@ -1225,21 +1198,19 @@ static void run_maybe_done(mirror_run *run)
  * caller's configuration. */
 static void run_fail(mirror_run *run, int config_error)
 {
-    run->config_error = config_error;
-    uv_timer_stop(&run->timer);
-    uv_timer_start(&run->timer, on_finish_timer, 0, 0);
+    oc_jobrun_fail(&run->jr, config_error);
 }
 
 /* ---- starting entries ---- */
 
 static void start_more(mirror_run *run)
 {
-    if (run->starting || !run->expanded)
+    if (run->jr.starting || !run->expanded)
         return; /* entries that finish at once must not recurse */
-    run->starting = 1;
+    run->jr.starting = 1;
     while (run->next < run->n_jobs && run->busy < run->window)
         entry_start(&run->jobs[run->next++]);
-    run->starting = 0;
+    run->jr.starting = 0;
     maybe_commit(run);
     run_maybe_done(run);
 }
@@ -1262,14 +1233,14 @@ static void on_expanded(void *opaque, oc_list *out, const oc_error *err)
 {
     mirror_run *run = opaque;
     if (!out) {
-        run->err = *err;
+        run->jr.err = *err;
         run_fail(run, 0);
         return;
     }
     run->work = out;
     run->jobs = calloc(out->n ? out->n : 1, sizeof *run->jobs);
     if (!run->jobs) {
-        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return;
     }
@@ -1289,27 +1260,27 @@ static void run_entries(mirror_run *run)
 {
     run->partial_dir = oc_store_path(run->store, ".occystrap/partial");
     if (!run->partial_dir) {
-        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return;
     }
-    if (oc_mkdirs(run->partial_dir, &run->err) != 0 ||
-        (keeps_exact(run) && oc_store_oci_prepare(run->store, &run->err) != 0)) {
+    if (oc_mkdirs(run->partial_dir, &run->jr.err) != 0 ||
+        (keeps_exact(run) && oc_store_oci_prepare(run->store, &run->jr.err) != 0)) {
         run_fail(run, 0);
         return;
     }
-    run->catalog = oc_catalog_batch_open(run->store, &run->err);
+    run->catalog = oc_catalog_batch_open(run->store, &run->jr.err);
     if (!run->catalog) {
-        run_fail(run, run->err.code == OC_E_FORMAT);
+        run_fail(run, run->jr.err.code == OC_E_FORMAT);
         return;
     }
     run->index = oc_image_index_open(run->store);
     if (!run->index) {
-        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return;
     }
-    run->claims = oc_blob_claims_new(run->e, run->store, &run->err);
+    run->claims = oc_blob_claims_new(run->e, run->store, &run->jr.err);
     if (!run->claims) {
         run_fail(run, 0);
         return;
@@ -1317,7 +1288,7 @@ static void run_entries(mirror_run *run)
     run->commit = oc_catalog_commit_new(run->e->loop, run->catalog);
     run->in_flight = oc_once_new();
     if (!run->commit || !run->in_flight) {
-        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return;
     }
@@ -1327,7 +1298,7 @@ static void run_entries(mirror_run *run)
                                 .n_types = run->o->n_referrer_types,
                                 .queue = queue_referrer,
                                 .queue_opaque = run};
-        run->refs = oc_referrers_ctx_new(run->e, run->store, run->catalog, &ro, &run->err);
+        run->refs = oc_referrers_ctx_new(run->e, run->store, run->catalog, &ro, &run->jr.err);
         if (!run->refs) {
             run_fail(run, 0);
             return;
@@ -1337,7 +1308,7 @@ static void run_entries(mirror_run *run)
     run->window = jobs * WINDOW_PER_JOB > WINDOW_MIN ? jobs * WINDOW_PER_JOB : WINDOW_MIN;
     oc_tags_expand_opts xo = {
         .shard = &run->o->shard, .listed = on_repo_listed, .done = on_expanded, .opaque = run};
-    if (oc_mirror_tags_expand(run->e, &run->list, &xo, &run->err) != 0)
+    if (oc_mirror_tags_expand(run->e, &run->list, &xo, &run->jr.err) != 0)
         run_fail(run, 0);
 }
 
@@ -1351,15 +1322,15 @@ static int try_lock(mirror_run *run, int *fd, const char *name, oc_lock_mode mod
     if (*fd < 0) {
         char *path = oc_store_path(run->store, name);
         if (!path) {
-            oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+            oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory");
             return -1;
         }
-        *fd = oc_lock_open(path, 1, &run->err);
+        *fd = oc_lock_open(path, 1, &run->jr.err);
         free(path);
         if (*fd < 0)
             return -1;
     }
-    int r = oc_lock_take(*fd, mode, 0, name, &run->err);
+    int r = oc_lock_take(*fd, mode, 0, name, &run->jr.err);
     return r < 0 ? -1 : r == 0 ? 1 : 0;
 }
 
@@ -1380,31 +1351,31 @@ static void on_lock_timer(uv_timer_t *t)
 {
     mirror_run *run = t->data;
     if (run->e->interrupted) {
-        oc_error_set(&run->err, OC_E_CANCELLED, "%s while waiting for another mirror run on %s",
+        oc_error_set(&run->jr.err, OC_E_CANCELLED, "%s while waiting for another mirror run on %s",
                      run->e->interrupted_why, oc_store_dir(run->store));
-        uv_timer_stop(&run->timer);
+        uv_timer_stop(&run->jr.timer);
         run_fail(run, 0);
         return;
     }
     int r = try_mirror_lock(run);
     if (r < 0) {
-        uv_timer_stop(&run->timer);
+        uv_timer_stop(&run->jr.timer);
         run_fail(run, 0);
         return;
     }
     if (r == 1) {
-        uv_timer_stop(&run->timer);
+        uv_timer_stop(&run->jr.timer);
         run_entries(run);
         return;
     }
     if (now_ms(run) - run->lock_wait_started_ms >= (uint64_t)run->o->lock_wait_s * 1000) {
-        oc_error_set(&run->err, OC_E_USAGE,
+        oc_error_set(&run->jr.err, OC_E_USAGE,
                      "another mirror run%s holds %s%s; try again later or pass --lock-wait "
                      "SECONDS",
                      run->o->shard.n > 1 ? " (of the same shard, or unsharded)" : "",
                      oc_store_dir(run->store),
                      run->o->lock_wait_s ? " and did not finish in time" : "");
-        uv_timer_stop(&run->timer);
+        uv_timer_stop(&run->jr.timer);
         run_fail(run, 1);
         return;
     }
@@ -1507,42 +1478,40 @@ int oc_mirror_start(oc_engine *e, const oc_mirror_options *o, oc_mirror_done_cb 
     run->done_opaque = opaque;
     run->lock_fd = -1;
     run->shard_lock_fd = -1;
-    oc_error_clear(&run->err);
     if (copy_options(run, o, err) != 0) {
         run_free(run);
         return -1;
     }
-    uv_timer_init(e->loop, &run->timer);
-    run->timer.data = run;
+    oc_jobrun_init(&run->jr, e, run, run_complete, run_free);
     /* From here on a failure is the run's: reported through done. */
-    int listed = o->list_path
-                     ? oc_list_load(&run->list, o->list_path, run->o->default_registry, &run->err)
-                     : oc_list_parse(&run->list, o->list_text, strlen(o->list_text),
-                                     run->o->default_registry, &run->err);
+    int listed = o->list_path ? oc_list_load(&run->list, o->list_path, run->o->default_registry,
+                                             &run->jr.err)
+                              : oc_list_parse(&run->list, o->list_text, strlen(o->list_text),
+                                              run->o->default_registry, &run->jr.err);
     if (listed != 0) {
         run_fail(run, 1);
         return 0;
     }
     if (run->list.n == 0) {
-        oc_error_set(&run->err, OC_E_USAGE, "list %s holds no entries", run->o->list_path);
+        oc_error_set(&run->jr.err, OC_E_USAGE, "list %s holds no entries", run->o->list_path);
         run_fail(run, 1);
         return 0;
     }
-    run->store = oc_store_open(run->o->store_dir, OC_STORE_WRITE, &run->err);
+    run->store = oc_store_open(run->o->store_dir, OC_STORE_WRITE, &run->jr.err);
     if (!run->store) {
-        run_fail(run, run->err.code == OC_E_USAGE || run->err.code == OC_E_FORMAT);
+        run_fail(run, run->jr.err.code == OC_E_USAGE || run->jr.err.code == OC_E_FORMAT);
         return 0;
     }
     int r = try_mirror_lock(run);
     if (r < 0) {
-        run_fail(run, run->err.code == OC_E_USAGE || run->err.code == OC_E_FORMAT);
+        run_fail(run, run->jr.err.code == OC_E_USAGE || run->jr.err.code == OC_E_FORMAT);
     } else if (r == 1) {
         run_entries(run);
     } else {
         run->lock_wait_started_ms = now_ms(run);
-        on_lock_timer(&run->timer); /* says "waiting", or fails at once without --lock-wait */
-        if (!uv_is_active((uv_handle_t *)&run->timer) && run->err.code == OC_OK)
-            uv_timer_start(&run->timer, on_lock_timer, 200, 200);
+        on_lock_timer(&run->jr.timer); /* says "waiting", or fails at once without --lock-wait */
+        if (!uv_is_active((uv_handle_t *)&run->jr.timer) && run->jr.err.code == OC_OK)
+            uv_timer_start(&run->jr.timer, on_lock_timer, 200, 200);
     }
     return 0;
 }

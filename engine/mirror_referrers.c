@@ -197,6 +197,40 @@ static void step_done(rjob *j)
     job_free(j);
 }
 
+/* What a step about one subject (the API's answer, exploring, the tag
+ * schema's tag list) carries first: the job it holds, the subject, its
+ * depth. */
+typedef struct subject_step {
+    rjob *j;
+    char *subject;
+    unsigned depth;
+} subject_step;
+
+/* A step of size bytes (a subject_step first), holding the job; NULL (the
+ * job failed) when out of memory. */
+static void *step_new(rjob *j, size_t size, const char *subject, unsigned depth)
+{
+    subject_step *s = calloc(1, size);
+    if (s && (s->subject = strdup(subject))) {
+        s->j = j;
+        s->depth = depth;
+        j->pending++;
+        return s;
+    }
+    free(s);
+    job_nomem(j);
+    return NULL;
+}
+
+/* The step is over: freed, its hold on the job released. */
+static void step_end(subject_step *s)
+{
+    rjob *j = s->j;
+    free(s->subject);
+    free(s);
+    step_done(j);
+}
+
 static int type_wanted(const rjob *j, const char *type)
 {
     if (!j->c->o.n_types)
@@ -576,9 +610,7 @@ static void listed(rjob *j, json_t *d, const char *subject, unsigned depth, grou
 /* ---- the referrers API ---- */
 
 typedef struct api_op {
-    rjob *j;
-    char *subject;
-    unsigned depth;
+    subject_step s;
     int probe; /* this request decides the registry's api_state */
 } api_op;
 
@@ -601,7 +633,7 @@ static void on_api(void *opaque, const char *body, size_t len, const oc_reg_info
                    const oc_error *call_err)
 {
     api_op *op = opaque;
-    rjob *j = op->j;
+    rjob *j = op->s.j;
     api_state *a = api_of(j);
     json_error_t jerr;
     json_t *doc = call_err ? NULL : json_loadb(body, len, 0, &jerr);
@@ -626,29 +658,26 @@ static void on_api(void *opaque, const char *body, size_t len, const oc_reg_info
         json_t *d;
         json_array_foreach(list, i, d)
         {
-            listed(j, d, op->subject, op->depth, NULL);
+            listed(j, d, op->s.subject, op->s.depth, NULL);
         }
-        explore_tags(j, op->subject, op->depth, 0); /* cosign's tags too */
+        explore_tags(j, op->s.subject, op->s.depth, 0); /* cosign's tags too */
     } else if (op->probe ? no_api : (call_err && call_err->code == OC_E_NOTFOUND)) {
-        explore_tags(j, op->subject, op->depth, op->probe);
+        explore_tags(j, op->s.subject, op->s.depth, op->probe);
     } else {
         oc_error err;
         if (call_err)
             err = *call_err;
         else
             oc_error_set(&err, OC_E_FORMAT, "the answer is not an OCI image index");
-        oc_error_prefix(&err, "the referrers of %s", op->subject);
+        oc_error_prefix(&err, "the referrers of %s", op->s.subject);
         job_fail(j, &err);
     }
     json_decref(doc);
-    free(op->subject);
-    free(op);
-    step_done(j);
+    step_end(&op->s);
 }
 
 static void ask_api(rjob *j, const char *subject, unsigned depth, int probe)
 {
-    api_op *op = calloc(1, sizeof *op);
     char *ref = NULL;
     oc_error err;
     oc_error_clear(&err);
@@ -663,18 +692,16 @@ static void ask_api(rjob *j, const char *subject, unsigned depth, int probe)
         else
             esc[k++] = ch, esc[k] = '\0';
     }
-    if (!op || !(op->subject = strdup(subject)) ||
-        asprintf(&ref, "%s%s%s", subject, type ? "?artifactType=" : "", type ? esc : "") < 0) {
-        if (op)
-            free(op->subject);
-        free(op);
+    if (asprintf(&ref, "%s%s%s", subject, type ? "?artifactType=" : "", type ? esc : "") < 0) {
         job_nomem(j);
         return;
     }
-    op->j = j;
-    op->depth = depth;
+    api_op *op = step_new(j, sizeof *op, subject, depth);
+    if (!op) {
+        free(ref);
+        return;
+    }
     op->probe = probe;
-    j->pending++;
     if (oc_registry_fetch_small(j->r, j->repo, "referrers", ref, OC_MT_OCI_INDEX, OC_MANIFEST_MAX,
                                 on_api, op, &err) != 0) {
         if (probe) {
@@ -685,29 +712,21 @@ static void ask_api(rjob *j, const char *subject, unsigned depth, int probe)
             }
         }
         job_fail(j, &err);
-        free(op->subject);
-        free(op);
-        step_done(j);
+        step_end(&op->s);
     }
     free(ref);
 }
 
-typedef struct explore_op {
-    rjob *j;
-    char *subject;
-    unsigned depth;
-} explore_op;
-
-static void explore_go(explore_op *op);
+static void explore_go(subject_step *op);
 
 static void on_api_known(void *opaque)
 {
-    explore_op *op = opaque;
+    subject_step *op = opaque;
     explore_go(op);
 }
 
 /* The API's state is known (or ours to find out): ask it, or the tags. */
-static void explore_go(explore_op *op)
+static void explore_go(subject_step *op)
 {
     rjob *j = op->j;
     api_state *a = api_of(j);
@@ -725,9 +744,7 @@ static void explore_go(explore_op *op)
     } else {
         explore_tags(j, op->subject, op->depth, 1);
     }
-    free(op->subject);
-    free(op);
-    step_done(j);
+    step_end(op);
 }
 
 /* The referrers of subject, at depth (1: of the image's manifests). */
@@ -735,24 +752,15 @@ static void explore(rjob *j, const char *subject, unsigned depth)
 {
     if (depth > j->c->o.depth || !first_time(j, "explore", subject))
         return;
-    explore_op *op = calloc(1, sizeof *op);
-    if (!op || !(op->subject = strdup(subject))) {
-        free(op);
-        job_nomem(j);
-        return;
-    }
-    op->j = j;
-    op->depth = depth;
-    j->pending++;
-    explore_go(op);
+    subject_step *op = step_new(j, sizeof *op, subject, depth);
+    if (op)
+        explore_go(op);
 }
 
 /* ---- the tag schema ---- */
 
 typedef struct tags_op {
-    rjob *j;
-    char *subject;
-    unsigned depth;
+    subject_step s;
     int with_fallback;
     tag_list *t;
 } tags_op;
@@ -762,23 +770,21 @@ static void tag_schema(rjob *j, const char *tag, const char *subject, int fallba
 static void tags_ready(void *opaque)
 {
     tags_op *op = opaque;
-    rjob *j = op->j;
+    rjob *j = op->s.j;
     if (op->t->state == 3) {
         oc_error err = op->t->err;
-        oc_error_prefix(&err, "the tags of %s (for the tag schema of %s)", j->repo, op->subject);
+        oc_error_prefix(&err, "the tags of %s (for the tag schema of %s)", j->repo, op->s.subject);
         job_fail(j, &err);
     } else {
         static const char *const suffixes[] = {"", ".sig", ".att", ".sbom"};
         for (size_t i = op->with_fallback ? 0 : 1; i < sizeof suffixes / sizeof *suffixes; i++) {
             char tag[8 + OC_SHA256_HEX_LEN + 8];
-            snprintf(tag, sizeof tag, "sha256-%s%s", op->subject + 7, suffixes[i]);
+            snprintf(tag, sizeof tag, "sha256-%s%s", op->s.subject + 7, suffixes[i]);
             if (oc_strmap_has(op->t->tags, tag))
-                tag_schema(j, tag, op->subject, i == 0, op->depth);
+                tag_schema(j, tag, op->s.subject, i == 0, op->s.depth);
         }
     }
-    free(op->subject);
-    free(op);
-    step_done(j);
+    step_end(&op->s);
 }
 
 static void on_tags(void *opaque, char **tags, size_t n, const oc_error *err)
@@ -817,26 +823,22 @@ static void explore_tags(rjob *j, const char *subject, unsigned depth, int with_
             t = NULL;
         }
     }
-    tags_op *op = t ? calloc(1, sizeof *op) : NULL;
-    if (!op || !(op->subject = strdup(subject))) {
-        free(op);
+    if (!t) {
         job_nomem(j);
         return;
     }
-    op->j = j;
-    op->depth = depth;
+    tags_op *op = step_new(j, sizeof *op, subject, depth);
+    if (!op)
+        return;
     op->with_fallback = with_fallback;
     op->t = t;
-    j->pending++;
     if (t->state >= 2) {
         tags_ready(op);
         return;
     }
     if (wait_on(&t->waiting, tags_ready, op) != 0) {
-        free(op->subject);
-        free(op);
         job_nomem(j);
-        step_done(j);
+        step_end(&op->s);
         return;
     }
     if (t->state == 0) {

@@ -210,7 +210,7 @@ void oc_push_job_finish(image_job *j)
     run_maybe_done(run);
 }
 
-static void job_abort(image_job *j, const oc_error *err)
+void oc_push_job_abort(image_job *j, const oc_error *err)
 {
     oc_push_job_fail(j, err);
     oc_push_job_finish(j);
@@ -224,7 +224,7 @@ static void on_manifest_put(void *opaque, const char *oci_subject, const oc_erro
 {
     image_job *j = opaque;
     if (err) {
-        job_abort(j, err);
+        oc_push_job_abort(j, err);
         return;
     }
     if (oci_subject && j->kind == JOB_REFERRER && j->run->target_api != 1) {
@@ -249,7 +249,7 @@ static void put_next_manifest(image_job *j)
     oc_error err;
     if (oc_upload_manifest(j->run->r, j->repo, m->reference, m->media_type, m->body, m->len,
                            m->digest, on_manifest_put, j, &err) != 0)
-        job_abort(j, &err);
+        oc_push_job_abort(j, &err);
 }
 
 static void blob_settled(image_job *j)
@@ -523,36 +523,47 @@ void oc_push_job_send_blobs(image_job *j)
 
 /* ---- the tag first: already there? ---- */
 
-static void on_head_tag(void *opaque, const oc_reg_info *info, const oc_error *err)
+int oc_push_tag_answered(image_job *j, const oc_reg_info *info, const oc_error *err)
 {
-    image_job *j = opaque;
     if (err && err->code != OC_E_NOTFOUND) {
-        job_abort(j, err);
-        return;
+        oc_push_job_abort(j, err);
+        return 1;
     }
     if (!err && info->docker_content_digest &&
         strcmp(info->docker_content_digest, j->digest) == 0) {
         j->status = OC_PUSH_UP_TO_DATE;
         oc_push_job_finish(j);
-        return;
+        return 1;
     }
-    oc_push_job_send_blobs(j);
+    return 0;
 }
 
-void oc_push_job_send(image_job *j)
+void oc_push_head_target(image_job *j, const char *reference,
+                         void (*on_done)(void *opaque, const oc_reg_info *info,
+                                         const oc_error *err))
 {
-    push_run *run = j->run;
     char *scope = oc_upload_scope(j->repo);
     oc_reg_call_opts co = {.method = "HEAD", .accept = OC_MANIFEST_ACCEPT, .scope = scope};
-    oc_reg_consumer c = {.on_done = on_head_tag, .opaque = j};
+    oc_reg_consumer c = {.on_done = on_done, .opaque = j};
     oc_error err;
     oc_error_clear(&err);
     if (!scope)
         oc_error_set(&err, OC_E_NOMEM, "out of memory");
-    if (!scope || oc_registry_call(run->r, j->repo, "manifests", j->mans[j->n_mans - 1].reference,
-                                   &co, &c, &err) != 0)
-        job_abort(j, &err);
+    if (!scope || oc_registry_call(j->run->r, j->repo, "manifests", reference, &co, &c, &err) != 0)
+        oc_push_job_abort(j, &err);
     free(scope);
+}
+
+static void on_head_tag(void *opaque, const oc_reg_info *info, const oc_error *err)
+{
+    image_job *j = opaque;
+    if (!oc_push_tag_answered(j, info, err))
+        oc_push_job_send_blobs(j);
+}
+
+void oc_push_job_send(image_job *j)
+{
+    oc_push_head_target(j, j->mans[j->n_mans - 1].reference, on_head_tag);
 }
 
 static void job_start(image_job *j)
@@ -683,8 +694,9 @@ void oc_push_job_target(image_job *j)
 
 /* ---- the run ---- */
 
-static void run_free(push_run *run)
+static void run_free(void *opaque)
 {
+    push_run *run = opaque;
     for (size_t i = 0; i < run->n_jobs; i++) {
         image_job *j = run->jobs[i];
         for (size_t k = 0; k < j->n_blobs; k++) {
@@ -732,19 +744,17 @@ static void run_free(push_run *run)
     free(run);
 }
 
-static void run_timer_closed(uv_handle_t *h)
+/* The report, the caller's callback, and the run's memory once its timer
+ * has closed. */
+static void run_complete(void *opaque)
 {
-    run_free(h->data);
-}
-
-static void run_complete(push_run *run)
-{
+    push_run *run = opaque;
     oc_engine *e = run->e;
     oc_push_report rep;
     memset(&rep, 0, sizeof rep);
     oc_push_image *views = calloc(run->n_jobs ? run->n_jobs : 1, sizeof *views);
-    if (!views && run->err.code == OC_OK)
-        oc_error_set(&run->err, OC_E_NOMEM, "out of memory writing the report");
+    if (!views && run->jr.err.code == OC_OK)
+        oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory writing the report");
     for (size_t i = 0; views && i < run->n_jobs; i++) {
         const image_job *j = run->jobs[i];
         job_view(j, &views[i]);
@@ -758,47 +768,33 @@ static void run_complete(push_run *run)
     }
     rep.images = views;
     rep.n_images = views ? run->n_jobs : 0;
-    if (run->err.code == OC_OK && run->n_jobs) {
+    if (run->jr.err.code == OC_OK && run->n_jobs) {
         if (e->interrupted && run->interrupted) {
-            oc_error_set(&run->err, OC_E_CANCELLED,
+            oc_error_set(&run->jr.err, OC_E_CANCELLED,
                          "%s: %zu of %zu images stopped before they were pushed, %zu failed, "
                          "%zu done (a rerun sends only what is missing)",
                          e->interrupted_why, run->interrupted, run->n_jobs, run->failed,
                          run->finished - run->interrupted - run->failed);
             rep.signal = e->interrupted;
         } else if (run->finished != run->n_jobs) {
-            oc_error_set(&run->err, OC_E_NET, "push ended with %zu of %zu images unfinished",
+            oc_error_set(&run->jr.err, OC_E_NET, "push ended with %zu of %zu images unfinished",
                          run->n_jobs - run->finished, run->n_jobs);
         }
     }
-    if (run->err.code != OC_OK)
-        rep.error = &run->err;
-    rep.config_error = run->config_error;
-    oc_event ev = {.kind = OC_EVENT_JOB_FINISHED};
-    oc_engine_emit(e, &ev);
+    oc_jobrun_ending(&run->jr, &rep.error, &rep.config_error);
     run->done(&rep, run->done_opaque);
     free(views);
-    uv_close((uv_handle_t *)&run->timer, run_timer_closed);
-}
-
-static void on_finish_timer(uv_timer_t *t)
-{
-    run_complete(t->data);
+    oc_jobrun_close(&run->jr);
 }
 
 static void run_maybe_done(push_run *run)
 {
-    if (run->starting || run->finished != run->n_jobs)
-        return;
-    uv_timer_stop(&run->timer);
-    uv_timer_start(&run->timer, on_finish_timer, 0, 0);
+    oc_jobrun_maybe_done(&run->jr, run->finished, run->n_jobs);
 }
 
 static void run_fail(push_run *run, int config_error)
 {
-    run->config_error = config_error;
-    uv_timer_stop(&run->timer);
-    uv_timer_start(&run->timer, on_finish_timer, 0, 0);
+    oc_jobrun_fail(&run->jr, config_error);
 }
 
 /* REGISTRY[/PREFIX] */
@@ -844,20 +840,20 @@ static void run_jobs(push_run *run)
 {
     oc_event ev = {.kind = OC_EVENT_JOB_STARTED, .count = run->n_jobs};
     oc_engine_emit(run->e, &ev);
-    run->starting = 1;
+    run->jr.starting = 1;
     for (size_t i = 0; i < run->n_jobs; i++)
         if (!run->jobs[i]->started && run->jobs[i]->waits == 0)
             job_start(run->jobs[i]); /* the others when what they follow is pushed */
-    run->starting = 0;
+    run->jr.starting = 0;
     run_maybe_done(run);
 }
 
 /* push: the store's images. */
 static void start_store(push_run *run, const oc_push_options *o)
 {
-    run->store = oc_store_open(run->store_dir, OC_STORE_READ, &run->err);
+    run->store = oc_store_open(run->store_dir, OC_STORE_READ, &run->jr.err);
     if (!run->store) {
-        run_fail(run, run->err.code == OC_E_NOTFOUND || run->err.code == OC_E_USAGE);
+        run_fail(run, run->jr.err.code == OC_E_NOTFOUND || run->jr.err.code == OC_E_USAGE);
         return;
     }
     char *oci_dir = oc_store_path(run->store, "oci");
@@ -865,36 +861,36 @@ static void start_store(push_run *run, const oc_push_options *o)
     oc_error cat_err;
     int have_cat =
         oc_store_catalog_load(run->store, &cat, &cat_err) == 0 && cat && oc_catalog_count(cat) > 0;
-    int have_layout = oci_dir && oc_oci_layout_read(&run->layout, oci_dir, &run->err) == 0;
+    int have_layout = oci_dir && oc_oci_layout_read(&run->layout, oci_dir, &run->jr.err) == 0;
     free(oci_dir);
-    if (!have_layout && run->err.code != OC_E_NOTFOUND) { /* a damaged layout */
+    if (!have_layout && run->jr.err.code != OC_E_NOTFOUND) { /* a damaged layout */
         oc_catalog_free(cat);
         run_fail(run, 0);
         return;
     }
     if (!have_layout && !have_cat) {
-        oc_error_set(&run->err, OC_E_USAGE,
+        oc_error_set(&run->jr.err, OC_E_USAGE,
                      "%s is not a store with images: no oci/index.json and no catalog.json",
                      run->store_dir);
         oc_catalog_free(cat);
         run_fail(run, 1);
         return;
     }
-    oc_error_clear(&run->err);
+    oc_error_clear(&run->jr.err);
     if (!have_layout)
         run->layout.dir = oc_store_path(run->store, "oci");
-    if (oc_push_plan_store(run, o->images, o->n_images, have_cat ? cat : NULL, &run->err) != 0) {
+    if (oc_push_plan_store(run, o->images, o->n_images, have_cat ? cat : NULL, &run->jr.err) != 0) {
         oc_catalog_free(cat);
         run_fail(run, 0);
         return;
     }
     oc_catalog_free(cat);
-    if (oc_push_plan_referrers(run, &run->err) != 0) {
+    if (oc_push_plan_referrers(run, &run->jr.err) != 0) {
         run_fail(run, 0);
         return;
     }
     if (run->n_jobs == 0) {
-        oc_error_set(&run->err, OC_E_USAGE, "%s holds no images", run->store_dir);
+        oc_error_set(&run->jr.err, OC_E_USAGE, "%s holds no images", run->store_dir);
         run_fail(run, 1);
         return;
     }
@@ -908,7 +904,7 @@ static void on_list_expanded(void *opaque, oc_list *out, const oc_error *err)
 {
     push_run *run = opaque;
     if (!out) {
-        run->err = *err;
+        run->jr.err = *err;
         run_fail(run, 0);
         return;
     }
@@ -916,9 +912,9 @@ static void on_list_expanded(void *opaque, oc_list *out, const oc_error *err)
     run->list = *out;
     free(out);
     run->candidates = json_object();
-    if (!run->candidates || oc_push_plan_list(run, &run->err) != 0) {
-        if (run->err.code == OC_OK)
-            oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+    if (!run->candidates || oc_push_plan_list(run, &run->jr.err) != 0) {
+        if (run->jr.err.code == OC_OK)
+            oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return;
     }
@@ -928,21 +924,22 @@ static void on_list_expanded(void *opaque, oc_list *out, const oc_error *err)
 /* mirror --to: the images of a list, from their registries. */
 static void start_list(push_run *run, const oc_push_options *o)
 {
-    int rc = o->list_path ? oc_list_load(&run->list, o->list_path, o->default_registry, &run->err)
-                          : oc_list_parse(&run->list, o->list_text, strlen(o->list_text),
-                                          o->default_registry, &run->err);
+    int rc = o->list_path
+                 ? oc_list_load(&run->list, o->list_path, o->default_registry, &run->jr.err)
+                 : oc_list_parse(&run->list, o->list_text, strlen(o->list_text),
+                                 o->default_registry, &run->jr.err);
     if (rc != 0) {
         run_fail(run, 1);
         return;
     }
     if (run->list.n == 0) {
-        oc_error_set(&run->err, OC_E_USAGE, "list %s holds no entries",
+        oc_error_set(&run->jr.err, OC_E_USAGE, "list %s holds no entries",
                      o->list_path ? o->list_path : "(the list given)");
         run_fail(run, 1);
         return;
     }
     oc_tags_expand_opts xo = {.done = on_list_expanded, .opaque = run};
-    if (oc_mirror_tags_expand(run->e, &run->list, &xo, &run->err) != 0)
+    if (oc_mirror_tags_expand(run->e, &run->list, &xo, &run->jr.err) != 0)
         run_fail(run, 0);
 }
 
@@ -971,7 +968,6 @@ int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, 
     run->done_opaque = opaque;
     run->keep_host = o->keep_host;
     run->chunk = o->chunk_size;
-    oc_error_clear(&run->err);
     if (o->store_dir && !(run->store_dir = strdup(o->store_dir))) {
         free(run);
         oc_error_set(err, OC_E_NOMEM, "out of memory");
@@ -992,16 +988,15 @@ int oc_push_start(oc_engine *e, const oc_push_options *o, oc_push_done_cb done, 
         run_free(run);
         return -1;
     }
-    uv_timer_init(e->loop, &run->timer);
-    run->timer.data = run;
+    oc_jobrun_init(&run->jr, e, run, run_complete, run_free);
     /* From here on a failure is the run's: reported through done. */
     run->owners = oc_once_new();
     if (!run->owners) {
-        oc_error_set(&run->err, OC_E_NOMEM, "out of memory");
+        oc_error_set(&run->jr.err, OC_E_NOMEM, "out of memory");
         run_fail(run, 0);
         return 0;
     }
-    if (!(run->r = oc_engine_registry(e, run->registry, &run->err))) {
+    if (!(run->r = oc_engine_registry(e, run->registry, &run->jr.err))) {
         run_fail(run, 1);
         return 0;
     }

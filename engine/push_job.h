@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "engine/image/manifest.h"
+#include "engine/jobrun.h"
 #include "engine/listfile.h"
 #include "engine/registry/engine.h"
 #include "engine/registry/registry.h"
@@ -116,7 +117,7 @@ struct push_run {
     char *prefix;          /* or NULL */
     int keep_host;
     uint64_t chunk;
-    uv_timer_t timer;
+    oc_jobrun jr; /* the run's own failure, its deferred finish */
     oc_store *store;
     oc_oci_layout layout;
     oc_registry *r;
@@ -125,9 +126,6 @@ struct push_run {
     size_t finished, failed, interrupted;
     oc_once *owners;    /* blob digest -> a repository of the target that holds it */
     json_t *candidates; /* blob digest -> a repository other images of the store map to */
-    oc_error err;
-    int config_error;
-    int starting;
     /* Does the target keep referrers itself (a manifest PUT answered
      * OCI-Subject, or its referrers API answered)? 0 unknown, 1 yes, 2 no;
      * target_asking: the probe is out, fallback jobs wait (probe_waiters). */
@@ -145,6 +143,8 @@ image_job *oc_push_new_job(push_run *run, const char *name, const char *tag, oc_
 void oc_push_job_target(image_job *j);
 char *oc_push_target_repository(push_run *run, const char *name, oc_error *err);
 void oc_push_job_fail(image_job *j, const oc_error *err);
+/* Failed for err, and over. */
+void oc_push_job_abort(image_job *j, const oc_error *err);
 /* Failed (or up to date), reported: the job is over. */
 void oc_push_job_finish(image_job *j);
 /* A blob the job sends (once however often it is listed); a store job's
@@ -161,6 +161,14 @@ void oc_push_job_send(image_job *j);
 /* Planned, and the tag is known not to name the digest: the blobs and the
  * manifests. */
 void oc_push_job_send_blobs(image_job *j);
+/* HEAD of reference (the tag) in the job's repository of the target,
+ * answered to on_done (a failed request aborts the job). */
+void oc_push_head_target(image_job *j, const char *reference,
+                         void (*on_done)(void *opaque, const oc_reg_info *info,
+                                         const oc_error *err));
+/* That HEAD's answer: 1 when it ends the job (an error, or the tag names the
+ * job's digest in the target already: up to date), 0 when the job goes on. */
+int oc_push_tag_answered(image_job *j, const oc_reg_info *info, const oc_error *err);
 /* f waits for j: started when j is pushed (or up to date), failed when j
  * fails. */
 int oc_push_job_after(image_job *f, image_job *j, oc_error *err);

@@ -16,14 +16,7 @@
 #include "engine/image/limits.h"
 #include "engine/image/ref.h"
 #include "engine/push_job.h"
-#include "engine/registry/upload.h"
 #include "io/digest.h"
-
-static void job_end(image_job *j, const oc_error *err)
-{
-    oc_push_job_fail(j, err);
-    oc_push_job_finish(j);
-}
 
 static int stopped(image_job *j)
 {
@@ -32,7 +25,7 @@ static int stopped(image_job *j)
         return 0;
     oc_error err;
     oc_error_set(&err, OC_E_CANCELLED, "not copied: %s", e->interrupted_why);
-    job_end(j, &err);
+    oc_push_job_abort(j, &err);
     return 1;
 }
 
@@ -75,7 +68,7 @@ static void child_settled(image_job *j)
     char *body = j->index_body;
     j->index_body = NULL;
     if (oc_push_add_manifest(j, j->digest, j->media_type, body, j->index_len, j->tag, &err) != 0) {
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
         return;
     }
     oc_push_job_send_blobs(j); /* the target's tag was asked about already */
@@ -123,7 +116,7 @@ static void on_child(void *opaque, const char *body, size_t len, const oc_reg_in
     if (err.code != OC_OK) {
         oc_error_prefix(&err, "%s", j->le->text);
         if (alone) {
-            job_end(j, &err);
+            oc_push_job_abort(j, &err);
             return;
         }
         oc_push_job_fail(j, &err);
@@ -167,14 +160,14 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
     oc_error err;
     oc_error_clear(&err);
     if (call_err) {
-        job_end(j, call_err);
+        oc_push_job_abort(j, call_err);
         return;
     }
     oc_manifest m;
     if (check_digest(j->digest, body, len, &err) != 0 ||
         oc_manifest_parse(&m, info->content_type, body, len, &err) != 0) {
         oc_error_prefix(&err, "%s", j->le->text);
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
         return;
     }
     free(j->media_type);
@@ -184,7 +177,7 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
             oc_push_add_manifest(j, j->digest, m.media_type, copy_body(body, len), len, j->tag,
                                  &err) != 0) {
             oc_manifest_free(&m);
-            job_end(j, &err);
+            oc_push_job_abort(j, &err);
             return;
         }
         oc_manifest_free(&m);
@@ -198,7 +191,7 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
         oc_error_set(&err, OC_E_UNSUPPORTED, "%s: manifest %s is neither an image nor an index",
                      j->le->text, j->digest);
         oc_manifest_free(&m);
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
         return;
     }
     if (run->platform) { /* that platform's manifest alone, under the tag */
@@ -207,7 +200,7 @@ static void on_manifest(void *opaque, const char *body, size_t len, const oc_reg
         oc_manifest_free(&m);
         if (rc != 0) {
             oc_error_prefix(&err, "%s", j->le->text);
-            job_end(j, &err);
+            oc_push_job_abort(j, &err);
         }
         return;
     }
@@ -229,7 +222,7 @@ static void fetch_manifest(image_job *j)
     oc_error err;
     if (oc_registry_fetch_small(j->src, j->le->ref.repository, "manifests", j->digest,
                                 OC_MANIFEST_ACCEPT, OC_MANIFEST_MAX, on_manifest, j, &err) != 0)
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
 }
 
 /* ---- what the tags name ---- */
@@ -237,18 +230,8 @@ static void fetch_manifest(image_job *j)
 static void on_target_head(void *opaque, const oc_reg_info *info, const oc_error *err)
 {
     image_job *j = opaque;
-    if (stopped(j))
+    if (stopped(j) || oc_push_tag_answered(j, info, err))
         return;
-    if (err && err->code != OC_E_NOTFOUND) {
-        job_end(j, err);
-        return;
-    }
-    if (!err && info->docker_content_digest &&
-        strcmp(info->docker_content_digest, j->digest) == 0) {
-        j->status = OC_PUSH_UP_TO_DATE;
-        oc_push_job_finish(j);
-        return;
-    }
     fetch_manifest(j);
 }
 
@@ -260,22 +243,14 @@ static void resolved(image_job *j, const char *digest)
     oc_error err;
     if (!j->digest) {
         oc_error_set(&err, OC_E_NOMEM, "out of memory");
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
         return;
     }
     if (run->platform) { /* the tag will name a child: known after the index */
         fetch_manifest(j);
         return;
     }
-    char *scope = oc_upload_scope(j->repo);
-    oc_reg_call_opts co = {.method = "HEAD", .accept = OC_MANIFEST_ACCEPT, .scope = scope};
-    oc_reg_consumer c = {.on_done = on_target_head, .opaque = j};
-    oc_error_clear(&err);
-    if (!scope)
-        oc_error_set(&err, OC_E_NOMEM, "out of memory");
-    if (!scope || oc_registry_call(run->r, j->repo, "manifests", j->tag, &co, &c, &err) != 0)
-        job_end(j, &err);
-    free(scope);
+    oc_push_head_target(j, j->tag, on_target_head);
 }
 
 static void on_source_manifest(void *opaque, const char *body, size_t len, const oc_reg_info *info,
@@ -286,7 +261,7 @@ static void on_source_manifest(void *opaque, const char *body, size_t len, const
     if (stopped(j))
         return;
     if (err) {
-        job_end(j, err);
+        oc_push_job_abort(j, err);
         return;
     }
     /* no digest with the HEAD: the body's hash is the digest */
@@ -307,7 +282,7 @@ static void on_source_head(void *opaque, const oc_reg_info *info, const oc_error
         if (err.code == OC_E_NOTFOUND)
             oc_error_set(&err, OC_E_NOTFOUND, "%s: not found in the source registry (%s)",
                          j->le->text, call_err->msg);
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
         return;
     }
     char hex[OC_SHA256_HEX_LEN + 1];
@@ -319,7 +294,7 @@ static void on_source_head(void *opaque, const oc_reg_info *info, const oc_error
     if (oc_registry_fetch_small(j->src, j->le->ref.repository, "manifests", j->le->ref.tag,
                                 OC_MANIFEST_ACCEPT, OC_MANIFEST_MAX, on_source_manifest, j,
                                 &err) != 0)
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
 }
 
 void oc_push_remote_start(image_job *j)
@@ -333,29 +308,16 @@ void oc_push_remote_start(image_job *j)
     oc_error err;
     if (oc_registry_call(j->src, j->le->ref.repository, "manifests", j->le->ref.tag, &co, &c,
                          &err) != 0)
-        job_end(j, &err);
+        oc_push_job_abort(j, &err);
 }
 
 /* ---- the jobs ---- */
-
-/* docker's familiar name without tag or digest. */
-static char *familiar_name(const oc_ref *ref)
-{
-    oc_ref bare = {.registry = ref->registry, .repository = ref->repository, .tag = "x"};
-    char *full = oc_ref_familiar(&bare);
-    if (full) {
-        char *colon = strrchr(full, ':');
-        if (colon)
-            *colon = '\0';
-    }
-    return full;
-}
 
 int oc_push_plan_list(push_run *run, oc_error *err)
 {
     for (size_t i = 0; i < run->list.n; i++) {
         const oc_list_entry *le = &run->list.entries[i];
-        char *name = le->ok ? familiar_name(&le->ref) : NULL;
+        char *name = le->ok ? oc_ref_familiar_name(&le->ref) : NULL;
         const char *tag = !le->ok ? "?" : le->ref.tag ? le->ref.tag : le->ref.digest;
         image_job *j = oc_push_new_job(run, name ? name : le->text, tag, err);
         free(name);

@@ -442,6 +442,14 @@ char *oc_ref_familiar(const oc_ref *ref)
     return join_with_host(ref, 0);
 }
 
+char *oc_ref_familiar_name(const oc_ref *ref)
+{
+    if (!ref)
+        return NULL;
+    oc_ref bare = {.registry = ref->registry, .repository = ref->repository};
+    return oc_ref_familiar(&bare);
+}
+
 char *oc_ref_string(const oc_ref *ref)
 {
     if (!ref || !ref->registry || !ref->repository)

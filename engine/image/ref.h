@@ -35,6 +35,9 @@ const char *oc_ref_tag_or_digest(const oc_ref *ref);
  * library/busybox, "org/img:tag" for other Docker Hub repositories,
  * "quay.io/org/img:tag" elsewhere; by digest: "name@sha256:...". malloc'd. */
 char *oc_ref_familiar(const oc_ref *ref);
+/* The same name without tag or digest: "busybox", "org/img",
+ * "quay.io/org/img". malloc'd. */
+char *oc_ref_familiar_name(const oc_ref *ref);
 
 /* "registry/repository:tag" or "...@digest", for messages. malloc'd. */
 char *oc_ref_string(const oc_ref *ref);

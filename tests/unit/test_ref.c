@@ -318,21 +318,24 @@ static void test_from_parts_bad(void **state)
     assert_int_equal(oc_ref_from_parts(&r, "quay.io", "x", NULL, &err), -1);
 }
 
+/* text, its familiar name, that name without tag or digest, the full string, the tag or digest */
 static const struct {
-    const char *text, *familiar, *string, *tag_or_digest;
+    const char *text, *familiar, *bare, *string, *tag_or_digest;
 } names[] = {
-    {"busybox", "busybox:latest", HUB "/library/busybox:latest", "latest"},
-    {"library/busybox:1", "busybox:1", HUB "/library/busybox:1", "1"},
+    {"busybox", "busybox:latest", "busybox", HUB "/library/busybox:latest", "latest"},
+    {"library/busybox:1", "busybox:1", "busybox", HUB "/library/busybox:1", "1"},
     {"homeassistant/home-assistant", "homeassistant/home-assistant:latest",
-     HUB "/homeassistant/home-assistant:latest", "latest"},
-    {"library/a/b:t", "library/a/b:t", HUB "/library/a/b:t", "t"},
-    {"quay.io/org/img:tag", "quay.io/org/img:tag", "quay.io/org/img:tag", "tag"},
-    {"quay.io/library/img:tag", "quay.io/library/img:tag", "quay.io/library/img:tag", "tag"},
-    {"127.0.0.1:5000/fixtures/x:v1", "127.0.0.1:5000/fixtures/x:v1", "127.0.0.1:5000/fixtures/x:v1",
-     "v1"},
-    {"busybox@" DIG, "busybox@" DIG, HUB "/library/busybox@" DIG, DIG},
-    {"quay.io/org/img@" DIG, "quay.io/org/img@" DIG, "quay.io/org/img@" DIG, DIG},
-    {"img:t@" DIG, "img:t", HUB "/library/img:t@" DIG, "t"},
+     "homeassistant/home-assistant", HUB "/homeassistant/home-assistant:latest", "latest"},
+    {"library/a/b:t", "library/a/b:t", "library/a/b", HUB "/library/a/b:t", "t"},
+    {"quay.io/org/img:tag", "quay.io/org/img:tag", "quay.io/org/img", "quay.io/org/img:tag", "tag"},
+    {"quay.io/library/img:tag", "quay.io/library/img:tag", "quay.io/library/img",
+     "quay.io/library/img:tag", "tag"},
+    {"127.0.0.1:5000/fixtures/x:v1", "127.0.0.1:5000/fixtures/x:v1", "127.0.0.1:5000/fixtures/x",
+     "127.0.0.1:5000/fixtures/x:v1", "v1"},
+    {"busybox@" DIG, "busybox@" DIG, "busybox", HUB "/library/busybox@" DIG, DIG},
+    {"quay.io/org/img@" DIG, "quay.io/org/img@" DIG, "quay.io/org/img", "quay.io/org/img@" DIG,
+     DIG},
+    {"img:t@" DIG, "img:t", "img", HUB "/library/img:t@" DIG, "t"},
 };
 
 static void test_names(void **state)
@@ -343,18 +346,24 @@ static void test_names(void **state)
         oc_error err = {0};
         assert_int_equal(oc_ref_parse(&r, names[i].text, NULL, &err), 0);
         char *f = oc_ref_familiar(&r);
+        char *b = oc_ref_familiar_name(&r);
         char *s = oc_ref_string(&r);
         assert_non_null(f);
+        assert_non_null(b);
         assert_non_null(s);
         assert_string_equal(f, names[i].familiar);
+        assert_string_equal(b, names[i].bare);
         assert_string_equal(s, names[i].string);
         assert_string_equal(oc_ref_tag_or_digest(&r), names[i].tag_or_digest);
         free(f);
+        free(b);
         free(s);
         oc_ref_free(&r);
     }
     oc_ref empty = {0};
     assert_null(oc_ref_familiar(&empty));
+    assert_null(oc_ref_familiar_name(&empty));
+    assert_null(oc_ref_familiar_name(NULL));
     assert_null(oc_ref_string(&empty));
     assert_null(oc_ref_familiar(NULL));
     assert_null(oc_ref_tag_or_digest(NULL));
