@@ -386,6 +386,16 @@ static void chunk_put(in_chunk *c)
         notify(p, EV_WRITABLE);
 }
 
+/* A strand's task is done with its input chunk (and, with finished, the
+ * strand with the finish): the end of run_digest, run_inflate, run_keep. */
+static void chunk_done(oc_blobpipe *p, in_chunk *c, int finished)
+{
+    chunk_put(c);
+    if (finished)
+        finish_refs_done(p, 1);
+    task_end(p);
+}
+
 /* ---- output buffers: inflate lends them, tarhash and write read them ---- */
 
 static void out_put(out_buf *o)
@@ -410,6 +420,16 @@ static void out_put(out_buf *o)
         free(o);
     if (unpark)
         oc_strand_unpark(&p->s_inflate);
+}
+
+/* A strand's task is done with its output buffer (and, with finished, the
+ * strand with the finish): the end of run_hash and run_write. */
+static void out_done(oc_blobpipe *p, out_buf *o, int finished)
+{
+    out_put(o);
+    if (finished)
+        finish_refs_done(p, 1);
+    task_end(p);
 }
 
 static void run_hash(oc_task *t);
@@ -538,13 +558,9 @@ static void run_hash(oc_task *t)
     case MSG_FINISH:
         oc_sha256_final_hex(p->h_tar, p->res.diff_hex);
         p->res.diff_size = p->hashed;
-        out_put(o);
-        finish_refs_done(p, 1);
-        task_end(p);
-        return;
+        break;
     }
-    out_put(o);
-    task_end(p);
+    out_done(p, o, o->kind == MSG_FINISH);
 }
 
 /* ---- write strand ---- */
@@ -609,10 +625,7 @@ static void run_write(oc_task *t)
     oc_error err;
     oc_error_clear(&err);
     if (p->fd < 0) { /* digest only: no tar is made */
-        if (o->kind == MSG_FINISH)
-            finish_refs_done(p, 1);
-        out_put(o);
-        task_end(p);
+        out_done(p, o, o->kind == MSG_FINISH);
         return;
     }
     if (!p->of_ready) {
@@ -644,13 +657,9 @@ static void run_write(oc_task *t)
         if (!has_local_failure(p) && (p->no_sync ? oc_outfile_finish(&p->of, out_name(p), &err)
                                                  : oc_outfile_sync(&p->of, out_name(p), &err)) != 0)
             local_fail(p, &err);
-        out_put(o);
-        finish_refs_done(p, 1);
-        task_end(p);
-        return;
+        break;
     }
-    out_put(o);
-    task_end(p);
+    out_done(p, o, o->kind == MSG_FINISH);
 }
 
 /* ---- replaying a partial file ---- */
@@ -792,8 +801,7 @@ static void run_inflate(oc_task *t)
         break;
     }
     }
-    chunk_put(c);
-    task_end(p);
+    chunk_done(p, c, 0);
 }
 
 /* ---- digest strand ---- */
@@ -817,13 +825,9 @@ static void run_digest(oc_task *t)
     case MSG_FINISH:
         oc_sha256_final_hex(p->h_comp, p->res.compressed_hex);
         p->res.compressed_size = p->comp_bytes;
-        chunk_put(c);
-        finish_refs_done(p, 1);
-        task_end(p);
-        return;
+        break;
     }
-    chunk_put(c);
-    task_end(p);
+    chunk_done(p, c, c->kind == MSG_FINISH);
 }
 
 /* ---- keep strand: the compressed bytes into the partial file ---- */
@@ -877,13 +881,9 @@ static void run_keep(oc_task *t)
         if (p->keep_required && p->partial_fd >= 0 && !has_local_failure(p) &&
             oc_outfile_sync(&p->kf, p->partial_path, &err) != 0)
             kept_copy_failed(p, &err);
-        chunk_put(c);
-        finish_refs_done(p, 1);
-        task_end(p);
-        return;
+        break;
     }
-    chunk_put(c);
-    task_end(p);
+    chunk_done(p, c, c->kind == MSG_FINISH);
 }
 
 /* ---- loop thread ---- */

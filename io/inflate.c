@@ -188,6 +188,16 @@ static long long out_room(oc_inflater *inf, oc_error *err)
     return (long long)(inf->out_cap - inf->out_len);
 }
 
+/* out_room for a decoder (gzip, zstd), which may hold output it could not
+ * place: when no buffer can be had now, pending_out says so, and the next
+ * feed (or the finish) lets it place that output first. */
+static long long decoder_room(oc_inflater *inf, oc_error *err)
+{
+    long long room = out_room(inf, err);
+    inf->pending_out = room == 0;
+    return room;
+}
+
 /* A lent buffer we hold empty goes back to its owner. */
 static void drop_empty(oc_inflater *inf)
 {
@@ -387,15 +397,8 @@ static long long gzip_body(oc_inflater *inf, const unsigned char *data, size_t l
     struct inflate_state *gz = inf->gz;
     gz->next_in = (uint8_t *)data;
     gz->avail_in = (uint32_t)len;
-    inf->pending_out = 0;
-    for (;;) {
-        long long room = out_room(inf, err);
-        if (room < 0)
-            return -1;
-        if (room == 0) {
-            inf->pending_out = 1;
-            break;
-        }
+    long long room;
+    while ((room = decoder_room(inf, err)) > 0) {
         uint32_t in_before = gz->avail_in;
         unsigned char *out_at = inf->out + inf->out_len;
         gz->next_out = out_at;
@@ -426,6 +429,8 @@ static long long gzip_body(oc_inflater *inf, const unsigned char *data, size_t l
             return fail(inf);
         }
     }
+    if (room < 0)
+        return -1;
     return (long long)(len - gz->avail_in);
 }
 
@@ -485,15 +490,8 @@ static int gzip_finish(oc_inflater *inf, oc_error *err)
 static long long zstd_feed(oc_inflater *inf, const unsigned char *data, size_t len, oc_error *err)
 {
     ZSTD_inBuffer in = {data, len, 0};
-    inf->pending_out = 0;
-    for (;;) {
-        long long room = out_room(inf, err);
-        if (room < 0)
-            return -1;
-        if (room == 0) {
-            inf->pending_out = 1;
-            break;
-        }
+    long long room;
+    while ((room = decoder_room(inf, err)) > 0) {
         size_t in_before = in.pos;
         ZSTD_outBuffer out = {inf->out, inf->out_cap, inf->out_len};
 
@@ -524,6 +522,8 @@ static long long zstd_feed(oc_inflater *inf, const unsigned char *data, size_t l
             return fail(inf);
         }
     }
+    if (room < 0)
+        return -1;
     return (long long)in.pos;
 }
 

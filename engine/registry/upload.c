@@ -217,20 +217,47 @@ static int set_location(upload *u, const oc_reg_info *info, oc_error *err)
     return 0;
 }
 
+/* The registry's answer about the session (to a PATCH or a status request):
+ * its Location, when it names one, is taken, and *held is what the session
+ * holds by its Range (no_range when it gives none). -1 when the Location
+ * cannot be taken: the upload has failed and is gone. */
+static int session_answer(upload *u, const oc_reg_info *info, int64_t no_range, int64_t *held)
+{
+    oc_error e;
+    if (info->location && set_location(u, info, &e) != 0) {
+        up_fail(u, &e);
+        return -1;
+    }
+    *held = range_end(info->range, u->offset);
+    if (*held < 0)
+        *held = no_range;
+    return 0;
+}
+
+/* A HEAD's answer, the blob there or not: 1 when it ends the upload (found,
+ * with outcome found; or an error other than "not found"), 0 when the blob
+ * is not there. */
+static int head_ends_upload(upload *u, const oc_error *err, oc_upload_outcome found)
+{
+    if (!err) {
+        up_finish(u, found);
+        return 1;
+    }
+    if (err->code != OC_E_NOTFOUND) {
+        up_fail(u, err);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- HEAD after a PUT that broke: did it land? ---- */
 
 static void on_check(void *opaque, const oc_reg_info *info, const oc_error *err)
 {
     upload *u = opaque;
     (void)info;
-    if (!err) {
-        up_finish(u, OC_UPLOAD_SENT);
+    if (head_ends_upload(u, err, OC_UPLOAD_SENT))
         return;
-    }
-    if (err->code != OC_E_NOTFOUND) {
-        up_fail(u, err);
-        return;
-    }
     /* not there: a monolithic PUT starts over, a commit asks what the
      * session holds */
     oc_error why;
@@ -393,13 +420,9 @@ static void on_patch(void *opaque, const oc_reg_info *info, const oc_error *err)
             ask_status(u, err);
         return;
     }
-    if (info->location && set_location(u, info, &e) != 0) {
-        up_fail(u, &e);
+    int64_t held; /* no Range: it took the whole PATCH */
+    if (session_answer(u, info, (int64_t)u->pending_end, &held) != 0)
         return;
-    }
-    int64_t held = range_end(info->range, u->offset);
-    if (held < 0)
-        held = (int64_t)u->pending_end; /* no Range: it took the whole PATCH */
     if ((uint64_t)held > u->pending_end) {
         oc_error_set(&e, OC_E_NET,
                      "the session holds %" PRId64 " bytes, more than the %" PRIu64 " sent", held,
@@ -471,13 +494,9 @@ static void on_status(void *opaque, const oc_reg_info *info, const oc_error *err
             restart(u, err);
         return;
     }
-    if (info->location && set_location(u, info, &e) != 0) {
-        up_fail(u, &e);
+    int64_t held;
+    if (session_answer(u, info, 0, &held) != 0)
         return;
-    }
-    int64_t held = range_end(info->range, u->offset);
-    if (held < 0)
-        held = 0;
     if ((uint64_t)held > u->size) {
         oc_error_set(&e, OC_E_NET, "the session holds %" PRId64 " bytes of a %" PRIu64 "-byte blob",
                      held, u->size);
@@ -629,15 +648,8 @@ static void on_head(void *opaque, const oc_reg_info *info, const oc_error *err)
 {
     upload *u = opaque;
     (void)info;
-    if (!err) {
-        up_finish(u, OC_UPLOAD_PRESENT);
-        return;
-    }
-    if (err->code != OC_E_NOTFOUND) {
-        up_fail(u, err);
-        return;
-    }
-    begin(u);
+    if (!head_ends_upload(u, err, OC_UPLOAD_PRESENT))
+        begin(u);
 }
 
 int oc_upload_blob(oc_registry *r, const oc_upload_opts *o, oc_upload_done done, void *opaque,
