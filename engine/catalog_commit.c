@@ -58,9 +58,8 @@ static void arm(oc_catalog_commit *c)
     uv_timer_start(&c->timer, on_timer, period, 0);
 }
 
-int oc_catalog_commit_add(oc_catalog_commit *c, const char *image, const char *tag,
-                          const char *manifest_file, oc_catalog_listed listed, void *opaque,
-                          oc_error *err)
+/* Room for one more waiter. */
+static int room_for_waiter(oc_catalog_commit *c, oc_error *err)
 {
     waiter *grown = oc_grow(c->w, &c->cap_w, c->n_w + 1, sizeof *grown, 64);
     if (!grown) {
@@ -68,11 +67,19 @@ int oc_catalog_commit_add(oc_catalog_commit *c, const char *image, const char *t
         return -1;
     }
     c->w = grown;
-    if (oc_catalog_batch_add(c->b, image, tag, manifest_file, err) != 0)
-        return -1;
-    c->w[c->n_w++] = (waiter){listed, opaque};
-    arm(c);
     return 0;
+}
+
+int oc_catalog_commit_add(oc_catalog_commit *c, const char *image, const char *tag,
+                          const char *manifest_file, oc_catalog_listed listed, void *opaque,
+                          oc_error *err)
+{
+    /* room first: once the batch holds the entry, queueing its waiter
+     * cannot fail */
+    if (room_for_waiter(c, err) != 0 ||
+        oc_catalog_batch_add(c->b, image, tag, manifest_file, err) != 0)
+        return -1;
+    return oc_catalog_commit_wait(c, listed, opaque, err);
 }
 
 int oc_catalog_commit_add_oci(oc_catalog_commit *c, const char *key, const char *text,
@@ -87,12 +94,8 @@ int oc_catalog_commit_add_oci(oc_catalog_commit *c, const char *key, const char 
 int oc_catalog_commit_wait(oc_catalog_commit *c, oc_catalog_listed listed, void *opaque,
                            oc_error *err)
 {
-    waiter *grown = oc_grow(c->w, &c->cap_w, c->n_w + 1, sizeof *grown, 64);
-    if (!grown) {
-        oc_error_set(err, OC_E_NOMEM, "out of memory");
+    if (room_for_waiter(c, err) != 0)
         return -1;
-    }
-    c->w = grown;
     c->w[c->n_w++] = (waiter){listed, opaque};
     arm(c);
     return 0;

@@ -1,6 +1,6 @@
 /* atomicfile.c - files that appear whole or not at all (see atomicfile.h),
  * and the small file-system helpers they need: full writes, directory fsync,
- * mkdir -p and bounded whole-file reads.
+ * durable unlink, mkdir -p and bounded whole-file reads.
  *
  * The temporary is created with O_CREAT | O_EXCL under a random name
  * (".tmp-<basename>-<random>") in tmp_dir, mode 0666 less the umask, so a
@@ -214,6 +214,17 @@ int oc_fsync_dir(const char *dir, oc_error *err)
     }
     close(fd);
     return rc;
+}
+
+int oc_unlink_durably(const char *path, const char *dir, oc_error *err)
+{
+    if (unlink(path) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        oc_error_errno(err, errno, "cannot remove %s", path);
+        return -1;
+    }
+    return oc_fsync_dir(dir, err);
 }
 
 static int mkdir_one(const char *path, oc_error *err)

@@ -34,6 +34,9 @@ int oc_write_all(int fd, const void *data, size_t len, const char *what, oc_erro
 int oc_pwrite_all(int fd, const void *data, size_t len, uint64_t offset, const char *what,
                   oc_error *err);
 int oc_fsync_dir(const char *dir, oc_error *err);
+/* Unlink path (gone already is fine) and fsync dir, the directory it was
+ * in, so that the removal is durable. */
+int oc_unlink_durably(const char *path, const char *dir, oc_error *err);
 /* mkdir -p with mode 0755. */
 int oc_mkdirs(const char *path, oc_error *err);
 /* Write a whole small file atomically. */

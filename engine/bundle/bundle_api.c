@@ -4,14 +4,13 @@
  * read under the shared lock; import writes), no loop. */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "engine/bundle/bundle_log.h"
 #include "engine/bundle/bundle_read.h"
 #include "engine/bundle/bundle_write.h"
 #include "engine/bundle/import.h"
@@ -28,29 +27,6 @@ static int oom(oc_error *err)
 {
     oc_error_set(err, OC_E_NOMEM, "out of memory");
     return -1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void say(const oc_bundle_options *o, oc_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(const oc_bundle_options *o, oc_log_level level, const char *fmt, ...)
-{
-    if (!o->on_event)
-        return;
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    oc_event ev = {.kind = OC_EVENT_LOG, .level = level, .message = msg};
-    o->on_event(&ev, o->event_opaque);
 }
 
 /* ---- inventory ---- */
@@ -235,13 +211,14 @@ static void on_part(void *opaque, unsigned part, unsigned parts, const char *pat
     if (part >= 1 && part <= pc->b->n_paths)
         pc->b->sizes[part - 1] = bytes;
     pc->b->pub.written += bytes;
-    say(pc->o, OC_LOG_INFO, "part %u of %u: %s (%" PRIu64 " bytes)", part, parts,
-        strcmp(path, "-") == 0 ? "standard output" : path, bytes);
+    oc_bundle_say(pc->o->on_event, pc->o->event_opaque, OC_LOG_INFO,
+                  "part %u of %u: %s (%" PRIu64 " bytes)", part, parts,
+                  strcmp(path, "-") == 0 ? "standard output" : path, bytes);
 }
 
 int oc_bundle(const oc_bundle_options *o, oc_bundle_report **report, oc_error *err)
 {
-    double t0 = now_s();
+    double t0 = oc_bundle_seconds();
     if (report)
         *report = NULL;
     if (!o->store_dir || (!o->out && !o->dry_run)) {
@@ -302,13 +279,13 @@ int oc_bundle(const oc_bundle_options *o, oc_bundle_report **report, oc_error *e
                      ? oc_bundle_part_path(o->out, plan.doc->parts + 1, plan.doc->parts)
                      : NULL;
     if (next && access(next, F_OK) == 0)
-        say(o, OC_LOG_WARNING, "%s is left from an earlier bundle: it is not part of this one",
-            next);
+        oc_bundle_say(o->on_event, o->event_opaque, OC_LOG_WARNING,
+                      "%s is left from an earlier bundle: it is not part of this one", next);
     free(next);
     rc = 0;
 out:
     if (b)
-        b->pub.seconds = now_s() - t0;
+        b->pub.seconds = oc_bundle_seconds() - t0;
     if (b && report && b->id)
         *report = &b->pub;
     else

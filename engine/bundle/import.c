@@ -2,44 +2,23 @@
 #include "engine/bundle/import.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "engine/bundle/bundle_log.h"
 #include "engine/bundle/bundle_read.h"
 #include "engine/store/oci_layout.h"
 #include "io/blobsink.h"
 
 #define NOTES_MAX 8
 
-void oc_import_say(const oc_import_options *o, oc_log_level level, const char *fmt, ...)
-{
-    if (!o->on_event)
-        return;
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    oc_event ev = {.kind = OC_EVENT_LOG, .level = level, .message = msg};
-    o->on_event(&ev, o->event_opaque);
-}
-
 static int oom(oc_error *err)
 {
     oc_error_set(err, OC_E_NOMEM, "out of memory");
     return -1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* A blob in the store's OCI layout: a regular file of that size. */
@@ -182,7 +161,7 @@ typedef struct notes {
 
 static void note(notes *ns, const oc_import_options *o, const char *msg)
 {
-    oc_import_say(o, OC_LOG_WARNING, "%s", msg);
+    oc_bundle_say(o->on_event, o->event_opaque, OC_LOG_WARNING, "%s", msg);
     if (ns->n < NOTES_MAX) {
         size_t n = strlen(msg);
         if (n >= sizeof ns->text[0])
@@ -246,7 +225,7 @@ static int read_part(oc_import_ctx *c, oc_bundle_reader *r, unsigned char *damag
         c->rep->parts_read++;
     if (bad)
         *damaged = 1;
-    oc_import_say(c->o, bad ? OC_LOG_WARNING : OC_LOG_INFO,
+    oc_bundle_say(c->o->on_event, c->o->event_opaque, bad ? OC_LOG_WARNING : OC_LOG_INFO,
                   "part %u of %u (%s): %zu file%s verified (%" PRIu64 " bytes), %zu already "
                   "there%s%s",
                   d->part, d->parts, oc_bundle_reader_path(r), got, got == 1 ? "" : "s", bytes, had,
@@ -393,7 +372,7 @@ static int report_images(oc_import_report *rep, const oc_bundle_doc *d, oc_error
 
 int oc_import_run(const oc_import_options *o, oc_import_report *rep, oc_error *err)
 {
-    double t0 = now_s();
+    double t0 = oc_bundle_seconds();
     parts_in p = {0};
     oc_store *s = NULL;
     oc_import_ctx c = {.o = o, .rep = rep};
@@ -458,6 +437,6 @@ out:
     parts_close(&p);
     free(c.changed);
     free(ns.part_damaged);
-    rep->seconds = now_s() - t0;
+    rep->seconds = oc_bundle_seconds() - t0;
     return rc;
 }

@@ -28,10 +28,6 @@ typedef struct oc_import_ctx {
     const oc_import_options *o;
 } oc_import_ctx;
 
-/* An OC_EVENT_LOG through the options' callback. */
-void oc_import_say(const oc_import_options *o, oc_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* The stage, opened now when it is not yet (NULL with err). */
 oc_stage *oc_import_stage(oc_import_ctx *c, oc_error *err);
 

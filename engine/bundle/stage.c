@@ -370,6 +370,36 @@ static oc_stage_result sink_through(oc_stage *st, const feed *fd, const char *la
     return r;
 }
 
+/* After sink_through said out: a blob that checked goes on the pending
+ * renames (tmp -> final), and its layer too when it was unpacked (tar_tmp)
+ * from a whole stream. What is handed on is set to NULL; drop_temps the
+ * rest. */
+static oc_stage_result place_sunk(oc_stage *st, oc_stage_result out, const char *hex, char **tmp,
+                                  char **final, char **tar_tmp, const oc_blobsink_result *res,
+                                  oc_error *err)
+{
+    if (out != OC_STAGE_OK)
+        return out;
+    int rc = add_pending(st, *tmp, *final, err);
+    *tmp = *final = NULL;
+    if (rc == 0 && *tar_tmp && res->stream_ok) {
+        rc = add_layer(st, hex, *tar_tmp, res, err);
+        *tar_tmp = NULL;
+    }
+    return rc == 0 ? OC_STAGE_OK : OC_STAGE_FAILED;
+}
+
+/* What is left of a blob's temporaries: freed, and the unpacked tar's file
+ * unlinked. */
+static void drop_temps(char *tmp, char *final, char *tar_tmp)
+{
+    if (tar_tmp)
+        (void)unlink(tar_tmp);
+    free(tar_tmp);
+    free(tmp);
+    free(final);
+}
+
 typedef struct reader_feed {
     oc_bundle_reader *r;
 } reader_feed;
@@ -420,21 +450,8 @@ oc_stage_result oc_stage_receive(oc_stage *st, oc_bundle_reader *r, const oc_bun
     memset(&res, 0, sizeof res);
     oc_stage_result out = sink_through(st, &fd, label, f->digest, f->size, tmp, tar_tmp,
                                        f->media_type, bytes, &res, err);
-    if (out == OC_STAGE_OK) {
-        int rc = add_pending(st, tmp, final, err);
-        tmp = final = NULL;
-        if (rc == 0 && unpack && res.stream_ok) {
-            rc = add_layer(st, hex, tar_tmp, &res, err);
-            tar_tmp = NULL;
-        }
-        if (rc != 0)
-            out = OC_STAGE_FAILED;
-    }
-    if (tar_tmp)
-        (void)unlink(tar_tmp);
-    free(tar_tmp);
-    free(tmp);
-    free(final);
+    out = place_sunk(st, out, hex, &tmp, &final, &tar_tmp, &res, err);
+    drop_temps(tmp, final, tar_tmp);
     return out;
 }
 
@@ -522,16 +539,7 @@ oc_stage_result oc_stage_join(oc_stage *st, const oc_bundle_doc *d, size_t first
     memset(&res, 0, sizeof res);
     out = sink_through(st, &fd, label, f0->blob, f0->blob_size, tmp, tar_tmp, f0->media_type, NULL,
                        &res, err);
-    if (out == OC_STAGE_OK) {
-        int rc = add_pending(st, tmp, final, err);
-        tmp = final = NULL;
-        if (rc == 0 && unpack && res.stream_ok) {
-            rc = add_layer(st, hex, tar_tmp, &res, err);
-            tar_tmp = NULL;
-        }
-        if (rc != 0)
-            out = OC_STAGE_FAILED;
-    }
+    out = place_sunk(st, out, hex, &tmp, &final, &tar_tmp, &res, err);
     if (out == OC_STAGE_DAMAGED) {
         /* every segment verified, so the manifest's segment digests lie:
          * drop them all, the whole blob must come again */
@@ -545,11 +553,7 @@ out:
         free(ff.paths[i]);
     free(ff.paths);
     free(ff.sizes);
-    if (tar_tmp)
-        (void)unlink(tar_tmp);
-    free(tar_tmp);
-    free(tmp);
-    free(final);
+    drop_temps(tmp, final, tar_tmp);
     return out;
 }
 
@@ -588,9 +592,7 @@ oc_stage_result oc_stage_unpack(oc_stage *st, const char *hex, const char *path,
             out = OC_STAGE_FAILED;
         tar_tmp = NULL;
     }
-    if (tar_tmp)
-        (void)unlink(tar_tmp);
-    free(tar_tmp);
+    drop_temps(NULL, NULL, tar_tmp);
     return out;
 }
 

@@ -220,6 +220,17 @@ static int wl_add(whiteout_list *w, const char *path, int opaque, oc_error *err)
     return 0;
 }
 
+/* The end of a walk through a layer's entries: its reader and path
+ * buffers freed (any may be NULL), rc returned. */
+static int walk_done(oc_layertar *a, char *path, char *target, int rc)
+{
+    if (a)
+        oc_layertar_free(a);
+    free(path);
+    free(target);
+    return rc;
+}
+
 /* Pass 1 of a layer: its whiteouts. */
 static int collect_whiteouts(const oc_expand_layer *l, int fd, whiteout_list *wl, oc_error *err)
 {
@@ -243,10 +254,7 @@ static int collect_whiteouts(const oc_expand_layer *l, int fd, whiteout_list *wl
     }
     rc = r;
 out:
-    if (a)
-        oc_layertar_free(a);
-    free(path);
-    return rc;
+    return walk_done(a, path, NULL, rc);
 }
 
 static int apply_whiteouts(job *j, oc_xwriter *w, const whiteout_list *wl, dir_records *dirs)
@@ -404,11 +412,7 @@ static int extract_layer(job *j, oc_xwriter *w, size_t li, dir_records *dirs)
     }
     rc = r;
 out:
-    if (a)
-        oc_layertar_free(a);
-    free(path);
-    free(target);
-    return rc;
+    return walk_done(a, path, target, rc);
 }
 
 static int apply_records(job *j, oc_xwriter *w, dir_records *dirs)
@@ -504,11 +508,7 @@ static int plan_layer(job *j, oc_plan *p, unsigned li)
     }
     rc = 0;
 out:
-    if (a)
-        oc_layertar_free(a);
-    free(path);
-    free(target);
-    return rc;
+    return walk_done(a, path, target, rc);
 }
 
 static int make_dirs(job *j, oc_xwriter *w, const oc_plan *p, char *path)

@@ -467,6 +467,22 @@ static int is_digest_tag(const char *tag)
     return strncmp(tag, "sha256:", 7) == 0;
 }
 
+/* The manifest descriptor d (of blob hex) names, into *m. -1 (err) only
+ * when out of memory; otherwise 0, with *m NULL and derr saying why when
+ * it cannot be served. */
+static int descriptor_manifest(oc_srv_layout *l, const json_t *d, const char *hex,
+                               oc_srv_manifest **m, oc_error *derr, oc_error *err)
+{
+    int missing;
+    const char *mt = json_string_value(json_object_get(d, "mediaType"));
+    *m = manifest_get(l, hex, mt, &missing, derr);
+    if (!*m && derr->code == OC_E_NOMEM) {
+        *err = *derr;
+        return -1;
+    }
+    return 0;
+}
+
 /* A referrer of an image (a signature, an SBOM: no ref name, the store's
  * annotations naming its image): served by digest in the image's
  * repository, and listed by the referrers API under its subject. */
@@ -483,17 +499,12 @@ static int add_referrer_descriptor(oc_srv_layout *l, view *v, const json_t *d, c
             derr.msg);
         return 0;
     }
-    int missing;
-    const char *mt = json_string_value(json_object_get(d, "mediaType"));
-    oc_srv_manifest *m = manifest_get(l, hex, mt, &missing, &derr);
-    if (!m) {
-        if (derr.code == OC_E_NOMEM) {
-            *err = derr;
-            rc = -1;
-        } else {
-            say(l, OC_LOG_WARNING, "serve: referrer sha256:%s of %s is not served: %s", hex, image,
-                derr.msg);
-        }
+    oc_srv_manifest *m = NULL;
+    if (descriptor_manifest(l, d, hex, &m, &derr, err) != 0) {
+        rc = -1;
+    } else if (!m) {
+        say(l, OC_LOG_WARNING, "serve: referrer sha256:%s of %s is not served: %s", hex, image,
+            derr.msg);
     } else {
         oc_srv_repo *r = repo_get(v->repos, repo_name, err);
         if (!r || reach(l, r, m, 0, err) != 0)
@@ -527,16 +538,13 @@ static int add_descriptor(oc_srv_layout *l, view *v, const json_t *d, oc_error *
         rc = nomem(err);
         goto out;
     }
-    int missing;
-    const char *mt = json_string_value(json_object_get(d, "mediaType"));
-    oc_srv_manifest *m = manifest_get(l, hex, mt, &missing, &derr);
+    oc_srv_manifest *m = NULL;
+    if (descriptor_manifest(l, d, hex, &m, &derr, err) != 0) {
+        rc = -1;
+        goto out;
+    }
     if (!m) {
-        if (derr.code == OC_E_NOMEM) {
-            *err = derr;
-            rc = -1;
-        } else {
-            say(l, OC_LOG_WARNING, "serve: %s (sha256:%s) is not served: %s", ref, hex, derr.msg);
-        }
+        say(l, OC_LOG_WARNING, "serve: %s (sha256:%s) is not served: %s", ref, hex, derr.msg);
         goto out;
     }
     oc_srv_repo *r = repo_get(v->repos, repo_name, err);

@@ -46,6 +46,16 @@ struct oc_catalog_batch {
     size_t n_oq, cap_oq;
 };
 
+/* What st says identifies its file (fd left as it is). */
+static void id_of(file_id *id, const struct stat *st)
+{
+    id->exists = 1;
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtime = st->st_mtim;
+}
+
 static int identify(const char *path, file_id *id, oc_error *err)
 {
     struct stat st;
@@ -56,11 +66,7 @@ static int identify(const char *path, file_id *id, oc_error *err)
         oc_error_errno(err, errno, "stat %s", path);
         return -1;
     }
-    id->exists = 1;
-    id->dev = st.st_dev;
-    id->ino = st.st_ino;
-    id->size = st.st_size;
-    id->mtime = st.st_mtim;
+    id_of(id, &st);
     return 0;
 }
 
@@ -83,11 +89,7 @@ static int hold(const char *path, file_id *id, oc_error *err)
         oc_error_errno(err, e, "open %s", path);
         return -1;
     }
-    id->exists = 1;
-    id->dev = st.st_dev;
-    id->ino = st.st_ino;
-    id->size = st.st_size;
-    id->mtime = st.st_mtim;
+    id_of(id, &st);
     return 0;
 }
 
@@ -146,7 +148,7 @@ oc_catalog_batch *oc_catalog_batch_open(oc_store *s, oc_error *err)
     return b;
 }
 
-static void drop_queue(oc_catalog_batch *b)
+static void drop_catalog_queue(oc_catalog_batch *b)
 {
     for (size_t i = 0; i < b->n_q; i++) {
         free(b->q[i].image);
@@ -154,6 +156,11 @@ static void drop_queue(oc_catalog_batch *b)
         free(b->q[i].file);
     }
     b->n_q = 0;
+}
+
+static void drop_queue(oc_catalog_batch *b)
+{
+    drop_catalog_queue(b);
     for (size_t i = 0; i < b->n_oq; i++) {
         free(b->oq[i].ref);
         free(b->oq[i].text);
@@ -207,16 +214,12 @@ int oc_catalog_batch_oci_set(oc_catalog_batch *b, const char *ref_name, const ch
 {
     if (!text && !oc_oci_index_digest(b->oci, ref_name))
         return 0; /* nothing to drop */
-    if (b->n_oq == b->cap_oq) {
-        size_t cap = b->cap_oq ? b->cap_oq * 2 : 64;
-        queued_oci *grown = realloc(b->oq, cap * sizeof *grown);
-        if (!grown) {
-            oc_error_set(err, OC_E_NOMEM, "out of memory");
-            return -1;
-        }
-        b->oq = grown;
-        b->cap_oq = cap;
+    queued_oci *grown = oc_grow(b->oq, &b->cap_oq, b->n_oq + 1, sizeof *grown, 64);
+    if (!grown) {
+        oc_error_set(err, OC_E_NOMEM, "out of memory");
+        return -1;
     }
+    b->oq = grown;
     queued_oci *e = &b->oq[b->n_oq];
     e->ref = strdup(ref_name);
     e->text = text ? strdup(text) : NULL;
@@ -311,12 +314,7 @@ int oc_catalog_batch_flush(oc_catalog_batch *b, oc_error *err)
     }
     if (b->n_oq && flush_oci(b, err) != 0) {
         /* the catalog landed: keep only the descriptors for the next try */
-        for (size_t i = 0; i < b->n_q; i++) {
-            free(b->q[i].image);
-            free(b->q[i].tag);
-            free(b->q[i].file);
-        }
-        b->n_q = 0;
+        drop_catalog_queue(b);
         goto out;
     }
     drop_queue(b);

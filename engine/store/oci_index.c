@@ -275,26 +275,11 @@ int oc_store_oci_index_replace(oc_store *s, const oc_oci_index *x, oc_error *err
     size_t len = 0;
     char *text = oc_oci_index_dump(x, &len, err);
     char *path = text ? index_path(s) : NULL;
-    const char *scratch = text ? oc_store_scratch_dir(s, err) : NULL;
-    oc_atomic_file f = {.fd = -1};
     int rc = -1;
     if (text && !path)
         oom(err);
-    if (!path || !scratch)
-        goto out;
-    if (oc_atomic_open(&f, scratch, path, err) != 0)
-        goto out;
-    if (oc_atomic_write(&f, text, len, err) != 0) {
-        oc_atomic_abort(&f);
-        goto out;
-    }
-    oc_store_crash_point("oci-index-write");
-    if (oc_atomic_commit(&f, err) != 0) {
-        oc_atomic_abort(&f);
-        goto out;
-    }
-    rc = 0;
-out:
+    if (path)
+        rc = oc_store_replace_file(s, path, text, len, "oci-index-write", err);
     free(text);
     free(path);
     return rc;

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "engine/store/oci_layout.h"
 #include "engine/store/oci_referrers.h"
 #include "engine/store/oci_walk.h"
+#include "engine/store/store_verify.h"
 #include "io/atomicfile.h"
 #include "io/digest.h"
 #include "io/strmap.h"
@@ -109,9 +109,7 @@ static int list_blobs(const oc_store *s, char ***hexes, size_t *n, char ***odd, 
 
 typedef struct vctx {
     const oc_store *s;
-    oc_verify_cb report;
-    void *opaque;
-    oc_verify_stats *st;
+    oc_verify_out out;
     oc_oci_damage *dmg;
     oc_strmap *bad;     /* hex of blobs that do not hash to their name */
     oc_strmap *reached; /* hex of every blob a descriptor reaches */
@@ -120,24 +118,6 @@ typedef struct vctx {
     size_t absent_children;
     int nomem;
 } vctx;
-
-static void say(vctx *v, oc_verify_finding kind, const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void say(vctx *v, oc_verify_finding kind, const char *file, const char *fmt, ...)
-{
-    char msg[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (kind == OC_VERIFY_DAMAGED)
-        v->st->damaged++;
-    else
-        v->st->notes++;
-    if (v->report)
-        v->report(kind, file, msg, v->opaque);
-}
 
 static void check_layout_file(vctx *v)
 {
@@ -151,10 +131,10 @@ static void check_layout_file(vctx *v)
     json_t *doc = text ? json_loadb(text, len, 0, &jerr) : NULL;
     const char *version = json_string_value(json_object_get(doc, "imageLayoutVersion"));
     if (!version || strncmp(version, "1.", 2) != 0) {
-        say(v, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/oci-layout", "%s",
-            !text  ? (err.code ? err.msg : "out of memory")
-            : !doc ? "does not parse"
-                   : "does not say imageLayoutVersion 1.x");
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/oci-layout", "%s",
+                      !text  ? (err.code ? err.msg : "out of memory")
+                      : !doc ? "does not parse"
+                             : "does not say imageLayoutVersion 1.x");
         if (v->dmg)
             v->dmg->layout_bad = 1;
     }
@@ -173,18 +153,18 @@ static void hash_blobs(vctx *v, char **hexes, size_t n)
         oc_error err;
         oc_error_clear(&err);
         struct stat st;
-        v->st->oci_blobs++;
+        v->out.st->oci_blobs++;
         if (!path || lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-            say(v, OC_VERIFY_DAMAGED, name, "not a regular file");
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "not a regular file");
         } else if (oc_sha256_file_hex(path, got, &size, &err) != 0) {
-            say(v, OC_VERIFY_DAMAGED, name, "%s", err.msg);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "%s", err.msg);
         } else {
-            v->st->bytes_hashed += size;
+            v->out.st->bytes_hashed += size;
             if (strcmp(got, hexes[i]) == 0) {
                 free(path);
                 continue;
             }
-            say(v, OC_VERIFY_DAMAGED, name, "hashes to sha256:%s", got);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "hashes to sha256:%s", got);
         }
         free(path);
         if (oc_strmap_set(v->bad, hexes[i], NULL) != 0 ||
@@ -220,9 +200,9 @@ static void on_ref(void *opaque, const oc_oci_ref *r)
     case OC_OCI_PRESENT:
         if (oc_strmap_has(v->bad, r->hex)) {
             v->ref_damaged = 1;
-            say(v, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
-                "%s reaches the damaged blob %s%s (--repair drops this entry)", v->ref, r->digest,
-                from);
+            oc_verify_say(&v->out, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
+                          "%s reaches the damaged blob %s%s (--repair drops this entry)", v->ref,
+                          r->digest, from);
         }
         return;
     case OC_OCI_MISSING:
@@ -231,19 +211,19 @@ static void on_ref(void *opaque, const oc_oci_ref *r)
             return;
         }
         v->ref_damaged = 1;
-        say(v, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json", "%s: %s %s%s is missing", v->ref,
-            kind_name(r->kind), r->digest, from);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json",
+                      "%s: %s %s%s is missing", v->ref, kind_name(r->kind), r->digest, from);
         return;
     case OC_OCI_WRONG_SIZE:
         v->ref_damaged = 1;
-        say(v, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json",
-            "%s: %s %s%s is not the %" PRIu64 " bytes its descriptor says", v->ref,
-            kind_name(r->kind), r->digest, from, r->size);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json",
+                      "%s: %s %s%s is not the %" PRIu64 " bytes its descriptor says", v->ref,
+                      kind_name(r->kind), r->digest, from, r->size);
         return;
     case OC_OCI_BAD:
         v->ref_damaged = 1;
-        say(v, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json", "%s: %s %s%s: %s", v->ref,
-            kind_name(r->kind), r->digest, from, r->why ? r->why : "unreadable");
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json", "%s: %s %s%s: %s",
+                      v->ref, kind_name(r->kind), r->digest, from, r->why ? r->why : "unreadable");
         return;
     }
 }
@@ -257,11 +237,12 @@ static int walk_descriptor(void *opaque, const char *ref_name, const char *diges
     uint64_t size = 0;
     oc_error err;
     oc_error_clear(&err);
-    v->st->oci_descriptors++;
+    v->out.st->oci_descriptors++;
     v->ref = label;
     v->ref_damaged = 0;
     if (oc_oci_descriptor_parse(text, &mt, &dg, &size, &err) != 0) {
-        say(v, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json", "%s: %s", label, err.msg);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json", "%s: %s", label,
+                      err.msg);
         v->ref_damaged = 1;
     } else {
         (void)oc_store_oci_walk(v->s, mt, dg, size, on_ref, v);
@@ -288,9 +269,10 @@ static void check_subjects(vctx *v, const oc_oci_index *x)
     }
     for (size_t i = 0; i < oc_oci_referrers_count(rs); i++) {
         const oc_oci_referrer *r = oc_oci_referrers_at(rs, i);
-        v->st->referrers++;
+        v->out.st->referrers++;
         if (!r->live)
-            say(v, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
+            oc_verify_say(
+                &v->out, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
                 "%s refers to %s, which no image %s of the store reaches (the image was removed "
                 "or its tag moved to another digest; gc drops it)",
                 r->key, r->subject, r->image);
@@ -309,7 +291,7 @@ int oc_store_oci_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc
     free(dir);
     if (!present)
         return 0; /* no exact bytes in this store */
-    vctx v = {.s = s, .report = report, .opaque = opaque, .st = st, .dmg = dmg};
+    vctx v = {.s = s, .out = {report, opaque, st}, .dmg = dmg};
     char **hexes = NULL, **odd = NULL;
     size_t n = 0, n_odd = 0;
     oc_oci_index *x = NULL;
@@ -324,24 +306,25 @@ int oc_store_oci_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc
         goto out;
     check_layout_file(&v);
     for (size_t i = 0; i < n_odd; i++)
-        say(&v, OC_VERIFY_NOTE, OC_STORE_OCI_BLOBS, "%s is not named by a sha256 digest", odd[i]);
+        oc_verify_say(&v.out, OC_VERIFY_NOTE, OC_STORE_OCI_BLOBS,
+                      "%s is not named by a sha256 digest", odd[i]);
     hash_blobs(&v, hexes, n);
     oc_error ierr;
     oc_error_clear(&ierr);
     if (oc_store_oci_index_load(s, &x, &ierr) != 0) {
-        say(&v, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json", "%s", ierr.msg);
+        oc_verify_say(&v.out, OC_VERIFY_DAMAGED, OC_STORE_OCI_DIR "/index.json", "%s", ierr.msg);
     } else {
         if (oc_oci_index_foreach(x, walk_descriptor, &v) != 0)
             v.nomem = 1;
         for (size_t i = 0; i < n; i++)
             if (!oc_strmap_has(v.reached, hexes[i]))
-                say(&v, OC_VERIFY_NOTE, OC_STORE_OCI_BLOBS,
-                    "%s: no entry of index.json reaches it (gc removes it)", hexes[i]);
+                oc_verify_say(&v.out, OC_VERIFY_NOTE, OC_STORE_OCI_BLOBS,
+                              "%s: no entry of index.json reaches it (gc removes it)", hexes[i]);
         if (v.absent_children)
-            say(&v, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
-                "%zu manifest(s) named by indexes are not in the store (platforms not "
-                "mirrored, or referrers of other artifact types)",
-                v.absent_children);
+            oc_verify_say(&v.out, OC_VERIFY_NOTE, OC_STORE_OCI_DIR "/index.json",
+                          "%zu manifest(s) named by indexes are not in the store (platforms not "
+                          "mirrored, or referrers of other artifact types)",
+                          v.absent_children);
         check_subjects(&v, x);
     }
     if (v.nomem) {
@@ -360,17 +343,6 @@ out:
 
 /* ---- repair ---- */
 
-static int unlink_durably(const char *path, const char *dir, oc_error *err)
-{
-    if (unlink(path) != 0) {
-        if (errno == ENOENT)
-            return 0;
-        oc_error_errno(err, errno, "cannot remove %s", path);
-        return -1;
-    }
-    return oc_fsync_dir(dir, err);
-}
-
 int oc_store_oci_repair(oc_store *s, const oc_oci_damage *dmg, oc_verify_cb report, void *opaque,
                         oc_verify_stats *st, oc_error *err)
 {
@@ -382,7 +354,7 @@ int oc_store_oci_repair(oc_store *s, const oc_oci_damage *dmg, oc_verify_cb repo
         char *path = oc_store_oci_blob_path(s, dmg->blobs[i]);
         char name[OC_SHA256_HEX_LEN + 32];
         snprintf(name, sizeof name, OC_STORE_OCI_BLOBS "/%s", dmg->blobs[i]);
-        rc = path ? unlink_durably(path, dir, err) : oom(err);
+        rc = path ? oc_unlink_durably(path, dir, err) : oom(err);
         free(path);
         if (rc == 0) {
             st->removed++;

@@ -94,6 +94,25 @@ const char *oc_store_scratch_dir(oc_store *s, oc_error *err)
     return oc_mkdirs(s->tmp_dir, err) == 0 ? s->tmp_dir : NULL;
 }
 
+int oc_store_replace_file(oc_store *s, const char *path, const char *text, size_t len,
+                          const char *crash, oc_error *err)
+{
+    const char *scratch = oc_store_scratch_dir(s, err);
+    oc_atomic_file f = {.fd = -1};
+    if (!scratch || oc_atomic_open(&f, scratch, path, err) != 0)
+        return -1;
+    if (oc_atomic_write(&f, text, len, err) != 0) {
+        oc_atomic_abort(&f);
+        return -1;
+    }
+    oc_store_crash_point(crash);
+    if (oc_atomic_commit(&f, err) != 0) {
+        oc_atomic_abort(&f);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- opening ---- */
 
 /* Remove every entry of .tmp (only when no one else works on the store). */
@@ -670,28 +689,12 @@ int oc_store_catalog_replace(oc_store *s, const oc_catalog *c, oc_error *err)
     char *path = join(s->dir, "catalog.json");
     size_t len = 0;
     char *text = path ? oc_catalog_dump(c, &len, err) : NULL;
-    oc_atomic_file f = {.fd = -1};
     int rc = -1;
     if (!path)
         oc_error_set(err, OC_E_NOMEM, "out of memory");
-    if (!text)
-        goto out;
-    /* gc and verify --repair (alone in the store) have no run directory */
-    if (!s->run_dir && oc_mkdirs(s->tmp_dir, err) != 0)
-        goto out;
-    if (oc_atomic_open(&f, s->run_dir ? s->run_dir : s->tmp_dir, path, err) != 0)
-        goto out;
-    if (oc_atomic_write(&f, text, len, err) != 0) {
-        oc_atomic_abort(&f);
-        goto out;
-    }
-    oc_store_crash_point("catalog-write");
-    if (oc_atomic_commit(&f, err) != 0) {
-        oc_atomic_abort(&f);
-        goto out;
-    }
-    rc = 0;
-out:
+    /* gc and verify --repair (alone in the store) write through STORE/.tmp */
+    if (text)
+        rc = oc_store_replace_file(s, path, text, len, "catalog-write", err);
     free(text);
     free(path);
     return rc;

@@ -67,6 +67,11 @@ const char *oc_store_run_dir(const oc_store *s);
 /* Where a writer puts temporaries: its run directory, or (GC mode, alone
  * in the store) STORE/.tmp, made when missing. NULL with err on failure. */
 const char *oc_store_scratch_dir(oc_store *s, oc_error *err);
+/* Replace path (in the store) with len bytes of text, whole or not at
+ * all, through the scratch directory; the crash point named crash
+ * (oc_store_crash_point) falls between the write and the rename. */
+int oc_store_replace_file(oc_store *s, const char *path, const char *text, size_t len,
+                          const char *crash, oc_error *err);
 /* STORE/name, malloc'd (NULL when out of memory). */
 char *oc_store_path(const oc_store *s, const char *name);
 

@@ -21,9 +21,7 @@
 
 typedef struct vctx {
     const oc_store *s;
-    oc_verify_cb report;
-    void *opaque;
-    oc_verify_stats *st;
+    oc_verify_out out;
     oc_store_entries e;
     oc_store_image *images;   /* parallel to e.manifests; config NULL when unparsable */
     oc_image_config *configs; /* parallel to e.configs; n_diff_ids 0 and no ids when unusable */
@@ -34,10 +32,8 @@ typedef struct vctx {
     int *listed;            /* parallel to e.manifests: named by the catalog */
 } vctx;
 
-static void say(vctx *v, oc_verify_finding kind, const char *file, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void say(vctx *v, oc_verify_finding kind, const char *file, const char *fmt, ...)
+void oc_verify_say(const oc_verify_out *out, oc_verify_finding kind, const char *file,
+                   const char *fmt, ...)
 {
     char msg[1200];
     va_list ap;
@@ -45,11 +41,11 @@ static void say(vctx *v, oc_verify_finding kind, const char *file, const char *f
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (kind == OC_VERIFY_DAMAGED)
-        v->st->damaged++;
+        out->st->damaged++;
     else
-        v->st->notes++;
-    if (v->report)
-        v->report(kind, file, msg, v->opaque);
+        out->st->notes++;
+    if (out->report)
+        out->report(kind, file, msg, out->opaque);
 }
 
 typedef struct cat_walk {
@@ -61,11 +57,11 @@ static int check_catalog_entry(void *opaque, const char *image, const char *tag,
     vctx *v = ((cat_walk *)opaque)->v;
     long k = -1;
     if (!oc_catalog_file_name_ok(file))
-        say(v, OC_VERIFY_DAMAGED, "catalog.json", "%s:%s names \"%s\", not a file in the store",
-            image, tag, file);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, "catalog.json",
+                      "%s:%s names \"%s\", not a file in the store", image, tag, file);
     else if ((k = oc_store_entries_find(v->e.manifests, v->e.n_manifests, file)) < 0)
-        say(v, OC_VERIFY_DAMAGED, "catalog.json", "%s:%s names %s, which is missing", image, tag,
-            file);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, "catalog.json",
+                      "%s:%s names %s, which is missing", image, tag, file);
     else
         v->listed[k] = 1;
     return 0;
@@ -78,7 +74,7 @@ static void check_catalog(vctx *v, oc_catalog **listed)
     oc_error_clear(&err);
     *listed = NULL;
     if (oc_store_catalog_load(v->s, listed, &err) != 0) {
-        say(v, OC_VERIFY_DAMAGED, "catalog.json", "%s", err.msg);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, "catalog.json", "%s", err.msg);
         return;
     }
     cat_walk w = {v};
@@ -92,22 +88,23 @@ static void check_manifests(vctx *v, const oc_catalog *listed)
         char *path = oc_store_path(v->s, name);
         oc_error err;
         oc_error_clear(&err);
-        v->st->manifests++;
+        v->out.st->manifests++;
         if (!path || oc_store_image_load(&v->images[i], path, &err) != 0) {
-            say(v, OC_VERIFY_DAMAGED, name, "%s", path ? err.msg : "out of memory");
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "%s", path ? err.msg : "out of memory");
             free(path);
             continue;
         }
         free(path);
         const oc_store_image *si = &v->images[i];
         if (listed && !v->listed[i])
-            say(v, OC_VERIFY_NOTE, name, "not listed in catalog.json");
+            oc_verify_say(&v->out, OC_VERIFY_NOTE, name, "not listed in catalog.json");
         if (oc_store_entries_find(v->e.configs, v->e.n_configs, si->config_hex) < 0)
-            say(v, OC_VERIFY_DAMAGED, name, "its config %s is missing", si->config);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "its config %s is missing", si->config);
         for (size_t l = 0; l < si->n_layers; l++) {
             long k = oc_store_entries_find(v->e.layers, v->e.n_layers, si->layer_hex[l]);
             if (k < 0)
-                say(v, OC_VERIFY_DAMAGED, name, "its layer %s is missing", si->layers[l]);
+                oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "its layer %s is missing",
+                              si->layers[l]);
             else
                 v->referenced[k] = 1;
         }
@@ -126,32 +123,35 @@ static void check_configs(vctx *v)
         size_t len = 0;
         char *body = path ? oc_read_file(path, OC_IMAGE_CONFIG_MAX, &len, &err) : NULL;
         free(path);
-        v->st->configs++;
+        v->out.st->configs++;
         if (!body) {
-            say(v, OC_VERIFY_DAMAGED, name, "%s", err.code ? err.msg : "out of memory");
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "%s",
+                          err.code ? err.msg : "out of memory");
             continue;
         }
-        v->st->bytes_hashed += len;
+        v->out.st->bytes_hashed += len;
         char got[OC_SHA256_HEX_LEN + 1];
         oc_sha256_buf_hex(body, len, got);
         oc_blob_mark m;
         int marked = oc_store_mark_read(v->s, hex, &m, &err);
         if (marked < 0)
-            say(v, OC_VERIFY_DAMAGED, name, "%s", err.msg);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "%s", err.msg);
         else if (marked == 1 && m.is_layer)
-            say(v, OC_VERIFY_DAMAGED, name, "its marker says it is a layer");
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "its marker says it is a layer");
         if (strcmp(got, hex) != 0) {
             if (marked == 1)
-                say(v, OC_VERIFY_DAMAGED, name, "hashes to sha256:%s", got);
+                oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "hashes to sha256:%s", got);
             else
-                say(v, OC_VERIFY_NOTE, name,
-                    "does not hash to its name and has no marker: a re-serialised copy "
-                    "(occystrap 0.2.0); its digest cannot be checked");
+                oc_verify_say(&v->out, OC_VERIFY_NOTE, name,
+                              "does not hash to its name and has no marker: a re-serialised copy "
+                              "(occystrap 0.2.0); its digest cannot be checked");
         } else if (marked == 1 && m.size != len) {
-            say(v, OC_VERIFY_DAMAGED, name, "is %zu bytes, its marker says %" PRIu64, len, m.size);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name,
+                          "is %zu bytes, its marker says %" PRIu64, len, m.size);
         }
         if (oc_image_config_parse(&v->configs[i], body, len, &err) != 0)
-            say(v, OC_VERIFY_DAMAGED, name, "not a usable image config: %s", err.msg);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "not a usable image config: %s",
+                          err.msg);
         else
             v->config_ok[i] = 1;
         free(body);
@@ -170,9 +170,9 @@ static void map_diff_ids(vctx *v)
             continue;
         const oc_image_config *cfg = &v->configs[c];
         if (cfg->n_diff_ids != si->n_layers) {
-            say(v, OC_VERIFY_DAMAGED, v->e.manifests[i],
-                "lists %zu layers, its config %s lists %zu diff_ids", si->n_layers, si->config,
-                cfg->n_diff_ids);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, v->e.manifests[i],
+                          "lists %zu layers, its config %s lists %zu diff_ids", si->n_layers,
+                          si->config, cfg->n_diff_ids);
             continue;
         }
         for (size_t l = 0; l < si->n_layers; l++) {
@@ -183,9 +183,9 @@ static void map_diff_ids(vctx *v)
                 v->expect[k] = cfg->diff_ids[l];
                 v->expect_by[k] = v->e.manifests[i];
             } else if (strcmp(v->expect[k], cfg->diff_ids[l]) != 0) {
-                say(v, OC_VERIFY_DAMAGED, v->e.manifests[i],
-                    "layer %s has diff_id %s here and %s in %s", si->layer_hex[l], cfg->diff_ids[l],
-                    v->expect[k], v->expect_by[k]);
+                oc_verify_say(&v->out, OC_VERIFY_DAMAGED, v->e.manifests[i],
+                              "layer %s has diff_id %s here and %s in %s", si->layer_hex[l],
+                              cfg->diff_ids[l], v->expect[k], v->expect_by[k]);
             }
         }
     }
@@ -201,43 +201,45 @@ static void check_layer(vctx *v, size_t k)
     oc_blob_mark m;
     int marked = oc_store_mark_read(v->s, hex, &m, &err);
     if (marked < 0) {
-        say(v, OC_VERIFY_DAMAGED, name, "%s", err.msg);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "%s", err.msg);
     } else if (marked == 1 && !m.is_layer) {
-        say(v, OC_VERIFY_DAMAGED, name, "its marker says it is a config");
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "its marker says it is a config");
         marked = 0;
     }
     char *path = oc_store_path(v->s, name);
     struct stat st;
     if (!path || lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (v->referenced[k] || marked == 1)
-            say(v, OC_VERIFY_DAMAGED, name, "missing");
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "missing");
         else
-            say(v, OC_VERIFY_NOTE, hex, "a layer directory without layer.tar");
+            oc_verify_say(&v->out, OC_VERIFY_NOTE, hex, "a layer directory without layer.tar");
         free(path);
         return;
     }
-    v->st->layers++;
+    v->out.st->layers++;
     const char *want = marked == 1 ? m.diff_id : v->expect[k];
     if (marked == 1 && v->expect[k] && strcmp(m.diff_id, v->expect[k]) != 0)
-        say(v, OC_VERIFY_DAMAGED, name, "its marker says diff_id %s, %s says %s", m.diff_id,
-            v->expect_by[k], v->expect[k]);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "its marker says diff_id %s, %s says %s",
+                      m.diff_id, v->expect_by[k], v->expect[k]);
     if (marked == 1 && (uint64_t)st.st_size != m.tar_size)
-        say(v, OC_VERIFY_DAMAGED, name, "is %" PRIu64 " bytes, its marker says %" PRIu64,
-            (uint64_t)st.st_size, m.tar_size);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name,
+                      "is %" PRIu64 " bytes, its marker says %" PRIu64, (uint64_t)st.st_size,
+                      m.tar_size);
     if (!want) {
-        say(v, OC_VERIFY_NOTE, name,
-            "no image uses it and it has no marker: cannot be checked (gc removes it)");
+        oc_verify_say(&v->out, OC_VERIFY_NOTE, name,
+                      "no image uses it and it has no marker: cannot be checked (gc removes it)");
         free(path);
         return;
     }
     char got[OC_SHA256_HEX_LEN + 1];
     uint64_t size = 0;
     if (oc_sha256_file_hex(path, got, &size, &err) != 0) {
-        say(v, OC_VERIFY_DAMAGED, name, "%s", err.msg);
+        oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "%s", err.msg);
     } else {
-        v->st->bytes_hashed += size;
+        v->out.st->bytes_hashed += size;
         if (strncmp(want, "sha256:", 7) != 0 || strcmp(want + 7, got) != 0)
-            say(v, OC_VERIFY_DAMAGED, name, "hashes to sha256:%s, its diff_id is %s", got, want);
+            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name,
+                          "hashes to sha256:%s, its diff_id is %s", got, want);
     }
     free(path);
 }
@@ -246,13 +248,13 @@ static void check_marks(vctx *v)
 {
     for (size_t i = 0; i < v->e.n_marks; i++) {
         const char *hex = v->e.marks[i];
-        v->st->markers++;
+        v->out.st->markers++;
         if (oc_store_entries_find(v->e.layers, v->e.n_layers, hex) >= 0 ||
             oc_store_entries_find(v->e.configs, v->e.n_configs, hex) >= 0)
             continue; /* read and judged with its blob */
         char name[OC_SHA256_HEX_LEN + 32];
         snprintf(name, sizeof name, ".occystrap/blobs/%s.json", hex);
-        say(v, OC_VERIFY_NOTE, name, "a marker whose blob is gone (gc removes it)");
+        oc_verify_say(&v->out, OC_VERIFY_NOTE, name, "a marker whose blob is gone (gc removes it)");
     }
 }
 
@@ -260,8 +262,8 @@ int oc_store_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc_ver
                     oc_error *err)
 {
     oc_verify_stats local = {0};
-    vctx v = {.s = s, .report = report, .opaque = opaque, .st = stats ? stats : &local};
-    memset(v.st, 0, sizeof *v.st);
+    vctx v = {.s = s, .out = {report, opaque, stats ? stats : &local}};
+    memset(v.out.st, 0, sizeof *v.out.st);
     if (oc_store_entries_read(s, &v.e, err) != 0)
         return -1;
     int rc = -1;
@@ -321,18 +323,6 @@ static int blob_name(const char *file, char hex[OC_SHA256_HEX_LEN + 1], int *is_
     return 1;
 }
 
-/* Unlink path (gone already is fine) and make it durable in dir. */
-static int unlink_durably(const char *path, const char *dir, oc_error *err)
-{
-    if (unlink(path) != 0) {
-        if (errno == ENOENT)
-            return 0;
-        oc_error_errno(err, errno, "cannot remove %s", path);
-        return -1;
-    }
-    return oc_fsync_dir(dir, err);
-}
-
 int oc_store_drop_blob(oc_store *s, const char *file, oc_error *err)
 {
     char hex[OC_SHA256_HEX_LEN + 1];
@@ -346,7 +336,7 @@ int oc_store_drop_blob(oc_store *s, const char *file, oc_error *err)
     int rc = -1;
     if (!mark || !marks_dir || !path || !dir)
         oc_error_set(err, OC_E_NOMEM, "out of memory");
-    else if (unlink_durably(mark, marks_dir, err) == 0 && unlink_durably(path, dir, err) == 0)
+    else if (oc_unlink_durably(mark, marks_dir, err) == 0 && oc_unlink_durably(path, dir, err) == 0)
         rc = 1;
     free(mark);
     free(marks_dir);

@@ -27,6 +27,19 @@
 int oc_store_verify(const oc_store *s, oc_verify_cb report, void *opaque, oc_verify_stats *stats,
                     oc_error *err);
 
+/* Where a verifier's findings go, for this one and the OCI layout's
+ * (oci_verify.h): report (NULL: nowhere) hears each one, st counts it
+ * (damaged, else notes). */
+typedef struct oc_verify_out {
+    oc_verify_cb report;
+    void *opaque;
+    oc_verify_stats *st;
+} oc_verify_out;
+
+/* One finding about file (relative to the store), its message formatted. */
+void oc_verify_say(const oc_verify_out *out, oc_verify_finding kind, const char *file,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Repair for a blob verify called damaged: file is "<hex>/layer.tar" or
  * "<hex>.json" (a config). Its known-good marker goes first (so nothing
  * trusts the file any more), then the file; each removal is made durable.
