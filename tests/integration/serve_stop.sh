@@ -24,6 +24,10 @@ rm -f "$WORK_DIR/ready"
 $PY "$HOSTILE" idle "$SERVE_ADDR" 1 "$WORK_DIR/ready" 10 >"$WORK_DIR/idle.out" &
 IDLE=$!
 for i in $(seq 100); do [ -s "$WORK_DIR/ready" ] && break; sleep 0.05; done
+# both downloads in flight (bytes arrived) before the signal, however loaded
+# the machine is
+for i in $(seq 200); do [ -s "$WORK_DIR/h1" ] && [ -s "$WORK_DIR/h2" ] && break; sleep 0.05; done
+[ -s "$WORK_DIR/h1" ] && [ -s "$WORK_DIR/h2" ] || fail "the downloads did not start"
 sleep 0.5
 t0=$(now)
 kill -TERM "$SERVE_PID"
