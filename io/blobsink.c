@@ -3,9 +3,10 @@
  *
  * Ownership and locking:
  *   caller's thread  s->filling, submitting chunks and the finish message
- *   digest strand    s->h, s->size, s->copy_fd, res.hex/size
- *   inflate strand   s->inf, s->stream_*; posts to the tar strand
- *   tar strand       s->h_tar, s->tar_size, s->tar_fd, res.tar_*
+ *   digest strand    s->h, s->size, s->copy_fd and s->copy_of, res.hex/size
+ *   inflate strand   s->inf, s->stream_*, s->out_filling; posts whole
+ *                    buffers to the tar strand
+ *   tar strand       s->h_tar, s->tar_size, s->tar_fd and s->tar_of, res.tar_*
  *   s->lock          free lists, allocation counts, pending, finish_refs,
  *                    the local failure, abandoned; s->cond is signalled
  *                    whenever one of those changes
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "io/atomicfile.h"
+#include "io/outfile.h"
 #include "io/workq.h"
 
 #define DEFAULT_CHUNK ((size_t)1024 * 1024)
@@ -55,6 +57,7 @@ struct oc_blobsink_pool {
     size_t chunk_size;
     int in_chunks;
     int out_bufs;
+    oc_write_mode write_mode;
 };
 
 struct oc_blobsink {
@@ -64,6 +67,10 @@ struct oc_blobsink {
     char *tar_path;
     int copy_fd;
     int tar_fd;
+    /* written as outfiles (direct I/O where the file system does it well),
+     * so the syncfs at the end of a part finds little left */
+    oc_outfile copy_of; /* digest strand */
+    oc_outfile tar_of;  /* tar strand */
     int inflate;
     size_t cap;
     oc_strand s_digest, s_inflate, s_tar;
@@ -90,11 +97,19 @@ struct oc_blobsink {
     oc_sha256 *h;
     uint64_t size;
     oc_inflater *inf;
+    out_buf *out_filling; /* inflate strand: filled whole before it is posted */
     int stream_failed;
     oc_sha256 *h_tar;
     uint64_t tar_size;
     oc_blobsink_result res;
 };
+
+/* A buffer aligned for direct I/O (freed with free()). */
+static unsigned char *buf_alloc(size_t n)
+{
+    void *mem = NULL;
+    return posix_memalign(&mem, OC_OUTFILE_ALIGN, n) == 0 ? mem : NULL;
+}
 
 /* ---- the pool ---- */
 
@@ -111,6 +126,7 @@ oc_blobsink_pool *oc_blobsink_pool_new(const oc_blobsink_opts *o, oc_error *err)
         p->chunk_size = MIN_CHUNK;
     p->in_chunks = o && o->in_chunks > 0 ? o->in_chunks : 4;
     p->out_bufs = o && o->out_bufs > 0 ? o->out_bufs : 4;
+    p->write_mode = o ? (oc_write_mode)o->write_mode : OC_WRITE_AUTO;
     p->read = oc_workq_new(threads, "occy-sink-read");
     p->write = p->read ? oc_workq_new(threads, "occy-sink-tar") : NULL;
     if (!p->write) {
@@ -205,7 +221,7 @@ static void run_tar(oc_task *t)
     if (o->kind == MSG_DATA) {
         if (!stopped(s)) {
             oc_sha256_update(s->h_tar, o->buf, o->len);
-            if (oc_write_all(s->tar_fd, o->buf, o->len, s->tar_path, &err) != 0)
+            if (oc_outfile_pwrite(&s->tar_of, o->buf, o->len, s->tar_size, s->tar_path, &err) != 0)
                 local_fail(s, &err);
             s->tar_size += o->len;
         }
@@ -215,6 +231,8 @@ static void run_tar(oc_task *t)
     }
     oc_sha256_final_hex(s->h_tar, s->res.tar_hex);
     s->res.tar_size = s->tar_size;
+    if (!stopped(s) && oc_outfile_finish(&s->tar_of, s->tar_path, &err) != 0)
+        local_fail(s, &err);
     strand_finished(s);
     task_end(s);
 }
@@ -230,54 +248,70 @@ static void post_tar(oc_blobsink *s, out_buf *o)
 
 /* ---- the inflate strand ---- */
 
-/* The inflater's output, copied into free output buffers (waiting for the
- * tar strand to free one when all are in use) and posted for writing. */
+/* A free or new output buffer, empty, waiting while all are in use; NULL on
+ * a failure or an abandoned sink (err). */
+static out_buf *out_get(oc_blobsink *s, oc_error *err)
+{
+    out_buf *o = NULL;
+    int make = 0;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (s->failed || s->abandoned) {
+            pthread_mutex_unlock(&s->lock);
+            oc_error_set(err, OC_E_CANCELLED, "%s: abandoned", s->label);
+            return NULL;
+        }
+        if (s->free_out) {
+            o = s->free_out;
+            s->free_out = o->next_free;
+            break;
+        }
+        if (s->out_alloc < s->out_max) {
+            s->out_alloc++;
+            make = 1;
+            break;
+        }
+        pthread_cond_wait(&s->cond, &s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (make) {
+        o = calloc(1, sizeof *o);
+        unsigned char *buf = o ? buf_alloc(s->cap) : NULL;
+        if (!buf) {
+            free(o);
+            oc_error_set(err, OC_E_NOMEM, "%s: out of memory", s->label);
+            local_fail(s, err);
+            return NULL;
+        }
+        o->buf = buf;
+        o->cap = s->cap;
+        o->s = s;
+    }
+    o->kind = MSG_DATA;
+    o->len = 0;
+    return o;
+}
+
+/* The inflater's output, copied into output buffers; each is posted for
+ * writing when full (whole buffers keep the tar's writes aligned for direct
+ * I/O), the last one at the finish. */
 static int inflate_out(void *opaque, const void *data, size_t len, oc_error *err)
 {
     oc_blobsink *s = opaque;
     const unsigned char *src = data;
     while (len > 0) {
-        out_buf *o = NULL;
-        int make = 0;
-        pthread_mutex_lock(&s->lock);
-        for (;;) {
-            if (s->failed || s->abandoned) {
-                pthread_mutex_unlock(&s->lock);
-                oc_error_set(err, OC_E_CANCELLED, "%s: abandoned", s->label);
-                return -1;
-            }
-            if (s->free_out) {
-                o = s->free_out;
-                s->free_out = o->next_free;
-                break;
-            }
-            if (s->out_alloc < s->out_max) {
-                s->out_alloc++;
-                make = 1;
-                break;
-            }
-            pthread_cond_wait(&s->cond, &s->lock);
+        if (!s->out_filling && !(s->out_filling = out_get(s, err)))
+            return -1;
+        out_buf *o = s->out_filling;
+        size_t take = o->cap - o->len < len ? o->cap - o->len : len;
+        memcpy(o->buf + o->len, src, take);
+        o->len += take;
+        src += take;
+        len -= take;
+        if (o->len == o->cap) {
+            s->out_filling = NULL;
+            post_tar(s, o);
         }
-        pthread_mutex_unlock(&s->lock);
-        if (make) {
-            o = calloc(1, sizeof *o);
-            unsigned char *buf = o ? malloc(s->cap) : NULL;
-            if (!buf) {
-                free(o);
-                oc_error_set(err, OC_E_NOMEM, "%s: out of memory", s->label);
-                local_fail(s, err);
-                return -1;
-            }
-            o->buf = buf;
-            o->cap = s->cap;
-            o->s = s;
-        }
-        o->kind = MSG_DATA;
-        o->len = len < o->cap ? len : o->cap;
-        memcpy(o->buf, src, o->len);
-        src += o->len;
-        len -= o->len;
-        post_tar(s, o);
     }
     return 0;
 }
@@ -300,6 +334,12 @@ static void run_inflate(oc_task *t)
     s->res.comp = oc_inflater_comp(s->inf);
     if (s->stream_failed)
         oc_error_prefix(&s->res.stream_err, "%s", s->label);
+    out_buf *last = s->out_filling;
+    s->out_filling = NULL;
+    if (last && last->len > 0)
+        post_tar(s, last);
+    else if (last)
+        out_put(last);
     chunk_put(c);
     s->fin_out.kind = MSG_FINISH;
     s->fin_out.s = s;
@@ -317,16 +357,18 @@ static void run_digest(oc_task *t)
     oc_error_clear(&err);
     if (c->kind == MSG_DATA) {
         oc_sha256_update(s->h, c->buf, c->len);
-        s->size += c->len;
         if (s->copy_fd >= 0 && !stopped(s) &&
-            oc_write_all(s->copy_fd, c->buf, c->len, s->copy_path, &err) != 0)
+            oc_outfile_pwrite(&s->copy_of, c->buf, c->len, s->size, s->copy_path, &err) != 0)
             local_fail(s, &err);
+        s->size += c->len;
         chunk_put(c);
         task_end(s);
         return;
     }
     oc_sha256_final_hex(s->h, s->res.hex);
     s->res.size = s->size;
+    if (s->copy_fd >= 0 && !stopped(s) && oc_outfile_finish(&s->copy_of, s->copy_path, &err) != 0)
+        local_fail(s, &err);
     chunk_put(c);
     strand_finished(s);
     task_end(s);
@@ -354,6 +396,7 @@ oc_blobsink *oc_blobsink_open(oc_blobsink_pool *p, const char *label, const char
     }
     s->pool = p;
     s->copy_fd = s->tar_fd = -1;
+    s->copy_of.dfd = s->tar_of.dfd = -1;
     s->inflate = tar_path != NULL;
     s->in_max = p->in_chunks;
     s->out_max = p->out_bufs;
@@ -383,6 +426,10 @@ oc_blobsink *oc_blobsink_open(oc_blobsink_pool *p, const char *label, const char
         oc_blobsink_free(s, 0);
         return NULL;
     }
+    if (s->copy_fd >= 0)
+        oc_outfile_init(&s->copy_of, s->copy_fd, p->write_mode, OC_OUTFILE_DURABLE);
+    if (s->tar_fd >= 0)
+        oc_outfile_init(&s->tar_of, s->tar_fd, p->write_mode, OC_OUTFILE_DURABLE);
     return s;
 }
 
@@ -427,7 +474,7 @@ static in_chunk *chunk_get(oc_blobsink *s, oc_error *err)
     pthread_mutex_unlock(&s->lock);
     if (make) {
         c = calloc(1, sizeof *c);
-        unsigned char *buf = c ? malloc(s->cap) : NULL;
+        unsigned char *buf = c ? buf_alloc(s->cap) : NULL;
         if (!buf) {
             free(c);
             pthread_mutex_lock(&s->lock);
@@ -499,6 +546,8 @@ int oc_blobsink_finish(oc_blobsink *s, oc_blobsink_result *res, oc_error *err)
     pthread_mutex_unlock(&s->lock);
     if (failed)
         return -1;
+    oc_outfile_close(&s->copy_of);
+    oc_outfile_close(&s->tar_of);
     if ((s->copy_fd >= 0 && close(s->copy_fd) != 0) || (s->tar_fd >= 0 && close(s->tar_fd) != 0)) {
         oc_error_errno(err, errno, "%s: closing its files", s->label);
         s->copy_fd = s->tar_fd = -1;
@@ -533,12 +582,18 @@ void oc_blobsink_free(oc_blobsink *s, int keep)
         free(s->filling->buf);
         free(s->filling);
     }
+    if (s->out_filling) {
+        free(s->out_filling->buf);
+        free(s->out_filling);
+    }
     while (s->free_out) {
         out_buf *o = s->free_out;
         s->free_out = o->next_free;
         free(o->buf);
         free(o);
     }
+    oc_outfile_close(&s->copy_of);
+    oc_outfile_close(&s->tar_of);
     if (s->copy_fd >= 0)
         close(s->copy_fd);
     if (s->tar_fd >= 0)

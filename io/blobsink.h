@@ -33,6 +33,9 @@ typedef struct oc_blobsink_opts {
     size_t chunk_size; /* input chunk and output buffer size; 0 = 1 MiB */
     int in_chunks;     /* input chunks per blob; 0 = 4 */
     int out_bufs;      /* output buffers per blob; 0 = 4 */
+    int write_mode;    /* how the files reach the disk (oc_write_mode of
+                          io/outfile.h); 0 = auto: direct I/O where the file
+                          system does it well */
 } oc_blobsink_opts;
 
 /* The worker threads, shared by the sinks of one run (one sink at a time or
