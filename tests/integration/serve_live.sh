@@ -9,7 +9,7 @@
 # pull may ever see a manifest whose blobs are missing or a blob whose
 # bytes do not match; once the writer is done, everything it wrote is
 # served. Then the index is broken by hand: serve keeps the last good view
-# and says why, once.
+# and says why, once. Last, the same with `occystrap mirror` as the writer.
 source "$(dirname "$0")/lib/common.sh"
 source "$TESTS_DIR/integration/lib/serve_lib.sh"
 CHECK="$TESTS_DIR/integration/lib/serve_pull_check.py"
@@ -64,5 +64,34 @@ cp "$WORK_DIR/index.good" "$STORE/oci/index.json.new"
 mv "$STORE/oci/index.json.new" "$STORE/oci/index.json"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$SERVE_URL/v2/local/moving/manifests/latest")" = 200 ] || fail "the repaired index is not served"
 ok "a broken index.json: the last good view stays (reported once); the repaired one is served"
+stop_serve
+
+# The same with occystrap mirror itself as the writer: every fixture mirrored
+# (exact bytes, every platform), one run per fixture, into a store that serve
+# serves from empty, while the client pulls in a loop.
+MSTORE="$WORK_DIR/mirrored"
+mkdir -p "$MSTORE"
+start_serve mirrored "$MSTORE"
+rm -f "$STOP"
+$PY "$CHECK" "$SERVE_URL" "$STOP" >"$WORK_DIR/check2.out" 2>&1 &
+CHECK_PID=$!
+printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN" >"$WORK_DIR/mirror.json"
+for ref in "${refs[@]}"; do
+  echo "$LAB_PLAIN/$ref" >"$WORK_DIR/one.txt"
+  expect_status 0 "$OCCYSTRAP" --config "$WORK_DIR/mirror.json" --progress none -q --platform all \
+    mirror "$WORK_DIR/one.txt" "$MSTORE"
+done
+touch "$STOP"
+rc=0
+wait "$CHECK_PID" || rc=$?
+cat "$WORK_DIR/check2.out"
+[ "$rc" = 0 ] || fail "the pulling client found problems while mirror wrote"
+summary=$(tail -1 "$WORK_DIR/check2.out")
+pulls=$(awk '{print $2}' <<<"$summary")
+repos=$(awk '{print $10}' <<<"$summary")
+[ "$repos" = "${#refs[@]}" ] || fail "the last pass saw $repos repositories, wanted ${#refs[@]}"
+[ "$pulls" -ge 2 ] || fail "only $pulls passes while mirror ran"
+expect_status 0 "$OCCYSTRAP" -q verify "$MSTORE"
+ok "$pulls passes of pulling everything while occystrap mirror wrote ${#refs[@]} fixtures: no problem; the last pass saw all $repos repositories"
 stop_serve
 finish
