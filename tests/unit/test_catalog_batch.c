@@ -21,6 +21,7 @@
 #include "engine/store/catalog_batch.h"
 #include "engine/store/oci_layout.h"
 #include "engine/store/store.h"
+#include "testutil.h"
 
 static char base[256];
 static char dir[300];
@@ -29,9 +30,7 @@ static char catalog[400];
 static int setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/occy-test-batch-XXXXXX", t ? t : "/tmp");
-    if (!mkdtemp(base))
+    if (tu_mkdtemp(base, sizeof base, "batch") != 0)
         return -1;
     snprintf(dir, sizeof dir, "%s/store", base);
     snprintf(catalog, sizeof catalog, "%s/catalog.json", dir);
@@ -41,9 +40,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(base);
 }
 
 static oc_store *open_store(oc_store_mode mode)

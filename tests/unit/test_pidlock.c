@@ -20,15 +20,14 @@
 #include <unistd.h>
 
 #include "io/pidlock.h"
+#include "testutil.h"
 
 static char base[256], lock[300], mutex[300];
 
 static int setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/occy-test-pidlock-XXXXXX", t ? t : "/tmp");
-    if (!mkdtemp(base))
+    if (tu_mkdtemp(base, sizeof base, "pidlock") != 0)
         return -1;
     snprintf(lock, sizeof lock, "%s/blob.lock", base);
     snprintf(mutex, sizeof mutex, "%s/mutex", base);
@@ -38,9 +37,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(base);
 }
 
 static void put(const char *text, time_t age)

@@ -32,6 +32,7 @@
 #include "engine/store/store_verify.h"
 #include "io/digest.h"
 #include "io/storelock.h"
+#include "testutil.h"
 
 static char base[512];
 static char dir[600];
@@ -39,9 +40,7 @@ static char dir[600];
 static int setup(void **state)
 {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/occy-test-store-XXXXXX", t ? t : "/tmp");
-    if (!mkdtemp(base))
+    if (tu_mkdtemp(base, sizeof base, "store") != 0)
         return -1;
     snprintf(dir, sizeof dir, "%s/store", base);
     return 0;
@@ -50,9 +49,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-    return system(cmd) == 0 ? 0 : -1;
+    return tu_rmtree(base);
 }
 
 static char *path_in(const char *rel)
