@@ -11,6 +11,7 @@
 
 #include "engine/store/catalog.h"
 #include "engine/store/oci_index.h"
+#include "engine/store/store_image.h"
 #include "engine/store/oci_layout.h"
 #include "engine/emit_tar.h"
 #include "engine/store_put.h"
@@ -107,12 +108,6 @@ static int place_layer(oc_store *s, oc_pulled_image *img, size_t i, oc_error *er
     return 0;
 }
 
-static void set_str(json_t *obj, const char *key, const char *value)
-{
-    if (value)
-        json_object_set_new(obj, key, json_string(value));
-}
-
 static json_t *manifest_doc(const oc_pulled_image *img, const oc_emit_dir_opts *o)
 {
     json_t *entry = oc_emit_manifest_entry(img, o->repo_tag);
@@ -125,15 +120,15 @@ static json_t *manifest_doc(const oc_pulled_image *img, const oc_emit_dir_opts *
     if (o->unique_names) {
         char now[32];
         oc_store_now(now);
-        json_t *ours = json_object();
-        set_str(ours, "registry", o->registry);
-        set_str(ours, "repository", o->repository);
-        set_str(ours, "tag", o->tag);
-        set_str(ours, "manifest_digest", img->manifest_digest);
-        set_str(ours, "index_digest", img->index_digest);
-        set_str(ours, "platform", img->platform);
-        set_str(ours, "media_type", img->manifest_media_type);
-        set_str(ours, "fetched_at", now);
+        oc_store_origin origin = {o->registry,
+                                  o->repository,
+                                  o->tag,
+                                  img->manifest_digest,
+                                  img->index_digest,
+                                  img->platform,
+                                  img->manifest_media_type,
+                                  now};
+        json_t *ours = oc_store_origin_json(&origin);
         json_object_set_new(entry, "ImageName", json_string(o->image));
         json_object_set_new(entry, "Occystrap", ours);
     }

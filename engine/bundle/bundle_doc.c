@@ -11,6 +11,7 @@
 #include "engine/bundle/doc_text.h"
 #include "engine/bundle/inventory.h"
 #include "engine/store/oci_index.h"
+#include "engine/store/store_image.h"
 #include "io/grow.h"
 #include "io/strmap.h"
 
@@ -143,29 +144,17 @@ int oc_bundle_doc_add_require(oc_bundle_doc *d, const char *digest, uint64_t siz
 
 /* ---- to JSON ---- */
 
-static void set_str(json_t *o, const char *key, const char *v)
-{
-    if (v)
-        json_object_set_new(o, key, json_string(v));
-}
-
 static json_t *catalog_json(const oc_bundle_catalog *c)
 {
-    json_t *o = json_object(), *ours = json_object(), *tags = json_array();
+    oc_store_origin origin = {c->registry,     c->repository, c->tag,        c->manifest_digest,
+                              c->index_digest, c->platform,   c->media_type, c->fetched_at};
+    json_t *o = json_object(), *ours = oc_store_origin_json(&origin), *tags = json_array();
     if (!o || !ours || !tags) {
         json_decref(o);
         json_decref(ours);
         json_decref(tags);
         return NULL;
     }
-    set_str(ours, "manifest_digest", c->manifest_digest);
-    set_str(ours, "registry", c->registry);
-    set_str(ours, "repository", c->repository);
-    set_str(ours, "tag", c->tag);
-    set_str(ours, "index_digest", c->index_digest);
-    set_str(ours, "platform", c->platform);
-    set_str(ours, "media_type", c->media_type);
-    set_str(ours, "fetched_at", c->fetched_at);
     for (size_t i = 0; i < c->n_repo_tags; i++)
         json_array_append_new(tags, json_string(c->repo_tags[i]));
     json_object_set_new(o, "occystrap", ours);

@@ -26,6 +26,7 @@
 #include "engine/store/catalog_batch.h"
 #include "engine/store/oci_index.h"
 #include "engine/store/oci_layout.h"
+#include "engine/store/store_image.h"
 #include "io/atomicfile.h"
 #include "io/digest.h"
 #include "io/strmap.h"
@@ -476,18 +477,15 @@ static void place_layer(const char *key, void *value, void *opaque)
 
 /* ---- the 0.2.0 view ---- */
 
-static void set_str(json_t *o, const char *key, const char *v)
-{
-    if (v)
-        json_object_set_new(o, key, json_string(v));
-}
-
 /* The manifest file's text, as mirror writes it. */
 static char *manifest_file_text(const oc_bundle_image *im, const image_parts *ip, size_t *len)
 {
     const oc_bundle_catalog *cat = im->catalog;
     json_t *entry = json_object(), *layers = json_array(), *tags = json_array();
-    json_t *ours = json_object(), *doc = json_array();
+    oc_store_origin origin = {cat->registry,        cat->repository,   cat->tag,
+                              cat->manifest_digest, cat->index_digest, cat->platform,
+                              cat->media_type,      cat->fetched_at};
+    json_t *ours = oc_store_origin_json(&origin), *doc = json_array();
     char *text = NULL;
     if (!entry || !layers || !tags || !ours || !doc)
         goto out;
@@ -502,14 +500,6 @@ static char *manifest_file_text(const oc_bundle_image *im, const image_parts *ip
     }
     for (size_t i = 0; i < cat->n_repo_tags; i++)
         json_array_append_new(tags, json_string(cat->repo_tags[i]));
-    set_str(ours, "registry", cat->registry);
-    set_str(ours, "repository", cat->repository);
-    set_str(ours, "tag", cat->tag);
-    set_str(ours, "manifest_digest", cat->manifest_digest);
-    set_str(ours, "index_digest", cat->index_digest);
-    set_str(ours, "platform", cat->platform);
-    set_str(ours, "media_type", cat->media_type);
-    set_str(ours, "fetched_at", cat->fetched_at);
     json_object_set(entry, "Layers", layers);
     json_object_set(entry, "RepoTags", tags);
     json_object_set(entry, "Occystrap", ours);

@@ -228,3 +228,28 @@ json_t *oc_store_image_docker_entry(const oc_store_image *si, const char *const 
     json_object_set_new(entry, "Layers", layers);
     return entry;
 }
+
+json_t *oc_store_origin_json(const oc_store_origin *o)
+{
+    const struct {
+        const char *key, *value;
+    } fields[] = {
+        {"registry", o->registry},
+        {"repository", o->repository},
+        {"tag", o->tag},
+        {"manifest_digest", o->manifest_digest},
+        {"index_digest", o->index_digest},
+        {"platform", o->platform},
+        {"media_type", o->media_type},
+        {"fetched_at", o->fetched_at},
+    };
+    json_t *ours = json_object();
+    for (size_t i = 0; ours && i < sizeof fields / sizeof fields[0]; i++) {
+        if (fields[i].value &&
+            json_object_set_new(ours, fields[i].key, json_string(fields[i].value)) != 0) {
+            json_decref(ours);
+            return NULL;
+        }
+    }
+    return ours;
+}

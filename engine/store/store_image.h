@@ -57,6 +57,15 @@ void oc_store_image_free(oc_store_image *si);
 json_t *oc_store_image_docker_entry(const oc_store_image *si, const char *const *repo_tags,
                                     size_t n_repo_tags);
 
+/* The "Occystrap" object of a manifest file: where and when the image came
+ * from (see the top); a NULL field is left out. NULL if memory ran out.
+ * Mirror's writer, import and the bundle's manifest all write it so. */
+typedef struct oc_store_origin {
+    const char *registry, *repository, *tag, *manifest_digest, *index_digest, *platform,
+        *media_type, *fetched_at;
+} oc_store_origin;
+json_t *oc_store_origin_json(const oc_store_origin *o);
+
 /* Is name "<64 lowercase hex><suffix>"? Copies the hex into hex if so. */
 int oc_store_name_is_hex(const char *name, const char *suffix, char hex[OC_SHA256_HEX_LEN + 1]);
 
