@@ -3,8 +3,8 @@
  * is an image reference, [REGISTRY/]REPO(:TAG|@sha256:DIGEST), or a whole
  * repository with a tag filter:
  *   [REGISTRY/]REPO:*          every tag of the repository
- *   [REGISTRY/]REPO:/REGEX/    the tags that match REGEX (POSIX extended,
- *                              anchored: the whole tag must match)
+ *   [REGISTRY/]REPO:/REGEX/    the tags that match REGEX (PCRE2, anchored:
+ *                              the whole tag must match)
  * A repository entry is expanded into tag entries when the run lists the
  * repository's tags (mirror_tags.h). A malformed line does not stop the
  * others: it is kept as a bad entry with its line number and the parser's

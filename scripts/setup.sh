@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   build-essential cmake pkg-config git clang-format cppcheck
   libcurl4-openssl-dev libnghttp2-dev libuv1-dev libjansson-dev libarchive-dev
-  libisal-dev libzstd-dev libssl-dev libcmocka-dev
+  libisal-dev libzstd-dev libssl-dev libpcre2-dev libcmocka-dev
   # serve: h2o (HTTP/1.1 and HTTP/2 on libuv) and libxcrypt (bcrypt)
   libh2o-dev libcrypt-dev
   # test lab and oracles

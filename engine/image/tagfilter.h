@@ -3,8 +3,8 @@
  * A repository entry of a mirror's LIST ("REPO:*" or "REPO:/REGEX/") and the
  * config's per-repository settings make one filter, applied to the tag list
  * in this order:
- *   regex    the tag must match (POSIX extended, anchored: the whole tag);
- *            none = every tag
+ *   regex    the tag must match (PCRE2: Perl, Python and Go's syntax;
+ *            anchored: the whole tag); none = every tag
  *   exclude  a tag matching any of these (anchored too) is dropped
  *   semver   the tag must be a version (semver.h) inside this range
  *   latest   keep only the N highest: by version when every tag left is a
@@ -27,16 +27,17 @@ typedef struct oc_tag_filter {
 
 typedef struct oc_tag_selector oc_tag_selector;
 
-/* Compile f; OC_E_USAGE naming a regex or range that does not parse. */
+/* Compile f; OC_E_USAGE naming a regex or range that does not parse (or a
+ * regex past the length and nesting bounds in tagfilter.c). */
 oc_tag_selector *oc_tag_selector_new(const oc_tag_filter *f, oc_error *err);
 void oc_tag_selector_free(oc_tag_selector *s);
 /* The tags selected, as indexes into tags in list order (*picked is
- * malloc'd; NULL when none). -1 only when out of memory. */
+ * malloc'd; NULL when none). -1 when out of memory, or OC_E_USAGE naming
+ * the regex and the tag when matching it passed the backtracking limit. */
 int oc_tag_selector_apply(const oc_tag_selector *s, const char *const *tags, size_t n,
                           size_t **picked, size_t *n_picked, oc_error *err);
 
-/* Does re compile as an anchored POSIX extended regex? (for config and LIST
- * checks) */
+/* Does re compile as a tag regex? (for config and LIST checks) */
 int oc_tag_regex_check(const char *re, oc_error *err);
 
 #endif

@@ -18,7 +18,7 @@
  *                                             // and per-repository referrers
  *       "docker.io/library/nginx": {          // [REGISTRY/]REPO as in LIST
  *         "semver": ">=1.24 <2",              // version range (image/semver.h)
- *         "exclude": ["[0-9.]+-alpine.*"],    // anchored POSIX EREs
+ *         "exclude": ["[0-9.]+-alpine.*"],    // anchored PCRE2 regexes
  *         "latest": 3,                        // keep the 3 highest
  *         "referrers": "required"             // as the registry's, for this repository
  *       }

@@ -234,8 +234,8 @@ OC_API int oc_fetch_start(oc_engine *e, const oc_fetch_options *o, oc_fetch_done
 /* ---- mirror: every entry of a list into one store, at once ------------------
  *
  * A list entry is [REGISTRY/]REPO(:TAG|@sha256:DIGEST), or a whole
- * repository: REPO:* (every tag) or REPO:/REGEX/ (the tags the POSIX
- * extended REGEX matches whole); the config file's "repositories" section
+ * repository: REPO:* (every tag) or REPO:/REGEX/ (the tags the PCRE2
+ * REGEX matches whole); the config file's "repositories" section
  * may narrow those by a semver range, exclude regexes and latest: N. A run
  * may take one shard of the list (shard_k of shard_n: the entries whose
  * reference hashes there, DESIGN.md 7.4), so N processes share one list,
