@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/image/limits.h"
@@ -28,6 +29,9 @@
 #define REFERRER_SUBJECT "org.occystrap.referrer.subject"
 #define MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MT_OCI_LAYER_TAR "application/vnd.oci.image.layer.v1.tar"
+/* how long a repository keeps serving, by digest, what it no longer
+ * reaches (layout.h, retire_seconds) */
+#define RETIRE_SECONDS_DEFAULT 3600
 
 typedef struct file_key {
     int exists;
@@ -42,6 +46,14 @@ typedef struct referrers {
     size_t n, cap;
 } referrers;
 
+/* What an earlier view of a repository reached and this one does not: a
+ * manifest (kept in the cache) or a blob (its location copied). */
+typedef struct retired {
+    const oc_srv_manifest *m;
+    oc_srv_blob blob;
+    uint64_t since; /* monotonic seconds: when a view first stopped reaching it */
+} retired;
+
 struct oc_srv_repo {
     char *name;
     oc_srv_tag *tags;
@@ -49,11 +61,13 @@ struct oc_srv_repo {
     oc_strmap *manifests; /* hex -> oc_srv_manifest (the cache's) */
     oc_strmap *blobs;     /* hex -> oc_srv_blob (static, or a rewritten manifest's) */
     oc_strmap *referrers; /* subject hex -> referrers */
+    oc_strmap *retired_manifests, *retired_blobs; /* hex -> retired */
 };
 
 struct oc_srv_layout {
     char *store, *index_path, *catalog_path, *blob_dir;
     int keep_host, allow_rewritten;
+    int retire_seconds; /* < 0: nothing is kept */
     oc_srv_log_fn log;
     void *log_opaque;
     int have_view;
@@ -340,6 +354,8 @@ static void repo_free(void *p)
     oc_strmap_free_with(r->manifests, NULL);
     oc_strmap_free_with(r->blobs, NULL);
     oc_strmap_free_with(r->referrers, referrers_free);
+    oc_strmap_free_with(r->retired_manifests, free);
+    oc_strmap_free_with(r->retired_blobs, free);
     free(r);
 }
 
@@ -351,6 +367,7 @@ static oc_srv_repo *repo_get(oc_strmap *repos, const char *name, oc_error *err)
     r = calloc(1, sizeof *r);
     if (r && (r->name = strdup(name)) && (r->manifests = oc_strmap_new(NULL)) &&
         (r->blobs = oc_strmap_new(NULL)) && (r->referrers = oc_strmap_new(NULL)) &&
+        (r->retired_manifests = oc_strmap_new(NULL)) && (r->retired_blobs = oc_strmap_new(NULL)) &&
         oc_strmap_put(repos, name, r, NULL) == 0)
         return r;
     repo_free(r);
@@ -836,6 +853,92 @@ static void prune_one(const char *key, void *value, void *opaque)
         p->failed = 1;
 }
 
+/* ---- retiring: a tag that moves does not break a pull under way ----
+ * A client resolves a tag to a digest, then fetches the manifest and its
+ * blobs by digest; registries keep serving those after the tag moves (until
+ * their garbage collection). A new view therefore keeps, in each repository
+ * that is still there, what the previous view reached and this one does
+ * not, for retire_seconds from when it stopped being reached: by digest only
+ * (no tag, no referrers list); a blob or an exact-bytes manifest only while
+ * its file is in the store. */
+
+typedef struct retiring {
+    oc_srv_layout *l;
+    oc_strmap *repos; /* the new view's */
+    oc_srv_repo *to;
+    uint64_t now;
+    int failed;
+} retiring;
+
+static uint64_t now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+/* Keep hex in rt->to's retired map unless it reaches it anyway or the
+ * entry is too old. */
+static void retire(retiring *rt, oc_strmap *into, const oc_strmap *reached, const char *hex,
+                   const oc_srv_manifest *m, const oc_srv_blob *blob, uint64_t since)
+{
+    if (oc_strmap_get(reached, hex) || oc_strmap_get(into, hex) ||
+        rt->now - since >= (uint64_t)rt->l->retire_seconds)
+        return;
+    retired *e = calloc(1, sizeof *e);
+    if (!e || oc_strmap_put(into, hex, e, NULL) != 0) {
+        free(e);
+        rt->failed = 1;
+        return;
+    }
+    e->m = m;
+    if (blob)
+        e->blob = *blob;
+    e->since = since;
+    if (m)
+        ((oc_srv_manifest *)m)->gen = rt->l->gen; /* kept in the cache */
+}
+
+static void retire_manifest(const char *hex, void *value, void *opaque)
+{
+    retiring *rt = opaque;
+    retire(rt, rt->to->retired_manifests, rt->to->manifests, hex, value, NULL, rt->now);
+}
+
+static void retire_blob(const char *hex, void *value, void *opaque)
+{
+    retiring *rt = opaque;
+    retire(rt, rt->to->retired_blobs, rt->to->blobs, hex, NULL, value, rt->now);
+}
+
+static void keep_retired_manifest(const char *hex, void *value, void *opaque)
+{
+    retiring *rt = opaque;
+    const retired *e = value;
+    retire(rt, rt->to->retired_manifests, rt->to->manifests, hex, e->m, NULL, e->since);
+}
+
+static void keep_retired_blob(const char *hex, void *value, void *opaque)
+{
+    retiring *rt = opaque;
+    const retired *e = value;
+    retire(rt, rt->to->retired_blobs, rt->to->blobs, hex, NULL, &e->blob, e->since);
+}
+
+/* an old view's repository into the new view's of the same name (one that
+ * is gone keeps nothing) */
+static void retire_repo(const char *name, void *value, void *opaque)
+{
+    retiring *rt = opaque;
+    const oc_srv_repo *old = value;
+    if (!(rt->to = oc_strmap_get(rt->repos, name)))
+        return;
+    oc_strmap_foreach(old->manifests, retire_manifest, rt);
+    oc_strmap_foreach(old->blobs, retire_blob, rt);
+    oc_strmap_foreach(old->retired_manifests, keep_retired_manifest, rt);
+    oc_strmap_foreach(old->retired_blobs, keep_retired_blob, rt);
+}
+
 static void file_key_of(const char *path, file_key *k)
 {
     struct stat st;
@@ -900,6 +1003,11 @@ int oc_srv_layout_refresh(oc_srv_layout *l, oc_error *err)
             *err = lerr;
         return -1;
     }
+    if (l->retire_seconds >= 0) {
+        retiring rt = {.l = l, .repos = v.repos, .now = now_seconds()};
+        oc_strmap_foreach(l->repos, retire_repo, &rt);
+        /* out of memory: some of it is not kept, nothing else is lost */
+    }
     oc_strmap_free_with(l->repos, repo_free);
     free(l->names);
     l->repos = v.repos;
@@ -952,6 +1060,7 @@ oc_srv_layout *oc_srv_layout_new(const oc_srv_layout_opts *o, oc_error *err)
     }
     l->keep_host = o->keep_host;
     l->allow_rewritten = o->allow_rewritten;
+    l->retire_seconds = o->retire_seconds ? o->retire_seconds : RETIRE_SECONDS_DEFAULT;
     l->log = o->log;
     l->log_opaque = o->log_opaque;
     if (!(l->store = strdup(o->store)) || !(l->index_path = join(o->store, "oci/index.json")) ||
@@ -1016,12 +1125,20 @@ const oc_srv_manifest *oc_srv_repo_tag(const oc_srv_repo *r, const char *tag)
 
 const oc_srv_manifest *oc_srv_repo_manifest(const oc_srv_repo *r, const char *hex)
 {
-    return oc_strmap_get(r->manifests, hex);
+    const oc_srv_manifest *m = oc_strmap_get(r->manifests, hex);
+    if (m)
+        return m;
+    const retired *e = oc_strmap_get(r->retired_manifests, hex);
+    return e ? e->m : NULL;
 }
 
 const oc_srv_blob *oc_srv_repo_blob(const oc_srv_repo *r, const char *hex)
 {
-    return oc_strmap_get(r->blobs, hex);
+    const oc_srv_blob *b = oc_strmap_get(r->blobs, hex);
+    if (b)
+        return b;
+    const retired *e = oc_strmap_get(r->retired_blobs, hex);
+    return e ? &e->blob : NULL;
 }
 
 const oc_srv_manifest *const *oc_srv_repo_referrers(const oc_srv_repo *r, const char *hex,

@@ -70,7 +70,7 @@ typedef struct oc_srv_manifest {
     char subject[OC_SHA256_HEX_LEN + 1]; /* "" when none */
     char *artifact_type;                 /* artifactType, else config.mediaType; or NULL */
     json_t *annotations;                 /* or NULL */
-    unsigned gen;                        /* the last view that reached it */
+    unsigned gen;                        /* the last view that reached or kept it */
 } oc_srv_manifest;
 
 typedef struct oc_srv_tag {
@@ -87,6 +87,10 @@ typedef struct oc_srv_layout_opts {
     const char *store;
     int keep_host;
     int allow_rewritten;
+    /* A repository keeps serving by digest, for this long, the manifests
+     * and blobs an earlier view reached and the current one does not (a
+     * pull that resolved a tag before it moved): 0 an hour, < 0 not at all */
+    int retire_seconds;
     oc_srv_log_fn log; /* warnings and notes about what is (not) served */
     void *log_opaque;
 } oc_srv_layout_opts;

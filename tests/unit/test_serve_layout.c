@@ -3,8 +3,9 @@
  * reached through an index (a missing child is simply absent), blobs only
  * where a served manifest names them, bytes that do not match their digest
  * never served, referrers, reloads when index.json is replaced (and a
- * broken one keeping the previous view), and a 0.2.0-only image served
- * rewritten only when allowed. */
+ * broken one keeping the previous view), what a moved tag named still
+ * served by digest for a while, and a 0.2.0-only image served rewritten
+ * only when allowed. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -80,6 +81,16 @@ static int teardown(void **state)
     oc_remove_tree(f->dir, &err);
     free(f);
     return 0;
+}
+
+static oc_srv_layout *open_layout_retiring(fixture *f, int retire_seconds)
+{
+    oc_srv_layout_opts o = {
+        .store = f->dir, .retire_seconds = retire_seconds, .log = on_log, .log_opaque = f};
+    oc_error err;
+    oc_srv_layout *l = oc_srv_layout_new(&o, &err);
+    assert_non_null(l);
+    return l;
 }
 
 static oc_srv_layout *open_layout(fixture *f, int allow_rewritten)
@@ -215,7 +226,71 @@ static void view(void **state)
     assert_non_null(oc_srv_repo_tag(x, "v2"));
     assert_null(oc_srv_repo_tag(x, "v1"));
     assert_null(oc_srv_layout_repo(f->l, "org/y"));
-    assert_null(oc_srv_repo_manifest(x, art));
+    /* what x no longer reaches is still served by digest (a pull under way) */
+    assert_non_null(oc_srv_repo_manifest(x, art));
+    oc_srv_repo_referrers(x, m1, &n);
+    assert_int_equal(n, 0);
+}
+
+/* A tag that moves: the old image's manifest and layer stay served by
+ * digest in that repository (not in another), across later views, until
+ * retire_seconds pass; with retire_seconds < 0 they go at once. */
+static void retired(void **state)
+{
+    fixture *f = *state;
+    char cfg[65], layers[3][65], ms[3][65];
+    size_t sizes[3];
+    blob(f, "{\"architecture\":\"amd64\",\"os\":\"linux\"}", cfg);
+    for (int i = 0; i < 3; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "layer %d", i);
+        blob(f, text, layers[i]);
+        snprintf(text, sizeof text,
+                 "{\"schemaVersion\":2,\"mediaType\":\"" MT_M "\",\"config\":{\"mediaType\":"
+                 "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:%s\","
+                 "\"size\":38},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1."
+                 "tar\",\"digest\":\"sha256:%s\",\"size\":7}]}",
+                 cfg, layers[i]);
+        blob(f, text, ms[i]);
+        sizes[i] = strlen(text);
+    }
+    static const char one[] = "{\"schemaVersion\":2,\"manifests\":[" DESC(
+        MT_M, "r/moving:latest") "," DESC(MT_M, "r/other:v1") "]}";
+    char index[4096];
+    oc_error err;
+    for (int pass = 0; pass < 3; pass++) {
+        static const int retire[] = {0, -1, 1};
+        f->l = open_layout_retiring(f, retire[pass]);
+        for (int i = 0; i < 3; i++) {
+            /* latest moves 0 -> 1 -> 2; r/other keeps image 2 */
+            snprintf(index, sizeof index, one, ms[i], sizes[i], ms[2], sizes[2]);
+            write_file(f->dir, "oci/index.json", index);
+            assert_int_equal(oc_srv_layout_refresh(f->l, &err), 1);
+            if (i == 1 && retire[pass] > 0)
+                sleep(2); /* image 0 retired at this view, image 1 two seconds later */
+        }
+        const oc_srv_repo *r = oc_srv_layout_repo(f->l, "r/moving");
+        const oc_srv_repo *other = oc_srv_layout_repo(f->l, "r/other");
+        assert_string_equal(oc_srv_repo_tag(r, "latest")->hex, ms[2]);
+        assert_null(oc_srv_repo_manifest(other, ms[0]));
+        assert_null(oc_srv_repo_blob(other, layers[1]));
+        if (retire[pass] == 0) { /* an hour: both earlier images */
+            for (int i = 0; i < 2; i++) {
+                assert_non_null(oc_srv_repo_manifest(r, ms[i]));
+                assert_non_null(oc_srv_repo_blob(r, layers[i]));
+            }
+        } else if (retire[pass] < 0) {
+            assert_null(oc_srv_repo_manifest(r, ms[0]));
+            assert_null(oc_srv_repo_blob(r, layers[1]));
+        } else { /* one second: image 0 retired two seconds ago is gone, image 1 stays */
+            assert_null(oc_srv_repo_manifest(r, ms[0]));
+            assert_null(oc_srv_repo_blob(r, layers[0]));
+            assert_non_null(oc_srv_repo_manifest(r, ms[1]));
+            assert_non_null(oc_srv_repo_blob(r, layers[1]));
+        }
+        oc_srv_layout_free(f->l);
+        f->l = NULL;
+    }
 }
 
 static void rewritten(void **state)
@@ -286,6 +361,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(view, setup, teardown),
         cmocka_unit_test_setup_teardown(rewritten, setup, teardown),
+        cmocka_unit_test_setup_teardown(retired, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
