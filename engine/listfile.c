@@ -155,7 +155,12 @@ int oc_list_parse(oc_list *list, const char *text, size_t len, const char *defau
         if (!entry)
             goto oom;
         entry->line = line;
-        entry->text = strndup(start + b, e - b < TEXT_SHOWN ? e - b : TEXT_SHOWN);
+        /* the entry as shown: cut at TEXT_SHOWN, and trimmed again after the
+         * cut (a long regex may have blanks inside) */
+        size_t shown = e - b < TEXT_SHOWN ? e - b : TEXT_SHOWN;
+        while (shown > 1 && is_blank(start[b + shown - 1]))
+            shown--;
+        entry->text = strndup(start + b, shown);
         if (!entry->text || parse_entry(entry, start + b, e - b, default_registry) != 0) {
             entry_free(entry);
             goto oom;
