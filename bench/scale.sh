@@ -109,6 +109,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT_STAMP" ] || [ ! -s "$REFS" ] ||
   say "pushed in $(($(date +%s) - t0)) s"
 else
   say "the lab already serves the $TOTAL images"
+  # the list names the registry it was pushed to; a restarted lab listens elsewhere
+  sed -i -E "s#^[^/]+/#$LAB_PLAIN/#" "$REFS"
 fi
 printf '{"registries": {"%s": {"insecure": true}}}\n' "$LAB_PLAIN" >"$TMP/config.json"
 ACCEPT="application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
