@@ -83,20 +83,14 @@ static int teardown(void **state)
     return 0;
 }
 
-static oc_srv_layout *open_layout_retiring(fixture *f, int retire_seconds)
+/* a layout of f's store; retire_seconds as in layout.h (0: the default) */
+static oc_srv_layout *open_layout(fixture *f, int allow_rewritten, int retire_seconds)
 {
-    oc_srv_layout_opts o = {
-        .store = f->dir, .retire_seconds = retire_seconds, .log = on_log, .log_opaque = f};
-    oc_error err;
-    oc_srv_layout *l = oc_srv_layout_new(&o, &err);
-    assert_non_null(l);
-    return l;
-}
-
-static oc_srv_layout *open_layout(fixture *f, int allow_rewritten)
-{
-    oc_srv_layout_opts o = {
-        .store = f->dir, .allow_rewritten = allow_rewritten, .log = on_log, .log_opaque = f};
+    oc_srv_layout_opts o = {.store = f->dir,
+                            .allow_rewritten = allow_rewritten,
+                            .retire_seconds = retire_seconds,
+                            .log = on_log,
+                            .log_opaque = f};
     oc_error err;
     oc_srv_layout *l = oc_srv_layout_new(&o, &err);
     assert_non_null(l);
@@ -112,7 +106,7 @@ static oc_srv_layout *open_layout(fixture *f, int allow_rewritten)
 static void view(void **state)
 {
     fixture *f = *state;
-    f->l = open_layout(f, 0);
+    f->l = open_layout(f, 0, 0);
     oc_error err;
     /* no index.json yet: an empty view */
     assert_int_equal(oc_srv_layout_refresh(f->l, &err), 1);
@@ -260,7 +254,7 @@ static void retired(void **state)
     oc_error err;
     for (int pass = 0; pass < 3; pass++) {
         static const int retire[] = {0, -1, 1};
-        f->l = open_layout_retiring(f, retire[pass]);
+        f->l = open_layout(f, 0, retire[pass]);
         for (int i = 0; i < 3; i++) {
             /* latest moves 0 -> 1 -> 2; r/other keeps image 2 */
             snprintf(index, sizeof index, one, ms[i], sizes[i], ms[2], sizes[2]);
@@ -320,7 +314,7 @@ static void rewritten(void **state)
                "{\"busybox\":{\"latest\":\"manifest-busybox-latest.json\"}}");
 
     oc_error err;
-    f->l = open_layout(f, 0);
+    f->l = open_layout(f, 0, 0);
     assert_int_equal(oc_srv_layout_refresh(f->l, &err), 1);
     assert_null(oc_srv_layout_repo(f->l, "library/busybox"));
     assert_non_null(strstr(f->log, "1 image of"));
@@ -331,7 +325,7 @@ static void rewritten(void **state)
     oc_srv_layout_free(f->l);
 
     f->log[0] = '\0';
-    f->l = open_layout(f, 1);
+    f->l = open_layout(f, 1, 0);
     assert_int_equal(oc_srv_layout_refresh(f->l, &err), 1);
     const oc_srv_repo *r = oc_srv_layout_repo(f->l, "library/busybox");
     assert_non_null(r);
