@@ -13,6 +13,7 @@
 #include "engine/store/oci_index.h"
 #include "engine/store/store_image.h"
 #include "engine/store/oci_layout.h"
+#include "engine/store/store_dirsync.h"
 #include "engine/emit_tar.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
@@ -50,8 +51,7 @@ static int write_config(oc_store *s, const oc_pulled_image *img, int exact, oc_e
     /* A 0.2.0 store holds a re-serialised config: replace it by the
      * registry's bytes. */
     if (!same_content(path, img->config_body, img->config_len))
-        rc =
-            oc_atomic_write_file(oc_store_run_dir(s), path, img->config_body, img->config_len, err);
+        rc = oc_store_put_small(s, path, img->config_body, img->config_len, err);
     /* the exact bytes: the same inode as its blob */
     if (rc == 0 && exact)
         rc = oc_store_oci_link(s, img->config_hex, path, img->config_len, err);
@@ -155,7 +155,7 @@ static int write_manifest_file(oc_store *s, const oc_pulled_image *img, const oc
             text = nl;
             text[len] = '\n';
             text[len + 1] = '\0';
-            rc = oc_atomic_write_file(oc_store_run_dir(s), path, text, len + 1, err);
+            rc = oc_store_put_small(s, path, text, len + 1, err);
         }
     }
     free(text);

@@ -42,6 +42,7 @@
 #include "engine/store/oci_index.h"
 #include "engine/store/oci_layout.h"
 #include "engine/store/store.h"
+#include "engine/store/store_dirsync.h"
 #include "engine/store_put.h"
 #include "io/atomicfile.h"
 #include "io/digest.h"
@@ -1502,6 +1503,8 @@ int oc_mirror_start(oc_engine *e, const oc_mirror_options *o, oc_mirror_done_cb 
         run_fail(run, run->jr.err.code == OC_E_USAGE || run->jr.err.code == OC_E_FORMAT);
         return 0;
     }
+    /* the group commit makes the names of each batch durable at once */
+    oc_store_defer_dir_syncs(run->store);
     int r = try_mirror_lock(run);
     if (r < 0) {
         run_fail(run, run->jr.err.code == OC_E_USAGE || run->jr.err.code == OC_E_FORMAT);

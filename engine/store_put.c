@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine/store/oci_layout.h"
+#include "engine/store/store_dirsync.h"
 #include "io/atomicfile.h"
 
 int oc_store_put_layer(oc_store *s, const oc_pulled_layer *l, const char *tmp_path,
@@ -45,7 +46,8 @@ int oc_store_put_layer(oc_store *s, const oc_pulled_layer *l, const char *tmp_pa
         oc_error_errno(err, errno, "move layer %s into %s", l->digest, final);
         goto out;
     }
-    if (oc_fsync_dir(ldir, err) != 0 || (created && oc_fsync_dir(oc_store_dir(s), err) != 0))
+    if (oc_fsync_dir(ldir, err) != 0 ||
+        (created && oc_store_name_placed(s, oc_store_dir(s), err) != 0))
         goto out;
     oc_store_crash_point("layer-placed");
     oc_blob_mark m;

@@ -110,7 +110,8 @@ int oc_atomic_write(oc_atomic_file *f, const void *data, size_t len, oc_error *e
     return 0;
 }
 
-int oc_atomic_commit(oc_atomic_file *f, oc_error *err)
+/* fsync, close, rename; then the directory's fsync when sync_dir. */
+static int commit(oc_atomic_file *f, int sync_dir, oc_error *err)
 {
     if (f->fd < 0 || !f->tmp_path || !f->final_path) {
         oc_error_set(err, OC_E_USAGE, "commit %s: file is not open",
@@ -140,6 +141,10 @@ int oc_atomic_commit(oc_atomic_file *f, oc_error *err)
     /* The file is in place now; only its durability is in question below. */
     free(f->tmp_path);
     f->tmp_path = NULL;
+    if (!sync_dir) {
+        atomic_clear(f);
+        return 0;
+    }
     char *dir = dir_name(f->final_path);
     if (!dir) {
         oc_error_set(err, OC_E_NOMEM, "fsync directory of %s: out of memory", f->final_path);
@@ -150,6 +155,11 @@ int oc_atomic_commit(oc_atomic_file *f, oc_error *err)
     free(dir);
     atomic_clear(f);
     return rc;
+}
+
+int oc_atomic_commit(oc_atomic_file *f, oc_error *err)
+{
+    return commit(f, 1, err);
 }
 
 void oc_atomic_abort(oc_atomic_file *f)
@@ -268,8 +278,8 @@ int oc_mkdirs(const char *path, oc_error *err)
     return rc;
 }
 
-int oc_atomic_write_file(const char *tmp_dir, const char *final_path, const void *data, size_t len,
-                         oc_error *err)
+static int write_file(const char *tmp_dir, const char *final_path, const void *data, size_t len,
+                      int sync_dir, oc_error *err)
 {
     oc_atomic_file f;
     if (oc_atomic_open(&f, tmp_dir, final_path, err) != 0)
@@ -278,7 +288,19 @@ int oc_atomic_write_file(const char *tmp_dir, const char *final_path, const void
         oc_atomic_abort(&f);
         return -1;
     }
-    return oc_atomic_commit(&f, err);
+    return commit(&f, sync_dir, err);
+}
+
+int oc_atomic_write_file(const char *tmp_dir, const char *final_path, const void *data, size_t len,
+                         oc_error *err)
+{
+    return write_file(tmp_dir, final_path, data, len, 1, err);
+}
+
+int oc_atomic_write_file_entry_later(const char *tmp_dir, const char *final_path, const void *data,
+                                     size_t len, oc_error *err)
+{
+    return write_file(tmp_dir, final_path, data, len, 0, err);
 }
 
 char *oc_read_file(const char *path, size_t max, size_t *len, oc_error *err)

@@ -42,6 +42,12 @@ int oc_mkdirs(const char *path, oc_error *err);
 /* Write a whole small file atomically. */
 int oc_atomic_write_file(const char *tmp_dir, const char *final_path, const void *data, size_t len,
                          oc_error *err);
+/* The same without the directory's fsync: the bytes are durable and the name
+ * is in place, but the name is not yet durable. For callers that fsync the
+ * directory once for many files (oc_fsync_dir) before anything depends on
+ * the names. */
+int oc_atomic_write_file_entry_later(const char *tmp_dir, const char *final_path, const void *data,
+                                     size_t len, oc_error *err);
 /* Read a whole small file (NUL-terminated; len may be NULL); max bounds it. */
 char *oc_read_file(const char *path, size_t max, size_t *len, oc_error *err);
 

@@ -1,6 +1,7 @@
 /* catalog_batch.c - catalog.json in memory, written in batches (see
  * catalog_batch.h). */
 #include "engine/store/catalog_batch.h"
+#include "engine/store/store_dirsync.h"
 #include "io/grow.h"
 
 #include <errno.h>
@@ -290,6 +291,9 @@ int oc_catalog_batch_flush(oc_catalog_batch *b, oc_error *err)
 {
     if (b->n_q == 0 && b->n_oq == 0)
         return 0;
+    /* what the catalog and index.json are about to name, durable first */
+    if (oc_store_sync_dirs(b->s, err) != 0)
+        return -1;
     int fd = oc_store_catalog_lock(b->s, err);
     if (fd < 0)
         return -1;

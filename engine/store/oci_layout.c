@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/store/store_dirsync.h"
 #include "io/atomicfile.h"
 #include "io/fsutil.h"
 
@@ -101,7 +102,7 @@ static int fsync_blobs(oc_store *s, oc_error *err)
     char *dir = oc_store_path(s, OC_STORE_OCI_BLOBS);
     if (!dir)
         return oom(err);
-    int rc = oc_fsync_dir(dir, err);
+    int rc = oc_store_name_placed(s, dir, err);
     free(dir);
     return rc;
 }
@@ -140,7 +141,7 @@ int oc_store_oci_put_bytes(oc_store *s, const char *hex, const void *data, size_
     char *final = oc_store_oci_blob_path(s, hex);
     if (!final)
         return oom(err);
-    int rc = oc_atomic_write_file(oc_store_run_dir(s), final, data, len, err);
+    int rc = oc_store_put_small(s, final, data, len, err);
     free(final);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* store.c - a merged store on disk: locks, scratch, markers, catalog,
  * lookup (see store.h for the layout and the rules). */
 #include "engine/store/store.h"
+#include "engine/store/store_dirsync.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +40,7 @@ struct oc_store {
     /* marks is shared with the pipeline's io threads, which place layers
      * (oc_store_put_layer) while the loop thread looks markers up */
     pthread_mutex_t marks_lock;
+    int defer_dir_syncs; /* store_dirsync.h; set before the io threads start */
 };
 
 static void marks_lock(const oc_store *s)
@@ -111,6 +113,16 @@ int oc_store_replace_file(oc_store *s, const char *path, const char *text, size_
         return -1;
     }
     return 0;
+}
+
+void oc_store_defer_dir_syncs(oc_store *s)
+{
+    s->defer_dir_syncs = 1;
+}
+
+int oc_store_dir_syncs_deferred(const oc_store *s)
+{
+    return s->defer_dir_syncs;
 }
 
 /* ---- opening ---- */
@@ -543,7 +555,7 @@ int oc_store_mark_write(oc_store *s, const char *hex, oc_blob_mark *m, oc_error 
     if (!text || !path)
         oc_error_set(err, OC_E_NOMEM, "out of memory");
     else
-        rc = oc_atomic_write_file(s->run_dir, path, text, strlen(text), err);
+        rc = oc_store_put_small(s, path, text, strlen(text), err);
     free(text);
     free(path);
     if (rc == 0)

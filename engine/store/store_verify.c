@@ -96,15 +96,19 @@ static void check_manifests(vctx *v, const oc_catalog *listed)
         }
         free(path);
         const oc_store_image *si = &v->images[i];
-        if (listed && !v->listed[i])
+        int unlisted = listed && !v->listed[i];
+        if (unlisted)
             oc_verify_say(&v->out, OC_VERIFY_NOTE, name, "not listed in catalog.json");
+        /* an unlisted image is a write the catalog never committed: a power
+         * cut may have taken the names of its files (store_dirsync.h), and
+         * the next mirror fetches what it lacks */
+        oc_verify_finding lacks = unlisted ? OC_VERIFY_NOTE : OC_VERIFY_DAMAGED;
         if (oc_store_entries_find(v->e.configs, v->e.n_configs, si->config_hex) < 0)
-            oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "its config %s is missing", si->config);
+            oc_verify_say(&v->out, lacks, name, "its config %s is missing", si->config);
         for (size_t l = 0; l < si->n_layers; l++) {
             long k = oc_store_entries_find(v->e.layers, v->e.n_layers, si->layer_hex[l]);
             if (k < 0)
-                oc_verify_say(&v->out, OC_VERIFY_DAMAGED, name, "its layer %s is missing",
-                              si->layers[l]);
+                oc_verify_say(&v->out, lacks, name, "its layer %s is missing", si->layers[l]);
             else
                 v->referenced[k] = 1;
         }

@@ -1,0 +1,48 @@
+/* store_dirsync.c - durable names in the store's shared directories (see
+ * store_dirsync.h). */
+#include "engine/store/store_dirsync.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "engine/store/oci_layout.h"
+#include "io/atomicfile.h"
+
+int oc_store_name_placed(oc_store *s, const char *dir, oc_error *err)
+{
+    return oc_store_dir_syncs_deferred(s) ? 0 : oc_fsync_dir(dir, err);
+}
+
+int oc_store_put_small(oc_store *s, const char *path, const void *data, size_t len, oc_error *err)
+{
+    const char *run = oc_store_run_dir(s);
+    if (!run) {
+        oc_error_set(err, OC_E_USAGE, "write %s: the store is not open to write", path);
+        return -1;
+    }
+    return oc_store_dir_syncs_deferred(s)
+               ? oc_atomic_write_file_entry_later(run, path, data, len, err)
+               : oc_atomic_write_file(run, path, data, len, err);
+}
+
+int oc_store_sync_dirs(oc_store *s, oc_error *err)
+{
+    if (!oc_store_dir_syncs_deferred(s))
+        return 0;
+    static const char *const shared[] = {"", OC_STORE_OCI_BLOBS, ".occystrap/blobs"};
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++) {
+        char *dir = *shared[i] ? oc_store_path(s, shared[i]) : NULL;
+        const char *d = *shared[i] ? dir : oc_store_dir(s);
+        if (!d) {
+            oc_error_set(err, OC_E_NOMEM, "out of memory");
+            return -1;
+        }
+        struct stat st;
+        int rc = stat(d, &st) != 0 && errno == ENOENT ? 0 : oc_fsync_dir(d, err);
+        free(dir);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
