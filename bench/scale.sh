@@ -15,11 +15,18 @@
 # 4. for each size: occystrap mirror into a fresh store (first run), the same again (the
 #    no-op rerun), and `curl --parallel --parallel-max C -I` of the same manifests with the
 #    same Accept header (the limit: C = the per-registry cap, 8), these two alternated R
-#    times (default 3); for 1,000 also
-#    `skopeo sync` into dir: (the peer, first run only: it has no incremental mode for dir:)
+#    times (default 3); after all reps, for 1,000,
+#    `skopeo sync` into dir: (the peer, first run only: it has no incremental mode for dir:).
+#    Nothing is deleted between timed runs: a used store is moved aside and all are
+#    removed at the end. On ext4 without a journal, files created within a minute of
+#    many deletions are slow to allocate (the kernel skips each recently freed inode
+#    in turn), which added up to 1.4 s of system time to whichever run followed the
+#    removal of the previous store. skopeo, which deletes its temporaries as it goes,
+#    runs after the occystrap runs for that reason.
 # 5. prints a table (wall, CPU, peak RSS; medians of N reps) and the ratios
 #    t(10,000)/t(1,000) and rerun/curl, and writes bench/out/scale.csv and scale.md.
-# Nothing is asserted: the exit status is 0 unless the harness fails.
+# Nothing is asserted: the exit status is 0 unless the harness fails. OCCY_BENCH_SETTLE
+# (seconds, default 65) is the wait before the first timed run, for the same reason.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -37,7 +44,7 @@ while [ $# -gt 0 ]; do
     --reps) REPS=$2; shift 2 ;;
     --reruns) RERUNS=$2; shift 2 ;;
     --sizes) SIZES=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: bash bench/scale.sh [--reps N] [--reruns R] [--sizes \"1000 10000\"]" >&2; exit 2 ;;
   esac
 done
@@ -138,13 +145,26 @@ timed() {
   fi
 }
 
+# set_aside DIR: move DIR (when there) into $TMP/aside, removed at the end
+set_aside() {
+  [ -e "$1" ] || return 0
+  mkdir -p "$TMP/aside"
+  mv "$1" "$(mktemp -u "$TMP/aside/$(basename "$1").XXXXXX")"
+}
+
+# whatever deleted files before the bench (a test run, a previous bench) is a
+# minute past before the first timed run (see the top)
+SETTLE=${OCCY_BENCH_SETTLE:-65}
+say "settling for $SETTLE s (OCCY_BENCH_SETTLE) after the deletions before the bench"
+sync
+sleep "$SETTLE"
 echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ) nproc=$(nproc) load_before=$(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/scale-meta.txt"
 for rep in $(seq 1 "$REPS"); do
   for n in $SIZES; do
     head -n "$n" "$REFS" >"$TMP/list-$n.txt"
     sed -E "s#^([^/]+)/(.*):([^:]+)\$#url = \"http://\\1/v2/\\2/manifests/\\3\"#" "$TMP/list-$n.txt" \
       >"$TMP/curl-$n.cfg"
-    rm -rf "$TMP/store"
+    set_aside "$TMP/store"
     timed "$n" occystrap first "$rep" "$OCCY" --config "$TMP/config.json" --progress none -q \
       --json-file "$TMP/first-$n.json" mirror "$TMP/list-$n.txt" "$TMP/store"
     # the rerun and the limit, alternated RERUNS times (medians): on a shared machine one
@@ -155,7 +175,12 @@ for rep in $(seq 1 "$REPS"); do
       timed "$n" curl heads "$rep.$r" curl -sS --parallel --parallel-max "$CONC" -I \
         -H "Accept: $ACCEPT" -K "$TMP/curl-$n.cfg" -o /dev/null
     done
-    rm -rf "$TMP/store"
+    set_aside "$TMP/store"
+  done
+done
+# the peer, after every occystrap run (see the top)
+for rep in $(seq 1 "$REPS"); do
+  for n in $SIZES; do
     if [ "$n" -le 1000 ]; then
       "$PY" - "$TMP/list-$n.txt" "$LAB_PLAIN" >"$TMP/sync-$n.yaml" <<'PYEOF'
 import sys
@@ -168,14 +193,16 @@ print("%s:\n  tls-verify: false\n  images:" % reg)
 for name, tags in repos.items():
     print("    %s: [%s]" % (name, ", ".join('"%s"' % t for t in tags)))
 PYEOF
-      rm -rf "$TMP/sync" && mkdir -p "$TMP/skopeo-tmp"
+      set_aside "$TMP/sync" && mkdir -p "$TMP/skopeo-tmp"
       timed "$n" skopeo first "$rep" skopeo --tmpdir "$TMP/skopeo-tmp" --policy "$POLICY" sync \
         --src yaml --dest dir "$TMP/sync-$n.yaml" "$TMP/sync"
-      rm -rf "$TMP/sync" "$TMP/skopeo-tmp"
+      set_aside "$TMP/sync"
+      set_aside "$TMP/skopeo-tmp"
     fi
   done
 done
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/scale-meta.txt"
+rm -rf "$TMP/aside"
 
 # --- report: medians, ratios
 "$PY" - "$RAW" "$OUT/scale.csv" "$OUT/scale.md" "$OUT/scale-meta.txt" <<'PYEOF'
