@@ -11,7 +11,7 @@
 # marker, its exact-bytes blob). Then:
 #   - verify exits 0: the unlisted image and its missing config are notes,
 #     not damage (an image the catalog lists and lacks a file stays damage:
-#     checked last);
+#     checked last); verify --repair does not list the incomplete image;
 #   - a rerun exits 0, fetches the image again and lists it; verify finds
 #     nothing to note; recreate-image gives a tarball check_tarball accepts.
 source "$(dirname "$0")/lib/common.sh"
@@ -45,7 +45,10 @@ rc=0
 grep -q "$mf.*not listed in catalog.json" verify1.out || fail "verify does not note $mf as unlisted: $(cat verify1.out)"
 grep -q "$mf.*its config $cfg is missing" verify1.out ||
   fail "verify does not note the missing config: $(cat verify1.out)"
-ok "after a cut that took an unlisted image's config: verify exits 0 and notes both"
+# --repair lists only complete images: this one stays unlisted
+"$OCCYSTRAP" verify --repair "$S" >repair.out 2>&1 || fail "verify --repair after the cut: $(head -5 repair.out)"
+[ "$(entries "$S")" = 0 ] || fail "verify --repair listed an image without its config: $(cat "$S/catalog.json")"
+ok "after a cut that took an unlisted image's config: verify exits 0 and notes both, --repair lists nothing"
 
 # 3. the rerun fetches it again and lists every image
 mirror list.txt "$S" 2>rerun.err || fail "rerun: $(tail -3 rerun.err)"
