@@ -26,20 +26,27 @@ int oc_store_put_small(oc_store *s, const char *path, const void *data, size_t l
                : oc_atomic_write_file(run, path, data, len, err);
 }
 
+/* fsync dir, unless it was never made (nothing placed in it to sync). */
+static int sync_if_there(const char *dir, oc_error *err)
+{
+    struct stat st;
+    return stat(dir, &st) != 0 && errno == ENOENT ? 0 : oc_fsync_dir(dir, err);
+}
+
 int oc_store_sync_dirs(oc_store *s, oc_error *err)
 {
     if (!oc_store_dir_syncs_deferred(s))
         return 0;
-    static const char *const shared[] = {"", OC_STORE_OCI_BLOBS, ".occystrap/blobs"};
-    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++) {
-        char *dir = *shared[i] ? oc_store_path(s, shared[i]) : NULL;
-        const char *d = *shared[i] ? dir : oc_store_dir(s);
-        if (!d) {
+    if (sync_if_there(oc_store_dir(s), err) != 0)
+        return -1;
+    static const char *const under[] = {OC_STORE_OCI_BLOBS, ".occystrap/blobs"};
+    for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+        char *dir = oc_store_path(s, under[i]);
+        if (!dir) {
             oc_error_set(err, OC_E_NOMEM, "out of memory");
             return -1;
         }
-        struct stat st;
-        int rc = stat(d, &st) != 0 && errno == ENOENT ? 0 : oc_fsync_dir(d, err);
+        int rc = sync_if_there(dir, err);
         free(dir);
         if (rc != 0)
             return -1;

@@ -58,15 +58,11 @@ mirror list.txt "$S" 2>rerun.err || fail "rerun: $(tail -3 rerun.err)"
 "$OCCYSTRAP" verify "$S" >verify2.out 2>&1 || fail "verify after the rerun: $(head -5 verify2.out)"
 ! grep -q "not listed\|missing" verify2.out || fail "verify after the rerun still notes: $(cat verify2.out)"
 ref=$(head -1 list.txt)
-name=${ref%:*}
-tag=${ref##*:}
-name=${name#"$LAB_PLAIN"/}
-expect_status 0 "$OCCYSTRAP" recreate-image "$S" "$LAB_PLAIN/$name" "$tag" "$WORK_DIR/img.tar"
+expect_status 0 "$OCCYSTRAP" recreate-image "$S" "${ref%:*}" "${ref##*:}" "$WORK_DIR/img.tar"
 ok "the rerun fetched the lost config again, listed all 3 images, and verify is clean"
 
 # 4. a listed image that lacks its config is damage, as before
-cfg0=$(jq -r '.[0].Config' "$S/$mf")
-rm -f "$S/$cfg0"
+rm -f "$S/$cfg" # $mf's config again, listed now
 rc=0
 "$OCCYSTRAP" verify "$S" >verify3.out 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "verify passes a listed image whose config is gone: $(cat verify3.out)"
