@@ -1,15 +1,28 @@
 /* blobpipe.c - per-blob pipeline on worker strands (see blobpipe.h).
  *
  * Strands of a blob, and their pools:
- *   cpu pool  digest   SHA-256 of the compressed bytes
- *             inflate  the decoder, writing into output buffers it borrows
- *             tarhash  SHA-256 of the tar
+ *   cpu pool  inflate  the decoder, writing into output buffers it borrows
+ *             hash     SHA-256 of the compressed bytes and of the tar
  *   io pool   write    the tar into its file (oc_outfile: direct I/O or
  *                      writeback as it goes)
  *             keep     the compressed bytes into the partial file, if kept
- * An input chunk is read by digest, inflate (and keep) at once; an output
- * buffer by tarhash and write at once; each returns to its blob's free list
- * when its last reader is done (a reference count). Nothing in the cpu pool
+ * An input chunk is read by inflate (and keep) at once, then by hash; an
+ * output buffer by hash and write at once; each returns to its blob's free
+ * list when its last reader is done (a reference count).
+ *
+ * Both hashes are on one strand so that they can run together: SHA-256 is a
+ * chain whose single stream leaves most of the core's SHA unit idle, and two
+ * streams interleaved (oc_sha256_update_pair) take little more time than
+ * one. The inflate strand hands each input chunk on to the hash strand when
+ * it has decoded it, so a chunk reaches the hash strand after the tar it
+ * became; the hash strand holds the newest chunk (one at most) and hashes it
+ * together with the tar buffers that come next, and alone when anything
+ * else comes first. Holding one chunk cannot stall the blob: a paused loop
+ * is woken by the next chunk that comes back, and when the held one is the
+ * only chunk out, the loop posts a flush to the hash strand, which hashes
+ * it alone and gives it back (a chunk is never held as the only one out of
+ * a paused loop's pool: both are decided under p->lock). Nothing in
+ * the cpu pool
  * ever blocks: when no output buffer is free, the inflate task parks (its
  * strand waits, the worker goes on with other strands) and the release of a
  * buffer unparks it. So a slow disk holds back only its blob's inflation,
@@ -18,10 +31,11 @@
  *
  * Ownership and locking:
  *   loop thread     p->filling, p->received, submitting chunks and controls
- *   digest strand   p->h_comp, p->comp_bytes, res.compressed_*
  *   inflate strand  p->inf, p->stream_*, p->lent, res.comp/stream_*; posts
- *                   output buffers and controls to tarhash and write
- *   tarhash strand  p->h_tar, p->hashed, res.diff_*
+ *                   output buffers and controls to hash and write, and
+ *                   passes input chunks on to hash
+ *   hash strand     p->h_comp, p->comp_bytes, p->gz_held, res.compressed_*,
+ *                   p->h_tar, p->hashed, res.diff_*
  *   write strand    p->fd, p->of, p->written
  *   keep strand     p->partial_fd, p->kf, p->keep_at
  *   p->lock         free lists, allocation counts, paused, inflate_waits,
@@ -97,7 +111,7 @@ struct oc_blobpipe_ctx {
     uv_async_t async;
     void (*closed)(void *opaque); /* oc_blobpipe_ctx_close's callback */
     void *closed_opaque;
-    oc_workq *pool_cpu; /* digest, inflate and tarhash strands */
+    oc_workq *pool_cpu; /* inflate and hash strands */
     oc_workq *pool_io;  /* write and keep strands */
     size_t chunk_size;
     int in_chunks;
@@ -121,7 +135,7 @@ struct oc_blobpipe {
     int taken;
     int no_sync;
     oc_blobpipe_cbs cbs;
-    oc_strand s_digest, s_inflate, s_hash, s_write, s_keep;
+    oc_strand s_inflate, s_hash, s_write, s_keep;
     size_t cap;     /* input chunk size */
     size_t out_cap; /* output buffer size */
     int keeping;    /* the keep strand reads the input chunks (fixed by the first post) */
@@ -146,6 +160,10 @@ struct oc_blobpipe {
     int local_failed;
     oc_error local_err;
     int released;
+    int in_flight;    /* pooled input chunks posted and not yet back */
+    int gz_holding;   /* the hash strand holds a chunk (gz_held) */
+    int flush_posted; /* t_flush is posted: a paused loop wants it back */
+    oc_task t_flush;
 
     /* ctx->lock */
     int ev_flags;
@@ -155,7 +173,9 @@ struct oc_blobpipe {
     /* strands */
     oc_sha256 *h_comp;
     uint64_t comp_bytes;
-    int partial_fd; /* compressed bytes kept for a later run (keep strand), or -1 */
+    in_chunk *gz_held; /* hash strand: a chunk waiting for tar to hash with */
+    size_t gz_held_at; /* its bytes hashed so far */
+    int partial_fd;    /* compressed bytes kept for a later run (keep strand), or -1 */
     char *partial_path;
     oc_outfile kf; /* keep strand: how partial_fd is written */
     int kf_ready;
@@ -206,13 +226,21 @@ static void pipe_destroy(oc_blobpipe *p)
 {
     live_drop(p->ctx);
     if (!p->ctx->closing) { /* when closing, the pools have been joined */
-        oc_strand_wait_idle(&p->s_digest);
         oc_strand_wait_idle(&p->s_inflate);
         oc_strand_wait_idle(&p->s_hash);
         oc_strand_wait_idle(&p->s_write);
         oc_strand_wait_idle(&p->s_keep);
     }
-    oc_inflater_free(p->inf); /* gives back the buffer it holds */
+    oc_inflater_free(p->inf);                    /* gives back the buffer it holds */
+    if (p->gz_held && --p->gz_held->refs == 0) { /* a released pipe's */
+        if (p->gz_held->pooled) {
+            p->gz_held->next_free = p->free_in;
+            p->free_in = p->gz_held;
+        } else {
+            free(p->gz_held->buf);
+            free(p->gz_held);
+        }
+    }
     free_chunks(p->free_in);
     if (p->filling) { /* its next_free is stale */
         p->filling->next_free = NULL;
@@ -349,7 +377,7 @@ static int has_local_failure(oc_blobpipe *p)
     return f;
 }
 
-/* One of the strands that report at the end (digest, tarhash, write, keep)
+/* One of the strands that report at the end (hash twice, write, keep)
  * is done with finish (n of them at once). */
 static void finish_refs_done(oc_blobpipe *p, int n)
 {
@@ -370,6 +398,7 @@ static void chunk_put(in_chunk *c)
     pthread_mutex_lock(&p->lock);
     if (--c->refs == 0) {
         if (c->pooled) {
+            p->in_flight--;
             c->next_free = p->free_in;
             p->free_in = c;
             if (p->paused) {
@@ -387,7 +416,7 @@ static void chunk_put(in_chunk *c)
 }
 
 /* A strand's task is done with its input chunk (and, with finished, the
- * strand with the finish): the end of run_digest, run_inflate, run_keep. */
+ * strand with the finish): the end of run_digest and run_keep. */
 static void chunk_done(oc_blobpipe *p, in_chunk *c, int finished)
 {
     chunk_put(c);
@@ -396,7 +425,7 @@ static void chunk_done(oc_blobpipe *p, in_chunk *c, int finished)
     task_end(p);
 }
 
-/* ---- output buffers: inflate lends them, tarhash and write read them ---- */
+/* ---- output buffers: inflate lends them, hash and write read them ---- */
 
 static void out_put(out_buf *o)
 {
@@ -504,7 +533,7 @@ static int lend_get(void *opaque, unsigned char **buf, size_t *cap, oc_error *er
     return 0;
 }
 
-/* A filled buffer: to tarhash and write at once (unless it takes the
+/* A filled buffer: to hash and write at once (unless it takes the
  * shared budget beyond its bound). */
 static int lend_put(void *opaque, unsigned char *buf, size_t len, oc_error *err)
 {
@@ -538,7 +567,9 @@ static void lend_drop(void *opaque, unsigned char *buf)
     out_put(o);
 }
 
-/* ---- tarhash strand ---- */
+/* ---- hash strand: the tar ---- */
+
+static void gz_held_release(oc_blobpipe *p);
 
 static void run_hash(oc_task *t)
 {
@@ -547,7 +578,19 @@ static void run_hash(oc_task *t)
     switch (o->kind) {
     case MSG_DATA:
         if (!has_local_failure(p)) {
-            oc_sha256_update(p->h_tar, o->buf, o->len);
+            in_chunk *g = p->gz_held;
+            if (g) { /* with as much of the held chunk */
+                size_t take = g->len - p->gz_held_at;
+                take = take < o->len ? take : o->len;
+                oc_sha256_update_pair(p->h_tar, o->buf, o->len, p->h_comp, g->buf + p->gz_held_at,
+                                      take);
+                p->comp_bytes += take;
+                p->gz_held_at += take;
+                if (p->gz_held_at == g->len)
+                    gz_held_release(p);
+            } else {
+                oc_sha256_update(p->h_tar, o->buf, o->len);
+            }
             p->hashed += o->len;
         }
         break;
@@ -664,7 +707,7 @@ static void run_write(oc_task *t)
 
 /* ---- replaying a partial file ---- */
 
-/* The digest strand hashes the first n bytes of the partial file, as if
+/* The hash strand hashes the first n bytes of the partial file, as if
  * they had just arrived (the inflate strand reads them itself, below; the
  * page cache serves both). */
 static void replay_digest(oc_blobpipe *p, uint64_t n)
@@ -796,33 +839,89 @@ static void run_inflate(oc_task *t)
         pthread_mutex_unlock(&p->lock);
         if (post_out_control(p, MSG_FINISH) != 0) {
             local_fail_nomem(p);
-            finish_refs_done(p, 2); /* for tarhash and write */
+            finish_refs_done(p, 2); /* for the tar's hash and write */
         }
         break;
     }
     }
-    chunk_done(p, c, 0);
+    /* on to the hash strand, after the tar it became; this task's reference
+     * to the chunk, and its count in pending, pass to that task */
+    oc_strand_post(&p->s_hash, &c->t_digest);
 }
 
-/* ---- digest strand ---- */
+/* ---- hash strand: the compressed bytes ---- */
+
+/* The hash strand gives the held chunk back (it is hashed, or needs not be). */
+static void gz_held_release(oc_blobpipe *p)
+{
+    in_chunk *g = p->gz_held;
+    p->gz_held = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->gz_holding = 0;
+    pthread_mutex_unlock(&p->lock);
+    chunk_put(g);
+}
+
+/* What is left of the held chunk, hashed alone; the chunk is given back. */
+static void gz_held_flush(oc_blobpipe *p)
+{
+    in_chunk *g = p->gz_held;
+    if (!g)
+        return;
+    oc_sha256_update(p->h_comp, g->buf + p->gz_held_at, g->len - p->gz_held_at);
+    p->comp_bytes += g->len - p->gz_held_at;
+    gz_held_release(p);
+}
+
+/* Posted by a loop that paused while a chunk was held: the chunk may be the
+ * one it waits for, so it is hashed alone now. */
+static void run_flush(oc_task *t)
+{
+    oc_blobpipe *p = (oc_blobpipe *)((char *)t - offsetof(oc_blobpipe, t_flush));
+    pthread_mutex_lock(&p->lock);
+    p->flush_posted = 0;
+    pthread_mutex_unlock(&p->lock);
+    gz_held_flush(p);
+    task_end(p);
+}
 
 static void run_digest(oc_task *t)
 {
     in_chunk *c = (in_chunk *)((char *)t - offsetof(in_chunk, t_digest));
     oc_blobpipe *p = c->p;
     switch (c->kind) {
-    case MSG_DATA:
+    case MSG_DATA: {
+        gz_held_flush(p);
+        /* held for the tar buffers that come next, unless the loop waits
+         * for chunks and this is the last one out (nothing else would come
+         * back to wake it); a loop that pauses later with only the held
+         * chunk out sees that under the same lock and posts t_flush */
+        pthread_mutex_lock(&p->lock);
+        int hold = p->in_max >= 2 && c->len > 0 && !(p->paused && p->in_flight <= 1);
+        p->gz_holding = hold;
+        pthread_mutex_unlock(&p->lock);
+        if (hold) {
+            p->gz_held = c;
+            p->gz_held_at = 0;
+            task_end(p);
+            return;
+        }
         oc_sha256_update(p->h_comp, c->buf, c->len);
         p->comp_bytes += c->len;
         break;
+    }
     case MSG_RESET:
+        if (p->gz_held) /* no need to hash it: the stream starts over */
+            gz_held_release(p);
         oc_sha256_reset(p->h_comp);
         p->comp_bytes = 0;
         break;
     case MSG_PRELOAD:
+        gz_held_flush(p);
         replay_digest(p, c->preload);
         break;
     case MSG_FINISH:
+        gz_held_flush(p);
         oc_sha256_final_hex(p->h_comp, p->res.compressed_hex);
         p->res.compressed_size = p->comp_bytes;
         break;
@@ -898,12 +997,13 @@ static void post_chunk(oc_blobpipe *p, in_chunk *c)
     c->t_inflate.run = run_inflate;
     c->t_keep.run = run_keep;
     c->inflated = 0;
-    int readers = p->keeping ? 3 : 2;
+    int readers = p->keeping ? 2 : 1; /* inflate, then hash; keep */
     pthread_mutex_lock(&p->lock);
     c->refs = readers;
     p->pending += readers;
+    if (c->pooled)
+        p->in_flight++;
     pthread_mutex_unlock(&p->lock);
-    oc_strand_post(&p->s_digest, &c->t_digest);
     oc_strand_post(&p->s_inflate, &c->t_inflate);
     if (p->keeping)
         oc_strand_post(&p->s_keep, &c->t_keep);
@@ -973,7 +1073,14 @@ int oc_blobpipe_write(oc_blobpipe *p, const void *data, size_t len, oc_error *er
             have++;
         if (have < need) {
             p->paused = 1;
+            int flush = p->gz_holding && p->in_flight <= 1 && !p->flush_posted;
+            if (flush) {
+                p->flush_posted = 1;
+                p->pending++;
+            }
             pthread_mutex_unlock(&p->lock);
+            if (flush)
+                oc_strand_post(&p->s_hash, &p->t_flush);
             return 1;
         }
     }
@@ -1034,7 +1141,7 @@ void oc_blobpipe_finish(oc_blobpipe *p)
         p->keeping = p->partial_fd >= 0;
     }
     pthread_mutex_lock(&p->lock);
-    /* digest, tarhash and write (behind inflate), and keep */
+    /* hash (the compressed bytes, and the tar), write (behind inflate), keep */
     p->finish_refs = p->keeping ? 4 : 3;
     pthread_mutex_unlock(&p->lock);
     if (post_control(p, MSG_FINISH) != 0) {
@@ -1225,7 +1332,6 @@ int oc_blobpipe_move_output(oc_blobpipe *p, int fd, uint64_t base, oc_error *err
 
 void oc_blobpipe_set_priority(oc_blobpipe *p, long long priority)
 {
-    oc_strand_set_priority(&p->s_digest, priority);
     oc_strand_set_priority(&p->s_inflate, priority);
     oc_strand_set_priority(&p->s_hash, priority);
     oc_strand_set_priority(&p->s_write, priority);
@@ -1262,14 +1368,12 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
     p->cbs = *cbs;
     live_add(ctx);
     pthread_mutex_init(&p->lock, NULL);
-    oc_strand_init(&p->s_digest, ctx->pool_cpu);
     oc_strand_init(&p->s_inflate, ctx->pool_cpu);
     oc_strand_init(&p->s_hash, ctx->pool_cpu);
     oc_strand_init(&p->s_write, ctx->pool_io);
     oc_strand_init(&p->s_keep, ctx->pool_io);
     /* the biggest blob first: its chain is the longest */
     long long prio = size_hint > (uint64_t)INT64_MAX ? INT64_MAX : (long long)size_hint;
-    oc_strand_set_priority(&p->s_digest, prio);
     oc_strand_set_priority(&p->s_inflate, prio);
     oc_strand_set_priority(&p->s_hash, prio);
     oc_strand_set_priority(&p->s_write, prio);
@@ -1289,8 +1393,9 @@ oc_blobpipe *oc_blobpipe_new(oc_blobpipe_ctx *ctx, const char *tmp_dir, const ch
     p->label = strdup(label);
     if (asprintf(&p->path, "%s/layer-XXXXXX", tmp_dir) < 0)
         p->path = NULL;
-    p->h_comp = oc_sha256_new();
-    p->h_tar = oc_sha256_new();
+    p->t_flush.run = run_flush;
+    p->h_comp = oc_sha256_new_pairable();
+    p->h_tar = oc_sha256_new_pairable();
     oc_inflate_output lend = {.get = lend_get, .put = lend_put, .drop = lend_drop, .opaque = p};
     p->inf = oc_inflater_new_lent(comp, &lend, max_out);
     if (!p->label || !p->path || !p->h_comp || !p->h_tar || !p->inf) {

@@ -2,15 +2,15 @@
  * arrive, in bounded memory.
  *
  *   loop thread        copies curl's bytes into an input chunk (the only copy)
- *   strand "digest"    SHA-256 of the compressed stream          \  cpu pool,
- *   strand "inflate"   gzip (ISA-L) / zstd / plain, straight into |  one thread
- *                      output buffers                            |  per core,
- *   strand "tarhash"   SHA-256 of the tar (the diff_id)          /  never blocks
+ *   strand "inflate"   gzip (ISA-L) / zstd / plain, straight into \  cpu pool,
+ *                      output buffers                            |  one thread
+ *   strand "hash"      SHA-256 of the compressed stream and of   |  per core,
+ *                      the tar (the diff_id), two at once        /  never blocks
  *   strand "write"     the tar into its file (io/outfile.h)      \  io pool:
  *   strand "keep"      the compressed bytes into a partial file  /  waits on disk
  *
- * "digest", "inflate" and "keep" read the same input chunk in parallel,
- * "tarhash" and "write" the same output buffer. At most in_chunks input
+ * "inflate" and "keep" read the same input chunk in parallel, then "hash"
+ * does; "hash" and "write" read the same output buffer. At most in_chunks input
  * chunks and out_bufs output buffers exist per blob: when the output buffers
  * are all in use the inflate strand parks (its worker goes on with other
  * work) until one is free; when the input chunks are all in use, write()

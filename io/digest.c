@@ -3,7 +3,13 @@
  *
  * The SHA-256 implementation is fetched from the default provider once per
  * process (EVP_MD_fetch) instead of on every init, which matters when many
- * small buffers (manifests, configs) are hashed. */
+ * small buffers (manifests, configs) are hashed.
+ *
+ * Pairable hashers (oc_sha256_new_pairable) are the exception: where the
+ * CPU has the SHA extensions they keep their own state and run the block
+ * function of io/sha256ni.c, so that oc_sha256_update_pair can hash two
+ * streams at once (a layer's compressed bytes and its tar); elsewhere they
+ * are OpenSSL hashers like the others and a pair is two updates. */
 #include "io/digest.h"
 
 #include <errno.h>
@@ -15,11 +21,79 @@
 
 #include <openssl/evp.h>
 
+#include "io/sha256ni.h"
+
 #define FILE_READ_SIZE (1024 * 1024)
 
 struct oc_sha256 {
-    EVP_MD_CTX *ctx;
+    EVP_MD_CTX *ctx; /* OpenSSL; NULL for our own SHA-NI state below */
+    uint32_t h[8];
+    unsigned char buf[64]; /* the partial block */
+    size_t buf_len;
+    uint64_t total; /* bytes hashed */
 };
+
+static const uint32_t sha256_iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+static pthread_once_t ni_once = PTHREAD_ONCE_INIT;
+static int ni_ok;
+
+static void ni_probe(void)
+{
+    ni_ok = oc_sha256ni_available();
+}
+
+static void ni_reset(oc_sha256 *h)
+{
+    memcpy(h->h, sha256_iv, sizeof h->h);
+    h->buf_len = 0;
+    h->total = 0;
+}
+
+static void ni_update(oc_sha256 *h, const unsigned char *p, size_t len)
+{
+    h->total += len;
+    if (h->buf_len) {
+        size_t take = 64 - h->buf_len < len ? 64 - h->buf_len : len;
+        memcpy(h->buf + h->buf_len, p, take);
+        h->buf_len += take;
+        p += take;
+        len -= take;
+        if (h->buf_len < 64)
+            return;
+        oc_sha256ni_blocks(h->h, h->buf, 1);
+        h->buf_len = 0;
+    }
+    if (len >= 64) {
+        oc_sha256ni_blocks(h->h, p, len / 64);
+        p += len / 64 * 64;
+        len %= 64;
+    }
+    memcpy(h->buf, p, len);
+    h->buf_len = len;
+}
+
+static void ni_final(oc_sha256 *h, unsigned char out[32])
+{
+    uint64_t bits = h->total * 8;
+    h->buf[h->buf_len++] = 0x80;
+    if (h->buf_len > 56) {
+        memset(h->buf + h->buf_len, 0, 64 - h->buf_len);
+        oc_sha256ni_blocks(h->h, h->buf, 1);
+        h->buf_len = 0;
+    }
+    memset(h->buf + h->buf_len, 0, 56 - h->buf_len);
+    for (int i = 0; i < 8; i++)
+        h->buf[63 - i] = (unsigned char)(bits >> (8 * i));
+    oc_sha256ni_blocks(h->h, h->buf, 1);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(h->h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(h->h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(h->h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)h->h[i];
+    }
+}
 
 static pthread_once_t md_once = PTHREAD_ONCE_INIT;
 static EVP_MD *md_fetched;
@@ -59,8 +133,23 @@ oc_sha256 *oc_sha256_new(void)
     return h;
 }
 
+oc_sha256 *oc_sha256_new_pairable(void)
+{
+    pthread_once(&ni_once, ni_probe);
+    if (!ni_ok)
+        return oc_sha256_new();
+    oc_sha256 *h = calloc(1, sizeof *h);
+    if (h)
+        ni_reset(h);
+    return h;
+}
+
 void oc_sha256_reset(oc_sha256 *h)
 {
+    if (!h->ctx) {
+        ni_reset(h);
+        return;
+    }
     /* The context keeps its digest type, so no new fetch happens here; SHA-256
      * init cannot fail once the context was set up in oc_sha256_new. */
     (void)EVP_DigestInit_ex(h->ctx, sha256_md(), NULL);
@@ -68,15 +157,38 @@ void oc_sha256_reset(oc_sha256 *h)
 
 void oc_sha256_update(oc_sha256 *h, const void *data, size_t len)
 {
-    if (len)
+    if (!h->ctx)
+        ni_update(h, data, len);
+    else if (len)
         (void)EVP_DigestUpdate(h->ctx, data, len);
+}
+
+void oc_sha256_update_pair(oc_sha256 *a, const void *data_a, size_t len_a, oc_sha256 *b,
+                           const void *data_b, size_t len_b)
+{
+    const unsigned char *pa = data_a, *pb = data_b;
+    if (!a->ctx && !b->ctx && a->buf_len == 0 && b->buf_len == 0) {
+        size_t blocks = (len_a < len_b ? len_a : len_b) / 64;
+        oc_sha256ni_blocks2(a->h, pa, b->h, pb, blocks);
+        a->total += blocks * 64;
+        b->total += blocks * 64;
+        pa += blocks * 64;
+        pb += blocks * 64;
+        len_a -= blocks * 64;
+        len_b -= blocks * 64;
+    }
+    oc_sha256_update(a, pa, len_a);
+    oc_sha256_update(b, pb, len_b);
 }
 
 void oc_sha256_final_hex(oc_sha256 *h, char out[OC_SHA256_HEX_LEN + 1])
 {
     unsigned char bin[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    (void)EVP_DigestFinal_ex(h->ctx, bin, &n);
+    if (h->ctx)
+        (void)EVP_DigestFinal_ex(h->ctx, bin, &n);
+    else
+        ni_final(h, bin);
     to_hex(bin, OC_SHA256_HEX_LEN / 2, out);
     oc_sha256_reset(h);
 }

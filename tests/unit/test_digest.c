@@ -101,6 +101,111 @@ static char *make_temp_file(const void *data, size_t len)
     return path;
 }
 
+/* Pairable hashers (our SHA-NI block function where the CPU has it) give
+ * OpenSSL's digests: the FIPS vectors, every length around the block and
+ * padding edges, and two streams of different lengths fed as pairs in
+ * random pieces, block-aligned or not. */
+static void test_pairable(void **state)
+{
+    (void)state;
+    char hex[OC_SHA256_HEX_LEN + 1], want[OC_SHA256_HEX_LEN + 1];
+    oc_sha256 *a = oc_sha256_new_pairable(), *b = oc_sha256_new_pairable();
+    assert_non_null(a);
+    assert_non_null(b);
+    oc_sha256_final_hex(a, hex);
+    assert_string_equal(hex, HEX_EMPTY);
+    oc_sha256_update(a, "abc", 3);
+    oc_sha256_final_hex(a, hex);
+    assert_string_equal(hex, HEX_ABC);
+    oc_sha256_update(a, MSG_448, strlen(MSG_448));
+    oc_sha256_final_hex(a, hex);
+    assert_string_equal(hex, HEX_448);
+    for (int i = 0; i < 1000; i++)
+        oc_sha256_update(a,
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                         1000);
+    oc_sha256_final_hex(a, hex);
+    assert_string_equal(hex, HEX_MILLION_A);
+
+    size_t n = 300000;
+    unsigned char *x = malloc(n), *y = malloc(n);
+    assert_non_null(x);
+    assert_non_null(y);
+    uint32_t r = 12345;
+    for (size_t i = 0; i < n; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = (unsigned char)(r >> 24);
+        y[i] = (unsigned char)(r >> 13);
+    }
+    /* every length across two blocks, for the padding */
+    for (size_t len = 0; len <= 130; len++) {
+        oc_sha256_update(a, x, len);
+        oc_sha256_final_hex(a, hex);
+        oc_sha256_buf_hex(x, len, want);
+        assert_string_equal(hex, want);
+    }
+    /* pairs: x whole into a, the first ylen bytes of y into b */
+    char want_b[OC_SHA256_HEX_LEN + 1];
+    for (int round = 0; round < 40; round++) {
+        size_t ylen = n - (size_t)round * 997;
+        size_t ia = 0, ib = 0;
+        while (ia < n || ib < ylen) {
+            r = r * 1664525u + 1013904223u;
+            /* block multiples most of the time, odd pieces now and then */
+            size_t la = (r >> 28) < 12 ? ((r >> 8) % 64) * 64 : (r >> 8) % 5000;
+            size_t lb = (r >> 28) < 12 ? ((r >> 16) % 64) * 64 : (r >> 12) % 5000;
+            la = la > n - ia ? n - ia : la;
+            lb = lb > ylen - ib ? ylen - ib : lb;
+            if (round % 2)
+                oc_sha256_update_pair(a, x + ia, la, b, y + ib, lb);
+            else
+                oc_sha256_update_pair(b, y + ib, lb, a, x + ia, la);
+            ia += la;
+            ib += lb;
+        }
+        oc_sha256_final_hex(a, hex);
+        oc_sha256_buf_hex(x, n, want);
+        assert_string_equal(hex, want);
+        oc_sha256_final_hex(b, hex);
+        oc_sha256_buf_hex(y, ylen, want_b);
+        assert_string_equal(hex, want_b);
+    }
+    /* a pairable hasher paired with a plain one still gives both digests */
+    oc_sha256 *plain = oc_sha256_new();
+    assert_non_null(plain);
+    oc_sha256_update_pair(a, x, 4096, plain, y, 8192);
+    oc_sha256_final_hex(a, hex);
+    oc_sha256_buf_hex(x, 4096, want);
+    assert_string_equal(hex, want);
+    oc_sha256_final_hex(plain, hex);
+    oc_sha256_buf_hex(y, 8192, want);
+    assert_string_equal(hex, want);
+    oc_sha256_free(plain);
+    oc_sha256_free(a);
+    oc_sha256_free(b);
+    free(x);
+    free(y);
+}
+
 static void test_file(void **state)
 {
     (void)state;
@@ -219,9 +324,10 @@ static void test_parse_bad(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors_buf), cmocka_unit_test(test_streaming_and_reuse),
-        cmocka_unit_test(test_file),        cmocka_unit_test(test_file_missing),
-        cmocka_unit_test(test_parse_good),  cmocka_unit_test(test_parse_bad),
+        cmocka_unit_test(test_vectors_buf),  cmocka_unit_test(test_streaming_and_reuse),
+        cmocka_unit_test(test_pairable),     cmocka_unit_test(test_file),
+        cmocka_unit_test(test_file_missing), cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
