@@ -53,6 +53,8 @@ static void ni_reset(oc_sha256 *h)
 
 static void ni_update(oc_sha256 *h, const unsigned char *p, size_t len)
 {
+    if (len == 0) /* p may be NULL */
+        return;
     h->total += len;
     if (h->buf_len) {
         size_t take = 64 - h->buf_len < len ? 64 - h->buf_len : len;
