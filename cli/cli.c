@@ -139,7 +139,7 @@ static const cli_option options[] = {
     {"platform", 0, "OS/ARCH[/VARIANT]", OPT_PLATFORM, PULLS,
      "image to take from a multi-platform index (default\nlinux/amd64); mirror: repeatable, or "
      "all"},
-    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, PULLS,
+    {"max-layer-size", 0, "BYTES", OPT_MAX_LAYER, PULLS " import",
      "refuse a layer whose tar grows beyond this\n(default max(1 GiB, 100x its compressed\n"
      "size)); 0: no bound"},
     {"insecure", 0, NULL, OPT_INSECURE, NET, "talk plain HTTP to the registry"},

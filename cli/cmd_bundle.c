@@ -240,6 +240,7 @@ int cli_import(cli_opts *o, int argc, char **argv)
     io.n_parts = (size_t)(argc - 1);
     io.on_event = on_event;
     io.event_opaque = o;
+    io.max_layer_bytes = o->max_layer_bytes;
     oc_error err;
     memset(&err, 0, sizeof err);
     oc_import_report *r = NULL;

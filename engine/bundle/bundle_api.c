@@ -221,6 +221,13 @@ int oc_bundle(const oc_bundle_options *o, oc_bundle_report **report, oc_error *e
     double t0 = oc_bundle_seconds();
     if (report)
         *report = NULL;
+    if (!o || o->api_version != OCCYSTRAP_API_VERSION) {
+        oc_error_set(err, OC_E_USAGE,
+                     "oc_bundle: options of API version %d, this library is version %d "
+                     "(fill them with oc_bundle_options_init)",
+                     o ? o->api_version : 0, OCCYSTRAP_API_VERSION);
+        return -1;
+    }
     if (!o->store_dir || (!o->out && !o->dry_run)) {
         oc_error_set(err, OC_E_USAGE, "a bundle needs a store and where to write it");
         return -1;
@@ -304,6 +311,7 @@ void oc_import_options_init(oc_import_options *o)
 {
     memset(o, 0, sizeof *o);
     o->api_version = OCCYSTRAP_API_VERSION;
+    o->max_layer_bytes = OC_LIMIT_DEFAULT;
 }
 
 void oc_import_report_free(oc_import_report *r)
@@ -325,6 +333,13 @@ int oc_import(const oc_import_options *o, oc_import_report **report, oc_error *e
 {
     if (report)
         *report = NULL;
+    if (!o || o->api_version != OCCYSTRAP_API_VERSION) {
+        oc_error_set(err, OC_E_USAGE,
+                     "oc_import: options of API version %d, this library is version %d "
+                     "(fill them with oc_import_options_init)",
+                     o ? o->api_version : 0, OCCYSTRAP_API_VERSION);
+        return -1;
+    }
     oc_import_report *rep = calloc(1, sizeof *rep);
     if (!rep)
         return oom(err);

@@ -33,8 +33,8 @@ oc_stage *oc_import_stage(oc_import_ctx *c, oc_error *err)
         oc_blobsink_opts po = {0};
         c->pool = oc_blobsink_pool_new(&po, err);
     }
-    if (!c->st && c->pool)
-        c->st = oc_stage_open(c->s, c->d->id, c->pool, err);
+    if (!c->st && c->pool && (c->st = oc_stage_open(c->s, c->d->id, c->pool, err)))
+        oc_stage_set_max_layer(c->st, c->o->max_layer_bytes);
     return c->st;
 }
 

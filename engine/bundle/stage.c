@@ -20,6 +20,7 @@
 #include "io/grow.h"
 #include "io/inflate.h"
 #include "io/storelock.h"
+#include "occystrap/occystrap.h"
 
 #define IMPORT_DIR ".occystrap/import"
 #define RECORD_MAX 4096
@@ -35,6 +36,7 @@ struct oc_stage {
     int lock_fd;
     int locked; /* the lock is ours: the directory may be pruned */
     oc_blobsink_pool *pool;
+    uint64_t max_layer; /* OC_LIMIT_DEFAULT, a bound, or 0 = none */
     rename_op *pending;
     size_t n_pending, cap_pending;
     unsigned char *buf;
@@ -57,6 +59,11 @@ static char *path_of(const oc_stage *st, const char *fmt, const char *a, const c
     return p;
 }
 
+void oc_stage_set_max_layer(oc_stage *st, uint64_t max_layer)
+{
+    st->max_layer = max_layer;
+}
+
 oc_stage *oc_stage_open(oc_store *s, const char *id, oc_blobsink_pool *pool, oc_error *err)
 {
     oc_stage *st = calloc(1, sizeof *st);
@@ -68,6 +75,7 @@ oc_stage *oc_stage_open(oc_store *s, const char *id, oc_blobsink_pool *pool, oc_
     }
     st->s = s;
     st->pool = pool;
+    st->max_layer = OC_LIMIT_DEFAULT;
     st->lock_fd = -1;
     const char *hex = strncmp(id, "sha256:", 7) == 0 ? id + 7 : id;
     if (asprintf(&st->dir, "%s/" IMPORT_DIR "/%s", oc_store_dir(s), hex) < 0 ||
@@ -336,7 +344,9 @@ static oc_stage_result sink_through(oc_stage *st, const feed *fd, const char *la
     oc_comp comp = media_type ? oc_comp_from_media_type(media_type) : OC_COMP_AUTO;
     /* A layer from a bundle is guarded as one from a registry: its digest
      * says who made it, not that it inflates to a sane size. */
-    uint64_t max_tar = tar_tmp ? oc_bomb_bound(size) : 0;
+    uint64_t max_tar = 0;
+    if (tar_tmp)
+        max_tar = st->max_layer == OC_LIMIT_DEFAULT ? oc_bomb_bound(size) : st->max_layer;
     oc_blobsink *sk = oc_blobsink_open(st->pool, label, tmp, tar_tmp, comp, size, max_tar, err);
     if (!sk)
         return OC_STAGE_FAILED;
@@ -360,6 +370,13 @@ static oc_stage_result sink_through(oc_stage *st, const feed *fd, const char *la
     }
     if (r == OC_STAGE_OK && oc_blobsink_finish(sk, res, err) != 0)
         r = OC_STAGE_FAILED;
+    if (r == OC_STAGE_OK && !res->stream_ok && res->stream_err.code == OC_E_LIMIT) {
+        oc_error was = res->stream_err; /* say which bound, and how to move it */
+        oc_error_set(&res->stream_err, OC_E_LIMIT,
+                     "%s (%s; --max-layer-size raises it, 0 removes it)", was.msg,
+                     st->max_layer == OC_LIMIT_DEFAULT ? "the default bound, max(1 GiB, 100x)"
+                                                       : "the bound set");
+    }
     if (r == OC_STAGE_OK && (res->size != size || strcmp(res->hex, want + 7) != 0)) {
         oc_error_set(err, OC_E_DIGEST,
                      "%s: its %" PRIu64 " bytes hash to sha256:%s, not %s (damaged)", label,

@@ -33,6 +33,9 @@
 typedef struct oc_stage oc_stage;
 
 oc_stage *oc_stage_open(oc_store *s, const char *id, oc_blobsink_pool *pool, oc_error *err);
+/* The bound on an unpacked layer's tar: OC_LIMIT_DEFAULT (as opened) =
+ * max(1 GiB, 100x its compressed size), a number of bytes, or 0 = none. */
+void oc_stage_set_max_layer(oc_stage *st, uint64_t max_layer);
 /* Has an earlier import left a stage for bundle id? */
 int oc_stage_exists(const oc_store *s, const char *id);
 /* remove: the import is complete, the directory goes. */

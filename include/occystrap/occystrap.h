@@ -45,7 +45,7 @@
 extern "C" {
 #endif
 
-#define OCCYSTRAP_API_VERSION 1
+#define OCCYSTRAP_API_VERSION 2
 
 /* A size bound left at its default, the guard against decompression bombs:
  * max(1 GiB, 100 times the compressed size) (of the layer for a layer's
@@ -613,6 +613,10 @@ typedef struct oc_import_options {
     size_t n_parts;
     oc_event_cb on_event; /* OC_EVENT_LOG: each part read, each damage found; NULL: none */
     void *event_opaque;
+    /* Refuse a layer whose tar grows beyond this, as oc_fetch_options'
+     * max_layer_bytes: OC_LIMIT_DEFAULT (what init sets) = max(1 GiB, 100x
+     * its compressed size), a number of bytes, or 0 = none. */
+    uint64_t max_layer_bytes;
 } oc_import_options;
 
 typedef struct oc_import_report {

@@ -96,9 +96,16 @@ if [ -z "${OCCY_VG_BIN:-}" ]; then
   expect_status 1 "$OCCYSTRAP" -q import big.bundle imported
   expect_stderr_fixed "${big_layer#sha256:}"
   expect_stderr_fixed "1073741824"
+  expect_stderr_fixed "--max-layer-size raises it"
   [ ! -e "imported/${big_layer#sha256:}" ] || fail "import placed the refused layer"
-  rm -f big.bundle
   ok "import refuses a bundle carrying that layer by the same default bound"
+  # ... and accepts it with --max-layer-size 0, as the pulls do
+  expect_status 0 "$OCCYSTRAP" -q --max-layer-size 0 import big.bundle imported
+  size=$(stat -c %s "imported/${big_layer#sha256:}/layer.tar")
+  [ "$size" -gt $((2 * GiB)) ] || fail "the imported layer.tar is $size bytes"
+  expect_status 0 "$OCCYSTRAP" verify imported
+  rm -rf big.bundle imported
+  ok "import --max-layer-size 0 accepts it, and the store verifies"
 
   # 3. The image's bound: two layers under the floor each, 1.5 GiB together.
   expect_status 1 "$OCCYSTRAP" -q --insecure fetch-to-tarfile "$LAB_PLAIN" scratch/bomb-two v1 two.tar
