@@ -221,6 +221,7 @@ static void free_chunks(in_chunk *c)
 }
 
 static void live_drop(oc_blobpipe_ctx *ctx);
+static void chunk_put(in_chunk *c);
 
 static void pipe_destroy(oc_blobpipe *p)
 {
@@ -231,15 +232,10 @@ static void pipe_destroy(oc_blobpipe *p)
         oc_strand_wait_idle(&p->s_write);
         oc_strand_wait_idle(&p->s_keep);
     }
-    oc_inflater_free(p->inf);                    /* gives back the buffer it holds */
-    if (p->gz_held && --p->gz_held->refs == 0) { /* a released pipe's */
-        if (p->gz_held->pooled) {
-            p->gz_held->next_free = p->free_in;
-            p->free_in = p->gz_held;
-        } else {
-            free(p->gz_held->buf);
-            free(p->gz_held);
-        }
+    oc_inflater_free(p->inf); /* gives back the buffer it holds */
+    if (p->gz_held) {         /* a released pipe's: back to the free list, waking no one */
+        p->paused = 0;
+        chunk_put(p->gz_held);
     }
     free_chunks(p->free_in);
     if (p->filling) { /* its next_free is stale */
